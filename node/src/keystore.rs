@@ -1,0 +1,1 @@
+//! Web3 Secret Storage v3 keystores (placeholder until the module lands).

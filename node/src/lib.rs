@@ -1,0 +1,21 @@
+//! The embedded Waku v2 node of wakufleet, and the pieces every role shares.
+//!
+//! # Layout
+//!
+//! - [`enrtree`] — EIP-1459 node lists ("enrtree" DNS trees): entry types, geth-compatible
+//!   building, root signing and verification, record-size rules, go-ethereum's tree-directory
+//!   format, zone-file output and the two-party signing files. Pure: no I/O.
+//! - [`dnsdisc`] — resolving trees over DNS: the [`dnsdisc::TxtResolver`] trait, a hickory-based
+//!   resolver (UDP with TCP fallback), an in-memory fake, and the tree client that follows links,
+//!   checks every entry's hash and reports bad entries without giving up on the rest.
+//! - [`keystore`] — Web3 Secret Storage v3 keystores (scrypt or pbkdf2, aes-128-ctr, keccak MAC):
+//!   the only form in which wakufleet keeps private keys at rest.
+//! - [`crypto`] — keccak256 and secp256k1 helpers shared by the modules above.
+//!
+//! The Waku protocols (relay, store, filter, lightpush, peer exchange, metadata, discv5) arrive
+//! as further modules.
+
+pub mod crypto;
+pub mod dnsdisc;
+pub mod enrtree;
+pub mod keystore;
