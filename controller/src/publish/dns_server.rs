@@ -1,0 +1,186 @@
+//! The built-in authoritative DNS server for tree zones (hickory-server).
+//!
+//! hickory serves what it is given, so the rules that keep clients working live here:
+//! - TXT values are split into ≤255-byte character-strings (hickory answers SERVFAIL otherwise);
+//! - each zone is replaced as a whole under the zone's write lock, so no query sees half of an
+//!   old tree and half of a new one (hickory's `upsert` appends to an RRset instead);
+//! - UDP and TCP listen on the same port, so truncated answers can be retried over TCP.
+
+use std::{collections::HashMap, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
+
+use hickory_proto::rr::{
+    LowerName, Name, RData, Record, RecordSet, RrKey,
+    rdata::{NS, SOA, TXT},
+};
+use hickory_server::{
+    Server,
+    net::runtime::TokioRuntimeProvider,
+    store::in_memory::InMemoryZoneHandler,
+    zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
+};
+use node::enrtree::wire::split_character_strings;
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::zone::TxtZone;
+
+type Handler = InMemoryZoneHandler<TokioRuntimeProvider>;
+
+/// How long an idle TCP connection is kept.
+const TCP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts to find a port free for both UDP and TCP when binding port 0.
+const BIND_ATTEMPTS: usize = 20;
+
+/// Errors of the DNS server.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsServerError {
+    /// Binding a socket failed.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A name in the zone is not a valid DNS name.
+    #[error("invalid DNS name {name:?}: {message}")]
+    Name {
+        /// The name.
+        name: String,
+        /// Why.
+        message: String,
+    },
+    /// A record is outside its zone.
+    #[error("record {name} is not inside zone {origin}")]
+    OutOfZone {
+        /// The record's name.
+        name: String,
+        /// The zone.
+        origin: String,
+    },
+    /// `replace` was called for a zone this server does not serve.
+    #[error("zone {0} is not served here")]
+    UnknownZone(String),
+}
+
+/// A running authoritative server.
+pub struct DnsServer {
+    local_addr: SocketAddr,
+    zones: HashMap<LowerName, Arc<Handler>>,
+    server: Server<Catalog>,
+}
+
+impl std::fmt::Debug for DnsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DnsServer").field("local_addr", &self.local_addr).finish_non_exhaustive()
+    }
+}
+
+impl DnsServer {
+    /// Serves `zones` on `addr` over UDP and TCP. With port 0 a port free for both is chosen.
+    pub async fn start(addr: SocketAddr, zones: Vec<TxtZone>) -> Result<Self, DnsServerError> {
+        let (udp, tcp) = bind_pair(addr).await?;
+        let local_addr =
+            udp.local_addr().map_err(|source| DnsServerError::Bind { addr, source })?;
+        let mut catalog = Catalog::new();
+        let mut handlers = HashMap::new();
+        for zone in zones {
+            let origin = LowerName::new(&parse_name(&zone.origin)?);
+            let handler = Arc::new(build_handler(&zone)?);
+            catalog.upsert(origin.clone(), vec![handler.clone() as Arc<dyn ZoneHandler>]);
+            handlers.insert(origin, handler);
+        }
+        let mut server = Server::new(catalog);
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_TIMEOUT, 64 * 1024);
+        tracing::info!(target: "ctl::dns", %local_addr, zones = handlers.len(), "DNS server listening");
+        Ok(Self { local_addr, zones: handlers, server })
+    }
+
+    /// The address both sockets listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Replaces the whole record set of a served zone at once.
+    pub async fn replace(&self, zone: &TxtZone) -> Result<(), DnsServerError> {
+        let origin = LowerName::new(&parse_name(&zone.origin)?);
+        let served = self
+            .zones
+            .get(&origin)
+            .ok_or_else(|| DnsServerError::UnknownZone(zone.origin.clone()))?;
+        let mut fresh = build_handler(zone)?;
+        let records = std::mem::take(fresh.records_get_mut());
+        *served.records_mut().await = records;
+        tracing::info!(target: "ctl::dns", origin = %zone.origin, serial = zone.serial, "zone replaced");
+        Ok(())
+    }
+
+    /// Stops serving and waits for in-flight requests.
+    pub async fn shutdown(mut self) {
+        if let Err(error) = self.server.shutdown_gracefully().await {
+            tracing::warn!(target: "ctl::dns", %error, "DNS server did not shut down cleanly");
+        }
+    }
+}
+
+async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsServerError> {
+    let bind_error = |source| DnsServerError::Bind { addr, source };
+    let mut last_error = None;
+    for _ in 0..BIND_ATTEMPTS {
+        let udp = UdpSocket::bind(addr).await.map_err(bind_error)?;
+        let udp_addr = udp.local_addr().map_err(bind_error)?;
+        match TcpListener::bind(udp_addr).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            // Port 0 gave a UDP port whose TCP twin is taken: try another.
+            Err(e) if addr.port() == 0 => last_error = Some(e),
+            Err(e) => return Err(bind_error(e)),
+        }
+    }
+    Err(bind_error(last_error.unwrap_or_else(|| std::io::Error::other("no free port"))))
+}
+
+fn parse_name(name: &str) -> Result<Name, DnsServerError> {
+    let fqdn = format!("{}.", name.trim_end_matches('.'));
+    Name::from_str(&fqdn)
+        .map_err(|e| DnsServerError::Name { name: name.to_owned(), message: e.to_string() })
+}
+
+fn build_handler(zone: &TxtZone) -> Result<Handler, DnsServerError> {
+    let origin = parse_name(&zone.origin)?;
+    let mut handler = Handler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
+    let ns_name = parse_name(&format!("ns1.{}", zone.origin))?;
+    let hostmaster = parse_name(&format!("hostmaster.{}", zone.origin))?;
+    let soa =
+        SOA::new(ns_name.clone(), hostmaster, zone.serial, 3600, 600, 86_400, zone.negative_ttl);
+    let mut records: Vec<Record> = vec![
+        Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
+        Record::from_rdata(origin.clone(), 3600, RData::NS(NS(ns_name))),
+    ];
+    for txt in &zone.records {
+        let name = parse_name(&txt.name)?;
+        if !origin.zone_of(&name) {
+            return Err(DnsServerError::OutOfZone {
+                name: txt.name.clone(),
+                origin: zone.origin.clone(),
+            });
+        }
+        let strings = split_character_strings(&txt.text).into_iter().map(str::to_owned).collect();
+        records.push(Record::from_rdata(name, txt.ttl, RData::TXT(TXT::new(strings))));
+    }
+    // Build each RRset whole, then insert: upsert of a second TXT record at a name would
+    // otherwise be merged into the set in an order we do not control.
+    let mut sets: HashMap<RrKey, RecordSet> = HashMap::new();
+    for record in records {
+        let key = RrKey::new(LowerName::new(&record.name), record.record_type());
+        sets.entry(key)
+            .or_insert_with(|| {
+                RecordSet::new(record.name.clone(), record.record_type(), zone.serial)
+            })
+            .insert(record, zone.serial);
+    }
+    let map = handler.records_get_mut();
+    for (key, set) in sets {
+        map.insert(key, Arc::new(set));
+    }
+    Ok(handler)
+}

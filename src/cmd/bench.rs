@@ -1,0 +1,65 @@
+//! `wakufleet bench …`: benchmarks that print figures (never timed assertions).
+
+use std::{net::Ipv4Addr, time::Instant};
+
+use clap::Subcommand;
+use node::{
+    crypto::{generate_key, keccak256},
+    enrtree::{NodeRecord, Tree},
+};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// Build and sign a tree of N generated ENRs; compare with hashing every record once.
+    Tree {
+        /// Number of records.
+        #[arg(long, default_value_t = 100_000)]
+        nodes: usize,
+    },
+}
+
+pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Tree { nodes } => bench_tree(nodes),
+    }
+}
+
+fn bench_tree(nodes: usize) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let records = (0..nodes)
+        .map(|i| {
+            let ip = Ipv4Addr::from(0x0a00_0000_u32.wrapping_add(u32::try_from(i).unwrap_or(0)));
+            NodeRecord::sign(&generate_key(), 1, ip, 60_000, 9_000)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    println!("generated {nodes} signed ENRs in {:.2?}", started.elapsed());
+
+    let key = generate_key();
+    let started = Instant::now();
+    let mut tree = Tree::build(1, records, vec![])?;
+    let url = tree.sign(&key, "bench.example.org");
+    let txt = tree.to_txt(&url.domain);
+    let build_time = started.elapsed();
+
+    // Lower bound: keccak256 over the text of every record the tree publishes, once each.
+    let started = Instant::now();
+    let mut sink = 0u8;
+    let mut bytes = 0usize;
+    for text in txt.values() {
+        sink ^= keccak256(text.as_bytes())[0];
+        bytes += text.len();
+    }
+    let hash_time = started.elapsed();
+    std::hint::black_box(sink);
+
+    println!(
+        "build + sign + to_txt: {:.2?} for {} records ({} TXT records, {:.1} MiB)",
+        build_time,
+        nodes,
+        txt.len(),
+        bytes as f64 / (1 << 20) as f64
+    );
+    println!("keccak of all record bytes (lower bound): {hash_time:.2?}");
+    println!("ratio: {:.1}x", build_time.as_secs_f64() / hash_time.as_secs_f64().max(1e-9));
+    Ok(())
+}

@@ -1,0 +1,44 @@
+//! Subcommands. Each file holds one family: `key`, `tree`, `bench`, `up`.
+
+mod bench;
+mod key;
+mod tree;
+mod up;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// wakufleet: the control plane for Waku v2 fleets.
+#[derive(Debug, Parser)]
+#[command(name = "wakufleet", version, about, long_about = None)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run a local fleet: a signed tree of loopback nodes served over DNS, resolved back.
+    Up(up::UpArgs),
+    /// Signing keys, kept only as encrypted Web3 keystores.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
+    /// EIP-1459 trees in go-ethereum's directory format: build, sign, verify, export, resolve.
+    #[command(subcommand)]
+    Tree(tree::TreeCommand),
+    /// Benchmarks that print figures.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
+}
+
+/// Runs the parsed command. `Ok` carries the exit code for commands that report partial
+/// results (e.g. `tree resolve` finding bad entries).
+pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Tree(command) => tree::run(command).await,
+        Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
+    }
+}
