@@ -171,7 +171,7 @@ pub(crate) enum TreeCommand {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
         /// Address for UDP and TCP.
-        #[arg(long, default_value = "127.0.0.1:5353")]
+        #[arg(long, default_value = "127.0.0.1:8053")]
         listen: SocketAddr,
     },
 }

@@ -35,7 +35,7 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value = "nodes.wakufleet.local")]
     domain: String,
     /// Address of the DNS server (UDP and TCP).
-    #[arg(long, default_value = "127.0.0.1:5353")]
+    #[arg(long, default_value = "127.0.0.1:8053")]
     dns: SocketAddr,
     /// Stop after the tree has been resolved back, instead of serving until Ctrl-C.
     #[arg(long)]

@@ -169,6 +169,9 @@ impl TreeDefinition {
     /// Rebuilds the tree that `enrtree-info.json` says was signed and checks its signature
     /// against the url's key: what geth's `to-txt` does before exporting.
     pub fn signed_tree(&self) -> Result<(Tree, LinkEntry), BuildError> {
+        // Report broken records before a missing signature: they need fixing either way.
+        self.records()?;
+        self.links()?;
         let url = self.url()?.ok_or(BuildError::NotSigned)?;
         if self.info.signature.is_empty() {
             return Err(BuildError::NotSigned);

@@ -1,0 +1,112 @@
+//! Shared helpers: running the binary, generating records, hashing directories.
+
+use std::{
+    collections::BTreeMap,
+    net::Ipv4Addr,
+    path::Path,
+    process::{Command, Output},
+};
+
+use node::{crypto::generate_key, enrtree::NodeRecord};
+
+/// The password used by tests' keystores.
+pub(crate) const PASSWORD: &str = "correct horse battery staple";
+
+/// Runs `wakufleet` with `args` in `cwd`, with no terminal on stdin.
+pub(crate) fn wakufleet(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wakufleet"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("WAKUFLEET_PASSWORD")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wakufleet")
+}
+
+/// Runs `wakufleet` and asserts success; returns stdout.
+pub(crate) fn ok(cwd: &Path, args: &[&str]) -> String {
+    let out = wakufleet(cwd, args);
+    assert!(
+        out.status.success(),
+        "wakufleet {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `wakufleet`, asserts a non-zero exit with a one-line error containing `needle`.
+pub(crate) fn fails(cwd: &Path, args: &[&str], needle: &str) {
+    let out = wakufleet(cwd, args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "wakufleet {args:?} should fail; stderr: {stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "want a one-line error for {args:?}, got: {stderr}");
+    assert!(lines[0].starts_with("error: "), "{stderr}");
+    assert!(lines[0].contains(needle), "error for {args:?} should mention {needle:?}: {stderr}");
+}
+
+/// `n` signed loopback records.
+pub(crate) fn records(n: u16) -> Vec<NodeRecord> {
+    (0..n)
+        .map(|i| NodeRecord::sign(&generate_key(), 1, Ipv4Addr::LOCALHOST, 40_000 + i, 41_000 + i))
+        .collect::<Result<_, _>>()
+        .expect("sign records")
+}
+
+/// A record long enough to need two TXT character-strings (like real Waku ENRs with
+/// `multiaddrs`, 283–296 characters).
+pub(crate) fn long_record() -> NodeRecord {
+    let key = generate_key();
+    let enr = enr::Enr::builder()
+        .ip4(Ipv4Addr::LOCALHOST)
+        .tcp4(60_000)
+        .udp4(9_000)
+        .add_value("multiaddrs", &[7u8; 120].as_slice())
+        .add_value("waku2", &[1u8].as_slice())
+        .build(&key)
+        .expect("build ENR");
+    let record = NodeRecord::from_enr(enr).expect("valid record");
+    assert!(record.as_str().len() > 255, "record must need two strings");
+    record
+}
+
+/// Every file under `dir` with its bytes, to prove a failed command changed nothing.
+pub(crate) fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for entry in walk(dir) {
+        let bytes = std::fs::read(&entry).expect("read file");
+        out.insert(entry.display().to_string(), bytes);
+    }
+    out
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() { files.extend(walk(&path)) } else { files.push(path) }
+    }
+    files
+}
+
+/// Writes the test password file and returns its name.
+pub(crate) fn password_file(dir: &Path) -> &'static str {
+    std::fs::write(dir.join("password"), format!("{PASSWORD}\n")).expect("write password");
+    "password"
+}
+
+/// Runs a command-line tool (dig, kdig) without blocking the runtime serving it, failing
+/// clearly when the tool is missing.
+pub(crate) async fn tool(program: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(program).args(args).output().await.unwrap_or_else(|e| {
+        panic!("{program} is needed for this test ({e}); `bash tests/run.sh` installs it")
+    });
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -1,0 +1,10 @@
+//! Integration tests, compiled as one binary. They use real parts: the `wakufleet` binary, the
+//! built-in DNS server on 127.0.0.1 port 0, hickory's resolver, and `dig`/`kdig` from Debian's
+//! packages (installed by `tests/run.sh`).
+
+#![allow(clippy::unwrap_used)]
+
+mod cli_key;
+mod cli_tree;
+mod dns;
+mod helpers;
