@@ -5,7 +5,7 @@
 //! record is listed it must be signed, canonical unpadded base64url of canonical RLP, and every
 //! port entry must fit 16 bits (geth checks the same since PR #35312).
 
-use std::{fmt, net::Ipv4Addr, str::FromStr};
+use std::{fmt, net::Ipv4Addr, str::FromStr, sync::Arc};
 
 use alloy_rlp::Decodable;
 use data_encoding::BASE64URL_NOPAD;
@@ -22,9 +22,12 @@ pub const ENR_PREFIX: &str = "enr:";
 /// ENR keys that hold ports; each must decode as a u16.
 const PORT_KEYS: [&str; 6] = ["tcp", "tcp6", "udp", "udp6", "quic", "quic6"];
 
-/// A validated node record, kept with its canonical text.
+/// A validated node record, kept with its canonical text. Cloning is cheap (shared): a tree
+/// holds each record twice, in its sorted list and as a leaf entry.
 #[derive(Clone)]
-pub struct NodeRecord {
+pub struct NodeRecord(Arc<Inner>);
+
+struct Inner {
     enr: Enr,
     text: String,
 }
@@ -58,12 +61,12 @@ impl NodeRecord {
 
     /// The decoded record.
     pub fn enr(&self) -> &Enr {
-        &self.enr
+        &self.0.enr
     }
 
     /// The node id (keccak256 of the uncompressed public key).
     pub fn node_id(&self) -> [u8; 32] {
-        self.enr.node_id().raw()
+        self.0.enr.node_id().raw()
     }
 
     /// The node id as 64 lower-case hex characters, as in geth's nodes.json.
@@ -73,12 +76,12 @@ impl NodeRecord {
 
     /// The record's sequence number.
     pub fn seq(&self) -> u64 {
-        self.enr.seq()
+        self.0.enr.seq()
     }
 
     /// The canonical text, `enr:` + base64url.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.0.text
     }
 }
 
@@ -102,13 +105,13 @@ impl FromStr for NodeRecord {
                 return Err(RecordError::BadPort { key });
             }
         }
-        Ok(Self { enr, text: s.to_owned() })
+        Ok(Self(Arc::new(Inner { enr, text: s.to_owned() })))
     }
 }
 
 impl fmt::Display for NodeRecord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.text)
+        f.write_str(&self.0.text)
     }
 }
 
@@ -123,7 +126,7 @@ impl fmt::Debug for NodeRecord {
 
 impl PartialEq for NodeRecord {
     fn eq(&self, other: &Self) -> bool {
-        self.text == other.text
+        self.0.text == other.0.text
     }
 }
 

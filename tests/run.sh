@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine: installs what the tests talk to, then runs them.
+#   bash tests/run.sh            # everything
+#   bash tests/run.sh dns::      # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real parts the tests use: dig and kdig query our DNS server.
+need=()
+command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing ${need[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+exec cargo test --workspace --locked "$@"
