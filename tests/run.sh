@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real parts the tests use: dig and kdig query our DNS server.
+# Real parts the tests use: dig and kdig query our DNS server; BIND's named-checkzone and
+# named-compilezone parse our zone files.
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
+command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

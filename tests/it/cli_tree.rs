@@ -65,6 +65,45 @@ fn build_sign_verify_and_export_match_the_library() {
     assert_eq!(zone.lines().filter(|l| l.contains("\tIN\tTXT\t")).count(), txt.len());
     assert!(zone.lines().any(|l| l.contains("\" \"")), "multi-string TXT expected");
 
+    // BIND parses the zone file: every TXT value comes back as the text we published.
+    let zone_path = d.join("zone.db");
+    ok(
+        d,
+        &[
+            "tree",
+            "to-zone",
+            &tree,
+            zone_path.to_str().unwrap(),
+            "--name-server",
+            "ns1.fleet.test.",
+        ],
+    );
+    let check = std::process::Command::new("named-checkzone")
+        .args([DOMAIN, zone_path.to_str().unwrap()])
+        .output()
+        .expect("named-checkzone is needed; `bash tests/run.sh` installs it");
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+    let compiled = std::process::Command::new("named-compilezone")
+        .args(["-q", "-s", "full", "-o", "-", DOMAIN, zone_path.to_str().unwrap()])
+        .output()
+        .expect("named-compilezone");
+    assert!(compiled.status.success(), "{}", String::from_utf8_lossy(&compiled.stderr));
+    let mut parsed = BTreeMap::new();
+    for line in String::from_utf8_lossy(&compiled.stdout).lines() {
+        // `<name> <ttl> IN TXT "<string>" ["<string>"…]`, fields separated by blanks.
+        let mut fields = line.split_whitespace();
+        let name = fields.next().unwrap_or_default();
+        if fields.nth(2) != Some("TXT") {
+            continue;
+        }
+        let strings = line.split_once(" IN TXT").map(|(_, rest)| rest.trim()).unwrap_or_default();
+        let text: String = strings.trim_matches('"').split("\" \"").collect();
+        parsed.insert(name.trim_end_matches('.').to_ascii_uppercase(), text);
+    }
+    let want: BTreeMap<String, String> =
+        txt.iter().map(|(k, v)| (k.to_ascii_uppercase(), v.clone())).collect();
+    assert_eq!(parsed, want);
+
     // A second sign bumps seq; the stored signature verifies again.
     ok(d, &["tree", "sign", &tree, "k.json", "--password-file", "password"]);
     assert!(ok(d, &["tree", "verify", &tree]).contains(" seq 2 "));
