@@ -11,6 +11,9 @@
 //! - [`keystore`] — Web3 Secret Storage v3 keystores (scrypt or pbkdf2, aes-128-ctr, keccak MAC):
 //!   the only form in which wakufleet keeps private keys at rest.
 //! - [`crypto`] — keccak256 and secp256k1 helpers shared by the modules above.
+//! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
+//! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
+//! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
 //!
 //! The Waku protocols (relay, store, filter, lightpush, peer exchange, metadata, discv5) arrive
 //! as further modules.
@@ -19,3 +22,6 @@ pub mod crypto;
 pub mod dnsdisc;
 pub mod enrtree;
 pub mod keystore;
+pub mod message;
+pub mod topics;
+pub mod waku_enr;
