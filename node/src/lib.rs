@@ -14,14 +14,24 @@
 //! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
+//! - [`codec`] — varint length-prefixed protobuf framing for request/response protocols.
+//! - [`metadata`] — `/vac/waku/metadata/1.0.0`, cluster and shard handshake.
+//! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
+//! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
+//! - [`service`] — the running node: swarm task plus [`service::NodeHandle`].
 //!
 //! The Waku protocols (relay, store, filter, lightpush, peer exchange, metadata, discv5) arrive
 //! as further modules.
 
+pub mod codec;
+pub mod config;
 pub mod crypto;
 pub mod dnsdisc;
 pub mod enrtree;
 pub mod keystore;
 pub mod message;
+pub mod metadata;
+pub mod relay;
+pub mod service;
 pub mod topics;
 pub mod waku_enr;

@@ -1,0 +1,93 @@
+//! The node's configuration, with nwaku's defaults where both have the option.
+
+use std::{net::IpAddr, time::Duration};
+
+use k256::ecdsa::SigningKey;
+use libp2p::{Multiaddr, PeerId};
+
+use crate::message::DEFAULT_MAX_MESSAGE_SIZE;
+
+/// How a node is set up.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The node key (secp256k1): libp2p identity, ENR key. Default: a fresh key.
+    pub key: SigningKey,
+    /// Address to listen on. Default: 0.0.0.0.
+    pub listen_ip: IpAddr,
+    /// libp2p TCP port; 0 picks a free one. Default: 60000 (nwaku's).
+    pub tcp_port: u16,
+    /// WebSocket port (js-waku speaks only WebSocket); `None` disables. Default: none.
+    pub websocket_port: Option<u16>,
+    /// The address announced in the ENR; default: the listen address, or 127.0.0.1 when that is
+    /// unspecified.
+    pub announce_ip: Option<IpAddr>,
+    /// Cluster id. Default: 0 (nwaku's).
+    pub cluster_id: u16,
+    /// Shards to relay. Default: [0].
+    pub shards: Vec<u16>,
+    /// Shards in the network for autosharding; 0 means static sharding only. Default: 1.
+    pub num_shards_in_network: u16,
+    /// Whether to relay. Default: true.
+    pub relay: bool,
+    /// Largest WakuMessage accepted or published, in bytes. Default: 150 KiB.
+    pub max_message_size: usize,
+    /// Reject relayed messages whose timestamp is further than this from now (TWN: 20 s).
+    /// Default: off.
+    pub max_timestamp_drift: Option<Duration>,
+    /// Peers to dial at start and keep connected.
+    pub static_nodes: Vec<Multiaddr>,
+    /// Peer ids of the fleet's own nodes, to measure how much the mesh depends on them.
+    pub fleet_peers: Vec<PeerId>,
+    /// The identify agent string. Default: `wakufleet/<version>`.
+    pub agent_version: String,
+    /// Capacity of the event channel; slow subscribers lose the oldest events. Default: 1024.
+    pub event_capacity: usize,
+}
+
+impl Default for NodeConfig {
+    fn default() -> Self {
+        Self {
+            key: crate::crypto::generate_key(),
+            listen_ip: IpAddr::from([0, 0, 0, 0]),
+            tcp_port: 60_000,
+            websocket_port: None,
+            announce_ip: None,
+            cluster_id: 0,
+            shards: vec![0],
+            num_shards_in_network: 1,
+            relay: true,
+            max_message_size: DEFAULT_MAX_MESSAGE_SIZE,
+            max_timestamp_drift: None,
+            static_nodes: Vec::new(),
+            fleet_peers: Vec::new(),
+            agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
+            event_capacity: 1024,
+        }
+    }
+}
+
+impl std::fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The key is never printed.
+        f.debug_struct("NodeConfig")
+            .field("listen_ip", &self.listen_ip)
+            .field("tcp_port", &self.tcp_port)
+            .field("websocket_port", &self.websocket_port)
+            .field("cluster_id", &self.cluster_id)
+            .field("shards", &self.shards)
+            .field("relay", &self.relay)
+            .finish_non_exhaustive()
+    }
+}
+
+impl NodeConfig {
+    /// A node on 127.0.0.1 with OS-chosen ports (TCP and WebSocket), for tests and local fleets.
+    pub fn loopback() -> Self {
+        Self {
+            listen_ip: IpAddr::from([127, 0, 0, 1]),
+            tcp_port: 0,
+            websocket_port: Some(0),
+            ..Self::default()
+        }
+    }
+}

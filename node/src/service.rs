@@ -1,0 +1,838 @@
+//! The running node: a libp2p swarm (TCP and WebSocket, Noise, Yamux and Mplex, identify, ping,
+//! relay, metadata) driven by one task, and the [`NodeHandle`] other code talks to it through.
+//!
+//! The task owns all state; the handle sends commands over a bounded channel and gets answers on
+//! oneshot channels. Events (messages, peers) go out on a bounded broadcast channel: a slow
+//! listener loses the oldest events instead of stalling the node.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, gossipsub, identify,
+    multiaddr::Protocol,
+    noise, ping,
+    request_response::{self, ProtocolSupport},
+    swarm::{NetworkBehaviour, SwarmEvent, dial_opts::DialOpts},
+    tcp, yamux,
+};
+use prost::Message as _;
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::{
+    config::NodeConfig,
+    enrtree::record::Enr,
+    message::{MessageError, MessageHash, WakuMessage},
+    metadata::{self, WakuMetadata},
+    relay,
+    topics::{ContentTopic, ShardTopic},
+    waku_enr::{self, Capabilities, RelayShards, WakuEnrConfig},
+};
+
+/// Relay peers a node aims for; also the mark for "bootstrapped".
+pub const TARGET_RELAY_PEERS: usize = 6;
+/// Commands queued from handles before senders wait.
+const COMMAND_CAPACITY: usize = 256;
+/// How long start-up waits for the listeners to report their addresses.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Errors of the node.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The configuration cannot work.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A transport could not be set up or a listener failed.
+    #[error("transport: {0}")]
+    Transport(String),
+    /// The message may not be published.
+    #[error(transparent)]
+    Message(#[from] MessageError),
+    /// A topic string is invalid.
+    #[error(transparent)]
+    Topic(#[from] crate::topics::TopicError),
+    /// No peer to publish to.
+    #[error("no relay peers on {0}")]
+    NoPeers(String),
+    /// Relay is not mounted.
+    #[error("relay is disabled on this node")]
+    RelayDisabled,
+    /// Dialing failed.
+    #[error("dial failed: {0}")]
+    Dial(String),
+    /// The node has stopped.
+    #[error("the node has stopped")]
+    Stopped,
+}
+
+/// Something that happened in the node.
+#[derive(Debug, Clone)]
+pub enum NodeEvent {
+    /// A relayed message passed validation.
+    Message {
+        /// The pubsub topic.
+        topic: String,
+        /// Its deterministic hash.
+        hash: MessageHash,
+        /// The message.
+        message: Arc<WakuMessage>,
+        /// The peer that forwarded it.
+        from: PeerId,
+    },
+    /// A peer connected.
+    PeerConnected {
+        /// The peer.
+        peer: PeerId,
+        /// Whether it dialed us.
+        inbound: bool,
+    },
+    /// A peer's last connection closed.
+    PeerDisconnected {
+        /// The peer.
+        peer: PeerId,
+    },
+    /// The metadata handshake with a peer completed.
+    Metadata {
+        /// The peer.
+        peer: PeerId,
+        /// Its cluster.
+        cluster: u32,
+        /// Its shards.
+        shards: Vec<u32>,
+    },
+    /// A peer was disconnected for breaking network rules (other cluster, no cluster).
+    PeerRejected {
+        /// The peer.
+        peer: PeerId,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A peer as the node knows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerInfo {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// The address of its first connection.
+    pub address: Multiaddr,
+    /// Whether it dialed us.
+    pub inbound: bool,
+    /// Protocols from identify.
+    pub protocols: Vec<String>,
+    /// Agent string from identify.
+    pub agent: Option<String>,
+    /// Cluster and shards from metadata.
+    pub cluster: Option<u32>,
+    /// Shards from metadata.
+    pub shards: Vec<u32>,
+    /// Whether it relays on one of our topics.
+    pub relay: bool,
+    /// Its gossipsub score.
+    pub score: Option<f64>,
+}
+
+/// A snapshot of the node's figures, the numbers the agent reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NodeStats {
+    /// Connected peers that dialed us.
+    pub peers_inbound: usize,
+    /// Connected peers we dialed.
+    pub peers_outbound: usize,
+    /// Connected peers by protocol they support (from identify).
+    pub peers_by_protocol: BTreeMap<String, usize>,
+    /// Peers relaying on at least one of our topics.
+    pub relay_peers: usize,
+    /// Mesh size per subscribed pubsub topic.
+    pub mesh_per_topic: BTreeMap<String, usize>,
+    /// Share of relay peers that are fleet nodes (0..=1), when there are relay peers.
+    pub fleet_relay_share: Option<f64>,
+    /// Time from start to the first moment with 6 relay peers.
+    pub time_to_target_relay_peers: Option<Duration>,
+    /// Messages that passed validation.
+    pub messages_received: u64,
+    /// Messages published by this node.
+    pub messages_published: u64,
+    /// Relayed messages rejected (undecodable, oversized, bad timestamp).
+    pub invalid_messages: u64,
+    /// Peers disconnected by the metadata rules.
+    pub metadata_rejections: u64,
+    /// Time since start.
+    pub uptime: Duration,
+}
+
+#[derive(NetworkBehaviour)]
+struct Behaviour {
+    identify: identify::Behaviour,
+    ping: ping::Behaviour,
+    relay: gossipsub::Behaviour,
+    metadata: request_response::Behaviour<metadata::Codec>,
+}
+
+enum Command {
+    Publish {
+        topic: String,
+        message: WakuMessage,
+        reply: oneshot::Sender<Result<MessageHash, NodeError>>,
+    },
+    Subscribe {
+        topic: String,
+        subscribe: bool,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Dial {
+        address: Multiaddr,
+        reply: oneshot::Sender<Result<(), NodeError>>,
+    },
+    Stats {
+        reply: oneshot::Sender<NodeStats>,
+    },
+    Peers {
+        reply: oneshot::Sender<Vec<PeerInfo>>,
+    },
+    Shutdown,
+}
+
+/// What never changes while the node runs.
+#[derive(Debug)]
+struct Identity {
+    peer_id: PeerId,
+    listen_addrs: Vec<Multiaddr>,
+    enr: Enr,
+    cluster: u16,
+    num_shards_in_network: u16,
+}
+
+/// The front-end of a running node. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct NodeHandle {
+    commands: mpsc::Sender<Command>,
+    events: broadcast::Sender<NodeEvent>,
+    identity: Arc<Identity>,
+}
+
+impl NodeHandle {
+    /// The node's libp2p peer id.
+    pub fn peer_id(&self) -> PeerId {
+        self.identity.peer_id
+    }
+
+    /// The addresses the node listens on, each ending in `/p2p/<peer id>`.
+    pub fn listen_addrs(&self) -> Vec<Multiaddr> {
+        self.identity.listen_addrs.clone()
+    }
+
+    /// The address of the WebSocket listener, if any.
+    pub fn websocket_addr(&self) -> Option<Multiaddr> {
+        self.identity
+            .listen_addrs
+            .iter()
+            .find(|a| a.iter().any(|p| matches!(p, Protocol::Ws(_))))
+            .cloned()
+    }
+
+    /// The node's current ENR.
+    pub fn enr(&self) -> Enr {
+        self.identity.enr.clone()
+    }
+
+    /// Events from now on.
+    pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Publishes `message` on `topic` (a pubsub topic). Returns the deterministic hash.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        message: WakuMessage,
+    ) -> Result<MessageHash, NodeError> {
+        self.ask(|reply| Command::Publish { topic: topic.to_owned(), message, reply }).await?
+    }
+
+    /// Publishes on the shard autosharding picks for the message's content topic.
+    pub async fn publish_auto(&self, message: WakuMessage) -> Result<MessageHash, NodeError> {
+        let topic = self.autoshard_topic(&message.content_topic)?;
+        self.publish(&topic, message).await
+    }
+
+    /// The pubsub topic of a content topic under this node's autosharding.
+    pub fn autoshard_topic(&self, content_topic: &str) -> Result<String, NodeError> {
+        let content: ContentTopic = content_topic.parse()?;
+        let shard = content.shard(self.identity.num_shards_in_network)?;
+        Ok(ShardTopic::new(self.identity.cluster, shard).to_string())
+    }
+
+    /// Subscribes to a pubsub topic.
+    pub async fn subscribe(&self, topic: &str) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Subscribe { topic: topic.to_owned(), subscribe: true, reply })
+            .await?
+    }
+
+    /// Unsubscribes from a pubsub topic.
+    pub async fn unsubscribe(&self, topic: &str) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Subscribe { topic: topic.to_owned(), subscribe: false, reply })
+            .await?
+    }
+
+    /// Dials a peer and waits until the connection is up.
+    pub async fn dial(&self, address: Multiaddr) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Dial { address, reply }).await?
+    }
+
+    /// The node's figures now.
+    pub async fn stats(&self) -> Result<NodeStats, NodeError> {
+        self.ask(|reply| Command::Stats { reply }).await
+    }
+
+    /// The connected peers.
+    pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
+        self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Stops the node; returns at once (await the task's join handle to wait for the end).
+    pub async fn shutdown(&self) {
+        let _ = self.commands.send(Command::Shutdown).await;
+    }
+
+    async fn ask<T>(
+        &self,
+        command: impl FnOnce(oneshot::Sender<T>) -> Command,
+    ) -> Result<T, NodeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands.send(command(reply)).await.map_err(|_| NodeError::Stopped)?;
+        answer.await.map_err(|_| NodeError::Stopped)
+    }
+}
+
+#[derive(Debug)]
+struct PeerState {
+    address: Multiaddr,
+    inbound: bool,
+    connections: usize,
+    protocols: Vec<String>,
+    agent: Option<String>,
+    cluster: Option<u32>,
+    shards: Vec<u32>,
+}
+
+struct Service {
+    swarm: Swarm<Behaviour>,
+    config: NodeConfig,
+    events: broadcast::Sender<NodeEvent>,
+    peers: HashMap<PeerId, PeerState>,
+    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NodeError>>>>,
+    subscribed: HashSet<String>,
+    fleet: HashSet<PeerId>,
+    started: Instant,
+    reached_target: Option<Duration>,
+    stats: NodeStats,
+}
+
+/// Starts a node; returns its handle and the task that runs it.
+pub async fn start(
+    config: NodeConfig,
+) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
+    let keypair = waku_enr::keypair(&config.key).map_err(|e| NodeError::Config(e.to_string()))?;
+    let peer_id = keypair.public().to_peer_id();
+    let mut swarm = build_swarm(keypair, &config).await?;
+
+    let ip_protocol = match config.listen_ip {
+        IpAddr::V4(ip) => Protocol::Ip4(ip),
+        IpAddr::V6(ip) => Protocol::Ip6(ip),
+    };
+    let tcp_addr =
+        Multiaddr::empty().with(ip_protocol.clone()).with(Protocol::Tcp(config.tcp_port));
+    swarm.listen_on(tcp_addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    if let Some(port) = config.websocket_port {
+        let ws = Multiaddr::empty()
+            .with(ip_protocol)
+            .with(Protocol::Tcp(port))
+            .with(Protocol::Ws("/".into()));
+        swarm.listen_on(ws).map_err(|e| NodeError::Transport(e.to_string()))?;
+    }
+    let expected = 1 + usize::from(config.websocket_port.is_some());
+    let listen_addrs = wait_for_listeners(&mut swarm, expected).await?;
+
+    let enr = build_local_enr(&config, &listen_addrs)?;
+    let identity = Arc::new(Identity {
+        peer_id,
+        listen_addrs: listen_addrs.iter().map(|a| a.clone().with(Protocol::P2p(peer_id))).collect(),
+        enr,
+        cluster: config.cluster_id,
+        num_shards_in_network: config.num_shards_in_network,
+    });
+    let (events, _) = broadcast::channel(config.event_capacity.max(16));
+    let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
+    let mut service = Service {
+        swarm,
+        fleet: config.fleet_peers.iter().copied().collect(),
+        config,
+        events: events.clone(),
+        peers: HashMap::new(),
+        pending_dials: HashMap::new(),
+        subscribed: HashSet::new(),
+        started: Instant::now(),
+        reached_target: None,
+        stats: NodeStats::default(),
+    };
+    if service.config.relay {
+        let topics: Vec<String> = service
+            .config
+            .shards
+            .iter()
+            .map(|&s| ShardTopic::new(service.config.cluster_id, s).to_string())
+            .collect();
+        for topic in topics {
+            service.subscribe(&topic)?;
+        }
+    }
+    for address in service.config.static_nodes.clone() {
+        if let Err(error) = service.swarm.dial(address.clone()) {
+            tracing::warn!(target: "node", %address, %error, "cannot dial static node");
+        }
+    }
+    tracing::info!(target: "node", %peer_id, addrs = ?identity.listen_addrs, "node started");
+    let task = tokio::spawn(service.run(receiver));
+    Ok((NodeHandle { commands, events, identity }, task))
+}
+
+async fn build_swarm(
+    keypair: libp2p::identity::Keypair,
+    config: &NodeConfig,
+) -> Result<Swarm<Behaviour>, NodeError> {
+    let transport_error = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
+    let relay_config =
+        relay::config(config.max_message_size).map_err(|e| NodeError::Config(e.to_string()))?;
+    let agent = config.agent_version.clone();
+    let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            (yamux::Config::default, libp2p_mplex::Config::default),
+        )
+        .map_err(|e| transport_error(&e))?
+        .with_dns()
+        .map_err(|e| transport_error(&e))?;
+    let swarm = swarm
+        .with_websocket(noise::Config::new, (yamux::Config::default, libp2p_mplex::Config::default))
+        .await
+        .map_err(|e| transport_error(&e))?
+        .with_behaviour(|key| {
+            let mut gossip =
+                gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, relay_config)?;
+            gossip.with_peer_score(relay::score_params(), relay::thresholds())?;
+            Ok(Behaviour {
+                identify: identify::Behaviour::new(
+                    identify::Config::new("/ipfs/id/1.0.0".into(), key.public())
+                        .with_agent_version(agent),
+                ),
+                ping: ping::Behaviour::new(ping::Config::new()),
+                relay: gossip,
+                metadata: request_response::Behaviour::with_codec(
+                    metadata::codec(),
+                    [(metadata::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+            })
+        })
+        .map_err(|e| transport_error(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
+        .build();
+    Ok(swarm)
+}
+
+async fn wait_for_listeners(
+    swarm: &mut Swarm<Behaviour>,
+    expected: usize,
+) -> Result<Vec<Multiaddr>, NodeError> {
+    let mut addrs = Vec::new();
+    let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
+    tokio::pin!(deadline);
+    while addrs.len() < expected {
+        tokio::select! {
+            event = swarm.select_next_some() => match event {
+                SwarmEvent::NewListenAddr { address, .. } => addrs.push(address),
+                SwarmEvent::ListenerError { error, .. } => return Err(NodeError::Transport(error.to_string())),
+                SwarmEvent::ListenerClosed { reason: Err(error), .. } => return Err(NodeError::Transport(error.to_string())),
+                _ => {}
+            },
+            () = &mut deadline => return Err(NodeError::Transport("listeners did not come up".into())),
+        }
+    }
+    Ok(addrs)
+}
+
+fn build_local_enr(config: &NodeConfig, listen_addrs: &[Multiaddr]) -> Result<Enr, NodeError> {
+    let announce = config.announce_ip.unwrap_or(if config.listen_ip.is_unspecified() {
+        IpAddr::from([127, 0, 0, 1])
+    } else {
+        config.listen_ip
+    });
+    let tcp_port = listen_addrs
+        .iter()
+        .find(|a| !a.iter().any(|p| matches!(p, Protocol::Ws(_))))
+        .and_then(port_of);
+    let ws_port = listen_addrs
+        .iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Ws(_))))
+        .and_then(port_of);
+    let ip = match announce {
+        IpAddr::V4(ip) => ip,
+        IpAddr::V6(_) => {
+            return Err(NodeError::Config("an IPv6 announce address is not supported yet".into()));
+        }
+    };
+    let mut capabilities = Capabilities::default();
+    if config.relay {
+        capabilities = capabilities | Capabilities::RELAY;
+    }
+    let multiaddrs = ws_port
+        .map(|p| {
+            Multiaddr::empty()
+                .with(Protocol::Ip4(ip))
+                .with(Protocol::Tcp(p))
+                .with(Protocol::Ws("/".into()))
+        })
+        .into_iter()
+        .collect();
+    let enr_config = WakuEnrConfig {
+        seq: 1,
+        ip: Some(ip),
+        tcp: tcp_port,
+        udp: None,
+        capabilities,
+        multiaddrs,
+        shards: Some(RelayShards::new(config.cluster_id, config.shards.clone())),
+    };
+    waku_enr::build_enr(&config.key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
+}
+
+fn port_of(addr: &Multiaddr) -> Option<u16> {
+    addr.iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None })
+}
+
+impl Service {
+    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+            }
+        }
+        tracing::info!(target: "node", "node stopped");
+    }
+
+    fn subscribe(&mut self, topic: &str) -> Result<(), NodeError> {
+        if !self.config.relay {
+            return Err(NodeError::RelayDisabled);
+        }
+        let ident = gossipsub::IdentTopic::new(topic);
+        self.swarm
+            .behaviour_mut()
+            .relay
+            .subscribe(&ident)
+            .map_err(|e| NodeError::Config(e.to_string()))?;
+        let _ = self.swarm.behaviour_mut().relay.set_topic_params(ident, relay::topic_params());
+        self.subscribed.insert(topic.to_owned());
+        Ok(())
+    }
+
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, message, reply } => {
+                let _ = reply.send(self.publish(&topic, message));
+            }
+            Command::Subscribe { topic, subscribe, reply } => {
+                let result = if subscribe {
+                    self.subscribe(&topic)
+                } else {
+                    self.subscribed.remove(&topic);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .relay
+                        .unsubscribe(&gossipsub::IdentTopic::new(&topic));
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+            Command::Dial { address, reply } => {
+                let peer = address
+                    .iter()
+                    .find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None });
+                match peer {
+                    Some(peer) if self.swarm.is_connected(&peer) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(peer) => {
+                        let opts = DialOpts::peer_id(peer).addresses(vec![address]).build();
+                        match self.swarm.dial(opts) {
+                            Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
+                            Err(e) => {
+                                let _ = reply.send(Err(NodeError::Dial(e.to_string())));
+                            }
+                        }
+                    }
+                    None => {
+                        let _ =
+                            reply.send(Err(NodeError::Dial("address needs /p2p/<peer id>".into())));
+                    }
+                }
+            }
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peer_list());
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn publish(&mut self, topic: &str, message: WakuMessage) -> Result<MessageHash, NodeError> {
+        if !self.config.relay {
+            return Err(NodeError::RelayDisabled);
+        }
+        message.check_publishable(self.config.max_message_size)?;
+        let hash = message.hash(topic);
+        let data = message.encode_to_vec();
+        match self.swarm.behaviour_mut().relay.publish(gossipsub::IdentTopic::new(topic), data) {
+            Ok(_) => {
+                self.stats.messages_published += 1;
+                Ok(hash)
+            }
+            Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
+                Err(NodeError::NoPeers(topic.to_owned()))
+            }
+            // The same bytes again: already relayed, which is what the caller wanted.
+            Err(gossipsub::PublishError::Duplicate) => Ok(hash),
+            Err(e) => Err(NodeError::Transport(e.to_string())),
+        }
+    }
+
+    fn relay_peers(&self) -> Vec<PeerId> {
+        self.swarm
+            .behaviour()
+            .relay
+            .all_peers()
+            .filter(|(_, topics)| topics.iter().any(|t| self.subscribed.contains(t.as_str())))
+            .map(|(peer, _)| *peer)
+            .collect()
+    }
+
+    fn stats(&self) -> NodeStats {
+        let mut stats = self.stats.clone();
+        stats.peers_inbound = self.peers.values().filter(|p| p.inbound).count();
+        stats.peers_outbound = self.peers.len() - stats.peers_inbound;
+        stats.peers_by_protocol = BTreeMap::new();
+        for peer in self.peers.values() {
+            for protocol in &peer.protocols {
+                *stats.peers_by_protocol.entry(protocol.clone()).or_default() += 1;
+            }
+        }
+        let relay_peers = self.relay_peers();
+        stats.relay_peers = relay_peers.len();
+        stats.fleet_relay_share = (!relay_peers.is_empty()).then(|| {
+            relay_peers.iter().filter(|p| self.fleet.contains(p)).count() as f64
+                / relay_peers.len() as f64
+        });
+        stats.mesh_per_topic = self
+            .subscribed
+            .iter()
+            .map(|t| {
+                (t.clone(), self.swarm.behaviour().relay.mesh_peers(&relay::topic_hash(t)).count())
+            })
+            .collect();
+        stats.time_to_target_relay_peers = self.reached_target;
+        stats.uptime = self.started.elapsed();
+        stats
+    }
+
+    fn peer_list(&self) -> Vec<PeerInfo> {
+        let relay_peers: HashSet<PeerId> = self.relay_peers().into_iter().collect();
+        self.peers
+            .iter()
+            .map(|(peer_id, state)| PeerInfo {
+                peer_id: *peer_id,
+                address: state.address.clone(),
+                inbound: state.inbound,
+                protocols: state.protocols.clone(),
+                agent: state.agent.clone(),
+                cluster: state.cluster,
+                shards: state.shards.clone(),
+                relay: relay_peers.contains(peer_id),
+                score: self.swarm.behaviour().relay.peer_score(peer_id),
+            })
+            .collect()
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No listener is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+                let inbound = endpoint.is_listener();
+                let address = endpoint.get_remote_address().clone();
+                let state = self.peers.entry(peer_id).or_insert_with(|| PeerState {
+                    address,
+                    inbound,
+                    connections: 0,
+                    protocols: Vec::new(),
+                    agent: None,
+                    cluster: None,
+                    shards: Vec::new(),
+                });
+                state.connections += 1;
+                if num_established.get() == 1 {
+                    let ours = WakuMetadata::new(self.config.cluster_id, &self.config.shards);
+                    self.swarm.behaviour_mut().metadata.send_request(&peer_id, ours);
+                    self.emit(NodeEvent::PeerConnected { peer: peer_id, inbound });
+                }
+                for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
+                if num_established == 0 {
+                    self.peers.remove(&peer_id);
+                    self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
+                } else if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.connections = state.connections.saturating_sub(1);
+                }
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
+                    let _ = reply.send(Err(NodeError::Dial(error.to_string())));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.protocols = info.protocols.iter().map(ToString::to_string).collect();
+                    state.agent = Some(info.agent_version);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_relay_event(&mut self, event: gossipsub::Event) {
+        match event {
+            gossipsub::Event::Message { propagation_source, message_id, message } => {
+                let verdict = self.validate(&message);
+                let acceptance = match &verdict {
+                    Ok(_) => gossipsub::MessageAcceptance::Accept,
+                    Err(_) => gossipsub::MessageAcceptance::Reject,
+                };
+                let _ = self.swarm.behaviour_mut().relay.report_message_validation_result(
+                    &message_id,
+                    &propagation_source,
+                    acceptance,
+                );
+                match verdict {
+                    Ok(waku) => {
+                        self.stats.messages_received += 1;
+                        let topic = message.topic.into_string();
+                        let hash = waku.hash(&topic);
+                        self.emit(NodeEvent::Message {
+                            topic,
+                            hash,
+                            message: Arc::new(waku),
+                            from: propagation_source,
+                        });
+                    }
+                    Err(error) => {
+                        self.stats.invalid_messages += 1;
+                        tracing::debug!(target: "node::relay", peer = %propagation_source, %error, "rejected message");
+                    }
+                }
+            }
+            gossipsub::Event::Subscribed { .. }
+                if self.reached_target.is_none()
+                    && self.relay_peers().len() >= TARGET_RELAY_PEERS =>
+            {
+                self.reached_target = Some(self.started.elapsed());
+            }
+            _ => {}
+        }
+    }
+
+    fn validate(&self, message: &gossipsub::Message) -> Result<WakuMessage, MessageError> {
+        let waku = WakuMessage::decode_bounded(&message.data, self.config.max_message_size)?;
+        if let Some(drift) = self.config.max_timestamp_drift {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0);
+            let stamp = waku.timestamp.unwrap_or(0);
+            if (now - stamp).unsigned_abs() > drift.as_nanos() as u64 {
+                return Err(MessageError::Decode(format!(
+                    "timestamp {stamp} drifts more than {drift:?}"
+                )));
+            }
+        }
+        Ok(waku)
+    }
+
+    fn on_metadata_event(&mut self, event: request_response::Event<WakuMetadata, WakuMetadata>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let ours = WakuMetadata::new(self.config.cluster_id, &self.config.shards);
+                    let _ = self.swarm.behaviour_mut().metadata.send_response(channel, ours);
+                    self.on_peer_metadata(peer, &request);
+                }
+                request_response::Message::Response { response, .. } => {
+                    self.on_peer_metadata(peer, &response)
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(target: "node::metadata", %peer, %error, "metadata request failed");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_peer_metadata(&mut self, peer: PeerId, metadata: &WakuMetadata) {
+        let ours = u32::from(self.config.cluster_id);
+        let reason = match metadata.cluster_id {
+            None => Some("peer sent no cluster id".to_owned()),
+            Some(cluster) if cluster != ours => {
+                Some(format!("peer is in cluster {cluster}, we are in {ours}"))
+            }
+            Some(_) => None,
+        };
+        if let Some(reason) = reason {
+            self.stats.metadata_rejections += 1;
+            tracing::info!(target: "node::metadata", %peer, %reason, "disconnecting peer");
+            let _ = self.swarm.disconnect_peer_id(peer);
+            self.emit(NodeEvent::PeerRejected { peer, reason });
+            return;
+        }
+        let shards = metadata.shard_list();
+        if let Some(state) = self.peers.get_mut(&peer) {
+            state.cluster = metadata.cluster_id;
+            state.shards.clone_from(&shards);
+        }
+        self.emit(NodeEvent::Metadata { peer, cluster: ours, shards });
+    }
+}
