@@ -1,5 +1,7 @@
 //! Rust nodes on loopback: transports, metadata handshake, relay both ways, validation.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use futures::StreamExt;
