@@ -11,6 +11,7 @@ need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
@@ -18,5 +19,16 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# js-waku, the interop peer, with Node.js 22 from npm (the machine's Node may be older); the
+# lockfiles pin every package.
+for package in node22 js-waku-relay js-waku-light; do
+  dir=tests/interop/$package
+  if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
+    echo "installing $dir" >&2
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    touch "$dir/node_modules"
+  fi
+done
 
 exec cargo test --workspace --locked "$@"

