@@ -1,11 +1,14 @@
 //! The node's configuration, with nwaku's defaults where both have the option.
 
-use std::{net::IpAddr, time::Duration};
+use std::{
+    net::{IpAddr, SocketAddr},
+    time::Duration,
+};
 
 use k256::ecdsa::SigningKey;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::message::DEFAULT_MAX_MESSAGE_SIZE;
+use crate::{message::DEFAULT_MAX_MESSAGE_SIZE, peers::PeerManagerConfig};
 
 /// How a node is set up.
 #[derive(Clone)]
@@ -37,7 +40,14 @@ pub struct NodeConfig {
     /// Peers to dial at start and keep connected.
     pub static_nodes: Vec<Multiaddr>,
     /// Peer ids of the fleet's own nodes, to measure how much the mesh depends on them.
+    /// Nodes from static configuration and DNS trees count as fleet nodes too.
     pub fleet_peers: Vec<PeerId>,
+    /// EIP-1459 tree URLs (`enrtree://…`) to bootstrap from.
+    pub dns_discovery_urls: Vec<String>,
+    /// DNS server (any port) for the trees; default: the system resolver.
+    pub dns_name_server: Option<SocketAddr>,
+    /// Peer targets and limits.
+    pub peer_manager: PeerManagerConfig,
     /// The identify agent string. Default: `wakufleet/<version>`.
     pub agent_version: String,
     /// Capacity of the event channel; slow subscribers lose the oldest events. Default: 1024.
@@ -60,6 +70,9 @@ impl Default for NodeConfig {
             max_timestamp_drift: None,
             static_nodes: Vec::new(),
             fleet_peers: Vec::new(),
+            dns_discovery_urls: Vec::new(),
+            dns_name_server: None,
+            peer_manager: PeerManagerConfig::default(),
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,
         }

@@ -16,6 +16,7 @@
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
 //! - [`codec`] — varint length-prefixed protobuf framing for request/response protocols.
 //! - [`metadata`] — `/vac/waku/metadata/1.0.0`, cluster and shard handshake.
+//! - [`peers`] — the peer manager: dial candidates, limits, backoff, fleet diversity.
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
 //! - [`service`] — the running node: swarm task plus [`service::NodeHandle`].
@@ -31,6 +32,7 @@ pub mod enrtree;
 pub mod keystore;
 pub mod message;
 pub mod metadata;
+pub mod peers;
 pub mod relay;
 pub mod service;
 pub mod topics;

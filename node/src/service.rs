@@ -26,9 +26,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{
     config::NodeConfig,
+    dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
+    enrtree::LinkEntry,
     enrtree::record::Enr,
     message::{MessageError, MessageHash, WakuMessage},
     metadata::{self, WakuMetadata},
+    peers::{Connected, Origin, PeerManager, ip_of},
     relay,
     topics::{ContentTopic, ShardTopic},
     waku_enr::{self, Capabilities, RelayShards, WakuEnrConfig},
@@ -40,6 +43,14 @@ pub const TARGET_RELAY_PEERS: usize = 6;
 const COMMAND_CAPACITY: usize = 256;
 /// How long start-up waits for the listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often connections are reviewed (dials, limits, diversity).
+const MANAGE_INTERVAL: Duration = Duration::from_secs(1);
+/// With no peer at all for this long, go back to the bootstrap sources.
+const ALONE_RECOVERY: Duration = Duration::from_secs(10);
+/// Retry interval for DNS discovery that found nothing (nwaku: 30 s).
+const DNS_RETRY: Duration = Duration::from_secs(30);
+/// Discovery results waiting for the service.
+const DISCOVERY_CAPACITY: usize = 64;
 
 /// Errors of the node.
 #[derive(Debug, thiserror::Error)]
@@ -133,6 +144,10 @@ pub struct PeerInfo {
     pub shards: Vec<u32>,
     /// Whether it relays on one of our topics.
     pub relay: bool,
+    /// Where we learned of it.
+    pub origin: Option<Origin>,
+    /// Whether it is one of the fleet's own nodes.
+    pub fleet: bool,
     /// Its gossipsub score.
     pub score: Option<f64>,
 }
@@ -162,6 +177,12 @@ pub struct NodeStats {
     pub invalid_messages: u64,
     /// Peers disconnected by the metadata rules.
     pub metadata_rejections: u64,
+    /// Inbound connections refused by the limits.
+    pub refused_inbound: u64,
+    /// Peers known (discovered or configured), connected or not.
+    pub known_peers: usize,
+    /// Peers found through DNS trees.
+    pub dns_discovered: u64,
     /// Time since start.
     pub uptime: Duration,
 }
@@ -321,14 +342,23 @@ struct PeerState {
     shards: Vec<u32>,
 }
 
+/// Peers found by a discovery task.
+struct Discovered {
+    origin: Origin,
+    peers: Vec<(PeerId, Vec<Multiaddr>)>,
+}
+
 struct Service {
     swarm: Swarm<Behaviour>,
+    peer_manager: PeerManager,
+    discovered_tx: mpsc::Sender<Discovered>,
+    dns_running: bool,
+    alone_since: Option<Instant>,
     config: NodeConfig,
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, PeerState>,
     pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NodeError>>>>,
     subscribed: HashSet<String>,
-    fleet: HashSet<PeerId>,
     started: Instant,
     reached_target: Option<Duration>,
     stats: NodeStats,
@@ -369,9 +399,16 @@ pub async fn start(
     });
     let (events, _) = broadcast::channel(config.event_capacity.max(16));
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
+    let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
     let mut service = Service {
         swarm,
-        fleet: config.fleet_peers.iter().copied().collect(),
+        peer_manager: PeerManager::new(
+            config.peer_manager.clone(),
+            config.fleet_peers.iter().copied(),
+        ),
+        discovered_tx,
+        dns_running: false,
+        alone_since: Some(Instant::now()),
         config,
         events: events.clone(),
         peers: HashMap::new(),
@@ -393,12 +430,16 @@ pub async fn start(
         }
     }
     for address in service.config.static_nodes.clone() {
-        if let Err(error) = service.swarm.dial(address.clone()) {
-            tracing::warn!(target: "node", %address, %error, "cannot dial static node");
+        match peer_of(&address) {
+            Some(peer) => service.peer_manager.add(peer, vec![address], Origin::Static),
+            None => {
+                tracing::warn!(target: "node", %address, "static node needs /p2p/<peer id>; ignored")
+            }
         }
     }
+    service.start_dns_discovery(Duration::ZERO);
     tracing::info!(target: "node", %peer_id, addrs = ?identity.listen_addrs, "node started");
-    let task = tokio::spawn(service.run(receiver));
+    let task = tokio::spawn(service.run(receiver, discovered_rx));
     Ok((NodeHandle { commands, events, identity }, task))
 }
 
@@ -515,12 +556,59 @@ fn build_local_enr(config: &NodeConfig, listen_addrs: &[Multiaddr]) -> Result<En
     waku_enr::build_enr(&config.key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
 }
 
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
+}
+
+/// Resolves the trees and returns the dialable Waku peers of our cluster found in them.
+async fn resolve_trees(
+    urls: &[LinkEntry],
+    server: Option<std::net::SocketAddr>,
+    cluster: u16,
+) -> Vec<(PeerId, Vec<Multiaddr>)> {
+    let resolver =
+        match server.map_or_else(HickoryTxtResolver::system, HickoryTxtResolver::with_server) {
+            Ok(resolver) => resolver,
+            Err(error) => {
+                tracing::warn!(target: "node::dns", %error, "no DNS resolver");
+                return Vec::new();
+            }
+        };
+    let client = TreeClient::new(resolver, ClientConfig::default());
+    let mut peers = Vec::new();
+    for url in urls {
+        let resolution = client.resolve(url).await;
+        for error in resolution.errors() {
+            tracing::warn!(target: "node::dns", %url, %error, "bad tree entry");
+        }
+        for record in resolution.records() {
+            match waku_enr::WakuEnr::decode(record.enr()) {
+                Ok(waku) if waku.shards.as_ref().is_none_or(|s| s.cluster == cluster) => {
+                    let addrs = waku.dial_addresses();
+                    if !addrs.is_empty() {
+                        peers.push((waku.peer_id, addrs));
+                    }
+                }
+                Ok(_) => {}
+                Err(error) => tracing::debug!(target: "node::dns", %error, "unusable ENR in tree"),
+            }
+        }
+    }
+    peers
+}
+
 fn port_of(addr: &Multiaddr) -> Option<u16> {
     addr.iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None })
 }
 
 impl Service {
-    async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut discovered: mpsc::Receiver<Discovered>,
+    ) {
+        let mut manage = tokio::time::interval(MANAGE_INTERVAL);
+        manage.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -528,9 +616,99 @@ impl Service {
                     Some(Command::Shutdown) | None => break,
                     Some(command) => self.on_command(command),
                 },
+                Some(found) = discovered.recv() => self.on_discovered(found),
+                _ = manage.tick() => self.manage_connections(),
             }
         }
         tracing::info!(target: "node", "node stopped");
+    }
+
+    /// Resolves the configured trees after `delay`, in the background; at most one at a time.
+    fn start_dns_discovery(&mut self, delay: Duration) {
+        if self.dns_running || self.config.dns_discovery_urls.is_empty() {
+            return;
+        }
+        let urls: Vec<LinkEntry> = self
+            .config
+            .dns_discovery_urls
+            .iter()
+            .filter_map(|u| match u.parse() {
+                Ok(url) => Some(url),
+                Err(error) => {
+                    tracing::warn!(target: "node::dns", url = %u, %error, "invalid tree URL");
+                    None
+                }
+            })
+            .collect();
+        let server = self.config.dns_name_server;
+        let cluster = self.config.cluster_id;
+        let tx = self.discovered_tx.clone();
+        self.dns_running = true;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let peers = resolve_trees(&urls, server, cluster).await;
+            let _ = tx.send(Discovered { origin: Origin::Dns, peers }).await;
+        });
+    }
+
+    fn on_discovered(&mut self, found: Discovered) {
+        if found.origin == Origin::Dns {
+            self.dns_running = false;
+            self.stats.dns_discovered += found.peers.len() as u64;
+            if found.peers.is_empty() {
+                self.start_dns_discovery(DNS_RETRY);
+            }
+        }
+        let own = *self.swarm.local_peer_id();
+        for (peer, addrs) in found.peers {
+            if peer != own {
+                self.peer_manager.add(peer, addrs, found.origin);
+            }
+        }
+        self.manage_connections();
+    }
+
+    fn connected(&self) -> Connected {
+        let mut connected = Connected::default();
+        for (peer, state) in &self.peers {
+            connected.peers.insert(*peer, state.inbound);
+            if let Some(ip) = ip_of(&state.address) {
+                *connected.per_ip.entry(ip).or_default() += 1;
+            }
+        }
+        connected.relay = self.relay_peers().into_iter().collect();
+        connected
+    }
+
+    /// Dials toward the relay target, sheds surplus fleet connections, and goes back to the
+    /// bootstrap sources when alone.
+    fn manage_connections(&mut self) {
+        let now = Instant::now();
+        if self.peers.is_empty() {
+            let since = *self.alone_since.get_or_insert(now);
+            if now.duration_since(since) >= ALONE_RECOVERY {
+                self.alone_since = Some(now);
+                tracing::info!(target: "node", "no peers: going back to bootstrap sources");
+                self.start_dns_discovery(Duration::ZERO);
+            }
+        } else {
+            self.alone_since = None;
+        }
+        let connected = self.connected();
+        for (peer, addrs) in self.peer_manager.dial_candidates(&connected, now) {
+            if self.pending_dials.contains_key(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+            if let Err(error) = self.swarm.dial(opts) {
+                tracing::debug!(target: "node", %peer, %error, "dial not started");
+                self.peer_manager.on_dial_failure(&peer, now);
+            }
+        }
+        for peer in self.peer_manager.surplus_fleet_peers(&connected) {
+            tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
     }
 
     fn subscribe(&mut self, topic: &str) -> Result<(), NodeError> {
@@ -644,9 +822,10 @@ impl Service {
         let relay_peers = self.relay_peers();
         stats.relay_peers = relay_peers.len();
         stats.fleet_relay_share = (!relay_peers.is_empty()).then(|| {
-            relay_peers.iter().filter(|p| self.fleet.contains(p)).count() as f64
+            relay_peers.iter().filter(|p| self.peer_manager.is_fleet(p)).count() as f64
                 / relay_peers.len() as f64
         });
+        stats.known_peers = self.peer_manager.known_len();
         stats.mesh_per_topic = self
             .subscribed
             .iter()
@@ -672,6 +851,8 @@ impl Service {
                 cluster: state.cluster,
                 shards: state.shards.clone(),
                 relay: relay_peers.contains(peer_id),
+                origin: self.peer_manager.origin(peer_id),
+                fleet: self.peer_manager.is_fleet(peer_id),
                 score: self.swarm.behaviour().relay.peer_score(peer_id),
             })
             .collect()
@@ -684,9 +865,26 @@ impl Service {
 
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
-            SwarmEvent::ConnectionEstablished { peer_id, endpoint, num_established, .. } => {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                connection_id,
+                ..
+            } => {
                 let inbound = endpoint.is_listener();
                 let address = endpoint.get_remote_address().clone();
+                if inbound
+                    && num_established.get() == 1
+                    && let Err(refusal) =
+                        self.peer_manager.admit_inbound(ip_of(&address), &self.connected())
+                {
+                    tracing::debug!(target: "node", peer = %peer_id, %refusal, "refusing inbound connection");
+                    self.stats.refused_inbound += 1;
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                self.peer_manager.on_connected(peer_id, &address, inbound);
                 let state = self.peers.entry(peer_id).or_insert_with(|| PeerState {
                     address,
                     inbound,
@@ -708,13 +906,15 @@ impl Service {
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
                 if num_established == 0 {
-                    self.peers.remove(&peer_id);
-                    self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
+                    if self.peers.remove(&peer_id).is_some() {
+                        self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
+                    }
                 } else if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.connections = state.connections.saturating_sub(1);
                 }
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                self.peer_manager.on_dial_failure(&peer, Instant::now());
                 for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
                     let _ = reply.send(Err(NodeError::Dial(error.to_string())));
                 }

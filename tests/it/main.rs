@@ -6,5 +6,6 @@
 
 mod cli_key;
 mod cli_tree;
+mod discovery;
 mod dns;
 mod helpers;

@@ -1,0 +1,460 @@
+//! The peer manager: which known peers to dial, which inbound connections to refuse, and how to
+//! keep a node's relay mesh off a handful of fleet nodes. Pure decisions with `now` passed in;
+//! the service does the I/O.
+//!
+//! Rules:
+//! - aim for [`PeerManagerConfig::target_relay_peers`] relay peers (6, like nwaku);
+//! - never exceed `max_connections`, and keep inbound connections to `max_inbound_share` of it
+//!   so the node can always dial out;
+//! - at most `max_peers_per_ip` peers per IP address (nwaku's colocation limit, 5);
+//! - failed dials back off exponentially, up to `backoff_max`;
+//! - prefer peers outside the fleet: fleet nodes (bootstrap: static, DNS tree, configured) are
+//!   dialed when nothing else is known, and once enough other relay peers exist, surplus fleet
+//!   connections are dropped while the fleet holds more than `max_fleet_share` of the relay peers.
+
+use std::{
+    collections::{HashMap, HashSet},
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use libp2p::{Multiaddr, PeerId, multiaddr::Protocol};
+
+/// Where a peer was learned from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Origin {
+    /// Configured static node.
+    Static,
+    /// EIP-1459 DNS tree.
+    Dns,
+    /// discv5.
+    Discv5,
+    /// Peer exchange.
+    PeerExchange,
+    /// It dialed us.
+    Inbound,
+}
+
+impl Origin {
+    /// nwaku's names for origins (REST `origin` field).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Static => "Static",
+            Self::Dns => "Dns",
+            Self::Discv5 => "Discv5",
+            Self::PeerExchange => "PeerExchange",
+            Self::Inbound => "UnknownOrigin",
+        }
+    }
+
+    /// Whether peers from here are fleet (bootstrap) nodes.
+    pub fn is_bootstrap(self) -> bool {
+        matches!(self, Self::Static | Self::Dns)
+    }
+}
+
+/// Limits and targets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerManagerConfig {
+    /// Relay peers to aim for. Default: 6.
+    pub target_relay_peers: usize,
+    /// Connected peers at most. Default: 50 (nwaku's `--max-connections`).
+    pub max_connections: usize,
+    /// Share of `max_connections` that inbound peers may take. Default: 0.6.
+    pub max_inbound_share: f64,
+    /// Peers per IP address at most; 0 disables. Default: 5.
+    pub max_peers_per_ip: usize,
+    /// Largest share of relay peers that fleet nodes should hold. Default: 0.5.
+    pub max_fleet_share: f64,
+    /// First dial backoff. Default: 2 s.
+    pub backoff_base: Duration,
+    /// Longest dial backoff. Default: 10 min.
+    pub backoff_max: Duration,
+    /// Known peers kept at most. Default: 1000.
+    pub max_known_peers: usize,
+}
+
+impl Default for PeerManagerConfig {
+    fn default() -> Self {
+        Self {
+            target_relay_peers: 6,
+            max_connections: 50,
+            max_inbound_share: 0.6,
+            max_peers_per_ip: 5,
+            max_fleet_share: 0.5,
+            backoff_base: Duration::from_secs(2),
+            backoff_max: Duration::from_secs(600),
+            max_known_peers: 1000,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Known {
+    addrs: Vec<Multiaddr>,
+    origin: Origin,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+/// Why an inbound connection is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// `max_connections` reached.
+    #[error("connection limit reached")]
+    Full,
+    /// Inbound share used up.
+    #[error("inbound connection limit reached")]
+    InboundFull,
+    /// Too many peers from this IP.
+    #[error("too many peers from {0}")]
+    Colocation(IpAddr),
+}
+
+/// The connections as the service sees them when asking for decisions.
+#[derive(Debug, Clone, Default)]
+pub struct Connected {
+    /// Connected peers and whether they dialed us.
+    pub peers: HashMap<PeerId, bool>,
+    /// Connected peers per remote IP.
+    pub per_ip: HashMap<IpAddr, usize>,
+    /// Peers relaying on our topics.
+    pub relay: HashSet<PeerId>,
+}
+
+/// Known peers and the decisions over them.
+#[derive(Debug, Clone, Default)]
+pub struct PeerManager {
+    config: PeerManagerConfig,
+    known: HashMap<PeerId, Known>,
+    fleet: HashSet<PeerId>,
+}
+
+impl PeerManager {
+    /// A manager; `fleet` names nodes of our own fleet besides those learned from bootstrap
+    /// sources.
+    pub fn new(config: PeerManagerConfig, fleet: impl IntoIterator<Item = PeerId>) -> Self {
+        Self { config, known: HashMap::new(), fleet: fleet.into_iter().collect() }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PeerManagerConfig {
+        &self.config
+    }
+
+    /// Learns a peer's addresses. The first origin sticks, except that a bootstrap origin wins
+    /// (a peer listed in the fleet's tree is a fleet node however it was first met).
+    pub fn add(&mut self, peer: PeerId, addrs: Vec<Multiaddr>, origin: Origin) {
+        if origin.is_bootstrap() {
+            self.fleet.insert(peer);
+        }
+        if let Some(known) = self.known.get_mut(&peer) {
+            for addr in addrs {
+                if !known.addrs.contains(&addr) {
+                    known.addrs.push(addr);
+                }
+            }
+            if origin.is_bootstrap() {
+                known.origin = origin;
+            }
+            return;
+        }
+        if self.known.len() >= self.config.max_known_peers && !self.evict_one() {
+            return;
+        }
+        self.known.insert(peer, Known { addrs, origin, failures: 0, retry_at: None });
+    }
+
+    /// Drops the least useful non-bootstrap peer (most failures) to make room.
+    fn evict_one(&mut self) -> bool {
+        let victim = self
+            .known
+            .iter()
+            .filter(|(_, k)| !k.origin.is_bootstrap())
+            .max_by_key(|(_, k)| k.failures)
+            .map(|(p, _)| *p);
+        victim.map(|p| self.known.remove(&p)).is_some()
+    }
+
+    /// Whether `peer` is one of the fleet's own nodes.
+    pub fn is_fleet(&self, peer: &PeerId) -> bool {
+        self.fleet.contains(peer)
+    }
+
+    /// Where the peer was learned from, if known.
+    pub fn origin(&self, peer: &PeerId) -> Option<Origin> {
+        self.known.get(peer).map(|k| k.origin)
+    }
+
+    /// Number of known peers.
+    pub fn known_len(&self) -> usize {
+        self.known.len()
+    }
+
+    /// A connection came up: forget past failures.
+    pub fn on_connected(&mut self, peer: PeerId, address: &Multiaddr, inbound: bool) {
+        match self.known.get_mut(&peer) {
+            Some(known) => {
+                known.failures = 0;
+                known.retry_at = None;
+            }
+            None if inbound => self.add(peer, vec![address.clone()], Origin::Inbound),
+            None => self.add(peer, vec![address.clone()], Origin::Static),
+        }
+    }
+
+    /// A dial failed: back off.
+    pub fn on_dial_failure(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(known) = self.known.get_mut(peer) {
+            known.failures = known.failures.saturating_add(1);
+            let factor = 2u32.saturating_pow(known.failures.saturating_sub(1).min(16));
+            let delay =
+                self.config.backoff_base.saturating_mul(factor).min(self.config.backoff_max);
+            known.retry_at = Some(now + delay);
+        }
+    }
+
+    /// Whether to keep an inbound connection from `ip`.
+    pub fn admit_inbound(&self, ip: Option<IpAddr>, connected: &Connected) -> Result<(), Refusal> {
+        if connected.peers.len() >= self.config.max_connections {
+            return Err(Refusal::Full);
+        }
+        let inbound = connected.peers.values().filter(|&&i| i).count();
+        let inbound_cap =
+            (self.config.max_connections as f64 * self.config.max_inbound_share).floor() as usize;
+        if inbound >= inbound_cap.max(1) {
+            return Err(Refusal::InboundFull);
+        }
+        if let Some(ip) = ip
+            && self.config.max_peers_per_ip > 0
+            && connected.per_ip.get(&ip).copied().unwrap_or(0) >= self.config.max_peers_per_ip
+        {
+            return Err(Refusal::Colocation(ip));
+        }
+        Ok(())
+    }
+
+    /// Peers to dial now: not connected, not backing off, within the IP limit; non-fleet peers
+    /// first, then fewer failures. Asks for enough to reach the relay target, and for extra
+    /// non-fleet peers while the fleet holds too large a share.
+    pub fn dial_candidates(
+        &self,
+        connected: &Connected,
+        now: Instant,
+    ) -> Vec<(PeerId, Vec<Multiaddr>)> {
+        let room = self.config.max_connections.saturating_sub(connected.peers.len());
+        let relay = connected.relay.len();
+        let fleet_relay = connected.relay.iter().filter(|p| self.is_fleet(p)).count();
+        let want_total = self.config.target_relay_peers.saturating_sub(relay);
+        let want_diverse = if self.fleet_share_too_high(relay, fleet_relay) { 2 } else { 0 };
+        let mut candidates: Vec<(&PeerId, &Known)> = self
+            .known
+            .iter()
+            .filter(|(peer, known)| {
+                !connected.peers.contains_key(peer)
+                    && known.origin != Origin::Inbound
+                    && known.retry_at.is_none_or(|t| t <= now)
+                    && !known.addrs.is_empty()
+            })
+            .collect();
+        candidates.sort_by_key(|(peer, known)| (self.is_fleet(peer), known.failures, **peer));
+        let mut per_ip = connected.per_ip.clone();
+        let mut out = Vec::new();
+        for (peer, known) in candidates {
+            if out.len() >= room {
+                break;
+            }
+            let fleet = self.is_fleet(peer);
+            let wanted =
+                out.len() < want_total || (!fleet && out.len() < want_total + want_diverse);
+            if !wanted {
+                continue;
+            }
+            if let Some(ip) = known.addrs.iter().find_map(ip_of) {
+                let used = per_ip.entry(ip).or_default();
+                if self.config.max_peers_per_ip > 0 && *used >= self.config.max_peers_per_ip {
+                    continue;
+                }
+                *used += 1;
+            }
+            out.push((*peer, known.addrs.clone()));
+        }
+        out
+    }
+
+    /// Fleet peers to disconnect: only beyond the relay target, only while enough non-fleet
+    /// relay peers exist, and only while the fleet's share is over the limit.
+    pub fn surplus_fleet_peers(&self, connected: &Connected) -> Vec<PeerId> {
+        let mut relay_fleet: Vec<PeerId> =
+            connected.relay.iter().filter(|p| self.is_fleet(p)).copied().collect();
+        relay_fleet.sort();
+        let mut relay = connected.relay.len();
+        let mut fleet = relay_fleet.len();
+        let mut out = Vec::new();
+        // Keep one fleet node: it is the way back in if everything else goes.
+        while relay > self.config.target_relay_peers
+            && fleet > 1
+            && self.fleet_share_too_high(relay, fleet)
+        {
+            if let Some(peer) = relay_fleet.pop() {
+                out.push(peer);
+                relay -= 1;
+                fleet -= 1;
+            }
+        }
+        out
+    }
+
+    fn fleet_share_too_high(&self, relay: usize, fleet: usize) -> bool {
+        relay > 0 && fleet as f64 / relay as f64 > self.config.max_fleet_share
+    }
+}
+
+/// The IP address of a multiaddr, if it has one.
+pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
+    addr.iter().find_map(|p| match p {
+        Protocol::Ip4(ip) => Some(IpAddr::V4(ip)),
+        Protocol::Ip6(ip) => Some(IpAddr::V6(ip)),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(ip: [u8; 4]) -> Multiaddr {
+        format!("/ip4/{}.{}.{}.{}/tcp/60000", ip[0], ip[1], ip[2], ip[3]).parse().unwrap()
+    }
+
+    fn manager() -> PeerManager {
+        PeerManager::new(PeerManagerConfig::default(), [])
+    }
+
+    #[test]
+    fn non_fleet_peers_are_dialed_first_and_fleet_only_to_fill_the_target() {
+        let mut pm = manager();
+        let fleet: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        let others: Vec<PeerId> = (0..3).map(|_| PeerId::random()).collect();
+        for (i, p) in fleet.iter().enumerate() {
+            pm.add(*p, vec![addr([10, 0, 0, i as u8])], Origin::Dns);
+        }
+        for (i, p) in others.iter().enumerate() {
+            pm.add(*p, vec![addr([10, 1, 0, i as u8])], Origin::Discv5);
+        }
+        let picked: Vec<PeerId> = pm
+            .dial_candidates(&Connected::default(), Instant::now())
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(picked.len(), 6);
+        assert_eq!(
+            &picked[..3].iter().copied().collect::<HashSet<_>>(),
+            &others.iter().copied().collect::<HashSet<_>>()
+        );
+        assert!(picked[3..].iter().all(|p| pm.is_fleet(p)));
+    }
+
+    #[test]
+    fn failed_dials_back_off_exponentially() {
+        let mut pm = manager();
+        let peer = PeerId::random();
+        pm.add(peer, vec![addr([10, 0, 0, 1])], Origin::Discv5);
+        let start = Instant::now();
+        pm.on_dial_failure(&peer, start);
+        assert!(
+            pm.dial_candidates(&Connected::default(), start + Duration::from_secs(1)).is_empty()
+        );
+        assert_eq!(
+            pm.dial_candidates(&Connected::default(), start + Duration::from_secs(2)).len(),
+            1
+        );
+        pm.on_dial_failure(&peer, start);
+        pm.on_dial_failure(&peer, start);
+        assert!(
+            pm.dial_candidates(&Connected::default(), start + Duration::from_secs(7)).is_empty()
+        );
+        assert_eq!(
+            pm.dial_candidates(&Connected::default(), start + Duration::from_secs(8)).len(),
+            1
+        );
+        for _ in 0..40 {
+            pm.on_dial_failure(&peer, start);
+        }
+        assert_eq!(
+            pm.dial_candidates(&Connected::default(), start + Duration::from_secs(600)).len(),
+            1,
+            "capped at 10 min"
+        );
+        pm.on_connected(peer, &addr([10, 0, 0, 1]), false);
+        assert_eq!(pm.dial_candidates(&Connected::default(), start).len(), 1, "success resets");
+    }
+
+    #[test]
+    fn inbound_limits_and_colocation() {
+        let pm = PeerManager::new(
+            PeerManagerConfig { max_connections: 10, max_peers_per_ip: 2, ..Default::default() },
+            [],
+        );
+        let ip: IpAddr = [10, 0, 0, 1].into();
+        let mut connected = Connected::default();
+        assert_eq!(pm.admit_inbound(Some(ip), &connected), Ok(()));
+        connected.per_ip.insert(ip, 2);
+        assert_eq!(pm.admit_inbound(Some(ip), &connected), Err(Refusal::Colocation(ip)));
+        for _ in 0..6 {
+            connected.peers.insert(PeerId::random(), true);
+        }
+        assert_eq!(pm.admit_inbound(None, &connected), Err(Refusal::InboundFull));
+        for _ in 0..4 {
+            connected.peers.insert(PeerId::random(), false);
+        }
+        assert_eq!(pm.admit_inbound(None, &connected), Err(Refusal::Full));
+        // Dialing respects the per-IP limit too.
+        let mut pm = pm;
+        for _ in 0..3 {
+            pm.add(PeerId::random(), vec![addr([10, 0, 0, 1])], Origin::Discv5);
+        }
+        assert_eq!(pm.dial_candidates(&Connected::default(), Instant::now()).len(), 2);
+    }
+
+    #[test]
+    fn surplus_fleet_connections_are_shed_but_one_fleet_node_stays() {
+        let mut pm = manager();
+        let mut connected = Connected::default();
+        for i in 0..5u8 {
+            let p = PeerId::random();
+            pm.add(p, vec![addr([10, 0, 0, i])], Origin::Static);
+            connected.relay.insert(p);
+            connected.peers.insert(p, false);
+        }
+        for i in 0..3u8 {
+            let p = PeerId::random();
+            pm.add(p, vec![addr([10, 1, 0, i])], Origin::Discv5);
+            connected.relay.insert(p);
+            connected.peers.insert(p, false);
+        }
+        // 8 relay peers, 5 of them fleet (62%): drop down to the target of 6.
+        let shed = pm.surplus_fleet_peers(&connected);
+        assert_eq!(shed.len(), 2);
+        assert!(shed.iter().all(|p| pm.is_fleet(p)));
+        // With only fleet peers at the target nothing is shed.
+        let mut only_fleet = Connected::default();
+        for p in connected.relay.iter().filter(|p| pm.is_fleet(p)).take(5) {
+            only_fleet.relay.insert(*p);
+        }
+        assert!(pm.surplus_fleet_peers(&only_fleet).is_empty());
+    }
+
+    #[test]
+    fn the_known_set_is_bounded_and_keeps_bootstrap_peers() {
+        let mut pm =
+            PeerManager::new(PeerManagerConfig { max_known_peers: 3, ..Default::default() }, []);
+        let boot = PeerId::random();
+        pm.add(boot, vec![addr([1, 1, 1, 1])], Origin::Dns);
+        for i in 0..10u8 {
+            pm.add(PeerId::random(), vec![addr([2, 2, 2, i])], Origin::PeerExchange);
+        }
+        assert_eq!(pm.known_len(), 3);
+        assert_eq!(pm.origin(&boot), Some(Origin::Dns));
+    }
+}

@@ -1,0 +1,119 @@
+//! Embedded nodes finding each other through an EIP-1459 tree served by the built-in DNS
+//! server on 127.0.0.1 (real UDP/TCP DNS, real libp2p connections).
+
+use std::time::Duration;
+
+use controller::publish::{dns_server::DnsServer, zone::TxtZone};
+use node::{
+    config::NodeConfig,
+    crypto::generate_key,
+    enrtree::{NodeRecord, Tree},
+    message::WakuMessage,
+    service::{NodeEvent, NodeHandle, start},
+};
+use tokio::time::timeout;
+
+async fn wait_relay_peers(node: &NodeHandle, n: usize) {
+    timeout(Duration::from_secs(30), async {
+        while node.stats().await.unwrap().relay_peers < n {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("relay peers in time");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_bootstraps_from_a_dns_tree_and_relays() {
+    let (a, _) = start(NodeConfig::loopback()).await.unwrap();
+    let (b, _) = start(NodeConfig::loopback()).await.unwrap();
+    let records =
+        vec![NodeRecord::from_enr(a.enr()).unwrap(), NodeRecord::from_enr(b.enr()).unwrap()];
+    let mut tree = Tree::build(1, records, vec![]).unwrap();
+    let url = tree.sign(&generate_key(), "fleet.wakufleet.test");
+    let server = DnsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TxtZone::from_tree(&tree, &url.domain, 60, 86_400)],
+    )
+    .await
+    .unwrap();
+
+    let config = NodeConfig {
+        dns_discovery_urls: vec![url.to_string()],
+        dns_name_server: Some(server.local_addr()),
+        ..NodeConfig::loopback()
+    };
+    let (c, _) = start(config).await.unwrap();
+    wait_relay_peers(&c, 2).await;
+    wait_relay_peers(&a, 1).await;
+
+    let stats = c.stats().await.unwrap();
+    assert_eq!(stats.dns_discovered, 2);
+    assert_eq!(stats.peers_outbound, 2);
+    assert_eq!(stats.fleet_relay_share, Some(1.0), "tree nodes are fleet nodes");
+    let peers = c.peers().await.unwrap();
+    assert!(peers.iter().all(|p| p.fleet && p.origin == Some(node::peers::Origin::Dns)));
+
+    // And the discovered mesh carries messages.
+    let mut events = c.events();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap();
+    let message =
+        WakuMessage::new("/wakufleet/1/dns/proto", b"via dns".to_vec(), now.as_nanos() as i64);
+    timeout(Duration::from_secs(20), async {
+        loop {
+            if a.publish("/waku/2/rs/0/0", message.clone()).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let got = timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(NodeEvent::Message { message, .. }) = events.recv().await {
+                return message;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.payload, b"via dns");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn static_nodes_are_dialed_and_redialed_after_they_restart() {
+    let key = generate_key();
+    let (a, task) =
+        start(NodeConfig { key: key.clone(), websocket_port: None, ..NodeConfig::loopback() })
+            .await
+            .unwrap();
+    let static_addr = a.listen_addrs()[0].clone();
+    let port = static_addr
+        .iter()
+        .find_map(
+            |p| if let libp2p::multiaddr::Protocol::Tcp(port) = p { Some(port) } else { None },
+        )
+        .unwrap();
+    let config = NodeConfig { static_nodes: vec![static_addr.clone()], ..NodeConfig::loopback() };
+    let (b, _) = start(config).await.unwrap();
+    wait_relay_peers(&b, 1).await;
+    assert_eq!(b.peers().await.unwrap()[0].origin, Some(node::peers::Origin::Static));
+
+    // The static node goes away and comes back on the same port with the same key.
+    a.shutdown().await;
+    task.await.unwrap();
+    timeout(Duration::from_secs(20), async {
+        while b.stats().await.unwrap().relay_peers > 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let (_a2, _) =
+        start(NodeConfig { key, tcp_port: port, websocket_port: None, ..NodeConfig::loopback() })
+            .await
+            .unwrap();
+    wait_relay_peers(&b, 1).await;
+}
