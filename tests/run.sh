@@ -6,18 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real parts the tests use: dig and kdig query our DNS server; BIND's named-checkzone and
-# named-compilezone parse our zone files.
+# named-compilezone parse our zone files; promtool checks our metrics.
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool checks our /metrics
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing ${need[*]}" >&2
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
 # js-waku, the interop peer, with Node.js 22 from npm (the machine's Node may be older); the

@@ -20,6 +20,8 @@
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
 //! - [`service`] — the running node: swarm task plus [`service::NodeHandle`].
+//! - [`rest`] — nwaku's REST API over a handle; [`metrics`] — Prometheus text under nwaku's
+//!   metric names.
 //!
 //! The Waku protocols (relay, store, filter, lightpush, peer exchange, metadata, discv5) arrive
 //! as further modules.
@@ -32,8 +34,10 @@ pub mod enrtree;
 pub mod keystore;
 pub mod message;
 pub mod metadata;
+pub mod metrics;
 pub mod peers;
 pub mod relay;
+pub mod rest;
 pub mod service;
 pub mod topics;
 pub mod waku_enr;

@@ -258,3 +258,42 @@ mod tests {
         assert!("0x1234".parse::<MessageHash>().is_err());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use proptest::prelude::*;
+    use prost::Message as _;
+
+    use super::*;
+    use crate::{
+        metadata::WakuMetadata,
+        topics::{ContentTopic, ShardTopic},
+        waku_enr,
+    };
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// No decoder of network input panics on any bytes.
+        #[test]
+        fn decoders_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = WakuMessage::decode_bounded(&bytes, DEFAULT_MAX_MESSAGE_SIZE);
+            let _ = WakuMetadata::decode(bytes.as_slice());
+            let _ = waku_enr::decode_multiaddrs(&bytes);
+            let _ = waku_enr::RelayShards::from_rs(&bytes);
+            let _ = waku_enr::RelayShards::from_rsv(&bytes);
+            let text = String::from_utf8_lossy(&bytes);
+            let _ = text.parse::<ShardTopic>();
+            let _ = text.parse::<ContentTopic>();
+            let _ = text.parse::<MessageHash>();
+        }
+
+        #[test]
+        fn messages_round_trip(payload in proptest::collection::vec(any::<u8>(), 1..300), topic in "/[a-z]{1,8}/[0-9]{1,2}/[a-z]{1,8}/proto", ts in any::<i64>(), meta in proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)), eph in proptest::option::of(any::<bool>())) {
+            let message = WakuMessage { payload, content_topic: topic, timestamp: Some(ts), meta, ephemeral: eph, ..WakuMessage::default() };
+            let decoded = WakuMessage::decode_bounded(&message.encode_to_vec(), DEFAULT_MAX_MESSAGE_SIZE).unwrap();
+            prop_assert_eq!(decoded.hash("/waku/2/rs/0/0"), message.hash("/waku/2/rs/0/0"));
+            prop_assert_eq!(decoded, message);
+        }
+    }
+}

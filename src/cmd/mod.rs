@@ -2,6 +2,7 @@
 
 mod bench;
 mod key;
+mod node;
 mod tree;
 mod up;
 
@@ -21,6 +22,8 @@ pub(crate) struct Cli {
 enum Command {
     /// Run a local fleet: a signed tree of loopback nodes served over DNS, resolved back.
     Up(up::UpArgs),
+    /// Run one embedded Waku node (nwaku's flags, REST API and metrics).
+    Node(Box<node::NodeArgs>),
     /// Signing keys, kept only as encrypted Web3 keystores.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -37,6 +40,7 @@ enum Command {
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Node(args) => node::run(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),

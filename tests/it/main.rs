@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod cli_key;
+mod cli_node;
 mod cli_tree;
 mod discovery;
 mod dns;

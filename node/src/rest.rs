@@ -1,0 +1,342 @@
+//! nwaku's REST API, so scripts, Consul checks and js-waku's own test harness can drive our
+//! node: `/health`, `/debug/v1/info`, `/debug/v1/version`, `/admin/v1/peers`, the relay
+//! endpoints (pubsub and `/auto` content-topic forms) with nwaku's JSON shapes, and a separate
+//! Prometheus `/metrics` router for the metrics port.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    sync::{Arc, Mutex},
+};
+
+use axum::{
+    Json, Router,
+    extract::{DefaultBodyLimit, Path, State},
+    http::{StatusCode, header},
+    response::{IntoResponse, Response},
+    routing::get,
+};
+use data_encoding::BASE64;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    message::WakuMessage,
+    service::{NodeError, NodeEvent, NodeHandle},
+    topics::ShardTopic,
+};
+
+/// Messages kept per subscribed topic for `GET …/messages` (nwaku's
+/// `--rest-relay-cache-capacity` default).
+pub const DEFAULT_CACHE_CAPACITY: usize = 50;
+
+/// A message as nwaku's REST API writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestMessage {
+    /// Base64 payload.
+    pub payload: String,
+    /// Content topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_topic: Option<String>,
+    /// Version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Timestamp in nanoseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<i64>,
+    /// Base64 meta.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meta: Option<String>,
+    /// Ephemeral flag.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral: Option<bool>,
+}
+
+impl RestMessage {
+    fn from_message(message: &WakuMessage) -> Self {
+        Self {
+            payload: BASE64.encode(&message.payload),
+            content_topic: Some(message.content_topic.clone()),
+            version: message.version,
+            timestamp: message.timestamp,
+            meta: message.meta.as_ref().map(|m| BASE64.encode(m)),
+            ephemeral: message.ephemeral,
+        }
+    }
+
+    fn into_message(self) -> Result<WakuMessage, RestError> {
+        let decode = |field: &str, s: &str| {
+            BASE64
+                .decode(s.as_bytes())
+                .map_err(|_| RestError::bad(format!("{field} is not base64")))
+        };
+        let content_topic =
+            self.content_topic.ok_or_else(|| RestError::bad("contentTopic is required"))?;
+        Ok(WakuMessage {
+            payload: decode("payload", &self.payload)?,
+            content_topic,
+            version: self.version,
+            // nwaku stamps messages that come without a timestamp.
+            timestamp: Some(self.timestamp.unwrap_or_else(now_ns)),
+            meta: self.meta.map(|m| decode("meta", &m)).transpose()?,
+            rate_limit_proof: None,
+            ephemeral: self.ephemeral,
+        })
+    }
+}
+
+/// A REST failure: status and a plain-text message, as nwaku answers.
+#[derive(Debug)]
+pub struct RestError(StatusCode, String);
+
+impl RestError {
+    fn bad(message: impl Into<String>) -> Self {
+        Self(StatusCode::BAD_REQUEST, message.into())
+    }
+}
+
+impl From<NodeError> for RestError {
+    fn from(error: NodeError) -> Self {
+        let status = match error {
+            NodeError::Message(_) | NodeError::Topic(_) => StatusCode::BAD_REQUEST,
+            NodeError::NoPeers(_) | NodeError::RelayDisabled => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self(status, format!("Failed to publish: {error}"))
+    }
+}
+
+impl IntoResponse for RestError {
+    fn into_response(self) -> Response {
+        (self.0, self.1).into_response()
+    }
+}
+
+#[derive(Default)]
+struct Cache {
+    topics: HashMap<String, VecDeque<RestMessage>>,
+    content_topics: HashSet<String>,
+}
+
+#[derive(Clone)]
+struct RestState {
+    node: NodeHandle,
+    cache: Arc<Mutex<Cache>>,
+    capacity: usize,
+}
+
+impl RestState {
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The REST API of `node`. Spawns the task that caches relayed messages for `GET` requests.
+pub fn router(node: NodeHandle, cache_capacity: usize, max_message_size: usize) -> Router {
+    let state =
+        RestState { node: node.clone(), cache: Arc::default(), capacity: cache_capacity.max(1) };
+    tokio::spawn(fill_cache(state.clone(), node.events()));
+    Router::new()
+        .route("/health", get(health))
+        .route("/debug/v1/info", get(info))
+        .route("/info", get(info))
+        .route("/debug/v1/version", get(version))
+        .route("/version", get(version))
+        .route("/admin/v1/peers", get(peers))
+        .route("/relay/v1/subscriptions", axum::routing::post(subscribe).delete(unsubscribe))
+        .route("/relay/v1/messages/{topic}", get(get_messages).post(post_message))
+        .route(
+            "/relay/v1/auto/subscriptions",
+            axum::routing::post(auto_subscribe).delete(auto_unsubscribe),
+        )
+        .route("/relay/v1/auto/messages/{content_topic}", get(get_auto_messages))
+        .route("/relay/v1/auto/messages", axum::routing::post(post_auto_message))
+        // Base64 grows payloads by a third; leave room for the JSON around it.
+        .layer(DefaultBodyLimit::max(max_message_size / 3 * 4 + 64 * 1024))
+        .with_state(state)
+}
+
+/// The Prometheus endpoint, for the separate metrics port.
+pub fn metrics_router(node: NodeHandle) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(node)
+}
+
+async fn fill_cache(state: RestState, mut events: tokio::sync::broadcast::Receiver<NodeEvent>) {
+    loop {
+        match events.recv().await {
+            Ok(NodeEvent::Message { topic, message, .. }) => {
+                let rest = RestMessage::from_message(&message);
+                let mut cache = state.cache();
+                let by_content = cache.content_topics.contains(&message.content_topic);
+                for key in [Some(topic), by_content.then(|| message.content_topic.clone())]
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(queue) = cache.topics.get_mut(&key) {
+                        if queue.len() >= state.capacity {
+                            queue.pop_front();
+                        }
+                        queue.push_back(rest.clone());
+                    }
+                }
+            }
+            Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn health(State(state): State<RestState>) -> Response {
+    let (status, health) = match state.node.stats().await {
+        Ok(_) => (StatusCode::OK, "READY"),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
+    };
+    let body = serde_json::json!({
+        "nodeHealth": health,
+        "protocolsHealth": [{ "Relay": health, "desc": "" }],
+    });
+    (status, Json(body)).into_response()
+}
+
+async fn info(State(state): State<RestState>) -> Json<serde_json::Value> {
+    let addrs: Vec<String> = state.node.listen_addrs().iter().map(ToString::to_string).collect();
+    Json(serde_json::json!({ "listenAddresses": addrs, "enrUri": state.node.enr().to_base64() }))
+}
+
+async fn version() -> &'static str {
+    concat!("v", env!("CARGO_PKG_VERSION"))
+}
+
+async fn peers(State(state): State<RestState>) -> Result<Json<serde_json::Value>, RestError> {
+    let peers = state.node.peers().await?;
+    let list: Vec<_> = peers
+        .iter()
+        .map(|p| {
+            let address = p.address.clone().with_p2p(p.peer_id).unwrap_or_else(|a| a);
+            serde_json::json!({
+                "multiaddr": address.to_string(),
+                "protocols": p.protocols,
+                "shards": p.shards,
+                "connected": true,
+                "agent": p.agent.clone().unwrap_or_default(),
+                "origin": p.origin.map_or("UnknownOrigin", |o| o.as_str()),
+                "score": p.score,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::Value::Array(list)))
+}
+
+fn parse_topics(body: &[String]) -> Result<(), RestError> {
+    for topic in body {
+        topic.parse::<ShardTopic>().map_err(|e| RestError::bad(e.to_string()))?;
+    }
+    Ok(())
+}
+
+async fn subscribe(
+    State(state): State<RestState>,
+    Json(topics): Json<Vec<String>>,
+) -> Result<&'static str, RestError> {
+    parse_topics(&topics)?;
+    for topic in topics {
+        state.node.subscribe(&topic).await?;
+        state.cache().topics.entry(topic).or_default();
+    }
+    Ok("OK")
+}
+
+async fn unsubscribe(
+    State(state): State<RestState>,
+    Json(topics): Json<Vec<String>>,
+) -> Result<&'static str, RestError> {
+    parse_topics(&topics)?;
+    for topic in topics {
+        state.node.unsubscribe(&topic).await?;
+        state.cache().topics.remove(&topic);
+    }
+    Ok("OK")
+}
+
+async fn get_messages(
+    State(state): State<RestState>,
+    Path(topic): Path<String>,
+) -> Result<Json<Vec<RestMessage>>, RestError> {
+    take_cached(&state, &topic)
+}
+
+fn take_cached(state: &RestState, key: &str) -> Result<Json<Vec<RestMessage>>, RestError> {
+    let mut cache = state.cache();
+    let queue = cache.topics.get_mut(key).ok_or_else(|| {
+        RestError(StatusCode::NOT_FOUND, format!("Not subscribed to topic: {key}"))
+    })?;
+    Ok(Json(queue.drain(..).collect()))
+}
+
+async fn post_message(
+    State(state): State<RestState>,
+    Path(topic): Path<String>,
+    Json(message): Json<RestMessage>,
+) -> Result<&'static str, RestError> {
+    topic.parse::<ShardTopic>().map_err(|e| RestError::bad(e.to_string()))?;
+    state.node.publish(&topic, message.into_message()?).await?;
+    Ok("OK")
+}
+
+async fn auto_subscribe(
+    State(state): State<RestState>,
+    Json(topics): Json<Vec<String>>,
+) -> Result<&'static str, RestError> {
+    for content_topic in topics {
+        let pubsub = state.node.autoshard_topic(&content_topic)?;
+        state.node.subscribe(&pubsub).await?;
+        let mut cache = state.cache();
+        cache.content_topics.insert(content_topic.clone());
+        cache.topics.entry(content_topic).or_default();
+    }
+    Ok("OK")
+}
+
+async fn auto_unsubscribe(
+    State(state): State<RestState>,
+    Json(topics): Json<Vec<String>>,
+) -> Result<&'static str, RestError> {
+    for content_topic in topics {
+        state.node.autoshard_topic(&content_topic)?;
+        let mut cache = state.cache();
+        cache.content_topics.remove(&content_topic);
+        cache.topics.remove(&content_topic);
+    }
+    Ok("OK")
+}
+
+async fn get_auto_messages(
+    State(state): State<RestState>,
+    Path(content_topic): Path<String>,
+) -> Result<Json<Vec<RestMessage>>, RestError> {
+    take_cached(&state, &content_topic)
+}
+
+async fn post_auto_message(
+    State(state): State<RestState>,
+    Json(message): Json<RestMessage>,
+) -> Result<&'static str, RestError> {
+    state.node.publish_auto(message.into_message()?).await?;
+    Ok("OK")
+}
+
+async fn metrics(State(node): State<NodeHandle>) -> Response {
+    match node.stats().await.map_err(|e| e.to_string()).and_then(|stats| {
+        crate::metrics::render(&stats, concat!("v", env!("CARGO_PKG_VERSION")))
+            .map_err(|e| e.to_string())
+    }) {
+        Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error).into_response(),
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
