@@ -8,7 +8,9 @@ use std::{
 use k256::ecdsa::SigningKey;
 use libp2p::{Multiaddr, PeerId};
 
-use crate::{message::DEFAULT_MAX_MESSAGE_SIZE, peers::PeerManagerConfig};
+use crate::{
+    discovery_v5::Discv5Config, message::DEFAULT_MAX_MESSAGE_SIZE, peers::PeerManagerConfig,
+};
 
 /// How a node is set up.
 #[derive(Clone)]
@@ -46,6 +48,8 @@ pub struct NodeConfig {
     pub dns_discovery_urls: Vec<String>,
     /// DNS server (any port) for the trees; default: the system resolver.
     pub dns_name_server: Option<SocketAddr>,
+    /// discv5 (with Waku's `d5waku` protocol id); `None` disables. Default: off.
+    pub discv5: Option<Discv5Config>,
     /// Peer targets and limits.
     pub peer_manager: PeerManagerConfig,
     /// The identify agent string. Default: `wakufleet/<version>`.
@@ -72,6 +76,7 @@ impl Default for NodeConfig {
             fleet_peers: Vec::new(),
             dns_discovery_urls: Vec::new(),
             dns_name_server: None,
+            discv5: None,
             peer_manager: PeerManagerConfig::default(),
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,

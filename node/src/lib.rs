@@ -16,6 +16,7 @@
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
 //! - [`codec`] — varint length-prefixed protobuf framing for request/response protocols.
 //! - [`metadata`] — `/vac/waku/metadata/1.0.0`, cluster and shard handshake.
+//! - [`discovery_v5`] — discv5 with Waku's `d5waku` protocol id and shard filtering.
 //! - [`peers`] — the peer manager: dial candidates, limits, backoff, fleet diversity.
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
@@ -29,6 +30,7 @@
 pub mod codec;
 pub mod config;
 pub mod crypto;
+pub mod discovery_v5;
 pub mod dnsdisc;
 pub mod enrtree;
 pub mod keystore;

@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::{
     config::NodeConfig,
+    discovery_v5::Discovery,
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::LinkEntry,
     enrtree::record::Enr,
@@ -183,6 +184,8 @@ pub struct NodeStats {
     pub known_peers: usize,
     /// Peers found through DNS trees.
     pub dns_discovered: u64,
+    /// Records in the discv5 routing table (0 when discv5 is off).
+    pub discv5_table_size: usize,
     /// Time since start.
     pub uptime: Duration,
 }
@@ -348,8 +351,11 @@ struct Discovered {
     peers: Vec<(PeerId, Vec<Multiaddr>)>,
 }
 
+type FoundPeers = Vec<(PeerId, Vec<Multiaddr>)>;
+
 struct Service {
     swarm: Swarm<Behaviour>,
+    discovery: Option<Discovery>,
     peer_manager: PeerManager,
     discovered_tx: mpsc::Sender<Discovered>,
     dns_running: bool,
@@ -389,7 +395,41 @@ pub async fn start(
     let expected = 1 + usize::from(config.websocket_port.is_some());
     let listen_addrs = wait_for_listeners(&mut swarm, expected).await?;
 
-    let enr = build_local_enr(&config, &listen_addrs)?;
+    let discv5_socket = match &config.discv5 {
+        Some(d) => {
+            let ip = config.listen_ip;
+            Some(
+                crate::discovery_v5::bind(ip, d.udp_port)
+                    .await
+                    .map_err(|e| NodeError::Transport(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let udp_port = discv5_socket.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port());
+    let discv5_enr = build_local_enr(&config, &listen_addrs, udp_port)?;
+    let enr: Enr = discv5_enr
+        .to_base64()
+        .parse::<crate::enrtree::NodeRecord>()
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        .enr()
+        .clone();
+    let (discv5_tx, discv5_rx) = mpsc::channel::<FoundPeers>(DISCOVERY_CAPACITY);
+    let discovery = match (&config.discv5, discv5_socket) {
+        (Some(d), Some(socket)) => Some(
+            Discovery::start(
+                &config.key,
+                discv5_enr,
+                socket,
+                &d.bootstrap,
+                config.cluster_id,
+                discv5_tx,
+            )
+            .await
+            .map_err(|e| NodeError::Config(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let identity = Arc::new(Identity {
         peer_id,
         listen_addrs: listen_addrs.iter().map(|a| a.clone().with(Protocol::P2p(peer_id))).collect(),
@@ -402,6 +442,7 @@ pub async fn start(
     let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
     let mut service = Service {
         swarm,
+        discovery,
         peer_manager: PeerManager::new(
             config.peer_manager.clone(),
             config.fleet_peers.iter().copied(),
@@ -439,7 +480,7 @@ pub async fn start(
     }
     service.start_dns_discovery(Duration::ZERO);
     tracing::info!(target: "node", %peer_id, addrs = ?identity.listen_addrs, "node started");
-    let task = tokio::spawn(service.run(receiver, discovered_rx));
+    let task = tokio::spawn(service.run(receiver, discovered_rx, discv5_rx));
     Ok((NodeHandle { commands, events, identity }, task))
 }
 
@@ -511,7 +552,11 @@ async fn wait_for_listeners(
     Ok(addrs)
 }
 
-fn build_local_enr(config: &NodeConfig, listen_addrs: &[Multiaddr]) -> Result<Enr, NodeError> {
+fn build_local_enr(
+    config: &NodeConfig,
+    listen_addrs: &[Multiaddr],
+    udp_port: Option<u16>,
+) -> Result<discv5::Enr, NodeError> {
     let announce = config.announce_ip.unwrap_or(if config.listen_ip.is_unspecified() {
         IpAddr::from([127, 0, 0, 1])
     } else {
@@ -548,12 +593,13 @@ fn build_local_enr(config: &NodeConfig, listen_addrs: &[Multiaddr]) -> Result<En
         seq: 1,
         ip: Some(ip),
         tcp: tcp_port,
-        udp: None,
+        udp: udp_port,
         capabilities,
         multiaddrs,
         shards: Some(RelayShards::new(config.cluster_id, config.shards.clone())),
     };
-    waku_enr::build_enr(&config.key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
+    let key = enr::CombinedKey::from(config.key.clone());
+    waku_enr::build_enr(&key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -606,6 +652,7 @@ impl Service {
         mut self,
         mut commands: mpsc::Receiver<Command>,
         mut discovered: mpsc::Receiver<Discovered>,
+        mut discv5_found: mpsc::Receiver<FoundPeers>,
     ) {
         let mut manage = tokio::time::interval(MANAGE_INTERVAL);
         manage.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -617,6 +664,7 @@ impl Service {
                     Some(command) => self.on_command(command),
                 },
                 Some(found) = discovered.recv() => self.on_discovered(found),
+                Some(peers) = discv5_found.recv() => self.on_discovered(Discovered { origin: Origin::Discv5, peers }),
                 _ = manage.tick() => self.manage_connections(),
             }
         }
@@ -826,6 +874,7 @@ impl Service {
                 / relay_peers.len() as f64
         });
         stats.known_peers = self.peer_manager.known_len();
+        stats.discv5_table_size = self.discovery.as_ref().map_or(0, Discovery::table_size);
         stats.mesh_per_topic = self
             .subscribed
             .iter()

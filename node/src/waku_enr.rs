@@ -187,9 +187,12 @@ pub struct WakuEnrConfig {
     pub shards: Option<RelayShards>,
 }
 
-/// Builds and signs a Waku ENR.
-pub fn build_enr(key: &SigningKey, config: &WakuEnrConfig) -> Result<Enr, WakuEnrError> {
-    let mut builder = Enr::builder();
+/// Builds and signs a Waku ENR (with a plain k256 key, or discv5's `CombinedKey`).
+pub fn build_enr<K: enr::EnrKey>(
+    key: &K,
+    config: &WakuEnrConfig,
+) -> Result<enr::Enr<K>, WakuEnrError> {
+    let mut builder = enr::Enr::<K>::builder();
     builder.seq(config.seq.max(1));
     if let Some(ip) = config.ip {
         builder.ip4(ip);

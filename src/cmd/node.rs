@@ -73,10 +73,10 @@ pub(crate) struct NodeOptions {
     #[arg(long = "dns-addrs-name-server")]
     #[serde(alias = "dns-addrs-name-server")]
     dns_addrs_name_servers: Vec<String>,
-    /// discv5 (accepted for compatibility; used once discv5 lands).
+    /// discv5 peer discovery, with Waku's `d5waku` protocol id.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     discv5_discovery: Option<bool>,
-    /// discv5 UDP port.
+    /// discv5 UDP port (default 9000).
     #[arg(long)]
     discv5_udp_port: Option<u16>,
     /// discv5 bootstrap ENR (repeatable).
@@ -182,8 +182,14 @@ impl NodeOptions {
         if let Some(max) = self.max_connections {
             peer_manager.max_connections = max;
         }
+        let discv5 =
+            self.discv5_discovery.unwrap_or(false).then(|| node::discovery_v5::Discv5Config {
+                udp_port: self.discv5_udp_port.unwrap_or(9000),
+                bootstrap: self.discv5_bootstrap_nodes.clone(),
+            });
         Ok(NodeConfig {
             key,
+            discv5,
             listen_ip: self.listen_address.unwrap_or(defaults.listen_ip),
             tcp_port: self.tcp_port.unwrap_or(defaults.tcp_port),
             websocket_port: self
