@@ -48,6 +48,10 @@ pub struct NodeConfig {
     pub dns_discovery_urls: Vec<String>,
     /// DNS server (any port) for the trees; default: the system resolver.
     pub dns_name_server: Option<SocketAddr>,
+    /// Serve peer exchange (offering the records discv5 and DNS found). Default: false.
+    pub peer_exchange: bool,
+    /// Ask peers for more peers by peer exchange while short of relay peers. Default: true.
+    pub peer_exchange_client: bool,
     /// discv5 (with Waku's `d5waku` protocol id); `None` disables. Default: off.
     pub discv5: Option<Discv5Config>,
     /// Peer targets and limits.
@@ -77,6 +81,8 @@ impl Default for NodeConfig {
             dns_discovery_urls: Vec::new(),
             dns_name_server: None,
             discv5: None,
+            peer_exchange: false,
+            peer_exchange_client: true,
             peer_manager: PeerManagerConfig::default(),
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,

@@ -8,11 +8,12 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use discv5::{ConfigBuilder, Discv5, Enr as Discv5Enr, ListenConfig, ProtocolIdentity};
 use enr::NodeId;
 use k256::ecdsa::SigningKey;
-use libp2p::{Multiaddr, PeerId};
+
 use tokio::{net::UdpSocket, sync::mpsc};
 
 use crate::{
     enrtree::NodeRecord,
+    peers::FoundPeer,
     waku_enr::{RelayShards, WakuEnr},
 };
 
@@ -79,7 +80,7 @@ impl Discovery {
         socket: Arc<UdpSocket>,
         bootstrap: &[String],
         cluster: u16,
-        found: mpsc::Sender<Vec<(PeerId, Vec<Multiaddr>)>>,
+        found: mpsc::Sender<Vec<FoundPeer>>,
     ) -> Result<Self, Discv5Error> {
         let listen = ListenConfig::FromSockets { ipv4: Some(socket), ipv6: None };
         let config = ConfigBuilder::new(listen).protocol_identity(WAKU_PROTOCOL_IDENTITY).build();
@@ -128,7 +129,7 @@ async fn lookup_loop(
     discv5: Arc<Discv5>,
     boot: Vec<NodeId>,
     cluster: u16,
-    found: mpsc::Sender<Vec<(PeerId, Vec<Multiaddr>)>>,
+    found: mpsc::Sender<Vec<FoundPeer>>,
 ) {
     let mut seen_any = false;
     // Ends when the node (the receiver) is gone.
@@ -141,12 +142,11 @@ async fn lookup_loop(
             .unwrap_or_default();
         // The table holds what sessions taught us even when a lookup returns little.
         records.extend(discv5.table_entries_enr());
-        let peers: Vec<(PeerId, Vec<Multiaddr>)> = records
+        let peers: Vec<FoundPeer> = records
             .iter()
             .filter(|enr| keep(enr, cluster, &[]))
             .filter_map(to_waku)
-            .map(|(_, waku)| (waku.peer_id, waku.dial_addresses()))
-            .filter(|(_, addrs)| !addrs.is_empty())
+            .filter_map(|(record, _)| FoundPeer::from_record(record, cluster))
             .collect();
         seen_any |= !peers.is_empty();
         if !peers.is_empty() && found.send(peers).await.is_err() {

@@ -17,6 +17,7 @@
 //! - [`codec`] — varint length-prefixed protobuf framing for request/response protocols.
 //! - [`metadata`] — `/vac/waku/metadata/1.0.0`, cluster and shard handshake.
 //! - [`discovery_v5`] — discv5 with Waku's `d5waku` protocol id and shard filtering.
+//! - [`peer_exchange`] — `/vac/waku/peer-exchange/2.0.0-alpha1`, server and client.
 //! - [`peers`] — the peer manager: dial candidates, limits, backoff, fleet diversity.
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
@@ -37,6 +38,7 @@ pub mod keystore;
 pub mod message;
 pub mod metadata;
 pub mod metrics;
+pub mod peer_exchange;
 pub mod peers;
 pub mod relay;
 pub mod rest;

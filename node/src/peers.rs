@@ -53,6 +53,29 @@ impl Origin {
     }
 }
 
+/// A peer a discovery source found: where to dial it and, when known, its record.
+#[derive(Debug, Clone)]
+pub struct FoundPeer {
+    /// Its peer id.
+    pub peer_id: PeerId,
+    /// Its dial addresses (with `/p2p`).
+    pub addrs: Vec<Multiaddr>,
+    /// Its ENR, which peer exchange can pass on.
+    pub record: Option<crate::enrtree::NodeRecord>,
+}
+
+impl FoundPeer {
+    /// The dialable Waku peer of `record`, if it is in `cluster` (or announces no shards).
+    pub fn from_record(record: crate::enrtree::NodeRecord, cluster: u16) -> Option<Self> {
+        let waku = crate::waku_enr::WakuEnr::decode(record.enr()).ok()?;
+        if waku.shards.as_ref().is_some_and(|s| s.cluster != cluster) {
+            return None;
+        }
+        let addrs = waku.dial_addresses();
+        (!addrs.is_empty()).then_some(Self { peer_id: waku.peer_id, addrs, record: Some(record) })
+    }
+}
+
 /// Limits and targets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PeerManagerConfig {

@@ -32,7 +32,8 @@ use crate::{
     enrtree::record::Enr,
     message::{MessageError, MessageHash, WakuMessage},
     metadata::{self, WakuMetadata},
-    peers::{Connected, Origin, PeerManager, ip_of},
+    peer_exchange::{self, PeerExchangeRpc},
+    peers::{Connected, FoundPeer, Origin, PeerManager, ip_of},
     relay,
     topics::{ContentTopic, ShardTopic},
     waku_enr::{self, Capabilities, RelayShards, WakuEnrConfig},
@@ -50,6 +51,10 @@ const MANAGE_INTERVAL: Duration = Duration::from_secs(1);
 const ALONE_RECOVERY: Duration = Duration::from_secs(10);
 /// Retry interval for DNS discovery that found nothing (nwaku: 30 s).
 const DNS_RETRY: Duration = Duration::from_secs(30);
+/// How often to ask for peers by peer exchange while short of relay peers.
+const PX_INTERVAL: Duration = Duration::from_secs(10);
+/// Sooner retry when the last peer-exchange answer was empty.
+const PX_EMPTY_RETRY: Duration = Duration::from_secs(2);
 /// Discovery results waiting for the service.
 const DISCOVERY_CAPACITY: usize = 64;
 
@@ -186,6 +191,10 @@ pub struct NodeStats {
     pub dns_discovered: u64,
     /// Records in the discv5 routing table (0 when discv5 is off).
     pub discv5_table_size: usize,
+    /// Records offered to others by peer exchange.
+    pub px_peers_sent: u64,
+    /// Usable records received by peer exchange.
+    pub px_peers_received: u64,
     /// Time since start.
     pub uptime: Duration,
 }
@@ -196,6 +205,7 @@ struct Behaviour {
     ping: ping::Behaviour,
     relay: gossipsub::Behaviour,
     metadata: request_response::Behaviour<metadata::Codec>,
+    peer_exchange: request_response::Behaviour<peer_exchange::Codec>,
 }
 
 enum Command {
@@ -348,13 +358,15 @@ struct PeerState {
 /// Peers found by a discovery task.
 struct Discovered {
     origin: Origin,
-    peers: Vec<(PeerId, Vec<Multiaddr>)>,
+    peers: Vec<FoundPeer>,
 }
 
-type FoundPeers = Vec<(PeerId, Vec<Multiaddr>)>;
+type FoundPeers = Vec<FoundPeer>;
 
 struct Service {
     swarm: Swarm<Behaviour>,
+    px_cache: std::collections::VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
+    next_px_query: Option<Instant>,
     discovery: Option<Discovery>,
     peer_manager: PeerManager,
     discovered_tx: mpsc::Sender<Discovered>,
@@ -442,6 +454,8 @@ pub async fn start(
     let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
     let mut service = Service {
         swarm,
+        px_cache: std::collections::VecDeque::new(),
+        next_px_query: None,
         discovery,
         peer_manager: PeerManager::new(
             config.peer_manager.clone(),
@@ -492,6 +506,9 @@ async fn build_swarm(
     let relay_config =
         relay::config(config.max_message_size).map_err(|e| NodeError::Config(e.to_string()))?;
     let agent = config.agent_version.clone();
+    // Serve peer exchange only when asked to; always able to ask.
+    let px_support =
+        if config.peer_exchange { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -520,6 +537,12 @@ async fn build_swarm(
                 metadata: request_response::Behaviour::with_codec(
                     metadata::codec(),
                     [(metadata::PROTOCOL, ProtocolSupport::Full)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+                peer_exchange: request_response::Behaviour::with_codec(
+                    peer_exchange::codec(),
+                    [(peer_exchange::PROTOCOL, px_support)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10)),
                 ),
@@ -611,7 +634,7 @@ async fn resolve_trees(
     urls: &[LinkEntry],
     server: Option<std::net::SocketAddr>,
     cluster: u16,
-) -> Vec<(PeerId, Vec<Multiaddr>)> {
+) -> Vec<FoundPeer> {
     let resolver =
         match server.map_or_else(HickoryTxtResolver::system, HickoryTxtResolver::with_server) {
             Ok(resolver) => resolver,
@@ -628,16 +651,7 @@ async fn resolve_trees(
             tracing::warn!(target: "node::dns", %url, %error, "bad tree entry");
         }
         for record in resolution.records() {
-            match waku_enr::WakuEnr::decode(record.enr()) {
-                Ok(waku) if waku.shards.as_ref().is_none_or(|s| s.cluster == cluster) => {
-                    let addrs = waku.dial_addresses();
-                    if !addrs.is_empty() {
-                        peers.push((waku.peer_id, addrs));
-                    }
-                }
-                Ok(_) => {}
-                Err(error) => tracing::debug!(target: "node::dns", %error, "unusable ENR in tree"),
-            }
+            peers.extend(FoundPeer::from_record(record, cluster));
         }
     }
     peers
@@ -708,12 +722,96 @@ impl Service {
             }
         }
         let own = *self.swarm.local_peer_id();
-        for (peer, addrs) in found.peers {
-            if peer != own {
-                self.peer_manager.add(peer, addrs, found.origin);
+        for peer in found.peers {
+            if peer.peer_id == own {
+                continue;
             }
+            // Records found by our own discovery are what peer exchange offers others.
+            if let Some(record) = &peer.record
+                && matches!(found.origin, Origin::Discv5 | Origin::Dns)
+            {
+                self.remember_for_exchange(peer.peer_id, record.clone());
+            }
+            self.peer_manager.add(peer.peer_id, peer.addrs, found.origin);
         }
         self.manage_connections();
+    }
+
+    fn remember_for_exchange(&mut self, peer: PeerId, record: crate::enrtree::NodeRecord) {
+        self.px_cache.retain(|(p, _)| *p != peer);
+        if self.px_cache.len() >= peer_exchange::MAX_PEERS {
+            self.px_cache.pop_front();
+        }
+        self.px_cache.push_back((peer, record));
+    }
+
+    /// Asks one connected peer that serves peer exchange for more peers, at most every
+    /// [`PX_INTERVAL`].
+    fn maybe_ask_for_peers(&mut self, relay_peers: usize, now: Instant) {
+        if !self.config.peer_exchange_client
+            || relay_peers >= self.peer_manager.config().target_relay_peers
+            || self.next_px_query.is_some_and(|t| t > now)
+        {
+            return;
+        }
+        let protocol = peer_exchange::PROTOCOL.to_string();
+        let server = self
+            .peers
+            .iter()
+            .find(|(_, state)| state.protocols.contains(&protocol))
+            .map(|(peer, _)| *peer);
+        if let Some(server) = server {
+            self.next_px_query = Some(now + PX_INTERVAL);
+            let request = PeerExchangeRpc::request(peer_exchange::DEFAULT_ASK);
+            self.swarm.behaviour_mut().peer_exchange.send_request(&server, request);
+        }
+    }
+
+    fn on_peer_exchange_event(
+        &mut self,
+        event: request_response::Event<PeerExchangeRpc, PeerExchangeRpc>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let wanted = request.query.map_or(0, |q| q.num_peers);
+                    let wanted =
+                        usize::try_from(wanted).unwrap_or(usize::MAX).min(peer_exchange::MAX_PEERS);
+                    let offer: Vec<crate::enrtree::NodeRecord> = self
+                        .px_cache
+                        .iter()
+                        .rev()
+                        .filter(|(p, _)| *p != peer)
+                        .take(wanted)
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    self.stats.px_peers_sent += offer.len() as u64;
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .peer_exchange
+                        .send_response(channel, PeerExchangeRpc::respond(&offer));
+                }
+                request_response::Message::Response { response, .. } => {
+                    let cluster = self.config.cluster_id;
+                    let peers: Vec<FoundPeer> = response
+                        .records()
+                        .into_iter()
+                        .filter_map(|r| FoundPeer::from_record(r, cluster))
+                        .collect();
+                    self.stats.px_peers_received += peers.len() as u64;
+                    if peers.is_empty() {
+                        // The server had nothing yet (its discovery may still be starting).
+                        self.next_px_query = Some(Instant::now() + PX_EMPTY_RETRY);
+                    }
+                    self.on_discovered(Discovered { origin: Origin::PeerExchange, peers });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(target: "node::px", %peer, %error, "peer exchange request failed");
+            }
+            _ => {}
+        }
     }
 
     fn connected(&self) -> Connected {
@@ -753,6 +851,7 @@ impl Service {
                 self.peer_manager.on_dial_failure(&peer, now);
             }
         }
+        self.maybe_ask_for_peers(connected.relay.len(), now);
         for peer in self.peer_manager.surplus_fleet_peers(&connected) {
             tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
             let _ = self.swarm.disconnect_peer_id(peer);
@@ -980,6 +1079,9 @@ impl Service {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {
+                self.on_peer_exchange_event(event)
+            }
             _ => {}
         }
     }

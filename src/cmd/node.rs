@@ -58,7 +58,7 @@ pub(crate) struct NodeOptions {
     /// Relay messages (default true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     relay: Option<bool>,
-    /// Peer exchange (accepted for compatibility; served once peer exchange lands).
+    /// Serve peer exchange (offer the peers discv5 and DNS found).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     peer_exchange: Option<bool>,
     /// Peer to keep connected, a multiaddr with /p2p (repeatable).
@@ -190,6 +190,7 @@ impl NodeOptions {
         Ok(NodeConfig {
             key,
             discv5,
+            peer_exchange: self.peer_exchange.unwrap_or(false),
             listen_ip: self.listen_address.unwrap_or(defaults.listen_ip),
             tcp_port: self.tcp_port.unwrap_or(defaults.tcp_port),
             websocket_port: self

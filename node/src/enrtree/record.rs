@@ -59,6 +59,17 @@ impl NodeRecord {
         Self::from_enr(enr)
     }
 
+    /// The record's RLP bytes (how peer exchange carries records).
+    pub fn to_rlp(&self) -> Vec<u8> {
+        // The text is canonical base64 of the RLP, checked when it was parsed.
+        BASE64URL_NOPAD.decode(&self.0.text.as_bytes()[ENR_PREFIX.len()..]).unwrap_or_default()
+    }
+
+    /// Parses RLP bytes with the same checks as text.
+    pub fn from_rlp(bytes: &[u8]) -> Result<Self, RecordError> {
+        format!("{ENR_PREFIX}{}", BASE64URL_NOPAD.encode(bytes)).parse()
+    }
+
     /// The decoded record.
     pub fn enr(&self) -> &Enr {
         &self.0.enr
