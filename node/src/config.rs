@@ -106,11 +106,13 @@ impl std::fmt::Debug for NodeConfig {
 
 impl NodeConfig {
     /// A node on 127.0.0.1 with OS-chosen ports (TCP and WebSocket), for tests and local fleets.
+    /// Every peer shares the IP, so the per-IP limit and penalty are off.
     pub fn loopback() -> Self {
         Self {
             listen_ip: IpAddr::from([127, 0, 0, 1]),
             tcp_port: 0,
             websocket_port: Some(0),
+            peer_manager: PeerManagerConfig { max_peers_per_ip: 0, ..PeerManagerConfig::default() },
             ..Self::default()
         }
     }

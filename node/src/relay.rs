@@ -54,13 +54,19 @@ pub fn thresholds() -> PeerScoreThresholds {
     }
 }
 
-/// Peer score parameters without topics (topics are added on subscription).
-pub fn score_params() -> PeerScoreParams {
+/// Peer score parameters without topics (topics are added on subscription). Peers beyond
+/// `ip_colocation_limit` on one IP are penalised (nwaku: 5); 0 turns the penalty off, as a
+/// fleet on one host (loopback tests, `wakufleet up`) needs.
+pub fn score_params(ip_colocation_limit: usize) -> PeerScoreParams {
+    let (weight, threshold) = match ip_colocation_limit {
+        0 => (0.0, 1.0),
+        limit => (-50.0, limit as f64),
+    };
     PeerScoreParams {
         topic_score_cap: 0.0,
         app_specific_weight: 0.0,
-        ip_colocation_factor_weight: -50.0,
-        ip_colocation_factor_threshold: 5.0,
+        ip_colocation_factor_weight: weight,
+        ip_colocation_factor_threshold: threshold,
         behaviour_penalty_weight: -10.0,
         behaviour_penalty_threshold: 0.0,
         behaviour_penalty_decay: 0.986,

@@ -506,6 +506,7 @@ async fn build_swarm(
     let relay_config =
         relay::config(config.max_message_size).map_err(|e| NodeError::Config(e.to_string()))?;
     let agent = config.agent_version.clone();
+    let colocation_limit = config.peer_manager.max_peers_per_ip;
     // Serve peer exchange only when asked to; always able to ask.
     let px_support =
         if config.peer_exchange { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
@@ -526,7 +527,7 @@ async fn build_swarm(
         .with_behaviour(|key| {
             let mut gossip =
                 gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, relay_config)?;
-            gossip.with_peer_score(relay::score_params(), relay::thresholds())?;
+            gossip.with_peer_score(relay::score_params(colocation_limit), relay::thresholds())?;
             Ok(Behaviour {
                 identify: identify::Behaviour::new(
                     identify::Config::new("/ipfs/id/1.0.0".into(), key.public())

@@ -16,11 +16,41 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 100_000)]
         nodes: usize,
     },
+    /// Relay throughput and one-hop latency between two embedded nodes on loopback.
+    Relay {
+        /// Messages for the throughput run.
+        #[arg(long, default_value_t = 5_000)]
+        messages: usize,
+        /// Payload size in bytes.
+        #[arg(long, default_value_t = 1_024)]
+        size: usize,
+        /// One-at-a-time round trips for the latency run.
+        #[arg(long, default_value_t = 300)]
+        samples: usize,
+    },
+    /// Resident memory of a `wakufleet node` process, idle, with 0 and then N peers.
+    Rss {
+        /// Peers to connect.
+        #[arg(long, default_value_t = 10)]
+        peers: usize,
+    },
+    /// Wall time until every node of a loopback network has 6 relay peers (discv5 from one
+    /// bootstrap node).
+    Bootstrap {
+        /// Nodes in the network.
+        #[arg(long, default_value_t = 20)]
+        nodes: usize,
+    },
 }
 
-pub(crate) fn run(command: BenchCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Tree { nodes } => bench_tree(nodes),
+        BenchCommand::Relay { messages, size, samples } => {
+            super::bench_node::relay(messages, size, samples).await
+        }
+        BenchCommand::Rss { peers } => super::bench_node::rss(peers).await,
+        BenchCommand::Bootstrap { nodes } => super::bench_node::bootstrap(nodes).await,
     }
 }
 

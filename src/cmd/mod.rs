@@ -1,6 +1,7 @@
 //! Subcommands. Each file holds one family: `key`, `tree`, `bench`, `up`.
 
 mod bench;
+mod bench_node;
 mod key;
 mod node;
 mod tree;
@@ -43,6 +44,6 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Node(args) => node::run(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
-        Command::Bench(command) => bench::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
     }
 }

@@ -86,6 +86,9 @@ pub(crate) struct NodeOptions {
     /// Most connected peers (default 50).
     #[arg(long)]
     max_connections: Option<usize>,
+    /// Most peers per IP address, 0 for no limit (default 5).
+    #[arg(long)]
+    ip_colocation_limit: Option<usize>,
     /// Serve the REST API.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     rest: Option<bool>,
@@ -148,6 +151,7 @@ impl NodeOptions {
             discv5_udp_port: self.discv5_udp_port.or(file.discv5_udp_port),
             discv5_bootstrap_nodes: list(self.discv5_bootstrap_nodes, file.discv5_bootstrap_nodes),
             max_connections: self.max_connections.or(file.max_connections),
+            ip_colocation_limit: self.ip_colocation_limit.or(file.ip_colocation_limit),
             rest: self.rest.or(file.rest),
             rest_address: self.rest_address.or(file.rest_address),
             rest_port: self.rest_port.or(file.rest_port),
@@ -181,6 +185,9 @@ impl NodeOptions {
         let mut peer_manager = defaults.peer_manager.clone();
         if let Some(max) = self.max_connections {
             peer_manager.max_connections = max;
+        }
+        if let Some(limit) = self.ip_colocation_limit {
+            peer_manager.max_peers_per_ip = limit;
         }
         let discv5 =
             self.discv5_discovery.unwrap_or(false).then(|| node::discovery_v5::Discv5Config {

@@ -1,0 +1,214 @@
+//! Benchmarks of the embedded node on loopback. They print figures; nothing here asserts a time.
+
+use std::{
+    process::Stdio,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use node::{
+    config::NodeConfig,
+    discovery_v5::Discv5Config,
+    message::WakuMessage,
+    service::{NodeEvent, NodeHandle, TARGET_RELAY_PEERS, start},
+};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    time::timeout,
+};
+
+const TOPIC: &str = "/waku/2/rs/0/0";
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(0))
+        .unwrap_or(0)
+}
+
+async fn wait_relay_peers(node: &NodeHandle, n: usize, limit: Duration) -> anyhow::Result<()> {
+    timeout(limit, async {
+        while node.stats().await.map(|s| s.relay_peers).unwrap_or(0) < n {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .context("peers did not come up in time")
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+pub(crate) async fn relay(messages: usize, size: usize, samples: usize) -> anyhow::Result<()> {
+    let (a, _) = start(NodeConfig::loopback()).await?;
+    let (b, _) = start(NodeConfig::loopback()).await?;
+    let mut events = b.events();
+    a.dial(b.listen_addrs()[0].clone()).await?;
+    wait_relay_peers(&a, 1, Duration::from_secs(20)).await?;
+    // Let the mesh form (one heartbeat) so throughput is measured on the mesh path.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Throughput: publish as fast as the node takes them, count what arrives.
+    let receiver = tokio::spawn(async move {
+        let mut received = 0usize;
+        let started = Instant::now();
+        let mut last = started;
+        while received < messages {
+            match timeout(Duration::from_secs(10), events.recv()).await {
+                Ok(Ok(NodeEvent::Message { .. })) => {
+                    received += 1;
+                    last = Instant::now();
+                }
+                Ok(Ok(_)) | Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {}
+                _ => break,
+            }
+        }
+        (received, last, events)
+    });
+    let started = Instant::now();
+    for i in 0..messages {
+        let mut payload = vec![0u8; size.max(8)];
+        payload[..8].copy_from_slice(&(i as u64).to_be_bytes());
+        a.publish(TOPIC, WakuMessage::new("/bench/1/relay/proto", payload, now_ns())).await?;
+    }
+    let publish_time = started.elapsed();
+    let (received, last, mut events) = receiver.await?;
+    let elapsed = last.duration_since(started).max(publish_time);
+    let rate = received as f64 / elapsed.as_secs_f64();
+    println!(
+        "throughput: {received}/{messages} messages of {size} B in {elapsed:.2?}: {rate:.0} msg/s, {:.1} MiB/s",
+        rate * size as f64 / (1 << 20) as f64
+    );
+
+    // Latency: one message at a time, publish to delivery.
+    let mut latencies = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let payload = format!("latency {i}").into_bytes();
+        let sent = Instant::now();
+        a.publish(TOPIC, WakuMessage::new("/bench/1/latency/proto", payload.clone(), now_ns()))
+            .await?;
+        loop {
+            match timeout(Duration::from_secs(5), events.recv()).await {
+                Ok(Ok(NodeEvent::Message { message, .. })) if message.payload == payload => {
+                    latencies.push(sent.elapsed());
+                    break;
+                }
+                Ok(_) => {}
+                Err(_) => bail!("message {i} was not delivered within 5 s"),
+            }
+        }
+    }
+    latencies.sort();
+    println!(
+        "one-hop latency over {samples} messages: p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+    Ok(())
+}
+
+fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .context("VmRSS missing")
+}
+
+pub(crate) async fn rss(peers: usize) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["node", "--listen-address=127.0.0.1", "--tcp-port=0", "--ip-colocation-limit=0"])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("no pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let mut address = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(a) = line.strip_prefix("listening: ") {
+            address = Some(a.parse::<libp2p::Multiaddr>()?);
+        }
+        if line.starts_with("enr: ") {
+            break;
+        }
+    }
+    let address = address.context("node printed no address")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = rss_kib(pid)?;
+
+    let mut nodes = Vec::new();
+    for _ in 0..peers {
+        let (node, _) =
+            start(NodeConfig { websocket_port: None, ..NodeConfig::loopback() }).await?;
+        node.dial(address.clone()).await?;
+        nodes.push(node);
+    }
+    for node in &nodes {
+        wait_relay_peers(node, 1, Duration::from_secs(30)).await?;
+    }
+    // Idle with peers: heartbeats and pings only.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let with_peers = rss_kib(pid)?;
+    println!(
+        "wakufleet node RSS: {:.1} MiB idle with 0 peers, {:.1} MiB idle with {peers} peers",
+        idle as f64 / 1024.0,
+        with_peers as f64 / 1024.0
+    );
+    let _ = child.start_kill();
+    Ok(())
+}
+
+pub(crate) async fn bootstrap(count: usize) -> anyhow::Result<()> {
+    let discv5 = |bootstrap: Vec<String>| NodeConfig {
+        websocket_port: None,
+        discv5: Some(Discv5Config { udp_port: 0, bootstrap }),
+        ..NodeConfig::loopback()
+    };
+    let started = Instant::now();
+    let (first, _) = start(discv5(vec![])).await?;
+    let boot = vec![first.enr().to_base64()];
+    let mut nodes = vec![first];
+    for _ in 1..count {
+        nodes.push(start(discv5(boot.clone())).await?.0);
+    }
+    let all_started = started.elapsed();
+    for node in &nodes {
+        wait_relay_peers(node, TARGET_RELAY_PEERS.min(count - 1), Duration::from_secs(120)).await?;
+    }
+    let wall = started.elapsed();
+    let mut times = Vec::new();
+    for node in &nodes {
+        if let Some(t) = node.stats().await?.time_to_target_relay_peers {
+            times.push(t);
+        }
+    }
+    times.sort();
+    println!(
+        "{count} nodes (discv5, one bootstrap ENR): all started in {all_started:.2?}; every node had {} relay peers after {wall:.2?}",
+        TARGET_RELAY_PEERS.min(count - 1)
+    );
+    println!(
+        "per node, start to {TARGET_RELAY_PEERS} relay peers ({} nodes reached it): min {:.2?}, p50 {:.2?}, max {:.2?}",
+        times.len(),
+        times.first().copied().unwrap_or_default(),
+        percentile(&times, 0.5),
+        times.last().copied().unwrap_or_default()
+    );
+    for node in &nodes {
+        node.shutdown().await;
+    }
+    Ok(())
+}
