@@ -24,11 +24,8 @@ pub fn render(stats: &NodeStats, version: &str) -> Result<String, MetricsError> 
         Opts::new("waku_connected_peers", "Connected peers by direction and protocol"),
         &["direction", "protocol"],
     )?;
-    for (protocol, count) in &stats.peers_by_protocol {
-        // Directions per protocol are not tracked separately; split by the overall shares.
-        connected
-            .with_label_values(&["all", protocol])
-            .set(i64::try_from(*count).unwrap_or(i64::MAX));
+    for ((direction, protocol), count) in &stats.peers_by_direction_protocol {
+        connected.with_label_values(&[direction, protocol]).set(as_i64(*count));
     }
     registry.register(Box::new(connected))?;
 
@@ -116,12 +113,12 @@ mod tests {
             ..NodeStats::default()
         };
         stats.mesh_per_topic.insert("/waku/2/rs/0/0".into(), 4);
-        stats.peers_by_protocol.insert("/vac/waku/relay/2.0.0".into(), 5);
+        stats.peers_by_direction_protocol.insert(("in".into(), "/vac/waku/relay/2.0.0".into()), 5);
         let text = render(&stats, "v0.1.0").unwrap();
         for needle in [
             "libp2p_peers 5",
             "libp2p_gossipsub_peers_per_topic_mesh{topic=\"/waku/2/rs/0/0\"} 4",
-            "waku_connected_peers{direction=\"all\",protocol=\"/vac/waku/relay/2.0.0\"} 5",
+            "waku_connected_peers{direction=\"in\",protocol=\"/vac/waku/relay/2.0.0\"} 5",
             "waku_version{version=\"v0.1.0\"} 1",
             "waku_node_messages_total{type=\"relay\"} 0",
         ] {

@@ -167,6 +167,9 @@ pub struct NodeStats {
     pub peers_outbound: usize,
     /// Connected peers by protocol they support (from identify).
     pub peers_by_protocol: BTreeMap<String, usize>,
+    /// Connected peers by direction (`in`/`out`) and protocol, as nwaku's
+    /// `waku_connected_peers{direction,protocol}`.
+    pub peers_by_direction_protocol: BTreeMap<(String, String), usize>,
     /// Peers relaying on at least one of our topics.
     pub relay_peers: usize,
     /// Mesh size per subscribed pubsub topic.
@@ -962,9 +965,15 @@ impl Service {
         stats.peers_inbound = self.peers.values().filter(|p| p.inbound).count();
         stats.peers_outbound = self.peers.len() - stats.peers_inbound;
         stats.peers_by_protocol = BTreeMap::new();
+        stats.peers_by_direction_protocol = BTreeMap::new();
         for peer in self.peers.values() {
+            let direction = if peer.inbound { "in" } else { "out" };
             for protocol in &peer.protocols {
                 *stats.peers_by_protocol.entry(protocol.clone()).or_default() += 1;
+                *stats
+                    .peers_by_direction_protocol
+                    .entry((direction.to_owned(), protocol.clone()))
+                    .or_default() += 1;
             }
         }
         let relay_peers = self.relay_peers();

@@ -221,3 +221,40 @@ async fn undecodable_messages_are_rejected_counted_and_penalised() {
     assert!(invalid >= 3 && score.unwrap() < 0.0);
     assert_eq!(a.stats().await.unwrap().messages_received, 0);
 }
+
+/// Messages a node must not relay: too old for its drift limit, or over its size limit. Both are
+/// rejected and counted, and nothing reaches the application.
+#[tokio::test]
+async fn stale_and_oversized_messages_are_rejected_and_counted() {
+    let strict = NodeConfig {
+        max_timestamp_drift: Some(Duration::from_secs(20)),
+        max_message_size: 1_000,
+        ..NodeConfig::loopback()
+    };
+    let a = node(strict).await;
+    let b = node(NodeConfig::loopback()).await;
+    b.dial(tcp_addr(&a)).await.unwrap();
+    wait_until_relay_peers(&b, 1).await;
+    let mut events = a.events();
+
+    let stale = WakuMessage::new("/test/1/relay/proto", b"old".to_vec(), now_ns() - 60_000_000_000);
+    let big = WakuMessage::new("/test/1/relay/proto", vec![7; 5_000], now_ns());
+    let fresh = WakuMessage::new("/test/1/relay/proto", b"fresh".to_vec(), now_ns());
+    b.publish(TOPIC, stale).await.unwrap();
+    b.publish(TOPIC, big).await.unwrap();
+    b.publish(TOPIC, fresh.clone()).await.unwrap();
+    let got = wait_for(&mut events, |e| match e {
+        NodeEvent::Message { message, .. } => Some(message),
+        _ => None,
+    })
+    .await;
+    assert_eq!(got.as_ref(), &fresh, "only the valid message is delivered");
+    timeout(Duration::from_secs(10), async {
+        while a.stats().await.unwrap().invalid_messages < 2 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("both bad messages counted");
+    assert_eq!(a.stats().await.unwrap().messages_received, 1);
+}
