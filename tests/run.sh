@@ -13,6 +13,7 @@ command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool checks our /metrics
+command -v openssl >/dev/null 2>&1 || need+=(openssl)         # certificates for the WSS tests
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"

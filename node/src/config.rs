@@ -23,6 +23,11 @@ pub struct NodeConfig {
     pub tcp_port: u16,
     /// WebSocket port (js-waku speaks only WebSocket); `None` disables. Default: none.
     pub websocket_port: Option<u16>,
+    /// Secure WebSocket (WSS) listener with a certificate; `None` disables. Default: none.
+    pub websocket_secure: Option<WssConfig>,
+    /// PEM certificates to trust when dialing `/wss` peers, besides the web PKI roots (a private
+    /// fleet's own CA or self-signed certificates).
+    pub tls_trust_pem: Vec<Vec<u8>>,
     /// The address announced in the ENR; default: the listen address, or 127.0.0.1 when that is
     /// unspecified.
     pub announce_ip: Option<IpAddr>,
@@ -69,6 +74,8 @@ impl Default for NodeConfig {
             listen_ip: IpAddr::from([0, 0, 0, 0]),
             tcp_port: 60_000,
             websocket_port: None,
+            websocket_secure: None,
+            tls_trust_pem: Vec::new(),
             announce_ip: None,
             cluster_id: 0,
             shards: vec![0],
@@ -87,6 +94,25 @@ impl Default for NodeConfig {
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,
         }
+    }
+}
+
+/// A WSS listener: port, certificate chain and private key (PEM), as nwaku's
+/// `--websocket-secure-*` flags.
+#[derive(Clone, PartialEq, Eq)]
+pub struct WssConfig {
+    /// Port; 0 picks a free one. nwaku's default is 8000 for WSS too.
+    pub port: u16,
+    /// Certificate chain, PEM.
+    pub cert_chain_pem: Vec<u8>,
+    /// Private key, PEM (PKCS#8, SEC1 or PKCS#1).
+    pub key_pem: Vec<u8>,
+}
+
+impl std::fmt::Debug for WssConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("WssConfig").field("port", &self.port).finish_non_exhaustive()
     }
 }
 

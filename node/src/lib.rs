@@ -12,6 +12,7 @@
 //!   the only form in which wakufleet keeps private keys at rest.
 //! - [`crypto`] — keccak256 and secp256k1 helpers shared by the modules above.
 //! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
+//! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
 //! - [`codec`] — varint length-prefixed protobuf framing for request/response protocols.
@@ -43,5 +44,6 @@ pub mod peers;
 pub mod relay;
 pub mod rest;
 pub mod service;
+pub mod tls;
 pub mod topics;
 pub mod waku_enr;

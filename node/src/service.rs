@@ -264,13 +264,14 @@ impl NodeHandle {
         self.identity.listen_addrs.clone()
     }
 
-    /// The address of the WebSocket listener, if any.
+    /// The address of the plain WebSocket listener, if any.
     pub fn websocket_addr(&self) -> Option<Multiaddr> {
-        self.identity
-            .listen_addrs
-            .iter()
-            .find(|a| a.iter().any(|p| matches!(p, Protocol::Ws(_))))
-            .cloned()
+        self.identity.listen_addrs.iter().find(|a| is_plain_ws(a)).cloned()
+    }
+
+    /// The address of the secure WebSocket (WSS) listener, if any.
+    pub fn secure_websocket_addr(&self) -> Option<Multiaddr> {
+        self.identity.listen_addrs.iter().find(|a| is_secure_ws(a)).cloned()
     }
 
     /// The node's current ENR.
@@ -402,12 +403,21 @@ pub async fn start(
     swarm.listen_on(tcp_addr).map_err(|e| NodeError::Transport(e.to_string()))?;
     if let Some(port) = config.websocket_port {
         let ws = Multiaddr::empty()
-            .with(ip_protocol)
+            .with(ip_protocol.clone())
             .with(Protocol::Tcp(port))
             .with(Protocol::Ws("/".into()));
         swarm.listen_on(ws).map_err(|e| NodeError::Transport(e.to_string()))?;
     }
-    let expected = 1 + usize::from(config.websocket_port.is_some());
+    if let Some(wss) = &config.websocket_secure {
+        let addr = Multiaddr::empty()
+            .with(ip_protocol)
+            .with(Protocol::Tcp(wss.port))
+            .with(Protocol::Wss("/".into()));
+        swarm.listen_on(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    }
+    let expected = 1
+        + usize::from(config.websocket_port.is_some())
+        + usize::from(config.websocket_secure.is_some());
     let listen_addrs = wait_for_listeners(&mut swarm, expected).await?;
 
     let discv5_socket = match &config.discv5 {
@@ -513,6 +523,8 @@ async fn build_swarm(
     // Serve peer exchange only when asked to; always able to ask.
     let px_support =
         if config.peer_exchange { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
+    let websocket_tls =
+        crate::tls::websocket_tls(config).map_err(|e| NodeError::Config(e.to_string()))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -521,11 +533,9 @@ async fn build_swarm(
             (yamux::Config::default, libp2p_mplex::Config::default),
         )
         .map_err(|e| transport_error(&e))?
+        .with_other_transport(|key| crate::tls::websocket_transport(key, websocket_tls))
+        .map_err(|e| transport_error(&e))?
         .with_dns()
-        .map_err(|e| transport_error(&e))?;
-    let swarm = swarm
-        .with_websocket(noise::Config::new, (yamux::Config::default, libp2p_mplex::Config::default))
-        .await
         .map_err(|e| transport_error(&e))?
         .with_behaviour(|key| {
             let mut gossip =
@@ -589,14 +599,10 @@ fn build_local_enr(
     } else {
         config.listen_ip
     });
-    let tcp_port = listen_addrs
-        .iter()
-        .find(|a| !a.iter().any(|p| matches!(p, Protocol::Ws(_))))
-        .and_then(port_of);
-    let ws_port = listen_addrs
-        .iter()
-        .find(|a| a.iter().any(|p| matches!(p, Protocol::Ws(_))))
-        .and_then(port_of);
+    let tcp_port =
+        listen_addrs.iter().find(|a| !is_plain_ws(a) && !is_secure_ws(a)).and_then(port_of);
+    let ws_port = listen_addrs.iter().find(|a| is_plain_ws(a)).and_then(port_of);
+    let wss_port = listen_addrs.iter().find(|a| is_secure_ws(a)).and_then(port_of);
     let ip = match announce {
         IpAddr::V4(ip) => ip,
         IpAddr::V6(_) => {
@@ -607,15 +613,19 @@ fn build_local_enr(
     if config.relay {
         capabilities = capabilities | Capabilities::RELAY;
     }
-    let multiaddrs = ws_port
-        .map(|p| {
-            Multiaddr::empty()
-                .with(Protocol::Ip4(ip))
-                .with(Protocol::Tcp(p))
-                .with(Protocol::Ws("/".into()))
-        })
-        .into_iter()
-        .collect();
+    let ws = ws_port.map(|p| {
+        Multiaddr::empty()
+            .with(Protocol::Ip4(ip))
+            .with(Protocol::Tcp(p))
+            .with(Protocol::Ws("/".into()))
+    });
+    let wss = wss_port.map(|p| {
+        Multiaddr::empty()
+            .with(Protocol::Ip4(ip))
+            .with(Protocol::Tcp(p))
+            .with(Protocol::Wss("/".into()))
+    });
+    let multiaddrs = ws.into_iter().chain(wss).collect();
     let enr_config = WakuEnrConfig {
         seq: 1,
         ip: Some(ip),
@@ -659,6 +669,16 @@ async fn resolve_trees(
         }
     }
     peers
+}
+
+fn is_secure_ws(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::Wss(_)))
+        || (addr.iter().any(|p| matches!(p, Protocol::Tls))
+            && addr.iter().any(|p| matches!(p, Protocol::Ws(_))))
+}
+
+fn is_plain_ws(addr: &Multiaddr) -> bool {
+    !is_secure_ws(addr) && addr.iter().any(|p| matches!(p, Protocol::Ws(_)))
 }
 
 fn port_of(addr: &Multiaddr) -> Option<u16> {

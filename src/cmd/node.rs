@@ -42,9 +42,22 @@ pub(crate) struct NodeOptions {
     /// Listen for WebSocket connections (js-waku speaks only WebSocket).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     websocket_support: Option<bool>,
-    /// WebSocket port (default 8000).
+    /// WebSocket port (default 8000); with --websocket-secure-support the WSS port.
     #[arg(long)]
     websocket_port: Option<u16>,
+    /// Serve secure WebSocket (WSS) instead of plain WebSocket, with the files below.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    websocket_secure_support: Option<bool>,
+    /// WSS certificate chain (PEM).
+    #[arg(long, value_name = "FILE")]
+    websocket_secure_cert_path: Option<PathBuf>,
+    /// WSS private key (PEM).
+    #[arg(long, value_name = "FILE")]
+    websocket_secure_key_path: Option<PathBuf>,
+    /// Extra CA or certificate (PEM) to trust when dialing `/wss` peers (repeatable).
+    #[arg(long = "tls-trust", value_name = "FILE")]
+    #[serde(alias = "tls-trust")]
+    tls_trust: Vec<PathBuf>,
     /// Cluster id (default 0).
     #[arg(long)]
     cluster_id: Option<u16>,
@@ -139,6 +152,16 @@ impl NodeOptions {
             tcp_port: self.tcp_port.or(file.tcp_port),
             websocket_support: self.websocket_support.or(file.websocket_support),
             websocket_port: self.websocket_port.or(file.websocket_port),
+            websocket_secure_support: self
+                .websocket_secure_support
+                .or(file.websocket_secure_support),
+            websocket_secure_cert_path: self
+                .websocket_secure_cert_path
+                .or(file.websocket_secure_cert_path),
+            websocket_secure_key_path: self
+                .websocket_secure_key_path
+                .or(file.websocket_secure_key_path),
+            tls_trust: list(self.tls_trust, file.tls_trust),
             cluster_id: self.cluster_id.or(file.cluster_id),
             shards: list(self.shards, file.shards),
             num_shards_in_network: self.num_shards_in_network.or(file.num_shards_in_network),
@@ -189,6 +212,29 @@ impl NodeOptions {
         if let Some(limit) = self.ip_colocation_limit {
             peer_manager.max_peers_per_ip = limit;
         }
+        let secure = self.websocket_secure_support.unwrap_or(false);
+        let websocket_secure = if secure {
+            let (Some(cert), Some(key)) =
+                (&self.websocket_secure_cert_path, &self.websocket_secure_key_path)
+            else {
+                bail!(
+                    "--websocket-secure-support needs --websocket-secure-cert-path and --websocket-secure-key-path"
+                );
+            };
+            Some(node::config::WssConfig {
+                port: self.websocket_port.unwrap_or(8000),
+                cert_chain_pem: std::fs::read(cert)
+                    .with_context(|| format!("{}", cert.display()))?,
+                key_pem: std::fs::read(key).with_context(|| format!("{}", key.display()))?,
+            })
+        } else {
+            None
+        };
+        let tls_trust_pem = self
+            .tls_trust
+            .iter()
+            .map(|p| std::fs::read(p).with_context(|| format!("{}", p.display())))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let discv5 =
             self.discv5_discovery.unwrap_or(false).then(|| node::discovery_v5::Discv5Config {
                 udp_port: self.discv5_udp_port.unwrap_or(9000),
@@ -200,10 +246,11 @@ impl NodeOptions {
             peer_exchange: self.peer_exchange.unwrap_or(false),
             listen_ip: self.listen_address.unwrap_or(defaults.listen_ip),
             tcp_port: self.tcp_port.unwrap_or(defaults.tcp_port),
-            websocket_port: self
-                .websocket_support
-                .unwrap_or(false)
+            // nwaku serves either plain or secure WebSocket on --websocket-port.
+            websocket_port: (self.websocket_support.unwrap_or(false) && !secure)
                 .then(|| self.websocket_port.unwrap_or(8000)),
+            websocket_secure,
+            tls_trust_pem,
             announce_ip: self.ext_ip,
             cluster_id: self.cluster_id.unwrap_or(defaults.cluster_id),
             shards: if self.shards.is_empty() {

@@ -1,0 +1,126 @@
+//! Secure WebSocket: a node serving a certificate (as nwaku's `--websocket-secure-*`) issued by a
+//! private fleet CA; a peer trusting that CA relays over `/wss`, a peer that does not cannot connect.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{process::Command, time::Duration};
+
+use libp2p::multiaddr::Protocol;
+use node::{
+    config::{NodeConfig, WssConfig},
+    message::WakuMessage,
+    service::{NodeEvent, start},
+    waku_enr::WakuEnr,
+};
+use tokio::time::timeout;
+
+/// A private fleet CA and a leaf certificate for 127.0.0.1 signed by it, made by openssl.
+/// Returns (CA certificate, leaf certificate, leaf key), PEM.
+fn fleet_ca(dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2", "-subj", "/CN=fleet-ca"],
+        ]
+        .concat(),
+        [&["req"][..], &ec, &["-keyout", "key.pem", "-out", "leaf.csr", "-subj", "/CN=127.0.0.1"]]
+            .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "cert.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+        ],
+    ];
+    for args in steps {
+        let out = Command::new("openssl")
+            .args(&args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is needed; `bash tests/run.sh` installs it");
+        assert!(out.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+    (read("ca.pem"), read("cert.pem"), read("key.pem"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_over_wss_with_a_trusted_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = fleet_ca(dir.path());
+    let server = NodeConfig {
+        websocket_secure: Some(WssConfig { port: 0, cert_chain_pem: cert, key_pem: key }),
+        ..NodeConfig::loopback()
+    };
+    let (a, _) = start(server).await.unwrap();
+    let wss = a.secure_websocket_addr().expect("a WSS listener");
+    assert!(wss.iter().any(|p| matches!(p, Protocol::Wss(_) | Protocol::Tls)), "{wss}");
+    // The ENR announces the WSS address for clients like js-waku.
+    let waku = WakuEnr::decode(&a.enr()).unwrap();
+    assert!(
+        waku.multiaddrs.iter().any(|m| m.iter().any(|p| matches!(p, Protocol::Wss(_)))),
+        "{:?}",
+        waku.multiaddrs
+    );
+
+    // Not trusted: the TLS handshake fails.
+    let (stranger, _) = start(NodeConfig::loopback()).await.unwrap();
+    assert!(stranger.dial(wss.clone()).await.is_err());
+
+    // Trusted: relay works over WSS.
+    let (b, _) =
+        start(NodeConfig { tls_trust_pem: vec![ca], ..NodeConfig::loopback() }).await.unwrap();
+    let mut events = a.events();
+    b.dial(wss).await.unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
+        as i64;
+    let message = WakuMessage::new("/wakufleet/1/wss/proto", b"over tls".to_vec(), now);
+    let got = timeout(Duration::from_secs(20), async {
+        loop {
+            let _ = b.publish("/waku/2/rs/0/0", message.clone()).await;
+            if let Ok(Ok(NodeEvent::Message { message, .. })) =
+                timeout(Duration::from_millis(300), events.recv()).await
+            {
+                return message;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.payload, b"over tls");
+    let peers = a.peers().await.unwrap();
+    assert_eq!(peers.len(), 1, "only the trusting peer is connected");
+    assert_eq!(peers[0].peer_id, b.peer_id());
+}
+
+#[tokio::test]
+async fn unusable_certificates_are_refused_at_start() {
+    let bad = NodeConfig {
+        websocket_secure: Some(WssConfig {
+            port: 0,
+            cert_chain_pem: b"not pem".to_vec(),
+            key_pem: b"nope".to_vec(),
+        }),
+        ..NodeConfig::loopback()
+    };
+    let error = start(bad).await.unwrap_err().to_string();
+    assert!(error.contains("certificate"), "{error}");
+}
