@@ -328,6 +328,18 @@ impl NodeHandle {
         self.ask(|reply| Command::Stats { reply }).await
     }
 
+    /// Waits until the node has at least `n` relay peers, for at most `limit`.
+    pub async fn wait_for_relay_peers(&self, n: usize, limit: Duration) -> Result<(), NodeError> {
+        tokio::time::timeout(limit, async {
+            while self.stats().await?.relay_peers < n {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|_| NodeError::NoPeers(format!("fewer than {n} relay peers after {limit:?}")))?
+    }
+
     /// The connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         self.ask(|reply| Command::Peers { reply }).await

@@ -5,26 +5,12 @@
 use std::time::Duration;
 
 use node::{
-    config::NodeConfig,
-    discovery_v5::Discv5Config,
-    peers::Origin,
-    service::{NodeHandle, start},
+    config::NodeConfig, discovery_v5::Discv5Config, peers::Origin, service::start,
     waku_enr::WakuEnr,
 };
-use tokio::time::timeout;
 
 fn with_discv5(bootstrap: Vec<String>) -> NodeConfig {
     NodeConfig { discv5: Some(Discv5Config { udp_port: 0, bootstrap }), ..NodeConfig::loopback() }
-}
-
-async fn wait_relay_peers(node: &NodeHandle, n: usize) {
-    timeout(Duration::from_secs(45), async {
-        while node.stats().await.unwrap().relay_peers < n {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await
-    .expect("relay peers through discv5");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -36,7 +22,7 @@ async fn three_nodes_find_each_other_from_one_bootstrap_enr() {
     let (b, _) = start(with_discv5(vec![boot.to_base64()])).await.unwrap();
     let (c, _) = start(with_discv5(vec![boot.to_base64()])).await.unwrap();
     for node in [&a, &b, &c] {
-        wait_relay_peers(node, 2).await;
+        node.wait_for_relay_peers(2, Duration::from_secs(45)).await.unwrap();
     }
     // b and c only knew a: they met through discv5.
     let peers = b.peers().await.unwrap();

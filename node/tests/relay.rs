@@ -48,16 +48,6 @@ async fn wait_for<T>(
     .expect("event within 20 s")
 }
 
-async fn wait_until_relay_peers(node: &NodeHandle, n: usize) {
-    timeout(Duration::from_secs(20), async {
-        while node.stats().await.unwrap().relay_peers < n {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("relay peers within 20 s");
-}
-
 fn now_ns() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }
@@ -79,8 +69,8 @@ async fn two_nodes_handshake_and_relay_both_ways_over_tcp_and_websocket() {
         })
         .await;
         assert_eq!((peer, cluster, shards), (b.peer_id(), 0, vec![0]));
-        wait_until_relay_peers(&a, 1).await;
-        wait_until_relay_peers(&b, 1).await;
+        a.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+        b.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
 
         let sent = WakuMessage::new("/test/1/relay/proto", b"hello from a".to_vec(), now_ns());
         let hash = a.publish(TOPIC, sent.clone()).await.unwrap();
@@ -234,7 +224,7 @@ async fn stale_and_oversized_messages_are_rejected_and_counted() {
     let a = node(strict).await;
     let b = node(NodeConfig::loopback()).await;
     b.dial(tcp_addr(&a)).await.unwrap();
-    wait_until_relay_peers(&b, 1).await;
+    b.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
     let mut events = a.events();
 
     let stale = WakuMessage::new("/test/1/relay/proto", b"old".to_vec(), now_ns() - 60_000_000_000);

@@ -10,7 +10,7 @@ use node::{
     config::NodeConfig,
     discovery_v5::Discv5Config,
     message::WakuMessage,
-    service::{NodeEvent, NodeHandle, TARGET_RELAY_PEERS, start},
+    service::{NodeEvent, TARGET_RELAY_PEERS, start},
 };
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -26,16 +26,6 @@ fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
-async fn wait_relay_peers(node: &NodeHandle, n: usize, limit: Duration) -> anyhow::Result<()> {
-    timeout(limit, async {
-        while node.stats().await.map(|s| s.relay_peers).unwrap_or(0) < n {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    })
-    .await
-    .context("peers did not come up in time")
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -49,7 +39,7 @@ pub(crate) async fn relay(messages: usize, size: usize, samples: usize) -> anyho
     let (b, _) = start(NodeConfig::loopback()).await?;
     let mut events = b.events();
     a.dial(b.listen_addrs()[0].clone()).await?;
-    wait_relay_peers(&a, 1, Duration::from_secs(20)).await?;
+    a.wait_for_relay_peers(1, Duration::from_secs(20)).await?;
     // Let the mesh form (one heartbeat) so throughput is measured on the mesh path.
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
@@ -157,7 +147,7 @@ pub(crate) async fn rss(peers: usize) -> anyhow::Result<()> {
         nodes.push(node);
     }
     for node in &nodes {
-        wait_relay_peers(node, 1, Duration::from_secs(30)).await?;
+        node.wait_for_relay_peers(1, Duration::from_secs(30)).await?;
     }
     // Idle with peers: heartbeats and pings only.
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -186,7 +176,8 @@ pub(crate) async fn bootstrap(count: usize) -> anyhow::Result<()> {
     }
     let all_started = started.elapsed();
     for node in &nodes {
-        wait_relay_peers(node, TARGET_RELAY_PEERS.min(count - 1), Duration::from_secs(120)).await?;
+        node.wait_for_relay_peers(TARGET_RELAY_PEERS.min(count - 1), Duration::from_secs(120))
+            .await?;
     }
     let wall = started.elapsed();
     let mut times = Vec::new();

@@ -9,19 +9,9 @@ use node::{
     crypto::generate_key,
     enrtree::{NodeRecord, Tree},
     message::WakuMessage,
-    service::{NodeEvent, NodeHandle, start},
+    service::{NodeEvent, start},
 };
 use tokio::time::timeout;
-
-async fn wait_relay_peers(node: &NodeHandle, n: usize) {
-    timeout(Duration::from_secs(30), async {
-        while node.stats().await.unwrap().relay_peers < n {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    })
-    .await
-    .expect("relay peers in time");
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_bootstraps_from_a_dns_tree_and_relays() {
@@ -44,8 +34,8 @@ async fn a_node_bootstraps_from_a_dns_tree_and_relays() {
         ..NodeConfig::loopback()
     };
     let (c, _) = start(config).await.unwrap();
-    wait_relay_peers(&c, 2).await;
-    wait_relay_peers(&a, 1).await;
+    c.wait_for_relay_peers(2, Duration::from_secs(45)).await.unwrap();
+    a.wait_for_relay_peers(1, Duration::from_secs(45)).await.unwrap();
 
     let stats = c.stats().await.unwrap();
     assert_eq!(stats.dns_discovered, 2);
@@ -98,7 +88,7 @@ async fn static_nodes_are_dialed_and_redialed_after_they_restart() {
         .unwrap();
     let config = NodeConfig { static_nodes: vec![static_addr.clone()], ..NodeConfig::loopback() };
     let (b, _) = start(config).await.unwrap();
-    wait_relay_peers(&b, 1).await;
+    b.wait_for_relay_peers(1, Duration::from_secs(45)).await.unwrap();
     assert_eq!(b.peers().await.unwrap()[0].origin, Some(node::peers::Origin::Static));
 
     // The static node goes away and comes back on the same port with the same key.
@@ -115,5 +105,5 @@ async fn static_nodes_are_dialed_and_redialed_after_they_restart() {
         start(NodeConfig { key, tcp_port: port, websocket_port: None, ..NodeConfig::loopback() })
             .await
             .unwrap();
-    wait_relay_peers(&b, 1).await;
+    b.wait_for_relay_peers(1, Duration::from_secs(45)).await.unwrap();
 }
