@@ -77,6 +77,7 @@ pub fn render(stats: &NodeStats, version: &str) -> Result<String, MetricsError> 
     errors.with_label_values(&["invalid_message"]).inc_by(stats.invalid_messages);
     errors.with_label_values(&["metadata_rejection"]).inc_by(stats.metadata_rejections);
     errors.with_label_values(&["refused_inbound"]).inc_by(stats.refused_inbound);
+    errors.with_label_values(&["invalid_record"]).inc_by(stats.invalid_records);
     registry.register(Box::new(errors))?;
 
     let store = IntGauge::new("waku_peer_store_size", "Known peers")?;

@@ -194,6 +194,8 @@ pub struct NodeStats {
     pub dns_discovered: u64,
     /// Records in the discv5 routing table (0 when discv5 is off).
     pub discv5_table_size: usize,
+    /// Unusable records from discovery (bad tree entries, undecodable peer-exchange ENRs).
+    pub invalid_records: u64,
     /// Records offered to others by peer exchange.
     pub px_peers_sent: u64,
     /// Usable records received by peer exchange.
@@ -375,6 +377,8 @@ struct PeerState {
 struct Discovered {
     origin: Origin,
     peers: Vec<FoundPeer>,
+    /// Records or entries that were unusable (bad ENR, bad tree entry).
+    invalid: u64,
 }
 
 type FoundPeers = Vec<FoundPeer>;
@@ -660,27 +664,29 @@ async fn resolve_trees(
     urls: &[LinkEntry],
     server: Option<std::net::SocketAddr>,
     cluster: u16,
-) -> Vec<FoundPeer> {
+) -> (Vec<FoundPeer>, u64) {
     let resolver =
         match server.map_or_else(HickoryTxtResolver::system, HickoryTxtResolver::with_server) {
             Ok(resolver) => resolver,
             Err(error) => {
                 tracing::warn!(target: "node::dns", %error, "no DNS resolver");
-                return Vec::new();
+                return (Vec::new(), 0);
             }
         };
     let client = TreeClient::new(resolver, ClientConfig::default());
     let mut peers = Vec::new();
+    let mut invalid = 0;
     for url in urls {
         let resolution = client.resolve(url).await;
         for error in resolution.errors() {
+            invalid += 1;
             tracing::warn!(target: "node::dns", %url, %error, "bad tree entry");
         }
         for record in resolution.records() {
             peers.extend(FoundPeer::from_record(record, cluster));
         }
     }
-    peers
+    (peers, invalid)
 }
 
 fn is_secure_ws(addr: &Multiaddr) -> bool {
@@ -714,7 +720,7 @@ impl Service {
                     Some(command) => self.on_command(command),
                 },
                 Some(found) = discovered.recv() => self.on_discovered(found),
-                Some(peers) = discv5_found.recv() => self.on_discovered(Discovered { origin: Origin::Discv5, peers }),
+                Some(peers) = discv5_found.recv() => self.on_discovered(Discovered { origin: Origin::Discv5, peers, invalid: 0 }),
                 _ = manage.tick() => self.manage_connections(),
             }
         }
@@ -744,12 +750,13 @@ impl Service {
         self.dns_running = true;
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let peers = resolve_trees(&urls, server, cluster).await;
-            let _ = tx.send(Discovered { origin: Origin::Dns, peers }).await;
+            let (peers, invalid) = resolve_trees(&urls, server, cluster).await;
+            let _ = tx.send(Discovered { origin: Origin::Dns, peers, invalid }).await;
         });
     }
 
     fn on_discovered(&mut self, found: Discovered) {
+        self.stats.invalid_records += found.invalid;
         if found.origin == Origin::Dns {
             self.dns_running = false;
             self.stats.dns_discovered += found.peers.len() as u64;
@@ -830,6 +837,9 @@ impl Service {
                 }
                 request_response::Message::Response { response, .. } => {
                     let cluster = self.config.cluster_id;
+                    let offered = response.response.as_ref().map_or(0, |r| r.peer_infos.len());
+                    let records = response.records();
+                    let invalid = (offered - records.len()) as u64;
                     let peers: Vec<FoundPeer> = response
                         .records()
                         .into_iter()
@@ -840,7 +850,7 @@ impl Service {
                         // The server had nothing yet (its discovery may still be starting).
                         self.next_px_query = Some(Instant::now() + PX_EMPTY_RETRY);
                     }
-                    self.on_discovered(Discovered { origin: Origin::PeerExchange, peers });
+                    self.on_discovered(Discovered { origin: Origin::PeerExchange, peers, invalid });
                 }
             },
             request_response::Event::OutboundFailure { peer, error, .. } => {

@@ -17,16 +17,24 @@ use tokio::time::timeout;
 async fn a_node_bootstraps_from_a_dns_tree_and_relays() {
     let (a, _) = start(NodeConfig::loopback()).await.unwrap();
     let (b, _) = start(NodeConfig::loopback()).await.unwrap();
-    let records =
-        vec![NodeRecord::from_enr(a.enr()).unwrap(), NodeRecord::from_enr(b.enr()).unwrap()];
+    // A third listed node whose leaf is served corrupted: reported and counted, the rest used.
+    let broken = crate::helpers::records(1).remove(0);
+    let records = vec![
+        NodeRecord::from_enr(a.enr()).unwrap(),
+        NodeRecord::from_enr(b.enr()).unwrap(),
+        broken.clone(),
+    ];
     let mut tree = Tree::build(1, records, vec![]).unwrap();
     let url = tree.sign(&generate_key(), "fleet.wakufleet.test");
-    let server = DnsServer::start(
-        "127.0.0.1:0".parse().unwrap(),
-        vec![TxtZone::from_tree(&tree, &url.domain, 60, 86_400)],
-    )
-    .await
-    .unwrap();
+    let mut zone = TxtZone::from_tree(&tree, &url.domain, 60, 86_400);
+    let broken_name =
+        format!("{}.{}", node::enrtree::label::subdomain(broken.as_str()), url.domain);
+    for record in &mut zone.records {
+        if record.name.eq_ignore_ascii_case(&broken_name) {
+            record.text = "enr:-----".into();
+        }
+    }
+    let server = DnsServer::start("127.0.0.1:0".parse().unwrap(), vec![zone]).await.unwrap();
 
     let config = NodeConfig {
         dns_discovery_urls: vec![url.to_string()],
@@ -39,6 +47,7 @@ async fn a_node_bootstraps_from_a_dns_tree_and_relays() {
 
     let stats = c.stats().await.unwrap();
     assert_eq!(stats.dns_discovered, 2);
+    assert_eq!(stats.invalid_records, 1, "the corrupted leaf is counted");
     assert_eq!(stats.peers_outbound, 2);
     assert_eq!(stats.fleet_relay_share, Some(1.0), "tree nodes are fleet nodes");
     let peers = c.peers().await.unwrap();
