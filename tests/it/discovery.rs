@@ -116,3 +116,47 @@ async fn static_nodes_are_dialed_and_redialed_after_they_restart() {
             .unwrap();
     b.wait_for_relay_peers(1, Duration::from_secs(45)).await.unwrap();
 }
+
+/// A node that loses every peer goes back to its DNS tree and finds the fleet's new node.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_alone_goes_back_to_dns_discovery() {
+    let (a, a_task) = start(NodeConfig::loopback()).await.unwrap();
+    let key = generate_key();
+    let mut tree = Tree::build(1, vec![NodeRecord::from_enr(a.enr()).unwrap()], vec![]).unwrap();
+    let url = tree.sign(&key, "recover.wakufleet.test");
+    let server = DnsServer::start(
+        "127.0.0.1:0".parse().unwrap(),
+        vec![TxtZone::from_tree(&tree, &url.domain, 60, 86_400)],
+    )
+    .await
+    .unwrap();
+    let config = NodeConfig {
+        dns_discovery_urls: vec![url.to_string()],
+        dns_name_server: Some(server.local_addr()),
+        ..NodeConfig::loopback()
+    };
+    let (c, _) = start(config).await.unwrap();
+    c.wait_for_relay_peers(1, Duration::from_secs(30)).await.unwrap();
+
+    // The fleet replaces its node: the old one stops, the tree now lists a new one.
+    a.shutdown().await;
+    a_task.await.unwrap();
+    timeout(Duration::from_secs(20), async {
+        while c.stats().await.unwrap().relay_peers > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let (a2, _) = start(NodeConfig::loopback()).await.unwrap();
+    let mut tree = Tree::build(2, vec![NodeRecord::from_enr(a2.enr()).unwrap()], vec![]).unwrap();
+    tree.sign(&key, &url.domain);
+    server.replace(&TxtZone::from_tree(&tree, &url.domain, 60, 86_400)).await.unwrap();
+
+    // After ten seconds alone, c resolves the tree again and reaches the new node.
+    c.wait_for_relay_peers(1, Duration::from_secs(40)).await.unwrap();
+    let peers = c.peers().await.unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].peer_id, a2.peer_id());
+    assert_eq!(c.stats().await.unwrap().dns_discovered, 2);
+}
