@@ -11,6 +11,7 @@
 //! - [`keystore`] — Web3 Secret Storage v3 keystores (scrypt or pbkdf2, aes-128-ctr, keccak MAC):
 //!   the only form in which wakufleet keeps private keys at rest.
 //! - [`crypto`] — keccak256 and secp256k1 helpers shared by the modules above.
+//! - [`lightpush`] — lightpush v3 and legacy v2 protobufs and status codes.
 //! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
@@ -36,6 +37,7 @@ pub mod discovery_v5;
 pub mod dnsdisc;
 pub mod enrtree;
 pub mod keystore;
+pub mod lightpush;
 pub mod message;
 pub mod metadata;
 pub mod metrics;

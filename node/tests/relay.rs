@@ -90,6 +90,21 @@ async fn two_nodes_handshake_and_relay_both_ways_over_tcp_and_websocket() {
         .await;
         assert_eq!(got.as_ref(), &reply);
 
+        // Identify runs beside the handshake; wait for both sides' protocol lists.
+        timeout(Duration::from_secs(20), async {
+            loop {
+                let (pa, pb) = (a.peers().await.unwrap(), b.peers().await.unwrap());
+                if pa.iter().chain(&pb).all(|p| p.agent.is_some())
+                    && !pa.is_empty()
+                    && !pb.is_empty()
+                {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await
+        .expect("identify within 20 s");
         let stats = a.stats().await.unwrap();
         assert_eq!(stats.messages_published, 1);
         assert_eq!(stats.messages_received, 1);
