@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub dns_discovery_urls: Vec<String>,
     /// DNS server (any port) for the trees; default: the system resolver.
     pub dns_name_server: Option<SocketAddr>,
+    /// Serve lightpush (v3 and legacy v2). Default: false.
+    pub lightpush: bool,
     /// Serve peer exchange (offering the records discv5 and DNS found). Default: false.
     pub peer_exchange: bool,
     /// Ask peers for more peers by peer exchange while short of relay peers. Default: true.
@@ -88,6 +90,7 @@ impl Default for NodeConfig {
             dns_discovery_urls: Vec::new(),
             dns_name_server: None,
             discv5: None,
+            lightpush: false,
             peer_exchange: false,
             peer_exchange_client: true,
             peer_manager: PeerManagerConfig::default(),

@@ -24,12 +24,15 @@ use libp2p::{
 use prost::Message as _;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+mod lightpush_service;
+
 use crate::{
     config::NodeConfig,
     discovery_v5::Discovery,
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::LinkEntry,
     enrtree::record::Enr,
+    lightpush,
     message::{MessageError, MessageHash, WakuMessage},
     metadata::{self, WakuMetadata},
     peer_exchange::{self, PeerExchangeRpc},
@@ -82,6 +85,9 @@ pub enum NodeError {
     /// Dialing failed.
     #[error("dial failed: {0}")]
     Dial(String),
+    /// A request to a service peer failed.
+    #[error("request failed: {0}")]
+    Request(String),
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
@@ -196,6 +202,8 @@ pub struct NodeStats {
     pub discv5_table_size: usize,
     /// Unusable records from discovery (bad tree entries, undecodable peer-exchange ENRs).
     pub invalid_records: u64,
+    /// Lightpush requests served, by outcome (`relayed` or the failure).
+    pub lightpush_served: BTreeMap<String, u64>,
     /// Records offered to others by peer exchange.
     pub px_peers_sent: u64,
     /// Usable records received by peer exchange.
@@ -211,6 +219,8 @@ struct Behaviour {
     relay: gossipsub::Behaviour,
     metadata: request_response::Behaviour<metadata::Codec>,
     peer_exchange: request_response::Behaviour<peer_exchange::Codec>,
+    lightpush: request_response::Behaviour<lightpush::CodecV3>,
+    lightpush_legacy: request_response::Behaviour<lightpush::CodecV2>,
 }
 
 enum Command {
@@ -230,6 +240,11 @@ enum Command {
     },
     Stats {
         reply: oneshot::Sender<NodeStats>,
+    },
+    LightPush {
+        peer: PeerId,
+        request: lightpush::LightPushRequest,
+        reply: oneshot::Sender<Result<lightpush::LightPushResponse, NodeError>>,
     },
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
@@ -342,6 +357,22 @@ impl NodeHandle {
         .map_err(|_| NodeError::NoPeers(format!("fewer than {n} relay peers after {limit:?}")))?
     }
 
+    /// Lightpushes `message` through `peer` (lightpush v3). The pubsub topic, when `None`, is
+    /// derived by autosharding on the serving node.
+    pub async fn lightpush(
+        &self,
+        peer: PeerId,
+        pubsub_topic: Option<String>,
+        message: WakuMessage,
+    ) -> Result<lightpush::LightPushResponse, NodeError> {
+        let request = lightpush::LightPushRequest {
+            request_id: crate::service::request_id(),
+            pubsub_topic,
+            message: Some(message),
+        };
+        self.ask(|reply| Command::LightPush { peer, request, reply }).await?
+    }
+
     /// The connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         self.ask(|reply| Command::Peers { reply }).await
@@ -385,6 +416,10 @@ type FoundPeers = Vec<FoundPeer>;
 
 struct Service {
     swarm: Swarm<Behaviour>,
+    pending_lightpush: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<lightpush::LightPushResponse, NodeError>>,
+    >,
     px_cache: std::collections::VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
     next_px_query: Option<Instant>,
     discovery: Option<Discovery>,
@@ -483,6 +518,7 @@ pub async fn start(
     let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
     let mut service = Service {
         swarm,
+        pending_lightpush: HashMap::new(),
         px_cache: std::collections::VecDeque::new(),
         next_px_query: None,
         discovery,
@@ -539,6 +575,9 @@ async fn build_swarm(
     // Serve peer exchange only when asked to; always able to ask.
     let px_support =
         if config.peer_exchange { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
+    let lightpush_support =
+        if config.lightpush { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
+    let max_message_size = config.max_message_size;
     let websocket_tls =
         crate::tls::websocket_tls(config).map_err(|e| NodeError::Config(e.to_string()))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -573,6 +612,18 @@ async fn build_swarm(
                 peer_exchange: request_response::Behaviour::with_codec(
                     peer_exchange::codec(),
                     [(peer_exchange::PROTOCOL, px_support)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+                lightpush: request_response::Behaviour::with_codec(
+                    lightpush::codec_v3(max_message_size),
+                    [(lightpush::PROTOCOL_V3, lightpush_support.clone())],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+                lightpush_legacy: request_response::Behaviour::with_codec(
+                    lightpush::codec_v2(max_message_size),
+                    [(lightpush::PROTOCOL_V2, lightpush_support)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10)),
                 ),
@@ -653,6 +704,13 @@ fn build_local_enr(
     };
     let key = enr::CombinedKey::from(config.key.clone());
     waku_enr::build_enr(&key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
+}
+
+/// A random request id (16 random bytes, hex).
+pub(crate) fn request_id() -> String {
+    let mut bytes = [0u8; 16];
+    crate::crypto::random_bytes(&mut bytes);
+    data_encoding::HEXLOWER.encode(&bytes)
 }
 
 fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
@@ -967,6 +1025,10 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }
+            Command::LightPush { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().lightpush.send_request(&peer, request);
+                self.pending_lightpush.insert(id, reply);
+            }
             Command::Shutdown => {}
         }
     }
@@ -1133,6 +1195,12 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {
                 self.on_peer_exchange_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Lightpush(event)) => {
+                self.on_lightpush_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::LightpushLegacy(event)) => {
+                self.on_lightpush_legacy_event(event)
             }
             _ => {}
         }
