@@ -53,6 +53,8 @@ pub struct NodeConfig {
     pub dns_discovery_urls: Vec<String>,
     /// DNS server (any port) for the trees; default: the system resolver.
     pub dns_name_server: Option<SocketAddr>,
+    /// Serve filter v2 (push matching relayed messages to subscribers). Default: false.
+    pub filter: bool,
     /// Serve lightpush (v3 and legacy v2). Default: false.
     pub lightpush: bool,
     /// Serve peer exchange (offering the records discv5 and DNS found). Default: false.
@@ -90,6 +92,7 @@ impl Default for NodeConfig {
             dns_discovery_urls: Vec::new(),
             dns_name_server: None,
             discv5: None,
+            filter: false,
             lightpush: false,
             peer_exchange: false,
             peer_exchange_client: true,

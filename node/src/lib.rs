@@ -11,6 +11,7 @@
 //! - [`keystore`] — Web3 Secret Storage v3 keystores (scrypt or pbkdf2, aes-128-ctr, keccak MAC):
 //!   the only form in which wakufleet keeps private keys at rest.
 //! - [`crypto`] — keccak256 and secp256k1 helpers shared by the modules above.
+//! - [`filter`] — filter v2 protobufs, limits and the push codec.
 //! - [`lightpush`] — lightpush v3 and legacy v2 protobufs and status codes.
 //! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
@@ -36,6 +37,7 @@ pub mod crypto;
 pub mod discovery_v5;
 pub mod dnsdisc;
 pub mod enrtree;
+pub mod filter;
 pub mod keystore;
 pub mod lightpush;
 pub mod message;

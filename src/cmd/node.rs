@@ -71,6 +71,9 @@ pub(crate) struct NodeOptions {
     /// Relay messages (default true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     relay: Option<bool>,
+    /// Serve filter v2: push matching relayed messages to light clients.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    filter: Option<bool>,
     /// Serve lightpush (v3 and legacy v2): relay what light clients push.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     lightpush: Option<bool>,
@@ -171,6 +174,7 @@ impl NodeOptions {
             relay: self.relay.or(file.relay),
             peer_exchange: self.peer_exchange.or(file.peer_exchange),
             lightpush: self.lightpush.or(file.lightpush),
+            filter: self.filter.or(file.filter),
             staticnodes: list(self.staticnodes, file.staticnodes),
             dns_discovery_urls: list(self.dns_discovery_urls, file.dns_discovery_urls),
             dns_addrs_name_servers: list(self.dns_addrs_name_servers, file.dns_addrs_name_servers),
@@ -249,6 +253,7 @@ impl NodeOptions {
             discv5,
             peer_exchange: self.peer_exchange.unwrap_or(false),
             lightpush: self.lightpush.unwrap_or(false),
+            filter: self.filter.unwrap_or(false),
             listen_ip: self.listen_address.unwrap_or(defaults.listen_ip),
             tcp_port: self.tcp_port.unwrap_or(defaults.tcp_port),
             // nwaku serves either plain or secure WebSocket on --websocket-port.

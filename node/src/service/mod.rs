@@ -24,6 +24,7 @@ use libp2p::{
 use prost::Message as _;
 use tokio::sync::{broadcast, mpsc, oneshot};
 
+mod filter_service;
 mod lightpush_service;
 
 use crate::{
@@ -32,6 +33,7 @@ use crate::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::LinkEntry,
     enrtree::record::Enr,
+    filter::{self, FilterSubscribeType},
     lightpush,
     message::{MessageError, MessageHash, WakuMessage},
     metadata::{self, WakuMetadata},
@@ -105,6 +107,17 @@ pub enum NodeEvent {
         /// The message.
         message: Arc<WakuMessage>,
         /// The peer that forwarded it.
+        from: PeerId,
+    },
+    /// A filter service node pushed a message we subscribed to.
+    Pushed {
+        /// The pubsub topic.
+        topic: String,
+        /// Its deterministic hash.
+        hash: MessageHash,
+        /// The message.
+        message: Arc<WakuMessage>,
+        /// The service node.
         from: PeerId,
     },
     /// A peer connected.
@@ -202,6 +215,12 @@ pub struct NodeStats {
     pub discv5_table_size: usize,
     /// Unusable records from discovery (bad tree entries, undecodable peer-exchange ENRs).
     pub invalid_records: u64,
+    /// Filter subscribers (as a service node).
+    pub filter_subscribers: usize,
+    /// Messages pushed to filter subscribers.
+    pub filter_pushes_sent: u64,
+    /// Messages pushed to us by filter service nodes.
+    pub filter_pushes_received: u64,
     /// Lightpush requests served, by outcome (`relayed` or the failure).
     pub lightpush_served: BTreeMap<String, u64>,
     /// Records offered to others by peer exchange.
@@ -221,6 +240,8 @@ struct Behaviour {
     peer_exchange: request_response::Behaviour<peer_exchange::Codec>,
     lightpush: request_response::Behaviour<lightpush::CodecV3>,
     lightpush_legacy: request_response::Behaviour<lightpush::CodecV2>,
+    filter_subscribe: request_response::Behaviour<filter::SubscribeCodec>,
+    filter_push: request_response::Behaviour<filter::PushCodec>,
 }
 
 enum Command {
@@ -240,6 +261,11 @@ enum Command {
     },
     Stats {
         reply: oneshot::Sender<NodeStats>,
+    },
+    Filter {
+        peer: PeerId,
+        request: filter::FilterSubscribeRequest,
+        reply: oneshot::Sender<Result<filter::FilterSubscribeResponse, NodeError>>,
     },
     LightPush {
         peer: PeerId,
@@ -357,6 +383,71 @@ impl NodeHandle {
         .map_err(|_| NodeError::NoPeers(format!("fewer than {n} relay peers after {limit:?}")))?
     }
 
+    /// Subscribes to `content_topics` on `pubsub_topic` at filter service node `peer`; matching
+    /// messages arrive as [`NodeEvent::Pushed`].
+    pub async fn filter_subscribe(
+        &self,
+        peer: PeerId,
+        pubsub_topic: &str,
+        content_topics: Vec<String>,
+    ) -> Result<filter::FilterSubscribeResponse, NodeError> {
+        self.filter_request(
+            peer,
+            FilterSubscribeType::Subscribe,
+            Some(pubsub_topic),
+            content_topics,
+        )
+        .await
+    }
+
+    /// Removes criteria at `peer`.
+    pub async fn filter_unsubscribe(
+        &self,
+        peer: PeerId,
+        pubsub_topic: &str,
+        content_topics: Vec<String>,
+    ) -> Result<filter::FilterSubscribeResponse, NodeError> {
+        self.filter_request(
+            peer,
+            FilterSubscribeType::Unsubscribe,
+            Some(pubsub_topic),
+            content_topics,
+        )
+        .await
+    }
+
+    /// Removes every criterion at `peer`.
+    pub async fn filter_unsubscribe_all(
+        &self,
+        peer: PeerId,
+    ) -> Result<filter::FilterSubscribeResponse, NodeError> {
+        self.filter_request(peer, FilterSubscribeType::UnsubscribeAll, None, Vec::new()).await
+    }
+
+    /// Keeps the subscription at `peer` alive (404 when there is none).
+    pub async fn filter_ping(
+        &self,
+        peer: PeerId,
+    ) -> Result<filter::FilterSubscribeResponse, NodeError> {
+        self.filter_request(peer, FilterSubscribeType::SubscriberPing, None, Vec::new()).await
+    }
+
+    async fn filter_request(
+        &self,
+        peer: PeerId,
+        kind: FilterSubscribeType,
+        pubsub_topic: Option<&str>,
+        content_topics: Vec<String>,
+    ) -> Result<filter::FilterSubscribeResponse, NodeError> {
+        let request = filter::FilterSubscribeRequest {
+            request_id: request_id(),
+            filter_subscribe_type: kind as i32,
+            pubsub_topic: pubsub_topic.map(str::to_owned),
+            content_topics,
+        };
+        self.ask(|reply| Command::Filter { peer, request, reply }).await?
+    }
+
     /// Lightpushes `message` through `peer` (lightpush v3). The pubsub topic, when `None`, is
     /// derived by autosharding on the serving node.
     pub async fn lightpush(
@@ -416,6 +507,11 @@ type FoundPeers = Vec<FoundPeer>;
 
 struct Service {
     swarm: Swarm<Behaviour>,
+    filter_subscribers: HashMap<PeerId, filter_service::Subscriber>,
+    pending_filter: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<filter::FilterSubscribeResponse, NodeError>>,
+    >,
     pending_lightpush: HashMap<
         request_response::OutboundRequestId,
         oneshot::Sender<Result<lightpush::LightPushResponse, NodeError>>,
@@ -518,6 +614,8 @@ pub async fn start(
     let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
     let mut service = Service {
         swarm,
+        filter_subscribers: HashMap::new(),
+        pending_filter: HashMap::new(),
         pending_lightpush: HashMap::new(),
         px_cache: std::collections::VecDeque::new(),
         next_px_query: None,
@@ -578,6 +676,8 @@ async fn build_swarm(
     let lightpush_support =
         if config.lightpush { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
     let max_message_size = config.max_message_size;
+    let filter_support =
+        if config.filter { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
     let websocket_tls =
         crate::tls::websocket_tls(config).map_err(|e| NodeError::Config(e.to_string()))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -624,6 +724,19 @@ async fn build_swarm(
                 lightpush_legacy: request_response::Behaviour::with_codec(
                     lightpush::codec_v2(max_message_size),
                     [(lightpush::PROTOCOL_V2, lightpush_support)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+                filter_subscribe: request_response::Behaviour::with_codec(
+                    filter::subscribe_codec(),
+                    [(filter::SUBSCRIBE_PROTOCOL, filter_support)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(10)),
+                ),
+                // Clients receive pushes and servers send them: both directions always.
+                filter_push: request_response::Behaviour::with_codec(
+                    filter::PushCodec::new(max_message_size),
+                    [(filter::PUSH_PROTOCOL, ProtocolSupport::Full)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10)),
                 ),
@@ -934,6 +1047,7 @@ impl Service {
     /// bootstrap sources when alone.
     fn manage_connections(&mut self) {
         let now = Instant::now();
+        self.expire_filter_subscriptions(now);
         if self.peers.is_empty() {
             let since = *self.alone_since.get_or_insert(now);
             if now.duration_since(since) >= ALONE_RECOVERY {
@@ -1025,6 +1139,10 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }
+            Command::Filter { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().filter_subscribe.send_request(&peer, request);
+                self.pending_filter.insert(id, reply);
+            }
             Command::LightPush { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().lightpush.send_request(&peer, request);
                 self.pending_lightpush.insert(id, reply);
@@ -1043,6 +1161,9 @@ impl Service {
         match self.swarm.behaviour_mut().relay.publish(gossipsub::IdentTopic::new(topic), data) {
             Ok(_) => {
                 self.stats.messages_published += 1;
+                // Gossipsub never hands our own messages back, so local filter subscribers
+                // (e.g. of a lightpushed message) are served here.
+                self.push_to_subscribers(topic, &message);
                 Ok(hash)
             }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
@@ -1087,6 +1208,7 @@ impl Service {
                 / relay_peers.len() as f64
         });
         stats.known_peers = self.peer_manager.known_len();
+        stats.filter_subscribers = self.filter_subscribers.len();
         stats.discv5_table_size = self.discovery.as_ref().map_or(0, Discovery::table_size);
         stats.mesh_per_topic = self
             .subscribed
@@ -1196,6 +1318,12 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {
                 self.on_peer_exchange_event(event)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::FilterSubscribe(event)) => {
+                self.on_filter_subscribe_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::FilterPush(event)) => {
+                self.on_filter_push_event(event)
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Lightpush(event)) => {
                 self.on_lightpush_event(event)
             }
@@ -1224,6 +1352,7 @@ impl Service {
                         self.stats.messages_received += 1;
                         let topic = message.topic.into_string();
                         let hash = waku.hash(&topic);
+                        self.push_to_subscribers(&topic, &waku);
                         self.emit(NodeEvent::Message {
                             topic,
                             hash,

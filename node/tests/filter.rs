@@ -1,0 +1,108 @@
+//! Filter v2 between Rust nodes: a light client subscribes at a service node and receives the
+//! matching messages, relayed or lightpushed, and only those; nwaku's 400/404 rules hold.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use node::{
+    config::NodeConfig,
+    filter::status,
+    message::WakuMessage,
+    service::{NodeEvent, start},
+};
+use tokio::{sync::broadcast, time::timeout};
+
+const TOPIC: &str = "/waku/2/rs/0/0";
+const WANTED: &str = "/wakufleet/1/filter/proto";
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+async fn next_push(
+    events: &mut broadcast::Receiver<NodeEvent>,
+    within: Duration,
+) -> Option<Vec<u8>> {
+    timeout(within, async {
+        loop {
+            if let Ok(NodeEvent::Pushed { message, topic, .. }) = events.recv().await {
+                assert_eq!(topic, TOPIC);
+                return message.payload.clone();
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_get_matching_messages_only() {
+    let (service, _) =
+        start(NodeConfig { filter: true, lightpush: true, ..NodeConfig::loopback() })
+            .await
+            .unwrap();
+    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
+    relayer.dial(service.listen_addrs()[0].clone()).await.unwrap();
+    service.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
+    client.dial(service.listen_addrs()[0].clone()).await.unwrap();
+    let mut events = client.events();
+    let s = service.peer_id();
+
+    let subscribed = client.filter_subscribe(s, TOPIC, vec![WANTED.into()]).await.unwrap();
+    assert_eq!(subscribed.status_code, status::SUCCESS);
+    assert_eq!(service.stats().await.unwrap().filter_subscribers, 1);
+
+    // A relayed message on another content topic, then a matching one: only the latter arrives.
+    relayer
+        .publish(TOPIC, WakuMessage::new("/other/1/x/proto", b"not for you".to_vec(), now_ns()))
+        .await
+        .unwrap();
+    relayer.publish(TOPIC, WakuMessage::new(WANTED, b"relayed".to_vec(), now_ns())).await.unwrap();
+    assert_eq!(next_push(&mut events, Duration::from_secs(20)).await.unwrap(), b"relayed");
+
+    // A message lightpushed to the service node itself reaches local subscribers too.
+    let pushed = client
+        .lightpush(
+            s,
+            Some(TOPIC.into()),
+            WakuMessage::new(WANTED, b"lightpushed".to_vec(), now_ns()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(pushed.status_code, 200, "{pushed:?}");
+    assert_eq!(next_push(&mut events, Duration::from_secs(20)).await.unwrap(), b"lightpushed");
+
+    assert_eq!(client.filter_ping(s).await.unwrap().status_code, status::SUCCESS);
+    assert_eq!(
+        client.filter_unsubscribe(s, TOPIC, vec![WANTED.into()]).await.unwrap().status_code,
+        status::SUCCESS
+    );
+    relayer.publish(TOPIC, WakuMessage::new(WANTED, b"after".to_vec(), now_ns())).await.unwrap();
+    assert_eq!(
+        next_push(&mut events, Duration::from_secs(2)).await,
+        None,
+        "no pushes after unsubscribing"
+    );
+    assert_eq!(client.filter_ping(s).await.unwrap().status_code, status::NOT_FOUND);
+    assert_eq!(client.filter_unsubscribe_all(s).await.unwrap().status_code, status::NOT_FOUND);
+
+    // Bad requests.
+    assert_eq!(
+        client.filter_subscribe(s, TOPIC, vec![]).await.unwrap().status_code,
+        status::BAD_REQUEST
+    );
+    let many: Vec<String> = (0..101).map(|i| format!("/app/1/t{i}/proto")).collect();
+    assert_eq!(
+        client.filter_subscribe(s, TOPIC, many).await.unwrap().status_code,
+        status::BAD_REQUEST
+    );
+    assert_eq!(
+        client.filter_subscribe(s, "/not/a/topic", vec![WANTED.into()]).await.unwrap().status_code,
+        status::BAD_REQUEST
+    );
+    assert_eq!(service.stats().await.unwrap().filter_subscribers, 0);
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.filter_pushes_received, 2);
+}
