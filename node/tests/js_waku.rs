@@ -161,3 +161,63 @@ async fn js_waku_light_node_records_our_cluster_and_shards() {
     let status = timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
     assert!(status.success());
 }
+
+/// The light-node flow: js-waku lightpushes through our node, the message is relayed to
+/// a second Rust node, and js-waku's filter subscription at our node delivers it back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_waku_light_node_lightpushes_and_filters_through_our_node() {
+    let config = NodeConfig { filter: true, lightpush: true, ..NodeConfig::loopback() };
+    let (service, _task) = start(config).await.unwrap();
+    let (relayer, _relay_task) = start(NodeConfig::loopback()).await.unwrap();
+    let mut relayed = relayer.events();
+    relayer.dial(service.listen_addrs()[0].clone()).await.unwrap();
+    service.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+
+    let address = service.websocket_addr().unwrap().to_string();
+    let mut child = js("js-waku-light", "services.mjs", &[address, CONTENT_TOPIC.into()]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut pushed = None;
+    let mut filtered = None;
+    timeout(Duration::from_secs(120), async {
+        while filtered.is_none() || pushed.is_none() {
+            let Some(line) = lines.next_line().await.unwrap() else { break };
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                eprintln!("js-waku: {line}");
+                continue;
+            };
+            match event["event"].as_str() {
+                Some("subscribed") => assert_eq!(event["ok"], true, "{line}"),
+                Some("pushed") => pushed = Some(event),
+                Some("filtered") => filtered = Some(event),
+                _ => panic!("js-waku: {line}"),
+            }
+        }
+    })
+    .await
+    .expect("js-waku reports within 120 s");
+
+    let pushed = pushed.expect("lightpush result");
+    assert_eq!(pushed["successes"], serde_json::json!([service.peer_id().to_string()]), "{pushed}");
+    let filtered = filtered.expect("filter delivery");
+    assert_eq!(filtered["payload"], "pushed by js-waku");
+    assert_eq!(filtered["contentTopic"], CONTENT_TOPIC);
+    assert_eq!(filtered["pubsubTopic"], TOPIC);
+
+    // The second Rust node got it over relay, with js-waku's timestamp.
+    let message = timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(NodeEvent::Message { message, .. }) = relayed.recv().await {
+                return message;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(message.payload, b"pushed by js-waku");
+    let stamp: i64 = pushed["timestampNs"].as_str().unwrap().parse().unwrap();
+    assert_eq!(message.timestamp, Some(stamp));
+    let stats = service.stats().await.unwrap();
+    assert_eq!(stats.filter_subscribers, 1);
+    assert_eq!(stats.lightpush_served.get("relayed"), Some(&1));
+    let _ = child.wait().await;
+}
