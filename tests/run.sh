@@ -22,6 +22,29 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
+# Postgres for the store tests: the machine's server on 127.0.0.1:5432 with trust auth. Start
+# it if it is stopped; on a machine without one, install it and trust loopback connections.
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+  if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+    echo "installing postgresql" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends postgresql >/dev/null
+    for hba in /etc/postgresql/*/main/pg_hba.conf; do
+      echo "host all all 127.0.0.1/32 trust" | $sudo tee "$hba.wakufleet" >/dev/null
+      $sudo sh -c "cat '$hba' >> '$hba.wakufleet' && mv '$hba.wakufleet' '$hba'"
+    done
+  fi
+  for version in $(ls /etc/postgresql); do
+    $sudo pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  done
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+# Databases that earlier runs' tests created.
+psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'wakufleet_test_%'" 2>/dev/null |
+  while read -r db; do psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
+
 # js-waku, the interop peer, with Node.js 22 from npm (the machine's Node may be older); the
 # lockfiles pin every package.
 for package in node22 js-waku-relay js-waku-light; do

@@ -14,6 +14,7 @@
 //! - [`filter`] — filter v2 protobufs, limits and the push codec.
 //! - [`lightpush`] — lightpush v3 and legacy v2 protobufs and status codes.
 //! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
+//! - [`store`] — store v3: protobufs and the message archive (SQLite or Postgres).
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
@@ -48,6 +49,7 @@ pub mod peers;
 pub mod relay;
 pub mod rest;
 pub mod service;
+pub mod store;
 pub mod tls;
 pub mod topics;
 pub mod waku_enr;

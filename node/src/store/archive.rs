@@ -1,0 +1,416 @@
+//! The message archive: every relayed non-ephemeral message stored once under its
+//! deterministic hash, and store queries answered from it. One implementation over sqlx's `Any`
+//! driver serves both backends — SQLite (a file; the embedded default) and Postgres — since the
+//! SQL is the same and only the migrations differ in types.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use sqlx::{AnyPool, AssertSqlSafe, Row, any::AnyPoolOptions};
+
+use crate::message::{MessageHash, WakuMessage};
+
+/// Default page size (nwaku).
+pub const DEFAULT_PAGE_SIZE: usize = 20;
+/// Largest page (nwaku).
+pub const MAX_PAGE_SIZE: usize = 100;
+/// Most content topics in one query.
+pub const MAX_CONTENT_TOPICS: usize = 100;
+
+/// Which database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file.
+    Sqlite,
+    /// A Postgres server.
+    Postgres,
+}
+
+/// Archive failures.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// The URL names no supported database.
+    #[error("unsupported database URL {0:?}: use sqlite://… or postgres://…")]
+    Url(String),
+    /// The database failed (connection lost, disk full…).
+    #[error("database: {0}")]
+    Database(String),
+    /// The query is malformed (the store protocol answers 400).
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    /// The cursor names no stored message.
+    #[error("cursor not found")]
+    CursorNotFound,
+}
+
+impl From<sqlx::Error> for ArchiveError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Database(error.to_string())
+    }
+}
+
+/// A stored message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    /// Its deterministic hash.
+    pub hash: MessageHash,
+    /// Its pubsub topic.
+    pub pubsub_topic: String,
+    /// The message (`None` when the query did not ask for data).
+    pub message: Option<WakuMessage>,
+}
+
+/// A store query, validated.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoreQuery {
+    /// Pubsub topic.
+    pub pubsub_topic: Option<String>,
+    /// Content topics (any of).
+    pub content_topics: Vec<String>,
+    /// Inclusive start, ns.
+    pub time_start: Option<i64>,
+    /// Exclusive end, ns.
+    pub time_end: Option<i64>,
+    /// Hash lookup instead of a content filter.
+    pub hashes: Vec<MessageHash>,
+    /// Continue after this hash.
+    pub cursor: Option<MessageHash>,
+    /// Forward (oldest first) or backward (newest first) paging.
+    pub forward: bool,
+    /// Page size; 0 means the default, larger than the maximum is capped.
+    pub limit: usize,
+    /// Return messages, not only hashes.
+    pub include_data: bool,
+}
+
+impl StoreQuery {
+    /// Checks the rules of the store protocol.
+    pub fn validate(&self) -> Result<(), ArchiveError> {
+        let bad = |m: &str| Err(ArchiveError::BadQuery(m.to_owned()));
+        if !self.hashes.is_empty()
+            && (self.pubsub_topic.is_some()
+                || !self.content_topics.is_empty()
+                || self.time_start.is_some()
+                || self.time_end.is_some())
+        {
+            return bad("hash lookups cannot be combined with a content filter");
+        }
+        if !self.content_topics.is_empty() && self.pubsub_topic.is_none() {
+            return bad("content topics need a pubsub topic");
+        }
+        if self.content_topics.len() > MAX_CONTENT_TOPICS {
+            return bad(&format!(
+                "{} content topics, at most {MAX_CONTENT_TOPICS}",
+                self.content_topics.len()
+            ));
+        }
+        if let (Some(start), Some(end)) = (self.time_start, self.time_end)
+            && start > end
+        {
+            return bad("time range is inverted (start after end)");
+        }
+        Ok(())
+    }
+
+    fn page_size(&self) -> usize {
+        match self.limit {
+            0 => DEFAULT_PAGE_SIZE,
+            n => n.min(MAX_PAGE_SIZE),
+        }
+    }
+}
+
+/// A page of results, in forward order, and the cursor for the next page.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StorePage {
+    /// The messages, oldest first.
+    pub messages: Vec<StoredMessage>,
+    /// Where the next page starts, if there is one.
+    pub cursor: Option<MessageHash>,
+}
+
+/// The archive.
+#[derive(Debug, Clone)]
+pub struct Archive {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+const SQLITE_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../../migrations/store/sqlite/0001_messages.sql"))];
+const POSTGRES_MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../../../migrations/store/postgres/0001_messages.sql"))];
+
+impl Archive {
+    /// Connects to `url` (`sqlite://path` — created if missing — or `postgres://…`) and applies
+    /// the migrations.
+    pub async fn connect(url: &str) -> Result<Self, ArchiveError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Backend::Postgres
+        } else {
+            return Err(ArchiveError::Url(url.to_owned()));
+        };
+        let (url, max) = match backend {
+            // One writer at a time is all SQLite does; one connection avoids lock contention.
+            Backend::Sqlite if url.contains('?') => (url.to_owned(), 1),
+            Backend::Sqlite => (format!("{url}?mode=rwc"), 1),
+            Backend::Postgres => (url.to_owned(), 8),
+        };
+        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        let archive = Self { pool, backend };
+        archive.migrate().await?;
+        Ok(archive)
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    async fn migrate(&self) -> Result<(), ArchiveError> {
+        if self.backend == Backend::Sqlite {
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&self.pool).await?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (component, version))")
+            .execute(&self.pool)
+            .await?;
+        let migrations = match self.backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        for (version, sql) in migrations {
+            let applied = sqlx::query(
+                "SELECT COUNT(*) FROM schema_versions WHERE component = 'store' AND version = $1",
+            )
+            .bind(*version)
+            .fetch_one(&self.pool)
+            .await?
+            .try_get::<i64, _>(0)?;
+            if applied > 0 {
+                continue;
+            }
+            let mut tx = self.pool.begin().await?;
+            for statement in sql
+                .split(';')
+                .map(str::trim)
+                .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim_start().starts_with("--")))
+            {
+                sqlx::query(AssertSqlSafe(statement.to_owned())).execute(&mut *tx).await?;
+            }
+            sqlx::query("INSERT INTO schema_versions (component, version) VALUES ('store', $1)")
+                .bind(*version)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Stores `message` under its hash on `pubsub_topic`. Returns whether it was new.
+    pub async fn insert(
+        &self,
+        pubsub_topic: &str,
+        message: &WakuMessage,
+    ) -> Result<bool, ArchiveError> {
+        let hash = message.hash(pubsub_topic);
+        let size = i64::try_from(prost::Message::encoded_len(message)).unwrap_or(i64::MAX);
+        let result = sqlx::query(
+            "INSERT INTO messages (message_hash, pubsub_topic, content_topic, timestamp, payload, version, meta, stored_at, size) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_hash) DO NOTHING",
+        )
+        .bind(hash.0.to_vec())
+        .bind(pubsub_topic.to_owned())
+        .bind(message.content_topic.clone())
+        .bind(message.timestamp.unwrap_or(0))
+        .bind(message.payload.clone())
+        .bind(i64::from(message.version.unwrap_or(0)))
+        .bind(message.meta.clone())
+        .bind(now_ns())
+        .bind(size)
+        .execute(&self.pool)
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Answers a store query.
+    pub async fn query(&self, query: &StoreQuery) -> Result<StorePage, ArchiveError> {
+        query.validate()?;
+        let page = query.page_size();
+        let mut sql = String::from(
+            "SELECT message_hash, pubsub_topic, content_topic, timestamp, payload, version, meta FROM messages WHERE 1 = 1",
+        );
+        let mut next = 1usize;
+        let mut placeholder = |sql: &mut String| {
+            let p = format!("${next}");
+            next += 1;
+            sql.push_str(&p);
+            next - 1
+        };
+        // Arguments are bound in placeholder order; remember each one's kind and position.
+        let mut order: Vec<(usize, Arg)> = Vec::new();
+        if !query.hashes.is_empty() {
+            sql.push_str(" AND message_hash IN (");
+            for (i, hash) in query.hashes.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = placeholder(&mut sql);
+                order.push((n, Arg::Blob(hash.0.to_vec())));
+            }
+            sql.push(')');
+        }
+        if let Some(topic) = &query.pubsub_topic {
+            sql.push_str(" AND pubsub_topic = ");
+            let n = placeholder(&mut sql);
+            order.push((n, Arg::Text(topic.clone())));
+        }
+        if !query.content_topics.is_empty() {
+            sql.push_str(" AND content_topic IN (");
+            for (i, topic) in query.content_topics.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                let n = placeholder(&mut sql);
+                order.push((n, Arg::Text(topic.clone())));
+            }
+            sql.push(')');
+        }
+        if let Some(start) = query.time_start {
+            sql.push_str(" AND timestamp >= ");
+            let n = placeholder(&mut sql);
+            order.push((n, Arg::Int(start)));
+        }
+        if let Some(end) = query.time_end {
+            sql.push_str(" AND timestamp < ");
+            let n = placeholder(&mut sql);
+            order.push((n, Arg::Int(end)));
+        }
+        if let Some(cursor) = &query.cursor {
+            let row = sqlx::query("SELECT timestamp FROM messages WHERE message_hash = $1")
+                .bind(cursor.0.to_vec())
+                .fetch_optional(&self.pool)
+                .await?
+                .ok_or(ArchiveError::CursorNotFound)?;
+            let stamp: i64 = row.try_get(0)?;
+            let cmp = if query.forward { ">" } else { "<" };
+            sql.push_str(&format!(" AND (timestamp {cmp} "));
+            let n = placeholder(&mut sql);
+            order.push((n, Arg::Int(stamp)));
+            sql.push_str(" OR (timestamp = ");
+            let n = placeholder(&mut sql);
+            order.push((n, Arg::Int(stamp)));
+            sql.push_str(&format!(" AND message_hash {cmp} "));
+            let n = placeholder(&mut sql);
+            order.push((n, Arg::Blob(cursor.0.to_vec())));
+            sql.push_str("))");
+        }
+        let direction = if query.forward { "ASC" } else { "DESC" };
+        sql.push_str(&format!(
+            " ORDER BY timestamp {direction}, message_hash {direction} LIMIT {}",
+            page + 1
+        ));
+
+        let mut statement = sqlx::query(AssertSqlSafe(sql));
+        for (_, arg) in order {
+            statement = match arg {
+                Arg::Text(t) => statement.bind(t),
+                Arg::Int(i) => statement.bind(i),
+                Arg::Blob(b) => statement.bind(b),
+            };
+        }
+        let rows = statement.fetch_all(&self.pool).await?;
+        let more = rows.len() > page;
+        let mut messages = Vec::with_capacity(page);
+        for row in rows.into_iter().take(page) {
+            messages.push(decode_row(&row, query.include_data)?);
+        }
+        // The cursor is the last message in paging direction; the page itself is always
+        // returned oldest first.
+        let cursor = if more { messages.last().map(|m| m.hash) } else { None };
+        if !query.forward {
+            messages.reverse();
+        }
+        Ok(StorePage { messages, cursor })
+    }
+
+    /// Number of stored messages.
+    pub async fn count(&self) -> Result<i64, ArchiveError> {
+        Ok(sqlx::query("SELECT COUNT(*) FROM messages").fetch_one(&self.pool).await?.try_get(0)?)
+    }
+
+    /// Deletes messages older than `cutoff_ns`. Returns how many.
+    pub async fn delete_older_than(&self, cutoff_ns: i64) -> Result<u64, ArchiveError> {
+        let result = sqlx::query("DELETE FROM messages WHERE timestamp < $1")
+            .bind(cutoff_ns)
+            .execute(&self.pool)
+            .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Deletes the oldest messages until the stored messages take at most `max_bytes` (as
+    /// encoded messages). Returns how many were deleted.
+    pub async fn shrink_to(&self, max_bytes: i64) -> Result<u64, ArchiveError> {
+        let mut deleted = 0;
+        loop {
+            let total: i64 =
+                sqlx::query("SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM messages")
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get(0)?;
+            if total <= max_bytes {
+                return Ok(deleted);
+            }
+            // Delete in batches of a tenth of the rows (at least one), oldest first.
+            let count = self.count().await?;
+            let batch = (count / 10).max(1);
+            let result = sqlx::query(
+                "DELETE FROM messages WHERE message_hash IN (SELECT message_hash FROM messages ORDER BY timestamp, message_hash LIMIT $1)",
+            )
+            .bind(batch)
+            .execute(&self.pool)
+            .await?;
+            deleted += result.rows_affected();
+            if result.rows_affected() == 0 {
+                return Ok(deleted);
+            }
+        }
+    }
+}
+
+enum Arg {
+    Text(String),
+    Int(i64),
+    Blob(Vec<u8>),
+}
+
+fn decode_row(row: &sqlx::any::AnyRow, include_data: bool) -> Result<StoredMessage, ArchiveError> {
+    let hash: Vec<u8> = row.try_get(0)?;
+    let hash: [u8; 32] = hash
+        .try_into()
+        .map_err(|_| ArchiveError::Database("stored hash is not 32 bytes".into()))?;
+    let pubsub_topic: String = row.try_get(1)?;
+    let message = if include_data {
+        let version: i64 = row.try_get(5)?;
+        Some(WakuMessage {
+            payload: row.try_get(4)?,
+            content_topic: row.try_get(2)?,
+            version: Some(u32::try_from(version).unwrap_or(0)).filter(|&v| v != 0),
+            timestamp: Some(row.try_get(3)?),
+            meta: row.try_get(6)?,
+            rate_limit_proof: None,
+            ephemeral: None,
+        })
+    } else {
+        None
+    };
+    Ok(StoredMessage { hash: MessageHash(hash), pubsub_topic, message })
+}
+
+fn now_ns() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
