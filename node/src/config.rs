@@ -53,6 +53,11 @@ pub struct NodeConfig {
     pub dns_discovery_urls: Vec<String>,
     /// DNS server (any port) for the trees; default: the system resolver.
     pub dns_name_server: Option<SocketAddr>,
+    /// Archive relayed messages and serve store queries from this database (`sqlite://path` or
+    /// `postgres://…`); `None` disables store. Default: none.
+    pub store_url: Option<String>,
+    /// How long or how much to keep in the archive. Default: none (keep everything).
+    pub store_retention: Option<Retention>,
     /// Serve filter v2 (push matching relayed messages to subscribers). Default: false.
     pub filter: bool,
     /// Serve lightpush (v3 and legacy v2). Default: false.
@@ -92,6 +97,8 @@ impl Default for NodeConfig {
             dns_discovery_urls: Vec::new(),
             dns_name_server: None,
             discv5: None,
+            store_url: None,
+            store_retention: None,
             filter: false,
             lightpush: false,
             peer_exchange: false,
@@ -100,6 +107,39 @@ impl Default for NodeConfig {
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,
         }
+    }
+}
+
+/// The archive's retention policy (nwaku's `--store-message-retention-policy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// Keep messages younger than this (`time:<seconds>`).
+    Time(Duration),
+    /// Keep at most this many bytes of messages (`size:<n>GB` / `MB` / `KB`).
+    Size(u64),
+}
+
+impl std::str::FromStr for Retention {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad =
+            || format!("invalid retention policy {s:?}: use time:<seconds> or size:<n>GB|MB|KB");
+        if let Some(seconds) = s.strip_prefix("time:") {
+            return seconds.parse().map(|n| Self::Time(Duration::from_secs(n))).map_err(|_| bad());
+        }
+        let size = s.strip_prefix("size:").ok_or_else(bad)?;
+        let upper = size.to_ascii_uppercase();
+        let (number, unit) =
+            upper.split_at(upper.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
+        let number: u64 = number.parse().map_err(|_| bad())?;
+        let factor = match unit {
+            "GB" => 1 << 30,
+            "MB" => 1 << 20,
+            "KB" => 1 << 10,
+            _ => return Err(bad()),
+        };
+        Ok(Self::Size(number.saturating_mul(factor)))
     }
 }
 
@@ -146,6 +186,21 @@ impl NodeConfig {
             websocket_port: Some(0),
             peer_manager: PeerManagerConfig { max_peers_per_ip: 0, ..PeerManagerConfig::default() },
             ..Self::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_policies_parse_like_nwaku() {
+        assert_eq!("time:86400".parse(), Ok(Retention::Time(Duration::from_secs(86_400))));
+        assert_eq!("size:2GB".parse(), Ok(Retention::Size(2 << 30)));
+        assert_eq!("size:500mb".parse(), Ok(Retention::Size(500 << 20)));
+        for bad in ["time:", "size:10", "size:GB", "capacity:10", "size:1TB"] {
+            assert!(bad.parse::<Retention>().is_err(), "{bad}");
         }
     }
 }

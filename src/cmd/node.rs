@@ -71,6 +71,15 @@ pub(crate) struct NodeOptions {
     /// Relay messages (default true).
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     relay: Option<bool>,
+    /// Archive relayed messages and serve store queries.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    store: Option<bool>,
+    /// The archive: `sqlite://path` or `postgres://…` (default sqlite://store.sqlite3).
+    #[arg(long)]
+    store_message_db_url: Option<String>,
+    /// Retention: `time:<seconds>` or `size:<n>GB` (also MB, KB).
+    #[arg(long)]
+    store_message_retention_policy: Option<String>,
     /// Serve filter v2: push matching relayed messages to light clients.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     filter: Option<bool>,
@@ -175,6 +184,11 @@ impl NodeOptions {
             peer_exchange: self.peer_exchange.or(file.peer_exchange),
             lightpush: self.lightpush.or(file.lightpush),
             filter: self.filter.or(file.filter),
+            store: self.store.or(file.store),
+            store_message_db_url: self.store_message_db_url.or(file.store_message_db_url),
+            store_message_retention_policy: self
+                .store_message_retention_policy
+                .or(file.store_message_retention_policy),
             staticnodes: list(self.staticnodes, file.staticnodes),
             dns_discovery_urls: list(self.dns_discovery_urls, file.dns_discovery_urls),
             dns_addrs_name_servers: list(self.dns_addrs_name_servers, file.dns_addrs_name_servers),
@@ -254,6 +268,15 @@ impl NodeOptions {
             peer_exchange: self.peer_exchange.unwrap_or(false),
             lightpush: self.lightpush.unwrap_or(false),
             filter: self.filter.unwrap_or(false),
+            store_url: self.store.unwrap_or(false).then(|| {
+                self.store_message_db_url.clone().unwrap_or_else(|| "sqlite://store.sqlite3".into())
+            }),
+            store_retention: self
+                .store_message_retention_policy
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(|e: String| anyhow::anyhow!("--store-message-retention-policy: {e}"))?,
             listen_ip: self.listen_address.unwrap_or(defaults.listen_ip),
             tcp_port: self.tcp_port.unwrap_or(defaults.tcp_port),
             // nwaku serves either plain or secure WebSocket on --websocket-port.

@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 mod filter_service;
 mod lightpush_service;
+mod store_service;
 
 use crate::{
     config::NodeConfig,
@@ -39,7 +40,7 @@ use crate::{
     metadata::{self, WakuMetadata},
     peer_exchange::{self, PeerExchangeRpc},
     peers::{Connected, FoundPeer, Origin, PeerManager, ip_of},
-    relay,
+    relay, store,
     topics::{ContentTopic, ShardTopic},
     waku_enr::{self, Capabilities, RelayShards, WakuEnrConfig},
 };
@@ -215,6 +216,12 @@ pub struct NodeStats {
     pub discv5_table_size: usize,
     /// Unusable records from discovery (bad tree entries, undecodable peer-exchange ENRs).
     pub invalid_records: u64,
+    /// Store queries served.
+    pub store_queries: u64,
+    /// Messages not archived because the archive queue was full.
+    pub archive_dropped: u64,
+    /// Messages the archive failed to store (database errors).
+    pub archive_errors: u64,
     /// Filter subscribers (as a service node).
     pub filter_subscribers: usize,
     /// Messages pushed to filter subscribers.
@@ -242,6 +249,7 @@ struct Behaviour {
     lightpush_legacy: request_response::Behaviour<lightpush::CodecV2>,
     filter_subscribe: request_response::Behaviour<filter::SubscribeCodec>,
     filter_push: request_response::Behaviour<filter::PushCodec>,
+    store: request_response::Behaviour<store::Codec>,
 }
 
 enum Command {
@@ -261,6 +269,11 @@ enum Command {
     },
     Stats {
         reply: oneshot::Sender<NodeStats>,
+    },
+    Store {
+        peer: PeerId,
+        request: store::proto::StoreQueryRequest,
+        reply: oneshot::Sender<Result<store::proto::StoreQueryResponse, NodeError>>,
     },
     Filter {
         peer: PeerId,
@@ -448,6 +461,18 @@ impl NodeHandle {
         self.ask(|reply| Command::Filter { peer, request, reply }).await?
     }
 
+    /// Sends a store query to `peer`.
+    pub async fn store_query(
+        &self,
+        peer: PeerId,
+        mut request: store::proto::StoreQueryRequest,
+    ) -> Result<store::proto::StoreQueryResponse, NodeError> {
+        if request.request_id.is_empty() {
+            request.request_id = request_id();
+        }
+        self.ask(|reply| Command::Store { peer, request, reply }).await?
+    }
+
     /// Lightpushes `message` through `peer` (lightpush v3). The pubsub topic, when `None`, is
     /// derived by autosharding on the serving node.
     pub async fn lightpush(
@@ -507,6 +532,14 @@ type FoundPeers = Vec<FoundPeer>;
 
 struct Service {
     swarm: Swarm<Behaviour>,
+    archive: Option<store::archive::Archive>,
+    archive_queue: Option<mpsc::Sender<(String, WakuMessage)>>,
+    archive_errors: Arc<std::sync::atomic::AtomicU64>,
+    store_answers: mpsc::Sender<store_service::StoreAnswer>,
+    pending_store: HashMap<
+        request_response::OutboundRequestId,
+        oneshot::Sender<Result<store::proto::StoreQueryResponse, NodeError>>,
+    >,
     filter_subscribers: HashMap<PeerId, filter_service::Subscriber>,
     pending_filter: HashMap<
         request_response::OutboundRequestId,
@@ -612,8 +645,31 @@ pub async fn start(
     let (events, _) = broadcast::channel(config.event_capacity.max(16));
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
     let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
+    let archive = match &config.store_url {
+        Some(url) => Some(
+            store::archive::Archive::connect(url)
+                .await
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let archive_errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let archive_queue = archive.clone().map(|archive| {
+        let (tx, rx) = mpsc::channel(store_service::ARCHIVE_QUEUE);
+        tokio::spawn(store_service::archive_writer(archive.clone(), rx, archive_errors.clone()));
+        if let Some(retention) = config.store_retention {
+            tokio::spawn(enforce_retention(archive, retention));
+        }
+        tx
+    });
+    let (store_answers, store_answers_rx) = mpsc::channel(COMMAND_CAPACITY);
     let mut service = Service {
         swarm,
+        archive,
+        archive_queue,
+        archive_errors,
+        store_answers,
+        pending_store: HashMap::new(),
         filter_subscribers: HashMap::new(),
         pending_filter: HashMap::new(),
         pending_lightpush: HashMap::new(),
@@ -657,7 +713,7 @@ pub async fn start(
     }
     service.start_dns_discovery(Duration::ZERO);
     tracing::info!(target: "node", %peer_id, addrs = ?identity.listen_addrs, "node started");
-    let task = tokio::spawn(service.run(receiver, discovered_rx, discv5_rx));
+    let task = tokio::spawn(service.run(receiver, discovered_rx, discv5_rx, store_answers_rx));
     Ok((NodeHandle { commands, events, identity }, task))
 }
 
@@ -678,6 +734,8 @@ async fn build_swarm(
     let max_message_size = config.max_message_size;
     let filter_support =
         if config.filter { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
+    let store_support =
+        if config.store_url.is_some() { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
     let websocket_tls =
         crate::tls::websocket_tls(config).map_err(|e| NodeError::Config(e.to_string()))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
@@ -732,6 +790,12 @@ async fn build_swarm(
                     [(filter::SUBSCRIBE_PROTOCOL, filter_support)],
                     request_response::Config::default()
                         .with_request_timeout(Duration::from_secs(10)),
+                ),
+                store: request_response::Behaviour::with_codec(
+                    store::codec(max_message_size),
+                    [(store::PROTOCOL, store_support)],
+                    request_response::Config::default()
+                        .with_request_timeout(Duration::from_secs(30)),
                 ),
                 // Clients receive pushes and servers send them: both directions always.
                 filter_push: request_response::Behaviour::with_codec(
@@ -819,6 +883,29 @@ fn build_local_enr(
     waku_enr::build_enr(&key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
 }
 
+/// Applies the archive's retention policy once a minute.
+async fn enforce_retention(archive: store::archive::Archive, retention: crate::config::Retention) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let result = match retention {
+            crate::config::Retention::Time(keep) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_nanos() as i64)
+                    .unwrap_or(0);
+                archive.delete_older_than(now - keep.as_nanos() as i64).await
+            }
+            crate::config::Retention::Size(bytes) => {
+                archive.shrink_to(i64::try_from(bytes).unwrap_or(i64::MAX)).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(target: "node::store", %error, "retention failed");
+        }
+    }
+}
+
 /// A random request id (16 random bytes, hex).
 pub(crate) fn request_id() -> String {
     let mut bytes = [0u8; 16];
@@ -880,6 +967,7 @@ impl Service {
         mut commands: mpsc::Receiver<Command>,
         mut discovered: mpsc::Receiver<Discovered>,
         mut discv5_found: mpsc::Receiver<FoundPeers>,
+        mut store_answers: mpsc::Receiver<store_service::StoreAnswer>,
     ) {
         let mut manage = tokio::time::interval(MANAGE_INTERVAL);
         manage.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -891,6 +979,7 @@ impl Service {
                     Some(command) => self.on_command(command),
                 },
                 Some(found) = discovered.recv() => self.on_discovered(found),
+                Some(answer) = store_answers.recv() => self.send_store_answer(answer),
                 Some(peers) = discv5_found.recv() => self.on_discovered(Discovered { origin: Origin::Discv5, peers, invalid: 0 }),
                 _ = manage.tick() => self.manage_connections(),
             }
@@ -1139,6 +1228,10 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }
+            Command::Store { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().store.send_request(&peer, request);
+                self.pending_store.insert(id, reply);
+            }
             Command::Filter { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().filter_subscribe.send_request(&peer, request);
                 self.pending_filter.insert(id, reply);
@@ -1164,6 +1257,7 @@ impl Service {
                 // Gossipsub never hands our own messages back, so local filter subscribers
                 // (e.g. of a lightpushed message) are served here.
                 self.push_to_subscribers(topic, &message);
+                self.archive(topic, &message);
                 Ok(hash)
             }
             Err(gossipsub::PublishError::NoPeersSubscribedToTopic) => {
@@ -1209,6 +1303,7 @@ impl Service {
         });
         stats.known_peers = self.peer_manager.known_len();
         stats.filter_subscribers = self.filter_subscribers.len();
+        stats.archive_errors = self.archive_errors.load(std::sync::atomic::Ordering::Relaxed);
         stats.discv5_table_size = self.discovery.as_ref().map_or(0, Discovery::table_size);
         stats.mesh_per_topic = self
             .subscribed
@@ -1318,6 +1413,7 @@ impl Service {
             SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {
                 self.on_peer_exchange_event(event)
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::FilterSubscribe(event)) => {
                 self.on_filter_subscribe_event(event)
             }
@@ -1353,6 +1449,7 @@ impl Service {
                         let topic = message.topic.into_string();
                         let hash = waku.hash(&topic);
                         self.push_to_subscribers(&topic, &waku);
+                        self.archive(&topic, &waku);
                         self.emit(NodeEvent::Message {
                             topic,
                             hash,

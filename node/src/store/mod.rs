@@ -21,3 +21,74 @@ pub mod status {
     /// The archive is unavailable.
     pub const SERVICE_UNAVAILABLE: u32 = 503;
 }
+
+/// The request-response codec: requests are small; a response holds up to 100 messages.
+pub type Codec = crate::codec::ProtoCodec<proto::StoreQueryRequest, proto::StoreQueryResponse>;
+
+/// The codec with limits for messages of `max_message_size` bytes.
+pub fn codec(max_message_size: usize) -> Codec {
+    Codec::new(64 * 1024, archive::MAX_PAGE_SIZE * (max_message_size + 1024) + 64 * 1024)
+}
+
+/// Turns a protocol request into an archive query, or says why it is malformed.
+pub fn to_query(request: &proto::StoreQueryRequest) -> Result<archive::StoreQuery, String> {
+    let hash = |bytes: &Vec<u8>| -> Result<crate::message::MessageHash, String> {
+        let array: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| format!("a message hash is 32 bytes, got {}", bytes.len()))?;
+        Ok(crate::message::MessageHash(array))
+    };
+    let query = archive::StoreQuery {
+        pubsub_topic: request.pubsub_topic.clone(),
+        content_topics: request.content_topics.clone(),
+        time_start: request.time_start,
+        time_end: request.time_end,
+        hashes: request.message_hashes.iter().map(hash).collect::<Result<_, _>>()?,
+        cursor: request.pagination_cursor.as_ref().map(hash).transpose()?,
+        forward: request.pagination_forward,
+        limit: usize::try_from(request.pagination_limit.unwrap_or(0)).unwrap_or(usize::MAX),
+        include_data: request.include_data,
+    };
+    query.validate().map_err(|e| e.to_string())?;
+    Ok(query)
+}
+
+/// The protocol response for an archive answer.
+pub fn to_response(
+    request_id: String,
+    answer: Result<archive::StorePage, archive::ArchiveError>,
+) -> proto::StoreQueryResponse {
+    match answer {
+        Ok(page) => proto::StoreQueryResponse {
+            request_id,
+            status_code: Some(status::SUCCESS),
+            status_desc: Some("OK".into()),
+            messages: page
+                .messages
+                .into_iter()
+                .map(|m| proto::WakuMessageKeyValue {
+                    message_hash: Some(m.hash.0.to_vec()),
+                    pubsub_topic: m.message.as_ref().map(|_| m.pubsub_topic.clone()),
+                    message: m.message,
+                })
+                .collect(),
+            pagination_cursor: page.cursor.map(|c| c.0.to_vec()),
+        },
+        Err(error) => {
+            let code = match error {
+                archive::ArchiveError::BadQuery(_) | archive::ArchiveError::CursorNotFound => {
+                    status::BAD_REQUEST
+                }
+                _ => status::SERVICE_UNAVAILABLE,
+            };
+            proto::StoreQueryResponse {
+                request_id,
+                status_code: Some(code),
+                status_desc: Some(error.to_string()),
+                messages: Vec::new(),
+                pagination_cursor: None,
+            }
+        }
+    }
+}

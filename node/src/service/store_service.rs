@@ -1,0 +1,102 @@
+//! Serving store queries from the archive, archiving relayed messages, and the client side.
+//!
+//! Database work never runs on the swarm task: inserts go through a bounded queue to a writer
+//! task (when it is full, messages are dropped from the archive and counted — relay goes on),
+//! and queries run on their own tasks whose answers come back to the swarm task to be sent.
+
+use libp2p::request_response::{self, Message, ResponseChannel};
+use tokio::sync::mpsc;
+
+use super::{NodeError, Service};
+use crate::{
+    message::WakuMessage,
+    store::{
+        self,
+        archive::Archive,
+        proto::{StoreQueryRequest, StoreQueryResponse},
+    },
+};
+
+/// Messages waiting to be archived.
+pub(super) const ARCHIVE_QUEUE: usize = 4096;
+
+/// A store answer ready to be sent.
+pub(super) type StoreAnswer = (ResponseChannel<StoreQueryResponse>, StoreQueryResponse);
+
+/// Archives messages from the queue until the node stops.
+pub(super) async fn archive_writer(
+    archive: Archive,
+    mut queue: mpsc::Receiver<(String, WakuMessage)>,
+    errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    while let Some((topic, message)) = queue.recv().await {
+        if let Err(error) = archive.insert(&topic, &message).await {
+            errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(target: "node::store", %error, "could not archive a message");
+        }
+    }
+}
+
+impl Service {
+    /// Queues a relayed or published message for the archive (ephemeral ones are skipped).
+    pub(super) fn archive(&mut self, topic: &str, message: &WakuMessage) {
+        let Some(queue) = &self.archive_queue else { return };
+        if message.is_ephemeral() {
+            return;
+        }
+        if queue.try_send((topic.to_owned(), message.clone())).is_err() {
+            self.stats.archive_dropped += 1;
+        }
+    }
+
+    pub(super) fn on_store_event(
+        &mut self,
+        event: request_response::Event<StoreQueryRequest, StoreQueryResponse>,
+    ) {
+        match event {
+            request_response::Event::Message {
+                message: Message::Request { request, channel, .. },
+                ..
+            } => {
+                self.stats.store_queries += 1;
+                let Some(archive) = self.archive.clone() else { return };
+                let request_id = request.request_id.clone();
+                match store::to_query(&request) {
+                    Err(reason) => {
+                        let response = store::to_response(
+                            request_id,
+                            Err(store::archive::ArchiveError::BadQuery(reason)),
+                        );
+                        let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
+                    }
+                    Ok(query) => {
+                        let answers = self.store_answers.clone();
+                        tokio::spawn(async move {
+                            let response =
+                                store::to_response(request_id, archive.query(&query).await);
+                            let _ = answers.send((channel, response)).await;
+                        });
+                    }
+                }
+            }
+            request_response::Event::Message {
+                message: Message::Response { request_id, response },
+                ..
+            } => {
+                if let Some(reply) = self.pending_store.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            request_response::Event::OutboundFailure { request_id, error, .. } => {
+                if let Some(reply) = self.pending_store.remove(&request_id) {
+                    let _ = reply.send(Err(NodeError::Request(error.to_string())));
+                }
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn send_store_answer(&mut self, (channel, response): StoreAnswer) {
+        let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
+    }
+}
