@@ -221,3 +221,85 @@ async fn js_waku_light_node_lightpushes_and_filters_through_our_node() {
     assert_eq!(stats.lightpush_served.get("relayed"), Some(&1));
     let _ = child.wait().await;
 }
+
+/// js-waku's store client pages through 50 messages our node archived, forward and backward,
+/// with a small page size: right order, and js-waku's own hashes equal ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn js_waku_store_queries_page_through_our_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    let (store, _task) =
+        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
+    let (relayer, _relay_task) = start(NodeConfig::loopback()).await.unwrap();
+    relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+    let base = now_ns();
+    let mut hashes = Vec::new();
+    for i in 0..50 {
+        let message =
+            WakuMessage::new(CONTENT_TOPIC, format!("stored {i}").into_bytes(), base + i * 1_000);
+        hashes.push(relayer.publish(TOPIC, message).await.unwrap().to_string());
+    }
+    // Archiving is asynchronous: wait for the last message.
+    let (probe, _probe_task) =
+        start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
+    probe.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    timeout(Duration::from_secs(20), async {
+        let last: node::message::MessageHash = hashes[49].parse().unwrap();
+        loop {
+            let lookup = node::store::proto::StoreQueryRequest {
+                message_hashes: vec![last.0.to_vec()],
+                ..Default::default()
+            };
+            if !probe.store_query(store.peer_id(), lookup).await.unwrap().messages.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+
+    let address = store.websocket_addr().unwrap().to_string();
+    let mut child = js("js-waku-light", "store.mjs", &[address, CONTENT_TOPIC.into(), "7".into()]);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut forward = None;
+    let mut backward = None;
+    timeout(Duration::from_secs(120), async {
+        while forward.is_none() || backward.is_none() {
+            let Some(line) = lines.next_line().await.unwrap() else { break };
+            let Ok(event) = serde_json::from_str::<Value>(&line) else {
+                eprintln!("js-waku: {line}");
+                continue;
+            };
+            assert_eq!(event["event"], "pages", "{line}");
+            let pages: Vec<Vec<String>> = event["pages"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| {
+                    p.as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|m| {
+                            format!("0x{}", m["hash"].as_str().unwrap().trim_start_matches("0x"))
+                        })
+                        .collect()
+                })
+                .collect();
+            if event["forward"] == true { forward = Some(pages) } else { backward = Some(pages) }
+        }
+    })
+    .await
+    .expect("js-waku store pages within 120 s");
+
+    let forward = forward.unwrap();
+    assert!(forward.iter().all(|p| p.len() <= 7) && forward.len() >= 8, "{} pages", forward.len());
+    assert_eq!(forward.concat(), hashes, "forward pages, in order, with js-waku's own hashes");
+    let backward = backward.unwrap();
+    assert_eq!(backward[0], hashes[43..].to_vec(), "the newest page first, itself oldest first");
+    let rebuilt: Vec<String> = backward.into_iter().rev().flatten().collect();
+    assert_eq!(rebuilt, hashes);
+    let status = timeout(Duration::from_secs(30), child.wait()).await.unwrap().unwrap();
+    assert!(status.success());
+}
