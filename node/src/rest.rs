@@ -150,6 +150,7 @@ pub fn router(node: NodeHandle, cache_capacity: usize, max_message_size: usize) 
         )
         .route("/relay/v1/auto/messages/{content_topic}", get(get_auto_messages))
         .route("/relay/v1/auto/messages", axum::routing::post(post_auto_message))
+        .route("/store/v3/messages", get(store_messages))
         // Base64 grows payloads by a third; leave room for the JSON around it.
         .layer(DefaultBodyLimit::max(max_message_size / 3 * 4 + 64 * 1024))
         .with_state(state)
@@ -322,6 +323,84 @@ async fn post_auto_message(
 ) -> Result<&'static str, RestError> {
     state.node.publish_auto(message.into_message()?).await?;
     Ok("OK")
+}
+
+/// nwaku's `GET /store/v3/messages`: queries this node's archive, or the store node named by
+/// `peerAddr`.
+async fn store_messages(
+    State(state): State<RestState>,
+    axum::extract::Query(params): axum::extract::Query<HashMap<String, String>>,
+) -> Result<Json<serde_json::Value>, RestError> {
+    let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+    let list = |k: &str| {
+        get(k)
+            .map(|v| v.split(',').map(str::trim).map(str::to_owned).collect::<Vec<_>>())
+            .unwrap_or_default()
+    };
+    let number = |k: &str| -> Result<Option<i64>, RestError> {
+        get(k)
+            .map(|v| v.parse::<i64>().map_err(|_| RestError::bad(format!("{k} must be a number"))))
+            .transpose()
+    };
+    let hash = |v: &str| -> Result<Vec<u8>, RestError> {
+        if let Ok(hash) = v.parse::<crate::message::MessageHash>() {
+            return Ok(hash.0.to_vec());
+        }
+        BASE64
+            .decode(v.as_bytes())
+            .or_else(|_| data_encoding::BASE64URL.decode(v.as_bytes()))
+            .map_err(|_| RestError::bad(format!("invalid hash {v:?}")))
+    };
+    let request = crate::store::proto::StoreQueryRequest {
+        request_id: String::new(),
+        include_data: get("includeData").is_some_and(|v| v == "true"),
+        pubsub_topic: get("pubsubTopic").map(str::to_owned),
+        content_topics: list("contentTopics"),
+        time_start: number("startTime")?,
+        time_end: number("endTime")?,
+        message_hashes: list("hashes").iter().map(|h| hash(h)).collect::<Result<_, _>>()?,
+        pagination_cursor: get("cursor").map(hash).transpose()?,
+        pagination_forward: get("ascending").is_none_or(|v| v == "true"),
+        pagination_limit: number("pageSize")?.map(|n| u64::try_from(n).unwrap_or(0)),
+    };
+    let response = match get("peerAddr") {
+        Some(addr) => {
+            let addr: libp2p::Multiaddr =
+                addr.parse().map_err(|_| RestError::bad("invalid peerAddr"))?;
+            let peer = addr
+                .iter()
+                .find_map(|p| {
+                    if let libp2p::multiaddr::Protocol::P2p(id) = p { Some(id) } else { None }
+                })
+                .ok_or_else(|| RestError::bad("peerAddr needs /p2p/<peer id>"))?;
+            state.node.dial(addr).await?;
+            state.node.store_query(peer, request).await?
+        }
+        None => state
+            .node
+            .query_archive(request)
+            .await
+            .map_err(|e| RestError(StatusCode::PRECONDITION_FAILED, e.to_string()))?,
+    };
+    let hex = |bytes: &[u8]| format!("0x{}", data_encoding::HEXLOWER.encode(bytes));
+    let messages: Vec<serde_json::Value> = response
+        .messages
+        .iter()
+        .map(|kv| {
+            serde_json::json!({
+                "messageHash": kv.message_hash.as_deref().map(hex),
+                "message": kv.message.as_ref().map(RestMessage::from_message),
+                "pubsubTopic": kv.pubsub_topic,
+            })
+        })
+        .collect();
+    Ok(Json(serde_json::json!({
+        "requestId": response.request_id,
+        "statusCode": response.status_code,
+        "statusDesc": response.status_desc,
+        "messages": messages,
+        "paginationCursor": response.pagination_cursor.as_deref().map(hex),
+    })))
 }
 
 async fn metrics(State(node): State<NodeHandle>) -> Response {

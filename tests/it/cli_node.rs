@@ -86,7 +86,12 @@ async fn rest_metrics_and_relay_like_nwaku() {
         "cluster-id = 0\nshard = [0]\nrest-relay-cache-capacity = 10\n",
     )
     .unwrap();
-    let mut node = spawn_node(dir.path(), &["--config-file", "node.toml"]).await;
+    let db = format!("sqlite://{}", dir.path().join("store.db").display());
+    let mut node = spawn_node(
+        dir.path(),
+        &["--config-file", "node.toml", "--store", "--store-message-db-url", &db],
+    )
+    .await;
     let http = reqwest::Client::new();
     let rest = node.rest.clone();
     let get = |path: &str| http.get(format!("{rest}{path}")).send();
@@ -185,6 +190,40 @@ async fn rest_metrics_and_relay_like_nwaku() {
     .await
     .unwrap();
     assert!(payloads.contains(&b"from rest".to_vec()) && payloads.contains(&b"auto".to_vec()));
+
+    // Store over REST, nwaku's shape: both messages on the content topic, one per page.
+    let stored = timeout(Duration::from_secs(20), async {
+        loop {
+            let url = "/store/v3/messages?includeData=true&pubsubTopic=%2Fwaku%2F2%2Frs%2F0%2F0&contentTopics=%2Fwakufleet%2F1%2Frest%2Fproto&ascending=true&pageSize=1";
+            let page: Value = get(url).await.unwrap().json().await.unwrap();
+            if !page["paginationCursor"].is_null() {
+                return page;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(stored["statusCode"], 200, "{stored}");
+    assert_eq!(stored["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        stored["messages"][0]["message"]["payload"], "dG8gcmVzdA==",
+        "oldest first: the peer's message"
+    );
+    assert!(stored["messages"][0]["messageHash"].as_str().unwrap().starts_with("0x"));
+    let cursor = stored["paginationCursor"].as_str().unwrap().to_owned();
+    let next: Value = get(&format!(
+        "/store/v3/messages?includeData=true&pubsubTopic=%2Fwaku%2F2%2Frs%2F0%2F0&contentTopics=%2Fwakufleet%2F1%2Frest%2Fproto&ascending=true&pageSize=1&cursor={cursor}"
+    ))
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(next["messages"][0]["message"]["payload"], "ZnJvbSByZXN0");
+    let bad: Value =
+        get("/store/v3/messages?cursor=0x0101").await.unwrap().json().await.unwrap_or(Value::Null);
+    assert!(bad.is_null() || bad["statusCode"] == 400, "{bad}");
 
     // Bad input: clear 4xx, the node keeps serving.
     let post = |path: String, body: String| {

@@ -270,6 +270,10 @@ enum Command {
     Stats {
         reply: oneshot::Sender<NodeStats>,
     },
+    StoreLocal {
+        request: store::proto::StoreQueryRequest,
+        reply: oneshot::Sender<Result<store::proto::StoreQueryResponse, NodeError>>,
+    },
     Store {
         peer: PeerId,
         request: store::proto::StoreQueryRequest,
@@ -459,6 +463,17 @@ impl NodeHandle {
             content_topics,
         };
         self.ask(|reply| Command::Filter { peer, request, reply }).await?
+    }
+
+    /// Answers a store query from this node's own archive.
+    pub async fn query_archive(
+        &self,
+        mut request: store::proto::StoreQueryRequest,
+    ) -> Result<store::proto::StoreQueryResponse, NodeError> {
+        if request.request_id.is_empty() {
+            request.request_id = request_id();
+        }
+        self.ask(|reply| Command::StoreLocal { request, reply }).await?
     }
 
     /// Sends a store query to `peer`.
@@ -1228,6 +1243,22 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }
+            Command::StoreLocal { request, reply } => match self.archive.clone() {
+                None => {
+                    let _ = reply
+                        .send(Err(NodeError::Request("store is not mounted on this node".into())));
+                }
+                Some(archive) => {
+                    tokio::spawn(async move {
+                        let request_id = request.request_id.clone();
+                        let answer = match store::to_query(&request) {
+                            Ok(query) => archive.query(&query).await,
+                            Err(reason) => Err(store::archive::ArchiveError::BadQuery(reason)),
+                        };
+                        let _ = reply.send(Ok(store::to_response(request_id, answer)));
+                    });
+                }
+            },
             Command::Store { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().store.send_request(&peer, request);
                 self.pending_store.insert(id, reply);
