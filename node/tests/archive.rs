@@ -200,3 +200,14 @@ async fn bad_queries_are_refused_and_retention_deletes_oldest_first() {
 async fn unsupported_urls_are_refused() {
     assert!(matches!(Archive::connect("mysql://x").await, Err(ArchiveError::Url(_))));
 }
+
+#[tokio::test]
+async fn batches_store_each_message_once() {
+    for (archive, _dir) in backends().await {
+        let batch: Vec<(String, WakuMessage)> =
+            (0..10).map(|i| (TOPIC.to_owned(), message(i, CONTENT))).collect();
+        assert_eq!(archive.insert_batch(&batch).await.unwrap(), 10);
+        assert_eq!(archive.insert_batch(&batch[5..]).await.unwrap(), 0, "duplicates are skipped");
+        assert_eq!(archive.count().await.unwrap(), 10);
+    }
+}

@@ -34,6 +34,18 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         peers: usize,
     },
+    /// Archive insert rate and store query latency (p50/p99) on SQLite or Postgres.
+    Store {
+        /// `sqlite` (a temporary file) or `postgres` (a fresh database on 127.0.0.1:5432).
+        #[arg(long, default_value = "sqlite")]
+        backend: String,
+        /// Messages to insert.
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        /// Queries per shape.
+        #[arg(long, default_value_t = 200)]
+        queries: usize,
+    },
     /// Wall time until every node of a loopback network has 6 relay peers (discv5 from one
     /// bootstrap node).
     Bootstrap {
@@ -51,6 +63,9 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Rss { peers } => super::bench_node::rss(peers).await,
         BenchCommand::Bootstrap { nodes } => super::bench_node::bootstrap(nodes).await,
+        BenchCommand::Store { backend, messages, queries } => {
+            super::bench_store::store(&backend, messages, queries).await
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_node;
+mod bench_store;
 mod key;
 mod node;
 mod tree;

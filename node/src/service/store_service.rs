@@ -23,17 +23,30 @@ pub(super) const ARCHIVE_QUEUE: usize = 4096;
 /// A store answer ready to be sent.
 pub(super) type StoreAnswer = (ResponseChannel<StoreQueryResponse>, StoreQueryResponse);
 
-/// Archives messages from the queue until the node stops.
+/// Messages written per transaction at most.
+const BATCH: usize = 256;
+
+/// Archives messages from the queue until the node stops, in batches of what has queued up
+/// (one commit per batch keeps up with busy shards where a commit per message cannot).
 pub(super) async fn archive_writer(
     archive: Archive,
     mut queue: mpsc::Receiver<(String, WakuMessage)>,
     errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
 ) {
-    while let Some((topic, message)) = queue.recv().await {
-        if let Err(error) = archive.insert(&topic, &message).await {
-            errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            tracing::warn!(target: "node::store", %error, "could not archive a message");
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = queue.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match queue.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
         }
+        if let Err(error) = archive.insert_batch(&batch).await {
+            errors.fetch_add(batch.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(target: "node::store", %error, messages = batch.len(), "could not archive messages");
+        }
+        batch.clear();
     }
 }
 

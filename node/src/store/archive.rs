@@ -214,24 +214,20 @@ impl Archive {
         pubsub_topic: &str,
         message: &WakuMessage,
     ) -> Result<bool, ArchiveError> {
-        let hash = message.hash(pubsub_topic);
-        let size = i64::try_from(prost::Message::encoded_len(message)).unwrap_or(i64::MAX);
-        let result = sqlx::query(
-            "INSERT INTO messages (message_hash, pubsub_topic, content_topic, timestamp, payload, version, meta, stored_at, size) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_hash) DO NOTHING",
-        )
-        .bind(hash.0.to_vec())
-        .bind(pubsub_topic.to_owned())
-        .bind(message.content_topic.clone())
-        .bind(message.timestamp.unwrap_or(0))
-        .bind(message.payload.clone())
-        .bind(i64::from(message.version.unwrap_or(0)))
-        .bind(message.meta.clone())
-        .bind(now_ns())
-        .bind(size)
-        .execute(&self.pool)
-        .await?;
+        let result = insert_statement(pubsub_topic, message).execute(&self.pool).await?;
         Ok(result.rows_affected() == 1)
+    }
+
+    /// Stores several messages in one transaction (one commit, so one sync, for the batch).
+    /// Returns how many were new.
+    pub async fn insert_batch(&self, batch: &[(String, WakuMessage)]) -> Result<u64, ArchiveError> {
+        let mut tx = self.pool.begin().await?;
+        let mut new = 0;
+        for (topic, message) in batch {
+            new += insert_statement(topic, message).execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(new)
     }
 
     /// Answers a store query.
@@ -377,6 +373,27 @@ impl Archive {
             }
         }
     }
+}
+
+fn insert_statement<'q>(
+    pubsub_topic: &str,
+    message: &WakuMessage,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    let hash = message.hash(pubsub_topic);
+    let size = i64::try_from(prost::Message::encoded_len(message)).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO messages (message_hash, pubsub_topic, content_topic, timestamp, payload, version, meta, stored_at, size) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (message_hash) DO NOTHING",
+    )
+    .bind(hash.0.to_vec())
+    .bind(pubsub_topic.to_owned())
+    .bind(message.content_topic.clone())
+    .bind(message.timestamp.unwrap_or(0))
+    .bind(message.payload.clone())
+    .bind(i64::from(message.version.unwrap_or(0)))
+    .bind(message.meta.clone())
+    .bind(now_ns())
+    .bind(size)
 }
 
 enum Arg {
