@@ -776,48 +776,43 @@ async fn build_swarm(
                 ),
                 ping: ping::Behaviour::new(ping::Config::new()),
                 relay: gossip,
-                metadata: request_response::Behaviour::with_codec(
+                metadata: protocol(
                     metadata::codec(),
-                    [(metadata::PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10)),
+                    metadata::PROTOCOL,
+                    ProtocolSupport::Full,
+                    10,
                 ),
-                peer_exchange: request_response::Behaviour::with_codec(
+                peer_exchange: protocol(
                     peer_exchange::codec(),
-                    [(peer_exchange::PROTOCOL, px_support)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10)),
+                    peer_exchange::PROTOCOL,
+                    px_support,
+                    10,
                 ),
-                lightpush: request_response::Behaviour::with_codec(
+                lightpush: protocol(
                     lightpush::codec_v3(max_message_size),
-                    [(lightpush::PROTOCOL_V3, lightpush_support.clone())],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10)),
+                    lightpush::PROTOCOL_V3,
+                    lightpush_support.clone(),
+                    10,
                 ),
-                lightpush_legacy: request_response::Behaviour::with_codec(
+                lightpush_legacy: protocol(
                     lightpush::codec_v2(max_message_size),
-                    [(lightpush::PROTOCOL_V2, lightpush_support)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10)),
+                    lightpush::PROTOCOL_V2,
+                    lightpush_support,
+                    10,
                 ),
-                filter_subscribe: request_response::Behaviour::with_codec(
+                filter_subscribe: protocol(
                     filter::subscribe_codec(),
-                    [(filter::SUBSCRIBE_PROTOCOL, filter_support)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10)),
+                    filter::SUBSCRIBE_PROTOCOL,
+                    filter_support,
+                    10,
                 ),
-                store: request_response::Behaviour::with_codec(
-                    store::codec(max_message_size),
-                    [(store::PROTOCOL, store_support)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(30)),
-                ),
+                store: protocol(store::codec(max_message_size), store::PROTOCOL, store_support, 30),
                 // Clients receive pushes and servers send them: both directions always.
-                filter_push: request_response::Behaviour::with_codec(
+                filter_push: protocol(
                     filter::PushCodec::new(max_message_size),
-                    [(filter::PUSH_PROTOCOL, ProtocolSupport::Full)],
-                    request_response::Config::default()
-                        .with_request_timeout(Duration::from_secs(10)),
+                    filter::PUSH_PROTOCOL,
+                    ProtocolSupport::Full,
+                    10,
                 ),
             })
         })
@@ -825,6 +820,21 @@ async fn build_swarm(
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     Ok(swarm)
+}
+
+/// A request-response behaviour for one protocol, with a request timeout in seconds.
+fn protocol<C>(
+    codec: C,
+    id: libp2p::StreamProtocol,
+    support: ProtocolSupport,
+    timeout_secs: u64,
+) -> request_response::Behaviour<C>
+where
+    C: request_response::Codec<Protocol = libp2p::StreamProtocol> + Clone + Send + 'static,
+{
+    let config =
+        request_response::Config::default().with_request_timeout(Duration::from_secs(timeout_secs));
+    request_response::Behaviour::with_codec(codec, [(id, support)], config)
 }
 
 async fn wait_for_listeners(
