@@ -25,6 +25,7 @@
 //! - [`peers`] — the peer manager: dial candidates, limits, backoff, fleet diversity.
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
+//! - [`service_peers`] — quality scores of the store/filter/lightpush peers used as a client.
 //! - [`service`] — the running node: swarm task plus [`service::NodeHandle`].
 //! - [`rest`] — nwaku's REST API over a handle; [`metrics`] — Prometheus text under nwaku's
 //!   metric names.
@@ -49,6 +50,7 @@ pub mod peers;
 pub mod relay;
 pub mod rest;
 pub mod service;
+pub mod service_peers;
 pub mod store;
 pub mod tls;
 pub mod topics;

@@ -106,3 +106,51 @@ async fn subscribers_get_matching_messages_only() {
     let stats = client.stats().await.unwrap();
     assert_eq!(stats.filter_pushes_received, 2);
 }
+
+/// A filter node that omits messages loses to one that delivers them: the client charges a miss
+/// to every subscribed peer that did not push a message another peer delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filter_peer_that_omits_messages_ranks_last() {
+    use node::service_peers::ServiceKind;
+    let (faithful, _) = start(NodeConfig { filter: true, ..NodeConfig::loopback() }).await.unwrap();
+    // Subscribed on the same topic but cut off from the traffic: it never sees the messages.
+    let (cut_off, _) = start(NodeConfig { filter: true, ..NodeConfig::loopback() }).await.unwrap();
+    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
+    relayer.dial(faithful.listen_addrs()[0].clone()).await.unwrap();
+    faithful.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
+    for server in [&faithful, &cut_off] {
+        client.dial(server.listen_addrs()[0].clone()).await.unwrap();
+        let ok =
+            client.filter_subscribe(server.peer_id(), TOPIC, vec![WANTED.into()]).await.unwrap();
+        assert_eq!(ok.status_code, status::SUCCESS);
+    }
+    let mut events = client.events();
+    for i in 0..3 {
+        relayer
+            .publish(TOPIC, WakuMessage::new(WANTED, format!("m{i}").into_bytes(), now_ns()))
+            .await
+            .unwrap();
+        assert!(next_push(&mut events, Duration::from_secs(20)).await.is_some());
+    }
+    // After the push window, the cut-off node is charged the misses.
+    let ranked = timeout(Duration::from_secs(30), async {
+        loop {
+            let ranked = client.service_peers(ServiceKind::Filter).await.unwrap();
+            if ranked.iter().any(|(_, s)| s.missed >= 3) {
+                return ranked;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("misses charged within the window");
+    assert_eq!(ranked[0].0, faithful.peer_id(), "{ranked:?}");
+    assert_eq!(ranked[0].1.delivered, 3);
+    assert_eq!(ranked[1].0, cut_off.peer_id());
+    assert_eq!(ranked[1].1.missed, 3);
+    assert_eq!(
+        client.best_service_peer(ServiceKind::Filter).await.unwrap(),
+        Some(faithful.peer_id())
+    );
+}

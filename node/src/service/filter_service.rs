@@ -8,6 +8,7 @@ use libp2p::{
 };
 
 use super::{NodeError, NodeEvent, Service};
+use crate::service_peers::ServiceKind;
 use crate::{
     filter::{
         FilterSubscribeRequest, FilterSubscribeResponse, FilterSubscribeType,
@@ -164,13 +165,22 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                if let Some(reply) = self.pending_filter.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                let request = self.filter_requests.remove(&request_id);
+                if let Some(pending) = self.pending_filter.remove(&request_id) {
+                    // 4xx is the asker's fault; only 5xx and transport failures count against the peer.
+                    self.record_outcome(ServiceKind::Filter, &pending, response.status_code < 500);
+                    let ok = response.status_code == status::SUCCESS;
+                    if let (true, Some(request)) = (ok, request) {
+                        self.apply_filter_request(pending.peer, &request);
+                    }
+                    let _ = pending.reply.send(Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some(reply) = self.pending_filter.remove(&request_id) {
-                    let _ = reply.send(Err(NodeError::Request(error.to_string())));
+                self.filter_requests.remove(&request_id);
+                if let Some(pending) = self.pending_filter.remove(&request_id) {
+                    self.record_outcome(ServiceKind::Filter, &pending, false);
+                    let _ = pending.reply.send(Err(NodeError::Request(error.to_string())));
                 }
             }
             _ => {}
@@ -196,6 +206,7 @@ impl Service {
                 }
                 self.stats.filter_pushes_received += 1;
                 let hash = message.hash(&topic);
+                self.note_arrival(hash, &topic, &message.content_topic, Some(peer));
                 self.emit(NodeEvent::Pushed {
                     topic,
                     hash,

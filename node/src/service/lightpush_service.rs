@@ -4,6 +4,7 @@
 use libp2p::request_response::{self, Message};
 
 use super::{NodeError, Service};
+use crate::service_peers::ServiceKind;
 use crate::{
     lightpush::{LightPushRequest, LightPushResponse, PushResponse, PushRpc, status},
     message::{MessageError, WakuMessage},
@@ -96,13 +97,20 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                if let Some(reply) = self.pending_lightpush.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                if let Some(pending) = self.pending_lightpush.remove(&request_id) {
+                    // 4xx is the asker's fault; only 5xx and transport failures count against the peer.
+                    self.record_outcome(
+                        ServiceKind::Lightpush,
+                        &pending,
+                        response.status_code < 500,
+                    );
+                    let _ = pending.reply.send(Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some(reply) = self.pending_lightpush.remove(&request_id) {
-                    let _ = reply.send(Err(NodeError::Request(error.to_string())));
+                if let Some(pending) = self.pending_lightpush.remove(&request_id) {
+                    self.record_outcome(ServiceKind::Lightpush, &pending, false);
+                    let _ = pending.reply.send(Err(NodeError::Request(error.to_string())));
                 }
             }
             _ => {}

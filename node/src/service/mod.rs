@@ -26,6 +26,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 
 mod filter_service;
 mod lightpush_service;
+mod quality;
 mod store_service;
 
 use crate::{
@@ -292,6 +293,10 @@ enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
+    ServicePeers {
+        kind: crate::service_peers::ServiceKind,
+        reply: oneshot::Sender<Vec<(PeerId, crate::service_peers::ServiceScore)>>,
+    },
     Shutdown,
 }
 
@@ -476,6 +481,22 @@ impl NodeHandle {
         self.ask(|reply| Command::StoreLocal { request, reply }).await?
     }
 
+    /// Connected peers serving `kind`, best first, with their scores.
+    pub async fn service_peers(
+        &self,
+        kind: crate::service_peers::ServiceKind,
+    ) -> Result<Vec<(PeerId, crate::service_peers::ServiceScore)>, NodeError> {
+        self.ask(|reply| Command::ServicePeers { kind, reply }).await
+    }
+
+    /// The best connected peer serving `kind`, if any.
+    pub async fn best_service_peer(
+        &self,
+        kind: crate::service_peers::ServiceKind,
+    ) -> Result<Option<PeerId>, NodeError> {
+        Ok(self.service_peers(kind).await?.first().map(|(peer, _)| *peer))
+    }
+
     /// Sends a store query to `peer`.
     pub async fn store_query(
         &self,
@@ -553,16 +574,20 @@ struct Service {
     store_answers: mpsc::Sender<store_service::StoreAnswer>,
     pending_store: HashMap<
         request_response::OutboundRequestId,
-        oneshot::Sender<Result<store::proto::StoreQueryResponse, NodeError>>,
+        quality::Pending<store::proto::StoreQueryResponse>,
     >,
     filter_subscribers: HashMap<PeerId, filter_service::Subscriber>,
+    filter_requests: HashMap<request_response::OutboundRequestId, filter::FilterSubscribeRequest>,
+    filter_client: quality::FilterClient,
+    recent: HashMap<MessageHash, quality::Arrival>,
+    service_peers: crate::service_peers::ServicePeers,
     pending_filter: HashMap<
         request_response::OutboundRequestId,
-        oneshot::Sender<Result<filter::FilterSubscribeResponse, NodeError>>,
+        quality::Pending<filter::FilterSubscribeResponse>,
     >,
     pending_lightpush: HashMap<
         request_response::OutboundRequestId,
-        oneshot::Sender<Result<lightpush::LightPushResponse, NodeError>>,
+        quality::Pending<lightpush::LightPushResponse>,
     >,
     px_cache: std::collections::VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
     next_px_query: Option<Instant>,
@@ -687,6 +712,10 @@ pub async fn start(
         pending_store: HashMap::new(),
         filter_subscribers: HashMap::new(),
         pending_filter: HashMap::new(),
+        filter_requests: HashMap::new(),
+        filter_client: HashMap::new(),
+        recent: HashMap::new(),
+        service_peers: crate::service_peers::ServicePeers::default(),
         pending_lightpush: HashMap::new(),
         px_cache: std::collections::VecDeque::new(),
         next_px_query: None,
@@ -1162,6 +1191,8 @@ impl Service {
     fn manage_connections(&mut self) {
         let now = Instant::now();
         self.expire_filter_subscriptions(now);
+        self.check_missed_pushes(now);
+        self.service_peers.retain_most_used(1000);
         if self.peers.is_empty() {
             let since = *self.alone_since.get_or_insert(now);
             if now.duration_since(since) >= ALONE_RECOVERY {
@@ -1271,15 +1302,23 @@ impl Service {
             },
             Command::Store { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().store.send_request(&peer, request);
-                self.pending_store.insert(id, reply);
+                self.pending_store.insert(id, quality::Pending::new(reply, peer));
             }
             Command::Filter { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().filter_subscribe.send_request(&peer, request);
-                self.pending_filter.insert(id, reply);
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .filter_subscribe
+                    .send_request(&peer, request.clone());
+                self.pending_filter.insert(id, quality::Pending::new(reply, peer));
+                self.filter_requests.insert(id, request);
             }
             Command::LightPush { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().lightpush.send_request(&peer, request);
-                self.pending_lightpush.insert(id, reply);
+                self.pending_lightpush.insert(id, quality::Pending::new(reply, peer));
+            }
+            Command::ServicePeers { kind, reply } => {
+                let _ = reply.send(self.ranked_service_peers(kind));
             }
             Command::Shutdown => {}
         }
@@ -1308,6 +1347,29 @@ impl Service {
             Err(gossipsub::PublishError::Duplicate) => Ok(hash),
             Err(e) => Err(NodeError::Transport(e.to_string())),
         }
+    }
+
+    fn ranked_service_peers(
+        &self,
+        kind: crate::service_peers::ServiceKind,
+    ) -> Vec<(PeerId, crate::service_peers::ServiceScore)> {
+        use crate::service_peers::ServiceKind;
+        let protocol = match kind {
+            ServiceKind::Store => store::PROTOCOL.to_string(),
+            ServiceKind::Filter => filter::SUBSCRIBE_PROTOCOL.to_string(),
+            ServiceKind::Lightpush => lightpush::PROTOCOL_V3.to_string(),
+        };
+        let candidates: Vec<PeerId> = self
+            .peers
+            .iter()
+            .filter(|(_, state)| state.protocols.contains(&protocol))
+            .map(|(peer, _)| *peer)
+            .collect();
+        self.service_peers
+            .rank(kind, &candidates)
+            .into_iter()
+            .map(|peer| (peer, self.service_peers.score(kind, &peer)))
+            .collect()
     }
 
     fn relay_peers(&self) -> Vec<PeerId> {
@@ -1491,6 +1553,7 @@ impl Service {
                         let hash = waku.hash(&topic);
                         self.push_to_subscribers(&topic, &waku);
                         self.archive(&topic, &waku);
+                        self.note_arrival(hash, &topic, &waku.content_topic, None);
                         self.emit(NodeEvent::Message {
                             topic,
                             hash,

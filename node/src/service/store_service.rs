@@ -8,6 +8,7 @@ use libp2p::request_response::{self, Message, ResponseChannel};
 use tokio::sync::mpsc;
 
 use super::{NodeError, Service};
+use crate::service_peers::ServiceKind;
 use crate::{
     message::WakuMessage,
     store::{
@@ -96,13 +97,17 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                if let Some(reply) = self.pending_store.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
+                if let Some(pending) = self.pending_store.remove(&request_id) {
+                    // 4xx is the asker's fault; only 5xx and transport failures count against the peer.
+                    let ok = response.status_code.is_some_and(|code| code < 500);
+                    self.record_outcome(ServiceKind::Store, &pending, ok);
+                    let _ = pending.reply.send(Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some(reply) = self.pending_store.remove(&request_id) {
-                    let _ = reply.send(Err(NodeError::Request(error.to_string())));
+                if let Some(pending) = self.pending_store.remove(&request_id) {
+                    self.record_outcome(ServiceKind::Store, &pending, false);
+                    let _ = pending.reply.send(Err(NodeError::Request(error.to_string())));
                 }
             }
             _ => {}
