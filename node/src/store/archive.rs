@@ -158,7 +158,13 @@ impl Archive {
             Backend::Sqlite => (format!("{url}?mode=rwc"), 1),
             Backend::Postgres => (url.to_owned(), 8),
         };
-        let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
+        // Fail fast when the database is gone: the writer counts the error and moves on, and
+        // queries answer 503 instead of hanging.
+        let pool = AnyPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(&url)
+            .await?;
         let archive = Self { pool, backend };
         archive.migrate().await?;
         Ok(archive)

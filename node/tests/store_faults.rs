@@ -1,0 +1,188 @@
+//! Faults: the archive's Postgres goes away and comes back. Store degrades (errors counted,
+//! queries answered 503), relay goes on, and store recovers when the database returns. Uses a
+//! throwaway Postgres cluster of its own (initdb + pg_ctl on a free port), so the machine's
+//! server is never stopped.
+
+#![allow(clippy::unwrap_used)]
+
+use std::{path::Path, process::Command, time::Duration};
+
+use node::{
+    config::NodeConfig,
+    message::WakuMessage,
+    service::{NodeEvent, start},
+    store::{proto::StoreQueryRequest, status},
+};
+use tokio::time::timeout;
+
+const TOPIC: &str = "/waku/2/rs/0/0";
+const CONTENT: &str = "/wakufleet/1/fault/proto";
+
+fn pg_bin(tool: &str) -> String {
+    let version = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("Postgres server binaries (bash tests/run.sh installs them)")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .max()
+        .unwrap();
+    format!("/usr/lib/postgresql/{version}/bin/{tool}")
+}
+
+/// Runs a Postgres tool as the postgres user (the server refuses to run as root).
+fn as_postgres(command: &str) {
+    let out = if nix_is_root() {
+        Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", command]).output().unwrap()
+    } else {
+        Command::new("sh").args(["-c", command]).output().unwrap()
+    };
+    assert!(
+        out.status.success(),
+        "{command}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn nix_is_root() -> bool {
+    Command::new("id").arg("-u").output().map(|o| o.stdout.starts_with(b"0")).unwrap_or(false)
+}
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Cluster {
+    fn create() -> Self {
+        let dir = tempfile::Builder::new().prefix("wakufleet-pg").tempdir_in("/tmp").unwrap();
+        if nix_is_root() {
+            Command::new("chown")
+                .args(["-R", "postgres:postgres", dir.path().to_str().unwrap()])
+                .status()
+                .unwrap();
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let data = dir.path().join("data");
+        as_postgres(&format!(
+            "{} -D {} -A trust -U postgres >/dev/null",
+            pg_bin("initdb"),
+            data.display()
+        ));
+        let cluster = Self { dir, port };
+        cluster.start();
+        cluster
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn start(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        as_postgres(&format!(
+            "{} -D {} -o '{options}' -l {} -w start >/dev/null",
+            pg_bin("pg_ctl"),
+            self.data().display(),
+            Path::new(&self.dir.path()).join("log").display()
+        ));
+    }
+
+    fn stop(&self) {
+        as_postgres(&format!(
+            "{} -D {} -m immediate -w stop >/dev/null",
+            pg_bin("pg_ctl"),
+            self.data().display()
+        ));
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("su")
+            .args([
+                "postgres",
+                "-s",
+                "/bin/sh",
+                "-c",
+                &format!("{} -D {} -m immediate stop", pg_bin("pg_ctl"), self.data().display()),
+            ])
+            .output();
+    }
+}
+
+fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_postgres_degrades_store_only_and_it_recovers() {
+    let cluster = Cluster::create();
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
+    let (store, _) =
+        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
+    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
+    relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
+    client.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    let query = || StoreQueryRequest {
+        pubsub_topic: Some(TOPIC.into()),
+        content_topics: vec![CONTENT.into()],
+        pagination_forward: true,
+        ..StoreQueryRequest::default()
+    };
+    let stored = |n: usize| {
+        let client = client.clone();
+        let peer = store.peer_id();
+        async move {
+            timeout(Duration::from_secs(30), async {
+                loop {
+                    let response = client.store_query(peer, query()).await.unwrap();
+                    if response.status_code == Some(status::SUCCESS) && response.messages.len() >= n
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await
+            .expect("messages archived")
+        }
+    };
+
+    relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"before".to_vec(), now_ns())).await.unwrap();
+    stored(1).await;
+
+    // The database goes away: relay goes on, the archive counts errors, queries answer 503.
+    cluster.stop();
+    let mut events = store.events();
+    relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"during".to_vec(), now_ns())).await.unwrap();
+    let relayed = timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(NodeEvent::Message { message, .. }) = events.recv().await {
+                return message;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(relayed.payload, b"during", "relay goes on without the database");
+    timeout(Duration::from_secs(30), async {
+        while store.stats().await.unwrap().archive_errors == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("archive errors counted");
+    let down = client.store_query(store.peer_id(), query()).await.unwrap();
+    assert_eq!(down.status_code, Some(status::SERVICE_UNAVAILABLE), "{down:?}");
+
+    // It comes back: store works again without restarting the node.
+    cluster.start();
+    relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"after".to_vec(), now_ns())).await.unwrap();
+    stored(2).await;
+}
