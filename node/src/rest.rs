@@ -76,7 +76,7 @@ impl RestMessage {
             content_topic,
             version: self.version,
             // nwaku stamps messages that come without a timestamp.
-            timestamp: Some(self.timestamp.unwrap_or_else(now_ns)),
+            timestamp: Some(self.timestamp.unwrap_or_else(crate::message::now_ns)),
             meta: self.meta.map(|m| decode("meta", &m)).transpose()?,
             rate_limit_proof: None,
             ephemeral: self.ephemeral,
@@ -411,11 +411,4 @@ async fn metrics(State(node): State<NodeHandle>) -> Response {
         Ok(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error).into_response(),
     }
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

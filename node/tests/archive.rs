@@ -5,9 +5,8 @@
 
 use node::{
     message::{MessageHash, WakuMessage},
-    store::archive::{Archive, ArchiveError, Backend, StoreQuery},
+    store::archive::{Archive, ArchiveError, Backend, StoreQuery, create_postgres_database},
 };
-use sqlx::{Connection, Executor};
 
 const TOPIC: &str = "/waku/2/rs/0/0";
 const CONTENT: &str = "/wakufleet/1/store/proto";
@@ -19,15 +18,10 @@ fn postgres_server() -> String {
 
 /// A fresh Postgres database for one test.
 async fn postgres_archive() -> Archive {
-    sqlx::any::install_default_drivers();
-    let mut name = [0u8; 8];
-    node::crypto::random_bytes(&mut name);
-    let db = format!("wakufleet_test_{}", data_encoding::HEXLOWER.encode(&name));
-    let mut admin = sqlx::AnyConnection::connect(&format!("{}/postgres", postgres_server()))
+    let url = create_postgres_database(&postgres_server(), "wakufleet_test")
         .await
         .expect("Postgres on 127.0.0.1:5432 (bash tests/run.sh starts it)");
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).await.unwrap();
-    Archive::connect(&format!("{}/{db}", postgres_server())).await.unwrap()
+    Archive::connect(&url).await.unwrap()
 }
 
 async fn backends() -> Vec<(Archive, Option<tempfile::TempDir>)> {

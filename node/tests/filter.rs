@@ -9,16 +9,13 @@ use node::{
     config::NodeConfig,
     filter::status,
     message::WakuMessage,
+    message::now_ns,
     service::{NodeEvent, start},
 };
 use tokio::{sync::broadcast, time::timeout};
 
 const TOPIC: &str = "/waku/2/rs/0/0";
 const WANTED: &str = "/wakufleet/1/filter/proto";
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
-}
 
 async fn next_push(
     events: &mut broadcast::Receiver<NodeEvent>,

@@ -10,6 +10,7 @@ use std::{path::PathBuf, process::Stdio, time::Duration};
 use node::{
     config::NodeConfig,
     message::WakuMessage,
+    message::now_ns,
     service::{NodeEvent, start},
 };
 use serde_json::Value;
@@ -43,10 +44,6 @@ fn js(package: &str, script: &str, args: &[String]) -> tokio::process::Child {
         .kill_on_drop(true)
         .spawn()
         .expect("start node")
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

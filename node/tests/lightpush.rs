@@ -8,13 +8,10 @@ use node::{
     config::NodeConfig,
     lightpush::status,
     message::WakuMessage,
+    message::now_ns,
     service::{NodeError, NodeEvent, start},
 };
 use tokio::time::timeout;
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pushed_messages_are_relayed_with_nwaku_status_codes() {

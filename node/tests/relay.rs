@@ -9,6 +9,7 @@ use libp2p::{Multiaddr, gossipsub, multiaddr::Protocol};
 use node::{
     config::NodeConfig,
     message::WakuMessage,
+    message::now_ns,
     relay,
     service::{NodeError, NodeEvent, NodeHandle, start},
 };
@@ -46,10 +47,6 @@ async fn wait_for<T>(
     })
     .await
     .expect("event within 20 s")
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }
 
 #[tokio::test]

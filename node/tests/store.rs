@@ -24,18 +24,12 @@ async fn a_sqlite_store_node_archives_relayed_messages_and_pages_through_them() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_store_node_archives_relayed_messages_and_pages_through_them() {
-    use sqlx::{Connection, Executor};
-    sqlx::any::install_default_drivers();
     let server = std::env::var("WAKUFLEET_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let mut name = [0u8; 8];
-    node::crypto::random_bytes(&mut name);
-    let db = format!("wakufleet_test_{}", data_encoding::HEXLOWER.encode(&name));
-    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
+    let url = node::store::archive::create_postgres_database(&server, "wakufleet_test")
         .await
         .expect("Postgres on 127.0.0.1:5432 (bash tests/run.sh starts it)");
-    admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).await.unwrap();
-    archive_and_page(format!("{server}/{db}")).await;
+    archive_and_page(url).await;
 }
 
 async fn archive_and_page(url: String) {

@@ -10,6 +10,7 @@ use std::{path::Path, process::Command, time::Duration};
 use node::{
     config::NodeConfig,
     message::WakuMessage,
+    message::now_ns,
     service::{NodeEvent, start},
     store::{proto::StoreQueryRequest, status},
 };
@@ -112,10 +113,6 @@ impl Drop for Cluster {
             ])
             .output();
     }
-}
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as i64
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

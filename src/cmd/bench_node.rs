@@ -10,6 +10,7 @@ use node::{
     config::NodeConfig,
     discovery_v5::Discv5Config,
     message::WakuMessage,
+    message::now_ns,
     service::{NodeEvent, TARGET_RELAY_PEERS, start},
 };
 use tokio::{
@@ -18,13 +19,6 @@ use tokio::{
 };
 
 const TOPIC: &str = "/waku/2/rs/0/0";
-
-fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(0))
-        .unwrap_or(0)
-}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {

@@ -5,9 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use node::{
     message::{MessageHash, WakuMessage},
-    store::archive::{Archive, StoreQuery},
+    store::archive::{Archive, StoreQuery, create_postgres_database},
 };
-use sqlx::{Connection, Executor};
 
 const TOPIC: &str = "/waku/2/rs/0/0";
 /// Messages spread over this many content topics.
@@ -28,18 +27,12 @@ async fn open(backend: &str) -> anyhow::Result<(Archive, Option<tempfile::TempDi
             Ok((Archive::connect(&url).await?, Some(dir)))
         }
         "postgres" => {
-            sqlx::any::install_default_drivers();
             let server = std::env::var("WAKUFLEET_BENCH_POSTGRES")
                 .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            let mut suffix = [0u8; 6];
-            node::crypto::random_bytes(&mut suffix);
-            let db = format!("wakufleet_bench_{}", data_encoding::HEXLOWER.encode(&suffix));
-            let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres"))
-                .await
-                .context("Postgres")?;
-            admin.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).await?;
-            println!("postgres database {db} (drop it when done)");
-            Ok((Archive::connect(&format!("{server}/{db}")).await?, None))
+            let url =
+                create_postgres_database(&server, "wakufleet_bench").await.context("Postgres")?;
+            println!("postgres database {url} (drop it when done)");
+            Ok((Archive::connect(&url).await?, None))
         }
         other => bail!("unknown backend {other:?}: sqlite or postgres"),
     }

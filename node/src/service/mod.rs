@@ -549,7 +549,6 @@ impl NodeHandle {
 struct PeerState {
     address: Multiaddr,
     inbound: bool,
-    connections: usize,
     protocols: Vec<String>,
     agent: Option<String>,
     cluster: Option<u32>,
@@ -944,11 +943,8 @@ async fn enforce_retention(archive: store::archive::Archive, retention: crate::c
         tick.tick().await;
         let result = match retention {
             crate::config::Retention::Time(keep) => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as i64)
-                    .unwrap_or(0);
-                archive.delete_older_than(now - keep.as_nanos() as i64).await
+                let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
+                archive.delete_older_than(crate::message::now_ns().saturating_sub(keep)).await
             }
             crate::config::Retention::Size(bytes) => {
                 archive.shrink_to(i64::try_from(bytes).unwrap_or(i64::MAX)).await
@@ -1467,16 +1463,14 @@ impl Service {
                     return;
                 }
                 self.peer_manager.on_connected(peer_id, &address, inbound);
-                let state = self.peers.entry(peer_id).or_insert_with(|| PeerState {
+                self.peers.entry(peer_id).or_insert_with(|| PeerState {
                     address,
                     inbound,
-                    connections: 0,
                     protocols: Vec::new(),
                     agent: None,
                     cluster: None,
                     shards: Vec::new(),
                 });
-                state.connections += 1;
                 if num_established.get() == 1 {
                     let ours = WakuMetadata::new(self.config.cluster_id, &self.config.shards);
                     self.swarm.behaviour_mut().metadata.send_request(&peer_id, ours);
@@ -1486,14 +1480,10 @@ impl Service {
                     let _ = reply.send(Ok(()));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established, .. } => {
-                if num_established == 0 {
-                    if self.peers.remove(&peer_id).is_some() {
-                        self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
-                    }
-                } else if let Some(state) = self.peers.get_mut(&peer_id) {
-                    state.connections = state.connections.saturating_sub(1);
-                }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
+                if self.peers.remove(&peer_id).is_some() =>
+            {
+                self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                 self.peer_manager.on_dial_failure(&peer, Instant::now());
@@ -1580,10 +1570,7 @@ impl Service {
     fn validate(&self, message: &gossipsub::Message) -> Result<WakuMessage, MessageError> {
         let waku = WakuMessage::decode_bounded(&message.data, self.config.max_message_size)?;
         if let Some(drift) = self.config.max_timestamp_drift {
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as i64)
-                .unwrap_or(0);
+            let now = crate::message::now_ns();
             let stamp = waku.timestamp.unwrap_or(0);
             if (now - stamp).unsigned_abs() > drift.as_nanos() as u64 {
                 return Err(MessageError::Decode(format!(

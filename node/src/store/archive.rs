@@ -3,8 +3,6 @@
 //! driver serves both backends — SQLite (a file; the embedded default) and Postgres — since the
 //! SQL is the same and only the migrations differ in types.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use sqlx::{AnyPool, AssertSqlSafe, Row, any::AnyPoolOptions};
 
 use crate::message::{MessageHash, WakuMessage};
@@ -398,8 +396,22 @@ fn insert_statement<'q>(
     .bind(message.payload.clone())
     .bind(i64::from(message.version.unwrap_or(0)))
     .bind(message.meta.clone())
-    .bind(now_ns())
+    .bind(crate::message::now_ns())
     .bind(size)
+}
+
+/// Creates an empty database named `<prefix>_<random hex>` on the Postgres server at
+/// `server` (a URL without a database, e.g. `postgres://postgres@127.0.0.1:5432`) and returns
+/// its URL: a fresh database per test or benchmark run.
+pub async fn create_postgres_database(server: &str, prefix: &str) -> Result<String, ArchiveError> {
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let mut suffix = [0u8; 8];
+    crate::crypto::random_bytes(&mut suffix);
+    let name = format!("{prefix}_{}", data_encoding::HEXLOWER.encode(&suffix));
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await?;
+    admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
+    Ok(format!("{server}/{name}"))
 }
 
 enum Arg {
@@ -429,11 +441,4 @@ fn decode_row(row: &sqlx::any::AnyRow, include_data: bool) -> Result<StoredMessa
         None
     };
     Ok(StoredMessage { hash: MessageHash(hash), pubsub_topic, message })
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
