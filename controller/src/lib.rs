@@ -1,12 +1,32 @@
-//! The wakufleet controller: fleet registry, tree policy, signing and publication.
+//! The wakufleet controller: fleet registry, agent enrolment and signed reports, tree policy,
+//! signing and publication.
 //!
 //! # Layout
 //!
-//! - [`publish`] — getting signed trees into DNS. So far: [`publish::zone::TxtZone`], the
-//!   record set of a tree zone, and [`publish::dns_server::DnsServer`], the built-in
-//!   authoritative server (hickory; UDP and TCP; SOA/NS; multi-string TXT; atomic zone swaps).
-//!
-//! The HTTP API, registry, enrolment, tree policy and the other publishers arrive with the
-//! controller issue.
+//! - [`app`] — [`app::Controller`]: starts the HTTP API, the built-in DNS server and the
+//!   reconcile loop over one [`app::AppState`].
+//! - [`api`] — the axum routes: agents' signed endpoints, operators' endpoints, OpenAPI.
+//! - [`error`] — [`error::AppError`], the one error type of the API.
+//! - [`config`] — [`config::ControllerConfig`] from TOML; secrets from files or the environment.
+//! - [`db`] — the database (Postgres, or a SQLite file by default): tokens, nodes, trees and
+//!   versions, the audit log, leases.
+//! - [`signed`] — agents' request signatures; [`report`] — the enrolment and report schema.
+//! - [`health`] — passing / warning / critical from report freshness and figures.
+//! - [`policy`] — which nodes a tree lists, and the client limits on tree size.
+//! - [`keyring`] — signing keys unlocked from keystores.
+//! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
+//! - [`publish`] — zones, change sets, the [`publish::Publisher`] trait and the built-in DNS
+//!   server.
 
+pub mod api;
+pub mod app;
+pub mod config;
+pub mod db;
+pub mod engine;
+pub mod error;
+pub mod health;
+pub mod keyring;
+pub mod policy;
 pub mod publish;
+pub mod report;
+pub mod signed;

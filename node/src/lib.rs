@@ -15,6 +15,8 @@
 //! - [`lightpush`] — lightpush v3 and legacy v2 protobufs and status codes.
 //! - [`message`] — WakuMessage, its presence rules, the deterministic hash and gossip ids.
 //! - [`store`] — store v3: protobufs and the message archive (SQLite or Postgres).
+//! - [`sql`] — what the archive and the controller share about databases: one `Any` code path
+//!   for SQLite and Postgres, per-backend migrations, fresh Postgres databases for tests.
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
@@ -29,9 +31,6 @@
 //! - [`service`] — the running node: swarm task plus [`service::NodeHandle`].
 //! - [`rest`] — nwaku's REST API over a handle; [`metrics`] — Prometheus text under nwaku's
 //!   metric names.
-//!
-//! The Waku protocols (relay, store, filter, lightpush, peer exchange, metadata, discv5) arrive
-//! as further modules.
 
 pub mod codec;
 pub mod config;
@@ -51,6 +50,7 @@ pub mod relay;
 pub mod rest;
 pub mod service;
 pub mod service_peers;
+pub mod sql;
 pub mod store;
 pub mod tls;
 pub mod topics;

@@ -151,3 +151,76 @@ async fn a_filter_peer_that_omits_messages_ranks_last() {
         Some(faithful.peer_id())
     );
 }
+
+/// A push stream anyone can open: unsolicited pushes and oversized ones are dropped, and the
+/// client goes on receiving what it subscribed to.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsolicited_and_oversized_pushes_are_dropped() {
+    use futures::StreamExt;
+    use libp2p::{
+        request_response::{self, ProtocolSupport},
+        swarm::SwarmEvent,
+    };
+    use node::filter::{MessagePush, PUSH_PROTOCOL, PushCodec};
+
+    let (service, _) = start(NodeConfig { filter: true, ..NodeConfig::loopback() }).await.unwrap();
+    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
+    relayer.dial(service.listen_addrs()[0].clone()).await.unwrap();
+    service.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
+    client.dial(service.listen_addrs()[0].clone()).await.unwrap();
+    let ok = client.filter_subscribe(service.peer_id(), TOPIC, vec![WANTED.into()]).await.unwrap();
+    assert_eq!(ok.status_code, status::SUCCESS);
+    let mut events = client.events();
+
+    // A stranger opens push streams to the client: one matching push, one far over the limit.
+    let mut stranger = libp2p::SwarmBuilder::with_new_identity()
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| {
+            request_response::Behaviour::with_codec(
+                PushCodec::new(4 * 1024 * 1024),
+                [(PUSH_PROTOCOL, ProtocolSupport::Outbound)],
+                request_response::Config::default(),
+            )
+        })
+        .unwrap()
+        .build();
+    stranger.add_peer_address(client.peer_id(), client.listen_addrs()[0].clone());
+    let push = |payload: Vec<u8>| MessagePush {
+        waku_message: Some(WakuMessage::new(WANTED, payload, now_ns())),
+        pubsub_topic: Some(TOPIC.into()),
+    };
+    stranger.behaviour_mut().send_request(&client.peer_id(), push(b"unsolicited".to_vec()));
+    stranger.behaviour_mut().send_request(&client.peer_id(), push(vec![b'x'; 2 * 1024 * 1024]));
+    let outcomes = timeout(Duration::from_secs(20), async {
+        let mut outcomes = Vec::new();
+        while outcomes.len() < 2 {
+            if let SwarmEvent::Behaviour(event) = stranger.select_next_some().await {
+                match event {
+                    request_response::Event::Message { .. } => outcomes.push(true),
+                    request_response::Event::OutboundFailure { .. } => outcomes.push(false),
+                    _ => {}
+                }
+            }
+        }
+        outcomes
+    })
+    .await
+    .expect("both pushes delivered or refused");
+    assert!(outcomes.contains(&false), "the oversized push is refused: {outcomes:?}");
+    tokio::spawn(async move { while stranger.next().await.is_some() {} });
+
+    // The subscribed message from the service node still arrives, and only it.
+    relayer.publish(TOPIC, WakuMessage::new(WANTED, b"wanted".to_vec(), now_ns())).await.unwrap();
+    assert_eq!(next_push(&mut events, Duration::from_secs(20)).await.unwrap(), b"wanted");
+    assert_eq!(next_push(&mut events, Duration::from_secs(1)).await, None);
+    let stats = client.stats().await.unwrap();
+    assert_eq!(stats.filter_pushes_unsolicited, 1, "{stats:?}");
+    assert_eq!(stats.filter_pushes_received, 1);
+}

@@ -183,3 +183,128 @@ async fn losing_postgres_degrades_store_only_and_it_recovers() {
     relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"after".to_vec(), now_ns())).await.unwrap();
     stored(2).await;
 }
+
+/// A size-limited tmpfs mount, unmounted on drop.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(bytes: u64) -> Self {
+        let dir = tempfile::Builder::new().prefix("wakufleet-disk").tempdir_in("/tmp").unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount (the full-disk test needs root, as CI has)");
+        assert!(status.success(), "mounting a {bytes}-byte tmpfs needs root, as CI has");
+        Self { dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Fills the disk to the last byte with a filler file.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.path().join("filler");
+        let mut file = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 4096];
+        while file.write_all(&block).is_ok() {}
+        let _ = file.flush();
+        while file.write_all(&block[..1]).is_ok() {}
+        filler
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_degrades_store_only_and_it_recovers() {
+    let disk = SmallDisk::mount(4 * 1024 * 1024);
+    let url = format!("sqlite://{}", disk.path().join("store.db").display());
+    let (store, _) =
+        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
+    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
+    relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
+    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
+    client.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    let query = || StoreQueryRequest {
+        pubsub_topic: Some(TOPIC.into()),
+        content_topics: vec![CONTENT.into()],
+        pagination_forward: true,
+        include_data: true,
+        ..StoreQueryRequest::default()
+    };
+    let stored_payloads = || {
+        let client = client.clone();
+        let peer = store.peer_id();
+        async move {
+            let response = client.store_query(peer, query()).await.unwrap();
+            assert_eq!(response.status_code, Some(status::SUCCESS), "{response:?}");
+            response
+                .messages
+                .into_iter()
+                .filter_map(|m| m.message.map(|m| String::from_utf8_lossy(&m.payload).into_owned()))
+                .collect::<Vec<_>>()
+        }
+    };
+    let wait_stored = |payload: &'static str| {
+        async move {
+            timeout(Duration::from_secs(30), async {
+                while !stored_payloads().await.iter().any(|p| p == payload) {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            })
+            .await
+            .unwrap_or_else(|_| panic!("{payload} archived"))
+        }
+    };
+
+    relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"before".to_vec(), now_ns())).await.unwrap();
+    wait_stored("before").await;
+
+    // The disk fills up: relay goes on, the archive counts errors, what is stored still answers.
+    let filler = disk.fill();
+    let mut events = store.events();
+    let big = vec![b'x'; 100 * 1024];
+    for _ in 0..8 {
+        relayer.publish(TOPIC, WakuMessage::new(CONTENT, big.clone(), now_ns())).await.unwrap();
+    }
+    relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"during".to_vec(), now_ns())).await.unwrap();
+    timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(NodeEvent::Message { message, .. }) = events.recv().await
+                && message.payload == b"during"
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("relay goes on with a full disk");
+    timeout(Duration::from_secs(30), async {
+        while store.stats().await.unwrap().archive_errors == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("archive errors counted");
+    let during = stored_payloads().await;
+    assert!(during.contains(&"before".to_owned()), "stored messages still served: {during:?}");
+    let big_stored = during.iter().filter(|p| p.len() == big.len()).count();
+    assert!(big_stored < 8, "a full disk cannot hold 800 KB more; {big_stored} of 8 stored");
+
+    // Space comes back: the same node archives again.
+    std::fs::remove_file(filler).unwrap();
+    relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"after".to_vec(), now_ns())).await.unwrap();
+    wait_stored("after").await;
+    let after = stored_payloads().await;
+    assert_eq!(after.iter().filter(|p| *p == "before").count(), 1, "nothing stored twice");
+}

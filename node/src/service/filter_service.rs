@@ -204,6 +204,23 @@ impl Service {
                     self.stats.invalid_messages += 1;
                     return;
                 }
+                // Only what we asked this peer for: anyone can open a push stream to us, and an
+                // unsolicited push must not pass for a filtered message.
+                // A push may overtake the answer to our subscribe, so pending requests count too.
+                let criterion = (topic.clone(), message.content_topic.clone());
+                let solicited = self
+                    .filter_client
+                    .get(&peer)
+                    .is_some_and(|criteria| criteria.contains(&criterion))
+                    || self.filter_requests.iter().any(|(id, request)| {
+                        self.pending_filter.get(id).is_some_and(|p| p.peer == peer)
+                            && request.pubsub_topic.as_ref() == Some(&criterion.0)
+                            && request.content_topics.contains(&criterion.1)
+                    });
+                if !solicited {
+                    self.stats.filter_pushes_unsolicited += 1;
+                    return;
+                }
                 self.stats.filter_pushes_received += 1;
                 let hash = message.hash(&topic);
                 self.note_arrival(hash, &topic, &message.content_topic, Some(peer));

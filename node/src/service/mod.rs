@@ -229,6 +229,8 @@ pub struct NodeStats {
     pub filter_pushes_sent: u64,
     /// Messages pushed to us by filter service nodes.
     pub filter_pushes_received: u64,
+    /// Pushes dropped: from a peer we hold no matching subscription with.
+    pub filter_pushes_unsolicited: u64,
     /// Lightpush requests served, by outcome (`relayed` or the failure).
     pub lightpush_served: BTreeMap<String, u64>,
     /// Records offered to others by peer exchange.

@@ -3,7 +3,7 @@
 //! driver serves both backends — SQLite (a file; the embedded default) and Postgres — since the
 //! SQL is the same and only the migrations differ in types.
 
-use sqlx::{AnyPool, AssertSqlSafe, Row, any::AnyPoolOptions};
+use sqlx::{AnyPool, AssertSqlSafe, Row};
 
 use crate::message::{MessageHash, WakuMessage};
 
@@ -14,14 +14,7 @@ pub const MAX_PAGE_SIZE: usize = 100;
 /// Most content topics in one query.
 pub const MAX_CONTENT_TOPICS: usize = 100;
 
-/// Which database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A SQLite file.
-    Sqlite,
-    /// A Postgres server.
-    Postgres,
-}
+pub use crate::sql::{Backend, create_postgres_database};
 
 /// Archive failures.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +31,15 @@ pub enum ArchiveError {
     /// The cursor names no stored message.
     #[error("cursor not found")]
     CursorNotFound,
+}
+
+impl From<crate::sql::SqlError> for ArchiveError {
+    fn from(error: crate::sql::SqlError) -> Self {
+        match error {
+            crate::sql::SqlError::Url(url) => Self::Url(url),
+            crate::sql::SqlError::Database(error) => Self::Database(error.to_string()),
+        }
+    }
 }
 
 impl From<sqlx::Error> for ArchiveError {
@@ -142,74 +144,18 @@ impl Archive {
     /// Connects to `url` (`sqlite://path` — created if missing — or `postgres://…`) and applies
     /// the migrations.
     pub async fn connect(url: &str) -> Result<Self, ArchiveError> {
-        sqlx::any::install_default_drivers();
-        let backend = if url.starts_with("sqlite:") {
-            Backend::Sqlite
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            Backend::Postgres
-        } else {
-            return Err(ArchiveError::Url(url.to_owned()));
+        let (pool, backend) = crate::sql::connect(url, 8).await?;
+        let migrations = match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
         };
-        let (url, max) = match backend {
-            // One writer at a time is all SQLite does; one connection avoids lock contention.
-            Backend::Sqlite if url.contains('?') => (url.to_owned(), 1),
-            Backend::Sqlite => (format!("{url}?mode=rwc"), 1),
-            Backend::Postgres => (url.to_owned(), 8),
-        };
-        // Fail fast when the database is gone: the writer counts the error and moves on, and
-        // queries answer 503 instead of hanging.
-        let pool = AnyPoolOptions::new()
-            .max_connections(max)
-            .acquire_timeout(std::time::Duration::from_secs(5))
-            .connect(&url)
-            .await?;
-        let archive = Self { pool, backend };
-        archive.migrate().await?;
-        Ok(archive)
+        crate::sql::migrate(&pool, "store", migrations).await?;
+        Ok(Self { pool, backend })
     }
 
     /// The backend in use.
     pub fn backend(&self) -> Backend {
         self.backend
-    }
-
-    async fn migrate(&self) -> Result<(), ArchiveError> {
-        if self.backend == Backend::Sqlite {
-            sqlx::query("PRAGMA journal_mode = WAL").execute(&self.pool).await?;
-        }
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_versions (component TEXT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (component, version))")
-            .execute(&self.pool)
-            .await?;
-        let migrations = match self.backend {
-            Backend::Sqlite => SQLITE_MIGRATIONS,
-            Backend::Postgres => POSTGRES_MIGRATIONS,
-        };
-        for (version, sql) in migrations {
-            let applied = sqlx::query(
-                "SELECT COUNT(*) FROM schema_versions WHERE component = 'store' AND version = $1",
-            )
-            .bind(*version)
-            .fetch_one(&self.pool)
-            .await?
-            .try_get::<i64, _>(0)?;
-            if applied > 0 {
-                continue;
-            }
-            let mut tx = self.pool.begin().await?;
-            for statement in sql
-                .split(';')
-                .map(str::trim)
-                .filter(|s| !s.is_empty() && !s.lines().all(|l| l.trim_start().starts_with("--")))
-            {
-                sqlx::query(AssertSqlSafe(statement.to_owned())).execute(&mut *tx).await?;
-            }
-            sqlx::query("INSERT INTO schema_versions (component, version) VALUES ('store', $1)")
-                .bind(*version)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-        }
-        Ok(())
     }
 
     /// Stores `message` under its hash on `pubsub_topic`. Returns whether it was new.
@@ -398,20 +344,6 @@ fn insert_statement<'q>(
     .bind(message.meta.clone())
     .bind(crate::message::now_ns())
     .bind(size)
-}
-
-/// Creates an empty database named `<prefix>_<random hex>` on the Postgres server at
-/// `server` (a URL without a database, e.g. `postgres://postgres@127.0.0.1:5432`) and returns
-/// its URL: a fresh database per test or benchmark run.
-pub async fn create_postgres_database(server: &str, prefix: &str) -> Result<String, ArchiveError> {
-    use sqlx::{Connection, Executor};
-    sqlx::any::install_default_drivers();
-    let mut suffix = [0u8; 8];
-    crate::crypto::random_bytes(&mut suffix);
-    let name = format!("{prefix}_{}", data_encoding::HEXLOWER.encode(&suffix));
-    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await?;
-    admin.execute(AssertSqlSafe(format!("CREATE DATABASE {name}"))).await?;
-    Ok(format!("{server}/{name}"))
 }
 
 enum Arg {

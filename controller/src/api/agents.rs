@@ -1,0 +1,119 @@
+//! Agent endpoints: enrolment and reports, both signed with the node's key.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+};
+use node::enrtree::NodeRecord;
+
+use crate::{
+    app::AppState,
+    db::{nodes::ReportUpdate, now_ms, tokens::Redeem},
+    error::{AppError, parse_json},
+    report::{Enrolment, Report, ReportError, check_fresh},
+    signed::{self, SIGNATURE_HEADER, key_hex},
+};
+
+fn signer(headers: &HeaderMap, body: &[u8]) -> Result<k256::ecdsa::VerifyingKey, AppError> {
+    let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
+    signed::recover(body, header).map_err(|e| AppError::Unauthorized(e.to_string()))
+}
+
+fn report_error(error: ReportError) -> AppError {
+    match error {
+        ReportError::Skew { .. } => AppError::Unauthorized(error.to_string()),
+        _ => AppError::BadRequest(error.to_string()),
+    }
+}
+
+fn parse_enr(text: &str) -> Result<NodeRecord, AppError> {
+    text.parse().map_err(|e| AppError::BadRequest(format!("invalid ENR: {e}")))
+}
+
+/// `POST /api/v1/enrol`: redeem a one-time token and bind the node's key.
+pub async fn enrol(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let key = signer(&headers, &body)?;
+    let enrolment: Enrolment = parse_json(&body)?;
+    check_fresh(enrolment.sent_at, now_ms(), state.config.max_skew_secs).map_err(report_error)?;
+    let record = parse_enr(&enrolment.enr)?;
+    if key_hex(&record.enr().public_key()) != key_hex(&key) {
+        return Err(AppError::Unauthorized("enrolment not signed by the ENR's key".into()));
+    }
+    let node_id = record.node_id_hex();
+    let token = state
+        .db
+        .token(&enrolment.token)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("unknown enrolment token".into()))?;
+    match state.db.redeem_token(&enrolment.token, &node_id).await? {
+        Redeem::Ok => {}
+        Redeem::Unknown => return Err(AppError::Unauthorized("unknown enrolment token".into())),
+        Redeem::Used => return Err(AppError::Conflict("enrolment token already used".into())),
+        Redeem::Expired => return Err(AppError::Unauthorized("enrolment token expired".into())),
+    }
+    let label = enrolment.label.unwrap_or_else(|| token.label.clone());
+    state
+        .db
+        .enrol_node(&node_id, &key_hex(&key), &label, &token.roles, &enrolment.enr, record.seq())
+        .await?;
+    state
+        .db
+        .audit(
+            &format!("agent:{node_id}"),
+            "node.enrol",
+            &node_id,
+            serde_json::json!({ "label": label, "token": token.id, "roles": token.roles }),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "nodeId": node_id }))))
+}
+
+/// `POST /api/v1/reports`: a signed health report.
+pub async fn report(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let key = signer(&headers, &body)?;
+    let report: Report = parse_json(&body)?;
+    report.check(now_ms(), state.config.max_skew_secs).map_err(report_error)?;
+    let node = state.db.node(&report.node_id).await?.ok_or_else(|| {
+        AppError::NotFound(format!("unknown node {}: enrol first", report.node_id))
+    })?;
+    if key_hex(&key) != node.public_key {
+        return Err(AppError::Unauthorized("report not signed by the node's enrolled key".into()));
+    }
+    let record = parse_enr(&report.enr)?;
+    if record.node_id_hex() != report.node_id {
+        return Err(AppError::BadRequest("the report's ENR belongs to another node".into()));
+    }
+    let body_text = String::from_utf8_lossy(&body);
+    let update = ReportUpdate {
+        counter: report.counter,
+        sent_at: report.sent_at,
+        measured_at: report.measured_at,
+        enr: &report.enr,
+        enr_seq: record.seq(),
+        roles: &report.roles,
+        shards: &report.shards,
+        cluster_id: report.cluster_id,
+        body: &body_text,
+    };
+    if !state.db.accept_report(&node.node_id, &update, state.config.reports_kept).await? {
+        let last = state.db.node(&node.node_id).await?.map_or(0, |n| n.last_counter);
+        return Err(AppError::Conflict(format!(
+            "replayed report: counter {} is not above {last}",
+            report.counter
+        )));
+    }
+    state.wake.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "counter": report.counter }))))
+}

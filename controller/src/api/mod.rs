@@ -1,0 +1,65 @@
+//! The HTTP API (JSON). Agents' endpoints are authenticated by their signatures
+//! ([`crate::signed`]); operators' endpoints by a bearer token. Bodies are limited to
+//! [`MAX_BODY`] bytes (413 beyond).
+//!
+//! - [`agents`] — `POST /api/v1/enrol`, `POST /api/v1/reports`.
+//! - [`operators`] — tokens, nodes, trees, offline signing, the audit log.
+//! - [`openapi`] — `GET /openapi.json`.
+
+pub mod agents;
+pub mod openapi;
+pub mod operators;
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::DefaultBodyLimit,
+    http::HeaderMap,
+    routing::{get, post, put},
+};
+
+pub use operators::define_tree;
+
+use crate::{app::AppState, error::AppError};
+
+/// Largest request body.
+pub const MAX_BODY: usize = 256 * 1024;
+
+/// The API's routes.
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/openapi.json", get(openapi::document))
+        .route("/api/v1/enrol", post(agents::enrol))
+        .route("/api/v1/reports", post(agents::report))
+        .route("/api/v1/tokens", post(operators::create_token).get(operators::tokens))
+        .route("/api/v1/nodes", get(operators::nodes))
+        .route("/api/v1/nodes/{id}", get(operators::node))
+        .route("/api/v1/trees", get(operators::trees))
+        .route("/api/v1/trees/{name}", put(operators::put_tree).get(operators::tree))
+        .route("/api/v1/trees/{name}/sign-request", get(operators::sign_request))
+        .route("/api/v1/trees/{name}/signature", post(operators::upload_signature))
+        .route("/api/v1/audit", get(operators::audit))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+/// The operator behind a request: `operator:admin` when the bearer token matches.
+pub fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
+    let Some(expected) = &state.admin_token else {
+        return Err(AppError::Unauthorized(
+            "no operator token is configured (admin_token_file or $WAKUFLEET_ADMIN_TOKEN)".into(),
+        ));
+    };
+    let given = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer <token>".into()))?;
+    // Compare digests, so the time taken says nothing about how much of the token matched.
+    if node::crypto::keccak256(given.as_bytes()) != node::crypto::keccak256(expected.as_bytes()) {
+        return Err(AppError::Unauthorized("wrong operator token".into()));
+    }
+    Ok("operator:admin".into())
+}

@@ -1,0 +1,66 @@
+//! `GET /openapi.json`: the API described for operators' tooling (OpenAPI 3.1).
+
+use axum::Json;
+use serde_json::{Value, json};
+
+fn op(summary: &str, auth: &str, body: Option<&str>, ok: &str, errors: &[&str]) -> Value {
+    let mut responses = serde_json::Map::new();
+    responses.insert(ok.to_owned(), json!({ "description": "success" }));
+    for code in errors {
+        responses.insert(
+            (*code).to_owned(),
+            json!({ "description": "error", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }),
+        );
+    }
+    let mut out = json!({ "summary": summary, "responses": responses });
+    if auth == "operator" {
+        out["security"] = json!([{ "operator": [] }]);
+    } else if auth == "agent" {
+        out["security"] = json!([{ "agentSignature": [] }]);
+    }
+    if let Some(schema) = body {
+        out["requestBody"] = json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } });
+    }
+    out
+}
+
+/// The document.
+pub async fn document() -> Json<Value> {
+    Json(json!({
+        "openapi": "3.1.0",
+        "info": { "title": "wakufleet controller", "version": env!("CARGO_PKG_VERSION") },
+        "paths": {
+            "/health": { "get": op("Liveness", "none", None, "200", &[]) },
+            "/api/v1/enrol": { "post": op("Redeem a one-time token and bind the node's key", "agent", Some("Enrolment"), "201", &["400", "401", "409", "413"]) },
+            "/api/v1/reports": { "post": op("Submit a signed health report", "agent", Some("Report"), "202", &["400", "401", "404", "409", "413"]) },
+            "/api/v1/tokens": {
+                "post": op("Create a one-time enrolment token (shown once)", "operator", Some("NewToken"), "201", &["400", "401"]),
+                "get": op("List tokens (never the secrets)", "operator", None, "200", &["401"])
+            },
+            "/api/v1/nodes": { "get": op("The registry with health states", "operator", None, "200", &["401"]) },
+            "/api/v1/nodes/{id}": { "get": op("One node, its newest report, its ENR history", "operator", None, "200", &["401", "404"]) },
+            "/api/v1/trees": { "get": op("Trees, URLs and recent versions", "operator", None, "200", &["401"]) },
+            "/api/v1/trees/{name}": {
+                "put": op("Define or redefine a tree", "operator", Some("TreeDefinition"), "201", &["400", "401", "409", "422"]),
+                "get": op("One tree", "operator", None, "200", &["401", "404"])
+            },
+            "/api/v1/trees/{name}/sign-request": { "get": op("The signing request of the pending version (wakufleet tree sign-offline reads it)", "operator", None, "200", &["401", "404"]) },
+            "/api/v1/trees/{name}/signature": { "post": op("Upload a key holder's detached signature", "operator", Some("DetachedSignature"), "200", &["400", "401", "403", "404", "409"]) },
+            "/api/v1/audit": { "get": op("The append-only audit log (query: after, limit)", "operator", None, "200", &["401"]) }
+        },
+        "components": {
+            "securitySchemes": {
+                "operator": { "type": "http", "scheme": "bearer" },
+                "agentSignature": { "type": "apiKey", "in": "header", "name": crate::signed::SIGNATURE_HEADER, "description": "hex r||s||v secp256k1 signature over keccak256(\"wakufleet-agent-request/1\\n\" || body) by the node key" }
+            },
+            "schemas": {
+                "Error": { "type": "object", "required": ["error"], "properties": { "error": { "type": "string" } } },
+                "Enrolment": { "type": "object", "required": ["token", "enr", "sentAt"], "properties": { "token": { "type": "string" }, "enr": { "type": "string" }, "label": { "type": "string" }, "sentAt": { "type": "integer" } } },
+                "Report": { "type": "object", "required": ["version", "nodeId", "counter", "sentAt", "measuredAt", "enr"], "properties": { "version": { "const": crate::report::REPORT_VERSION }, "nodeId": { "type": "string" }, "counter": { "type": "integer", "minimum": 1 }, "sentAt": { "type": "integer" }, "measuredAt": { "type": "integer" }, "enr": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "shards": { "type": "array", "items": { "type": "integer" } }, "clusterId": { "type": "integer" }, "figures": { "type": "object" } } },
+                "NewToken": { "type": "object", "required": ["label"], "properties": { "label": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "ttlSecs": { "type": "integer" } } },
+                "TreeDefinition": { "type": "object", "required": ["domain", "signer"], "properties": { "domain": { "type": "string" }, "signer": { "type": "string" }, "policy": { "type": "object", "properties": { "roles": { "type": "array" }, "shards": { "type": "array" }, "clusterId": { "type": "integer" }, "maxEntries": { "type": "integer" }, "links": { "type": "array" } } } } },
+                "DetachedSignature": { "type": "object", "required": ["format", "domain", "seq", "rootContent", "publicKey", "signature"] }
+            }
+        }
+    }))
+}

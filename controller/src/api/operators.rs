@@ -1,0 +1,387 @@
+//! Operator endpoints: enrolment tokens, the registry, tree definitions, offline signing and
+//! the audit log. Every change is written to the audit log with the operator's identity.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    body::Bytes,
+    extract::{Path, Query, State},
+    http::{HeaderMap, StatusCode},
+};
+use node::enrtree::{
+    NodeRecord, Tree,
+    request::{DetachedSignature, PreviousTree, SignRequest},
+    signature::{decode_public_key, encode_public_key},
+};
+use serde::Deserialize;
+
+use super::operator;
+use crate::{
+    app::AppState,
+    config::ControllerConfig,
+    db::{
+        Db, now_ms,
+        trees::{TreeRow, VersionState},
+    },
+    error::{AppError, parse_json},
+    policy::TreePolicy,
+};
+
+/// Longest enrolment token lifetime.
+const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// `POST /api/v1/tokens` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for.
+    pub label: String,
+    /// Roles the node starts with.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Lifetime (default one day, at most 30 days).
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: u64,
+}
+
+fn default_ttl() -> u64 {
+    24 * 3600
+}
+
+/// `POST /api/v1/tokens`: a one-time enrolment token, shown once.
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let actor = operator(&state, &headers)?;
+    let request: NewToken = parse_json(&body)?;
+    if request.label.is_empty() || request.label.len() > 128 {
+        return Err(AppError::BadRequest("label must be 1..128 characters".into()));
+    }
+    if request.ttl_secs == 0 || request.ttl_secs > MAX_TOKEN_TTL_SECS {
+        return Err(AppError::BadRequest(format!("ttlSecs must be 1..={MAX_TOKEN_TTL_SECS}")));
+    }
+    let mut secret = [0u8; 24];
+    node::crypto::random_bytes(&mut secret);
+    let token = format!("wft_{}", data_encoding::BASE32_NOPAD.encode(&secret).to_lowercase());
+    let expires_at = now_ms() + request.ttl_secs as i64 * 1000;
+    let info =
+        state.db.create_token(&token, &request.label, &request.roles, &actor, expires_at).await?;
+    state
+        .db
+        .audit(&actor, "token.create", &info.id, serde_json::json!({ "label": info.label, "roles": info.roles, "expiresAt": expires_at }))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "token": token, "id": info.id, "expiresAt": expires_at })),
+    ))
+}
+
+/// `GET /api/v1/tokens`.
+pub async fn tokens(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, AppError> {
+    operator(&state, &headers)?;
+    Ok(Json(serde_json::json!({ "tokens": state.db.tokens().await? })))
+}
+
+/// `GET /api/v1/nodes`.
+pub async fn nodes(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, AppError> {
+    operator(&state, &headers)?;
+    Ok(Json(serde_json::json!({ "nodes": state.db.nodes().await? })))
+}
+
+/// `GET /api/v1/nodes/{id}`: the node, its newest report and its ENR history.
+pub async fn node(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    operator(&state, &headers)?;
+    let node =
+        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    let history: Vec<serde_json::Value> = state
+        .db
+        .enr_history(&id)
+        .await?
+        .into_iter()
+        .map(|(seq, enr, first_seen)| serde_json::json!({ "seq": seq, "enr": enr, "firstSeen": first_seen }))
+        .collect();
+    Ok(Json(serde_json::json!({ "node": node, "enrHistory": history })))
+}
+
+/// `PUT /api/v1/trees/{name}` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TreeDefinition {
+    /// Where it is published.
+    pub domain: String,
+    /// `key:<name>` or `offline`.
+    pub signer: String,
+    /// Who is listed.
+    #[serde(default)]
+    pub policy: TreePolicy,
+}
+
+/// Checks and stores a tree definition (from the API or the configuration file).
+#[allow(clippy::too_many_arguments)]
+pub async fn define_tree(
+    db: &Db,
+    config: &ControllerConfig,
+    keyring: &crate::keyring::Keyring,
+    name: &str,
+    domain: &str,
+    signer: &str,
+    policy: &TreePolicy,
+    actor: &str,
+) -> Result<bool, AppError> {
+    let bad = |m: String| Err(AppError::BadRequest(m));
+    if name.is_empty()
+        || name.len() > 64
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return bad("tree names are 1..64 of [A-Za-z0-9_-]".into());
+    }
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    if domain.is_empty()
+        || domain.len() > 200
+        || hickory_proto::rr::Name::from_ascii(&domain).is_err()
+    {
+        return bad(format!("invalid domain {domain:?}"));
+    }
+    if let Some(dns) = &config.dns
+        && !crate::engine::in_zone(&domain, &dns.zone)
+    {
+        return bad(format!("domain {domain} is not inside the served zone {}", dns.zone));
+    }
+    if signer != "offline" && !signer.starts_with("key:") {
+        return bad(format!("signer {signer:?}: use key:<name> or offline"));
+    }
+    if let Some(key) = signer.strip_prefix("key:")
+        && keyring.get(key).is_none()
+    {
+        return bad(format!("signer {signer:?}: no key {key:?} is unlocked on this controller"));
+    }
+    policy.validate().map_err(AppError::Unprocessable)?;
+    let existing = db.tree(name).await?;
+    let row = TreeRow {
+        name: name.to_owned(),
+        domain: domain.clone(),
+        policy: policy.clone(),
+        signer: signer.to_owned(),
+        // Another signer means another key, so another URL: keep the key only if unchanged.
+        public_key: existing
+            .as_ref()
+            .filter(|t| t.signer == signer)
+            .and_then(|t| t.public_key.clone()),
+        last_error: None,
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|t| t.domain == row.domain && t.policy == row.policy && t.signer == row.signer)
+    {
+        return Ok(true);
+    }
+    let existed = db.put_tree(&row).await.map_err(|e| match e {
+        crate::db::DbError::Query(sqlx::Error::Database(d)) if d.is_unique_violation() => {
+            AppError::Conflict(format!("domain {domain} is used by another tree"))
+        }
+        other => AppError::Database(other),
+    })?;
+    db.audit(
+        actor,
+        if existed { "tree.update" } else { "tree.create" },
+        name,
+        serde_json::json!({ "domain": domain, "signer": signer, "policy": policy }),
+    )
+    .await?;
+    Ok(existed)
+}
+
+/// `PUT /api/v1/trees/{name}`.
+pub async fn put_tree(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let actor = operator(&state, &headers)?;
+    let definition: TreeDefinition = parse_json(&body)?;
+    let existed = define_tree(
+        &state.db,
+        &state.config,
+        &state.keyring,
+        &name,
+        &definition.domain,
+        &definition.signer,
+        &definition.policy,
+        &actor,
+    )
+    .await?;
+    state.wake.notify_one();
+    let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
+    Ok((status, Json(serde_json::json!({ "name": name }))))
+}
+
+/// `GET /api/v1/trees`.
+pub async fn trees(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Json<serde_json::Value>, AppError> {
+    operator(&state, &headers)?;
+    let mut out = Vec::new();
+    for tree in state.db.trees().await? {
+        out.push(tree_json(&state, tree).await?);
+    }
+    Ok(Json(serde_json::json!({ "trees": out })))
+}
+
+async fn tree_json(state: &AppState, tree: TreeRow) -> Result<serde_json::Value, AppError> {
+    let versions = state.db.versions(&tree.name, 10).await?;
+    let url = tree.public_key.as_ref().map(|k| format!("enrtree://{k}@{}", tree.domain));
+    Ok(serde_json::json!({ "tree": tree, "url": url, "versions": versions }))
+}
+
+/// `GET /api/v1/trees/{name}`: the definition, its URL and recent versions.
+pub async fn tree(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    operator(&state, &headers)?;
+    let tree =
+        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+    Ok(Json(tree_json(&state, tree).await?))
+}
+
+/// `GET /api/v1/trees/{name}/sign-request`: what a key holder signs for the pending version.
+pub async fn sign_request(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<SignRequest>, AppError> {
+    operator(&state, &headers)?;
+    let tree =
+        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+    let pending =
+        state.db.versions_in(&name, VersionState::Pending).await?.into_iter().next().ok_or_else(
+            || AppError::NotFound(format!("tree {name} has no version waiting for a signature")),
+        )?;
+    let records = pending
+        .enrs
+        .iter()
+        .map(|e| e.parse::<NodeRecord>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let links = pending
+        .links
+        .iter()
+        .map(|l| l.parse())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e: node::enrtree::ParseEntryError| AppError::Unprocessable(e.to_string()))?;
+    let built = Tree::build(pending.seq, records, links)
+        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let previous = state
+        .db
+        .versions_in(&name, VersionState::Published)
+        .await?
+        .into_iter()
+        .next()
+        .map(|p| PreviousTree { seq: p.seq, enrs: p.enrs, links: p.links });
+    let key = tree.public_key.as_deref().and_then(decode_public_key);
+    Ok(Json(SignRequest::new(&built, &tree.domain, key.as_ref(), previous)))
+}
+
+/// `POST /api/v1/trees/{name}/signature`: a key holder's detached signature for the pending
+/// version, verified before it is accepted.
+pub async fn upload_signature(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let actor = operator(&state, &headers)?;
+    let text =
+        std::str::from_utf8(&body).map_err(|_| AppError::BadRequest("body is not UTF-8".into()))?;
+    let detached =
+        DetachedSignature::from_json(text).map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let (key, signature) = detached
+        .verify()
+        .map_err(|e| AppError::BadRequest(format!("signature does not verify: {e}")))?;
+    let tree =
+        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+    if tree.signer != "offline" {
+        return Err(AppError::Conflict(format!("tree {name} is signed online by {}", tree.signer)));
+    }
+    if detached.domain.trim_end_matches('.') != tree.domain {
+        return Err(AppError::Conflict(format!(
+            "signature is for {}, not {}",
+            detached.domain, tree.domain
+        )));
+    }
+    let pending =
+        state.db.versions_in(&name, VersionState::Pending).await?.into_iter().next().ok_or_else(
+            || AppError::Conflict(format!("tree {name} has no version waiting for a signature")),
+        )?;
+    if detached.seq != pending.seq || detached.root_content != pending.root {
+        return Err(AppError::Conflict(format!(
+            "signature is for seq {} ({}), the pending version is seq {} ({})",
+            detached.seq, detached.root_content, pending.seq, pending.root
+        )));
+    }
+    let key_text = encode_public_key(&key);
+    if let Some(expected) = &tree.public_key
+        && *expected != key_text
+    {
+        return Err(AppError::Forbidden(format!(
+            "signed with {key_text}, but the tree's URL carries {expected}; define a new tree to rotate keys"
+        )));
+    }
+    if !state.db.sign_version(&name, pending.seq, &signature.to_string()).await? {
+        return Err(AppError::Conflict("the pending version changed meanwhile".into()));
+    }
+    if tree.public_key.is_none() {
+        state.db.set_tree_public_key(&name, &key_text).await?;
+    }
+    state
+        .db
+        .audit(
+            &actor,
+            "tree.sign",
+            &name,
+            serde_json::json!({ "seq": pending.seq, "publicKey": key_text }),
+        )
+        .await?;
+    state.wake.notify_one();
+    Ok(Json(
+        serde_json::json!({ "seq": pending.seq, "url": format!("enrtree://{key_text}@{}", tree.domain) }),
+    ))
+}
+
+/// `GET /api/v1/audit` query.
+#[derive(Debug, Deserialize)]
+pub struct AuditQuery {
+    /// Entries after this id.
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many (default 100, at most 1000).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// `GET /api/v1/audit`.
+pub async fn audit(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    operator(&state, &headers)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(Json(serde_json::json!({ "entries": state.db.audit_entries(query.after, limit).await? })))
+}

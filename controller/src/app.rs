@@ -1,0 +1,188 @@
+//! The running controller: shared state, the HTTP server, the DNS server and the reconcile
+//! loop, started together and stopped together.
+
+use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    net::TcpListener,
+    sync::{Mutex, Notify, watch},
+    task::JoinHandle,
+};
+
+use crate::{
+    config::{ConfigError, ControllerConfig},
+    db::{Db, DbError},
+    keyring::Keyring,
+    publish::{Publisher, dns_server::DnsServer, zone::TxtRecord, zone::TxtZone},
+};
+
+/// What every request handler and the reconcile loop share.
+pub struct AppState {
+    /// The database.
+    pub db: Db,
+    /// The configuration.
+    pub config: ControllerConfig,
+    /// Online signing keys.
+    pub keyring: Keyring,
+    /// The operators' bearer token.
+    pub admin_token: Option<String>,
+    /// The built-in DNS server.
+    pub dns: Option<DnsServer>,
+    /// External publishers (RFC 2136, files…).
+    pub publishers: Vec<Box<dyn Publisher>>,
+    /// This controller's id in leases.
+    pub instance: String,
+    /// Wakes the reconcile loop early (a report changed something).
+    pub wake: Notify,
+    pub(crate) served: Mutex<Option<BTreeMap<String, TxtRecord>>>,
+}
+
+impl AppState {
+    /// Root and other TTLs for tree records.
+    pub fn ttls(&self) -> (u32, u32) {
+        self.config.dns.as_ref().map_or(
+            (crate::publish::zone::DEFAULT_ROOT_TTL, crate::publish::zone::DEFAULT_TTL),
+            |d| (d.root_ttl, d.ttl),
+        )
+    }
+}
+
+/// Why the controller cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Bad configuration.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The database.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A socket.
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The DNS server.
+    #[error(transparent)]
+    Dns(#[from] crate::publish::dns_server::DnsServerError),
+}
+
+/// A running controller.
+pub struct Controller {
+    state: Arc<AppState>,
+    http_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Controller {
+    /// Starts the controller with `config`, the unlocked `keyring` and external `publishers`.
+    pub async fn start(
+        config: ControllerConfig,
+        keyring: Keyring,
+        publishers: Vec<Box<dyn Publisher>>,
+    ) -> Result<Self, StartError> {
+        config.validate()?;
+        let admin_token = config.admin_token()?;
+        let db = Db::connect(&config.database_url).await?;
+        for tree in &config.trees {
+            crate::api::define_tree(
+                &db,
+                &config,
+                &keyring,
+                &tree.name,
+                &tree.domain,
+                &tree.signer,
+                &tree.policy,
+                "config",
+            )
+            .await
+            .map_err(|e| ConfigError::Invalid(format!("tree {}: {e}", tree.name)))?;
+        }
+        let dns = match &config.dns {
+            Some(dns) => {
+                Some(DnsServer::start(dns.listen, vec![TxtZone::new(&dns.zone, 1)]).await?)
+            }
+            None => None,
+        };
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| StartError::Listen { addr: config.listen, source })?;
+        let mut instance = [0u8; 8];
+        node::crypto::random_bytes(&mut instance);
+        let state = Arc::new(AppState {
+            db,
+            config,
+            keyring,
+            admin_token,
+            dns,
+            publishers,
+            instance: data_encoding::HEXLOWER.encode(&instance),
+            wake: Notify::new(),
+            served: Mutex::new(None),
+        });
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        let router = crate::api::router(state.clone());
+        let mut http_stop = stopped.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+                let _ = http_stop.wait_for(|s| *s).await;
+            });
+            if let Err(error) = serve.await {
+                tracing::error!(target: "ctl::api", %error, "HTTP server failed");
+            }
+        }));
+        tasks.push(tokio::spawn(reconcile_loop(state.clone(), stopped)));
+        tracing::info!(target: "ctl", %http_addr, dns = ?state.dns.as_ref().map(DnsServer::local_addr), "controller started");
+        Ok(Self { state, http_addr, stop, tasks })
+    }
+
+    /// The HTTP API's address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The built-in DNS server's address.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.state.dns.as_ref().map(DnsServer::local_addr)
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Runs one reconcile pass now.
+    pub async fn reconcile_now(&self) -> Result<(), crate::engine::EngineError> {
+        crate::engine::reconcile(&self.state).await
+    }
+
+    /// Stops the HTTP server and the loop; releases the publisher lease.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let _ = self.state.db.release_lease("publisher", &self.state.instance).await;
+    }
+}
+
+async fn reconcile_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
+    let interval = Duration::from_millis(state.config.reconcile_interval_ms.max(100));
+    loop {
+        if let Err(error) = crate::engine::reconcile(&state).await {
+            tracing::warn!(target: "ctl", %error, "reconcile pass failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = state.wake.notified() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The controller's database: one [`Db`] over sqlx `Any`, Postgres for fleets and a SQLite file
+//! as the embedded default, with the same SQL on both (only the migrations differ in syntax).
+//!
+//! One file per table group: [`tokens`], [`nodes`], [`trees`], [`audit`], [`leases`].
+
+pub mod audit;
+pub mod leases;
+pub mod nodes;
+pub mod tokens;
+pub mod trees;
+
+use node::sql::{Backend, Migration, SqlError};
+use sqlx::AnyPool;
+
+const SQLITE_MIGRATIONS: &[Migration] =
+    &[(1, include_str!("../../../migrations/controller/sqlite/0001_init.sql"))];
+const POSTGRES_MIGRATIONS: &[Migration] =
+    &[(1, include_str!("../../../migrations/controller/postgres/0001_init.sql"))];
+
+/// Database failures.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// Connecting or migrating failed, or the URL is not supported.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// A query failed.
+    #[error("database: {0}")]
+    Query(#[from] sqlx::Error),
+    /// A stored value does not decode (a JSON column, say).
+    #[error("corrupt stored value in {column}: {message}")]
+    Corrupt {
+        /// Which column.
+        column: &'static str,
+        /// Why.
+        message: String,
+    },
+}
+
+/// The controller's database.
+#[derive(Debug, Clone)]
+pub struct Db {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Db {
+    /// Connects to `url` (`sqlite://…` or `postgres://…`) and applies the migrations.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let (pool, backend) = node::sql::connect(url, 16).await?;
+        let migrations = match backend {
+            Backend::Sqlite => SQLITE_MIGRATIONS,
+            Backend::Postgres => POSTGRES_MIGRATIONS,
+        };
+        node::sql::migrate(&pool, "controller", migrations).await?;
+        Ok(Self { pool, backend })
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+}
+
+/// The wall clock in Unix milliseconds, the unit of every time column.
+pub fn now_ms() -> i64 {
+    node::message::now_ns() / 1_000_000
+}
+
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    column: &'static str,
+    text: &str,
+) -> Result<T, DbError> {
+    serde_json::from_str(text).map_err(|e| DbError::Corrupt { column, message: e.to_string() })
+}
+
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serialising plain data structures (strings, numbers, lists) cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}

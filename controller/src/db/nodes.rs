@@ -1,0 +1,278 @@
+//! The fleet registry: enrolled nodes, their newest report, ENR history, health and
+//! reachability.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Db, DbError, from_json, now_ms, to_json};
+use crate::health::Health;
+
+/// A registered node.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeRow {
+    /// ENR node id, hex.
+    pub node_id: String,
+    /// Compressed secp256k1 public key, hex: what reports must be signed with.
+    pub public_key: String,
+    /// Operator's label.
+    pub label: String,
+    /// Roles the node serves (boot, store, relay, filter, lightpush…).
+    pub roles: Vec<String>,
+    /// Relay shards.
+    pub shards: Vec<u16>,
+    /// Cluster id.
+    pub cluster_id: Option<u16>,
+    /// Its newest ENR.
+    pub enr: String,
+    /// That ENR's sequence number.
+    pub enr_seq: u64,
+    /// Enrolled, Unix ms.
+    pub enrolled_at: i64,
+    /// Highest report counter accepted.
+    pub last_counter: u64,
+    /// Sending time of the newest report.
+    pub last_sent_at: Option<i64>,
+    /// Measurement time of the newest report.
+    pub last_measured_at: Option<i64>,
+    /// The newest report's body.
+    pub last_report: Option<serde_json::Value>,
+    /// Health as last evaluated.
+    pub health: Health,
+    /// Why.
+    pub health_reason: String,
+    /// Passing without a break since, Unix ms.
+    pub passing_since: Option<i64>,
+    /// Whether the controller could dial the advertised address (`None`: not checked yet).
+    pub reachable: Option<bool>,
+    /// When that was checked.
+    pub reachable_at: Option<i64>,
+}
+
+/// What a report changes in the registry.
+#[derive(Debug, Clone)]
+pub struct ReportUpdate<'a> {
+    /// Its counter.
+    pub counter: u64,
+    /// When it was sent.
+    pub sent_at: i64,
+    /// When it was measured.
+    pub measured_at: i64,
+    /// The ENR it carries, and its seq.
+    pub enr: &'a str,
+    /// The ENR's sequence number.
+    pub enr_seq: u64,
+    /// Roles.
+    pub roles: &'a [String],
+    /// Shards.
+    pub shards: &'a [u16],
+    /// Cluster.
+    pub cluster_id: Option<u16>,
+    /// The report as received.
+    pub body: &'a str,
+}
+
+const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at";
+
+impl Db {
+    /// Registers (or re-enrols) a node under its key.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn enrol_node(
+        &self,
+        node_id: &str,
+        public_key: &str,
+        label: &str,
+        roles: &[String],
+        enr: &str,
+        enr_seq: u64,
+    ) -> Result<(), DbError> {
+        let now = now_ms();
+        sqlx::query(
+            "INSERT INTO nodes (node_id, public_key, label, roles, shards, enr, enr_seq, enrolled_at, last_counter, health, health_reason) \
+             VALUES ($1, $2, $3, $4, '[]', $5, $6, $7, 0, 'critical', 'no report yet') \
+             ON CONFLICT (node_id) DO UPDATE SET label = excluded.label, roles = excluded.roles, enrolled_at = excluded.enrolled_at",
+        )
+        .bind(node_id)
+        .bind(public_key)
+        .bind(label)
+        .bind(to_json(&roles))
+        .bind(enr)
+        .bind(enr_seq as i64)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        self.remember_enr(node_id, enr_seq, enr, now).await
+    }
+
+    async fn remember_enr(
+        &self,
+        node_id: &str,
+        seq: u64,
+        enr: &str,
+        now: i64,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO enr_history (node_id, enr_seq, enr, first_seen) VALUES ($1, $2, $3, $4) ON CONFLICT (node_id, enr_seq) DO NOTHING",
+        )
+        .bind(node_id)
+        .bind(seq as i64)
+        .bind(enr)
+        .bind(now)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Records a verified report. Returns `false` (and changes nothing) when its counter is
+    /// not above the last accepted one: a replay. The newest report by measurement time stays
+    /// the node's current state, so a backlog delivered late does not overwrite fresher data.
+    pub async fn accept_report(
+        &self,
+        node_id: &str,
+        update: &ReportUpdate<'_>,
+        keep: i64,
+    ) -> Result<bool, DbError> {
+        let now = now_ms();
+        let mut tx = self.pool().begin().await?;
+        let newer = "$4 >= COALESCE(last_measured_at, 0)";
+        let sql = format!(
+            "UPDATE nodes SET last_counter = $2, last_sent_at = $3, \
+             last_measured_at = CASE WHEN {newer} THEN $4 ELSE last_measured_at END, \
+             last_report = CASE WHEN {newer} THEN $5 ELSE last_report END, \
+             enr = CASE WHEN {newer} AND $7 >= enr_seq THEN $6 ELSE enr END, \
+             enr_seq = CASE WHEN {newer} AND $7 >= enr_seq THEN $7 ELSE enr_seq END, \
+             roles = CASE WHEN {newer} THEN $8 ELSE roles END, \
+             shards = CASE WHEN {newer} THEN $9 ELSE shards END, \
+             cluster_id = CASE WHEN {newer} THEN $10 ELSE cluster_id END \
+             WHERE node_id = $1 AND last_counter < $2"
+        );
+        let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(node_id)
+            .bind(update.counter as i64)
+            .bind(update.sent_at)
+            .bind(update.measured_at)
+            .bind(update.body)
+            .bind(update.enr)
+            .bind(update.enr_seq as i64)
+            .bind(to_json(&update.roles))
+            .bind(to_json(&update.shards))
+            .bind(update.cluster_id.map(i64::from))
+            .execute(&mut *tx)
+            .await?;
+        if updated.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO reports (node_id, counter, sent_at, measured_at, received_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(node_id)
+        .bind(update.counter as i64)
+        .bind(update.sent_at)
+        .bind(update.measured_at)
+        .bind(now)
+        .bind(update.body)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM reports WHERE node_id = $1 AND counter <= (SELECT counter FROM reports WHERE node_id = $1 ORDER BY counter DESC LIMIT 1 OFFSET $2)",
+        )
+        .bind(node_id)
+        .bind(keep)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        self.remember_enr(node_id, update.enr_seq, update.enr, now).await?;
+        Ok(true)
+    }
+
+    /// One node.
+    pub async fn node(&self, node_id: &str) -> Result<Option<NodeRow>, DbError> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes WHERE node_id = $1");
+        let row =
+            sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id).fetch_optional(self.pool()).await?;
+        row.as_ref().map(node_from_row).transpose()
+    }
+
+    /// Every node, by node id.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, DbError> {
+        let sql = format!("SELECT {NODE_COLUMNS} FROM nodes ORDER BY node_id");
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(self.pool()).await?;
+        rows.iter().map(node_from_row).collect()
+    }
+
+    /// The ENRs a node has announced, oldest first: `(seq, enr, first seen)`.
+    pub async fn enr_history(&self, node_id: &str) -> Result<Vec<(u64, String, i64)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT enr_seq, enr, first_seen FROM enr_history WHERE node_id = $1 ORDER BY enr_seq",
+        )
+        .bind(node_id)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)? as u64, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Stores an evaluated health state.
+    pub async fn set_health(
+        &self,
+        node_id: &str,
+        health: Health,
+        reason: &str,
+        passing_since: Option<i64>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE nodes SET health = $2, health_reason = $3, passing_since = $4 WHERE node_id = $1",
+        )
+        .bind(node_id)
+        .bind(health.as_str())
+        .bind(reason)
+        .bind(passing_since)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores the outcome of a reachability check.
+    pub async fn set_reachable(&self, node_id: &str, reachable: bool) -> Result<(), DbError> {
+        sqlx::query("UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1")
+            .bind(node_id)
+            .bind(i64::from(reachable))
+            .bind(now_ms())
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+}
+
+fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
+    let roles: String = row.try_get(3)?;
+    let shards: String = row.try_get(4)?;
+    let cluster: Option<i64> = row.try_get(5)?;
+    let report: Option<String> = row.try_get(12)?;
+    let health: String = row.try_get(13)?;
+    let reachable: Option<i64> = row.try_get(16)?;
+    Ok(NodeRow {
+        node_id: row.try_get(0)?,
+        public_key: row.try_get(1)?,
+        label: row.try_get(2)?,
+        roles: from_json("nodes.roles", &roles)?,
+        shards: from_json("nodes.shards", &shards)?,
+        cluster_id: cluster.and_then(|c| u16::try_from(c).ok()),
+        enr: row.try_get(6)?,
+        enr_seq: row.try_get::<i64, _>(7)? as u64,
+        enrolled_at: row.try_get(8)?,
+        last_counter: row.try_get::<i64, _>(9)? as u64,
+        last_sent_at: row.try_get(10)?,
+        last_measured_at: row.try_get(11)?,
+        last_report: report.map(|r| from_json("nodes.last_report", &r)).transpose()?,
+        health: health.parse().map_err(|_| DbError::Corrupt {
+            column: "nodes.health",
+            message: format!("unknown state {health:?}"),
+        })?,
+        health_reason: row.try_get(14)?,
+        passing_since: row.try_get(15)?,
+        reachable: reachable.map(|r| r != 0),
+        reachable_at: row.try_get(17)?,
+    })
+}

@@ -1,0 +1,140 @@
+//! One-time enrolment tokens. The token itself is shown once, to the operator who creates it;
+//! only its SHA-256 is stored.
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use super::{Db, DbError, from_json, now_ms, to_json};
+
+/// A token as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenInfo {
+    /// SHA-256 of the token, hex: its public identifier.
+    pub id: String,
+    /// What it is for.
+    pub label: String,
+    /// Roles the enrolled node starts with.
+    pub roles: Vec<String>,
+    /// Created, Unix ms.
+    pub created_at: i64,
+    /// By whom.
+    pub created_by: String,
+    /// Expiry, Unix ms.
+    pub expires_at: i64,
+    /// When it was redeemed.
+    pub used_at: Option<i64>,
+    /// By which node.
+    pub node_id: Option<String>,
+}
+
+/// Why a token cannot be redeemed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redeem {
+    /// Redeemed now; the roles it carries.
+    Ok,
+    /// No such token.
+    Unknown,
+    /// Used before.
+    Used,
+    /// Past its expiry.
+    Expired,
+}
+
+/// The public identifier of a token.
+pub fn token_id(token: &str) -> String {
+    data_encoding::HEXLOWER.encode(&Sha256::digest(token.as_bytes()))
+}
+
+impl Db {
+    /// Stores a new token (by hash).
+    pub async fn create_token(
+        &self,
+        token: &str,
+        label: &str,
+        roles: &[String],
+        created_by: &str,
+        expires_at: i64,
+    ) -> Result<TokenInfo, DbError> {
+        let info = TokenInfo {
+            id: token_id(token),
+            label: label.to_owned(),
+            roles: roles.to_vec(),
+            created_at: now_ms(),
+            created_by: created_by.to_owned(),
+            expires_at,
+            used_at: None,
+            node_id: None,
+        };
+        sqlx::query(
+            "INSERT INTO enrolment_tokens (token_hash, label, roles, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&info.id)
+        .bind(&info.label)
+        .bind(to_json(&info.roles))
+        .bind(info.created_at)
+        .bind(&info.created_by)
+        .bind(info.expires_at)
+        .execute(self.pool())
+        .await?;
+        Ok(info)
+    }
+
+    /// Every token, newest first.
+    pub async fn tokens(&self) -> Result<Vec<TokenInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id FROM enrolment_tokens ORDER BY created_at DESC",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// The token with this secret, if any.
+    pub async fn token(&self, token: &str) -> Result<Option<TokenInfo>, DbError> {
+        let row = sqlx::query(
+            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id FROM enrolment_tokens WHERE token_hash = $1",
+        )
+        .bind(token_id(token))
+        .fetch_optional(self.pool())
+        .await?;
+        row.as_ref().map(token_from_row).transpose()
+    }
+
+    /// Marks the token used by `node_id`, once: of two agents racing with the same token only
+    /// one wins.
+    pub async fn redeem_token(&self, token: &str, node_id: &str) -> Result<Redeem, DbError> {
+        let now = now_ms();
+        let result = sqlx::query(
+            "UPDATE enrolment_tokens SET used_at = $1, node_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
+        )
+        .bind(now)
+        .bind(node_id)
+        .bind(token_id(token))
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 1 {
+            return Ok(Redeem::Ok);
+        }
+        Ok(match self.token(token).await? {
+            None => Redeem::Unknown,
+            Some(info) if info.used_at.is_some() => Redeem::Used,
+            Some(_) => Redeem::Expired,
+        })
+    }
+}
+
+fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenInfo, DbError> {
+    let roles: String = row.try_get(2)?;
+    Ok(TokenInfo {
+        id: row.try_get(0)?,
+        label: row.try_get(1)?,
+        roles: from_json("enrolment_tokens.roles", &roles)?,
+        created_at: row.try_get(3)?,
+        created_by: row.try_get(4)?,
+        expires_at: row.try_get(5)?,
+        used_at: row.try_get(6)?,
+        node_id: row.try_get(7)?,
+    })
+}

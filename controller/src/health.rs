@@ -1,0 +1,105 @@
+//! Health states, like Consul's checks: passing, warning, critical — derived from how fresh a
+//! node's newest report is, what it says, and whether the controller could reach the node.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{db::nodes::NodeRow, report::Figures};
+
+/// A node's health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Health {
+    /// Everything as it should be.
+    Passing,
+    /// Degraded: listed in trees only if too few passing nodes exist.
+    Warning,
+    /// Down, silent or unreachable: never listed.
+    Critical,
+}
+
+impl Health {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Passing => "passing",
+            Self::Warning => "warning",
+            Self::Critical => "critical",
+        }
+    }
+}
+
+impl std::str::FromStr for Health {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "passing" => Ok(Self::Passing),
+            "warning" => Ok(Self::Warning),
+            "critical" => Ok(Self::Critical),
+            other => Err(format!("unknown health state {other:?}")),
+        }
+    }
+}
+
+/// Thresholds, from the controller's configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HealthThresholds {
+    /// A report older than this (by measurement time) makes the node a warning.
+    pub warning_after_secs: u64,
+    /// A report older than this makes it critical.
+    pub critical_after_secs: u64,
+    /// Fewer relay peers than this is a warning (nwaku aims at 6 good connections).
+    pub min_relay_peers: u32,
+}
+
+impl Default for HealthThresholds {
+    fn default() -> Self {
+        Self { warning_after_secs: 90, critical_after_secs: 300, min_relay_peers: 6 }
+    }
+}
+
+/// Evaluates `node` at `now_ms`: the state and a reason an operator can act on.
+pub fn evaluate(node: &NodeRow, thresholds: &HealthThresholds, now_ms: i64) -> (Health, String) {
+    let Some(measured) = node.last_measured_at else {
+        return (Health::Critical, "no report yet".into());
+    };
+    let age_secs = (now_ms - measured).max(0) / 1000;
+    if age_secs as u64 >= thresholds.critical_after_secs {
+        return (Health::Critical, format!("last report {age_secs} s ago"));
+    }
+    if node.reachable == Some(false) {
+        return (Health::Critical, "advertised address unreachable".into());
+    }
+    let figures: Figures = node
+        .last_report
+        .as_ref()
+        .and_then(|r| r.get("figures"))
+        .and_then(|f| serde_json::from_value(f.clone()).ok())
+        .unwrap_or_default();
+    let relays = node.roles.is_empty() || node.roles.iter().any(|r| r != "store-db");
+    if relays {
+        match figures.relay_peers {
+            Some(0) => return (Health::Critical, "no relay peers".into()),
+            Some(n) if n < thresholds.min_relay_peers => {
+                return (
+                    Health::Warning,
+                    format!("{n} relay peers, fewer than {}", thresholds.min_relay_peers),
+                );
+            }
+            _ => {}
+        }
+    }
+    if let Some(probe) = &figures.store_probe
+        && !probe.ok
+    {
+        return (
+            Health::Warning,
+            format!("store probe failed: {}", probe.error.as_deref().unwrap_or("no answer")),
+        );
+    }
+    if age_secs as u64 >= thresholds.warning_after_secs {
+        return (Health::Warning, format!("last report {age_secs} s ago"));
+    }
+    (Health::Passing, "ok".into())
+}

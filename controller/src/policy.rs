@@ -1,0 +1,89 @@
+//! Tree policies: which registered nodes a tree lists, and the limits that keep it useful to
+//! real clients.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{db::nodes::NodeRow, health::Health};
+
+/// Most records in one tree. nwaku resolves at most 100 names per tree (root, branches and
+/// leaves); 90 records need 1 root + 8 branches + 90 leaves = 99 lookups.
+pub const MAX_ENTRIES: usize = 90;
+/// js-waku resolves at most 10 names per URL: a root, one branch and 8 leaves.
+pub const JS_WAKU_ENTRIES: usize = 8;
+
+/// Who a tree lists.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TreePolicy {
+    /// Nodes with any of these roles (empty: any role).
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Nodes serving any of these shards (empty: any).
+    #[serde(default)]
+    pub shards: Vec<u16>,
+    /// Nodes of this cluster only.
+    #[serde(default)]
+    pub cluster_id: Option<u16>,
+    /// At most this many records ([`JS_WAKU_ENTRIES`] by default, so js-waku reaches all).
+    #[serde(default = "default_max_entries")]
+    pub max_entries: usize,
+    /// Links to other trees: `enrtree://…` URLs, or `tree:<name>` for a tree of this controller.
+    #[serde(default)]
+    pub links: Vec<String>,
+}
+
+fn default_max_entries() -> usize {
+    JS_WAKU_ENTRIES
+}
+
+impl Default for TreePolicy {
+    fn default() -> Self {
+        Self {
+            roles: Vec::new(),
+            shards: Vec::new(),
+            cluster_id: None,
+            max_entries: JS_WAKU_ENTRIES,
+            links: Vec::new(),
+        }
+    }
+}
+
+impl TreePolicy {
+    /// Checks the limits.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.max_entries == 0 || self.max_entries > MAX_ENTRIES {
+            return Err(format!(
+                "maxEntries must be 1..={MAX_ENTRIES}: nwaku stops after 100 lookups per tree"
+            ));
+        }
+        if self.links.len() > 8 {
+            return Err("at most 8 links".into());
+        }
+        Ok(())
+    }
+
+    /// Whether `node` matches the role, shard and cluster filters (health aside).
+    pub fn matches(&self, node: &NodeRow) -> bool {
+        (self.roles.is_empty() || node.roles.iter().any(|r| self.roles.contains(r)))
+            && (self.shards.is_empty() || node.shards.iter().any(|s| self.shards.contains(s)))
+            && self.cluster_id.is_none_or(|c| node.cluster_id == Some(c))
+    }
+
+    /// The nodes to list: matching, never critical or unreachable; passing before warning,
+    /// longest passing first (a stable membership means fewer rebuilds), then by node id.
+    pub fn select<'a>(&self, nodes: &'a [NodeRow]) -> Vec<&'a NodeRow> {
+        let mut eligible: Vec<&NodeRow> = nodes
+            .iter()
+            .filter(|n| self.matches(n))
+            .filter(|n| n.health != Health::Critical && n.reachable != Some(false))
+            .collect();
+        eligible.sort_by(|a, b| {
+            a.health
+                .cmp(&b.health)
+                .then(a.passing_since.unwrap_or(i64::MAX).cmp(&b.passing_since.unwrap_or(i64::MAX)))
+                .then(a.node_id.cmp(&b.node_id))
+        });
+        eligible.truncate(self.max_entries);
+        eligible
+    }
+}

@@ -1,0 +1,341 @@
+//! The controller end to end over real sockets, on SQLite and on a real Postgres (a fresh
+//! database per test): enrolment, signed reports and what is refused, health, tree builds,
+//! online and offline signing, and the built-in DNS server resolved by the tree client.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::Ipv4Addr;
+
+use controller::{
+    app::Controller,
+    config::{ControllerConfig, DnsConfig, TreeConfig},
+    keyring::Keyring,
+    policy::TreePolicy,
+    report::{Figures, Report},
+    signed,
+};
+use k256::ecdsa::SigningKey;
+use node::{
+    dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
+    enrtree::{
+        LinkEntry, NodeRecord,
+        request::{DetachedSignature, SignRequest},
+    },
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-operator-token";
+
+fn postgres_server() -> String {
+    std::env::var("WAKUFLEET_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+struct Fixture {
+    controller: Controller,
+    http: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start(database_url: Option<String>) -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", node::crypto::generate_key());
+    let config = ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url
+            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("controller.db").display())),
+        admin_token_file: Some(token_file),
+        // The test drives every pass itself.
+        reconcile_interval_ms: 3_600_000,
+        dns: Some(DnsConfig {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            zone: "fleet.test".into(),
+            root_ttl: 1,
+            ttl: 60,
+        }),
+        trees: vec![TreeConfig {
+            name: "boot".into(),
+            domain: "boot.fleet.test".into(),
+            signer: "key:dev".into(),
+            policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
+        }],
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let base = format!("http://{}", controller.http_addr());
+    Fixture { controller, http: reqwest::Client::new(), base, _dir: dir }
+}
+
+impl Fixture {
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn signed(&self, path: &str, key: &SigningKey, body: &[u8]) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header(signed::SIGNATURE_HEADER, signed::sign(key, body))
+            .header("content-type", "application/json")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn token(&self, roles: &[&str]) -> String {
+        let body = json!({ "label": "test", "roles": roles });
+        let (status, body) = self.admin(Method::POST, "/api/v1/tokens", Some(body)).await;
+        assert_eq!(status, 201, "{body}");
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    async fn resolve(&self, url: &str) -> Vec<String> {
+        let url: LinkEntry = url.parse().unwrap();
+        let resolver =
+            HickoryTxtResolver::with_server(self.controller.dns_addr().unwrap()).unwrap();
+        let resolution = TreeClient::new(resolver, ClientConfig::default()).resolve(&url).await;
+        assert_eq!(resolution.errors().count(), 0, "{:?}", resolution.errors().collect::<Vec<_>>());
+        let mut enrs: Vec<String> = resolution.records().iter().map(ToString::to_string).collect();
+        enrs.sort();
+        enrs
+    }
+
+    async fn tree(&self, name: &str) -> Value {
+        self.admin(Method::GET, &format!("/api/v1/trees/{name}"), None).await.1
+    }
+
+    async fn node(&self, agent: &Agent) -> Value {
+        let path = format!("/api/v1/nodes/{}", agent.record.node_id_hex());
+        self.admin(Method::GET, &path, None).await.1["node"].clone()
+    }
+}
+
+struct Agent {
+    key: SigningKey,
+    record: NodeRecord,
+    counter: u64,
+}
+
+impl Agent {
+    fn new(port: u16) -> Self {
+        let key = node::crypto::generate_key();
+        let record = NodeRecord::sign(&key, 1, Ipv4Addr::LOCALHOST, port, port).unwrap();
+        Self { key, record, counter: 0 }
+    }
+
+    fn enrolment(&self, token: &str) -> Vec<u8> {
+        let now = controller::db::now_ms();
+        json!({ "token": token, "enr": self.record.to_string(), "sentAt": now })
+            .to_string()
+            .into_bytes()
+    }
+
+    fn report(&mut self, relay_peers: u32) -> Vec<u8> {
+        self.counter += 1;
+        let now = controller::db::now_ms();
+        let report = Report {
+            version: 1,
+            node_id: self.record.node_id_hex(),
+            counter: self.counter,
+            sent_at: now,
+            measured_at: now,
+            enr: self.record.to_string(),
+            roles: vec!["boot".into(), "relay".into()],
+            shards: vec![0],
+            cluster_id: Some(1),
+            figures: Figures { relay_peers: Some(relay_peers), ..Figures::default() },
+        };
+        serde_json::to_vec(&report).unwrap()
+    }
+}
+
+async fn fleet_scenario(fixture: Fixture) {
+    let f = &fixture;
+    // Operators need the token.
+    let response = f.http.get(format!("{}/api/v1/nodes", f.base)).send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    let response =
+        f.http.get(format!("{}/api/v1/nodes", f.base)).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+
+    // Enrolment: signed with the ENR's key, one-time tokens.
+    let mut agents: Vec<Agent> = (0..3).map(|i| Agent::new(30_300 + i)).collect();
+    for agent in &agents {
+        let token = f.token(&["boot"]).await;
+        let body = agent.enrolment(&token);
+        let stranger = node::crypto::generate_key();
+        assert_eq!(f.signed("/api/v1/enrol", &stranger, &body).await.0, 401, "wrong key");
+        let (status, answer) = f.signed("/api/v1/enrol", &agent.key, &body).await;
+        assert_eq!(status, 201, "{answer}");
+        assert_eq!(answer["nodeId"], agent.record.node_id_hex());
+        let again = agent.enrolment(&token);
+        assert_eq!(f.signed("/api/v1/enrol", &agent.key, &again).await.0, 409, "token reused");
+    }
+    let unknown = agents[0].enrolment("wft_nosuchtoken");
+    assert_eq!(f.signed("/api/v1/enrol", &agents[0].key, &unknown).await.0, 401);
+
+    // Reports: signed, fresh, counters rising; everything else refused and nothing changed.
+    for agent in &mut agents {
+        let body = agent.report(6);
+        let (status, answer) = f.signed("/api/v1/reports", &agent.key, &body).await;
+        assert_eq!(status, 202, "{answer}");
+        assert_eq!(f.signed("/api/v1/reports", &agent.key, &body).await.0, 409, "replay");
+    }
+    let unsigned = f
+        .http
+        .post(format!("{}/api/v1/reports", f.base))
+        .body(agents[0].report(6))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let mut stale: Value = serde_json::from_slice(&agents[0].report(6)).unwrap();
+    stale["sentAt"] = json!(controller::db::now_ms() - 3_600_000);
+    stale["measuredAt"] = stale["sentAt"].clone();
+    let stale = stale.to_string().into_bytes();
+    assert_eq!(f.signed("/api/v1/reports", &agents[0].key, &stale).await.0, 401, "stale");
+    let stranger = node::crypto::generate_key();
+    let (status, _) = f.signed("/api/v1/reports", &stranger, &agents[0].report(6)).await;
+    assert_eq!(status, 401, "signed by another key");
+    let (status, answer) = f.signed("/api/v1/reports", &agents[0].key, b"{\"version\":1,").await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("invalid JSON"), "{answer}");
+    let oversized = vec![b' '; 300 * 1024];
+    assert_eq!(f.signed("/api/v1/reports", &agents[0].key, &oversized).await.0, 413);
+    let mut lonely = Agent::new(1);
+    let body = lonely.report(6);
+    assert_eq!(f.signed("/api/v1/reports", &lonely.key, &body).await.0, 404);
+    assert_eq!(f.node(&agents[0]).await["lastCounter"], 1, "refused reports changed nothing");
+
+    // Health and the online-signed tree, served by the built-in DNS server.
+    f.controller.reconcile_now().await.unwrap();
+    let (_, nodes) = f.admin(Method::GET, "/api/v1/nodes", None).await;
+    let states: Vec<&str> =
+        nodes["nodes"].as_array().unwrap().iter().map(|n| n["health"].as_str().unwrap()).collect();
+    assert_eq!(states, ["passing"; 3]);
+    let tree = f.tree("boot").await;
+    assert_eq!(tree["versions"][0]["state"], "published", "{tree}");
+    let url = tree["url"].as_str().unwrap().to_owned();
+    // Reports wake the loop too, so earlier versions may exist; only the order is fixed.
+    let first_seq = tree["versions"][0]["seq"].as_u64().unwrap();
+    let mut expected: Vec<String> = agents.iter().map(|a| a.record.to_string()).collect();
+    expected.sort();
+    assert_eq!(f.resolve(&url).await, expected);
+
+    // A node loses its relay peers: critical, and the next version leaves it out.
+    let body = agents[2].report(0);
+    assert_eq!(f.signed("/api/v1/reports", &agents[2].key, &body).await.0, 202);
+    f.controller.reconcile_now().await.unwrap();
+    let node = f.node(&agents[2]).await;
+    assert_eq!(node["health"], "critical");
+    assert_eq!(node["healthReason"], "no relay peers");
+    let tree = f.tree("boot").await;
+    assert!(tree["versions"][0]["seq"].as_u64().unwrap() > first_seq, "{tree}");
+    assert_eq!(tree["versions"][0]["state"], "published");
+    assert_eq!(tree["versions"][1]["state"], "superseded");
+    let listed = f.resolve(&url).await;
+    assert_eq!(listed.len(), 2);
+    assert!(!listed.contains(&agents[2].record.to_string()));
+
+    // Offline signing: pending until a key holder signs exactly this version.
+    let definition = json!({ "domain": "relay.fleet.test", "signer": "offline", "policy": { "roles": ["relay"] } });
+    let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/relay", Some(definition)).await;
+    assert_eq!(status, 201, "{answer}");
+    f.controller.reconcile_now().await.unwrap();
+    let (status, request) = f.admin(Method::GET, "/api/v1/trees/relay/sign-request", None).await;
+    assert_eq!(status, 200, "{request}");
+    let request: SignRequest = serde_json::from_value(request).unwrap();
+    let tree = request.verify().unwrap();
+    assert_eq!(tree.records().len(), 2);
+    let holder = node::crypto::generate_key();
+    let upload = |signature: &DetachedSignature| {
+        let body = serde_json::to_value(signature).unwrap();
+        f.admin(Method::POST, "/api/v1/trees/relay/signature", Some(body))
+    };
+    let for_boot = DetachedSignature::sign(&tree, "boot.fleet.test", &holder);
+    assert_eq!(upload(&for_boot).await.0, 409, "a signature for another tree");
+    let mut tampered = DetachedSignature::sign(&tree, "relay.fleet.test", &holder);
+    tampered.root_content = tampered.root_content.replace("seq=1", "seq=9");
+    assert_eq!(upload(&tampered).await.0, 400, "does not verify");
+    let signature = DetachedSignature::sign(&tree, "relay.fleet.test", &holder);
+    let (status, answer) = upload(&signature).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(upload(&signature).await.0, 409, "nothing pending any more");
+    f.controller.reconcile_now().await.unwrap();
+    let relay_url = answer["url"].as_str().unwrap().to_owned();
+    assert_eq!(f.resolve(&relay_url).await.len(), 2);
+
+    // Bad tree definitions change nothing.
+    let outside = json!({ "domain": "x.elsewhere.org", "signer": "offline" });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/x", Some(outside)).await.0, 400);
+    let too_big =
+        json!({ "domain": "x.fleet.test", "signer": "offline", "policy": { "maxEntries": 500 } });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/x", Some(too_big)).await.0, 422);
+    let taken = json!({ "domain": "relay.fleet.test", "signer": "offline" });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/x", Some(taken)).await.0, 409);
+    let unknown_key = json!({ "domain": "x.fleet.test", "signer": "key:nope" });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/x", Some(unknown_key)).await.0, 400);
+    assert_eq!(f.admin(Method::GET, "/api/v1/trees/x", None).await.0, 404);
+
+    // The audit log tells who did what.
+    let (_, audit) = f.admin(Method::GET, "/api/v1/audit", None).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for action in
+        ["tree.create", "token.create", "node.enrol", "tree.build", "tree.publish", "tree.sign"]
+    {
+        assert!(actions.contains(&action), "{action} missing from {actions:?}");
+    }
+    let openapi: Value =
+        f.http.get(format!("{}/openapi.json", f.base)).send().await.unwrap().json().await.unwrap();
+    assert!(openapi["paths"]["/api/v1/reports"]["post"].is_object());
+    fixture.controller.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_on_sqlite() {
+    fleet_scenario(start(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_on_postgres() {
+    let url =
+        node::sql::create_postgres_database(&postgres_server(), "wakufleet_test").await.unwrap();
+    fleet_scenario(start(Some(url)).await).await;
+}
+
+#[tokio::test]
+async fn the_audit_log_is_append_only_on_both_backends() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in [
+        format!("sqlite://{}", dir.path().join("a.db").display()),
+        node::sql::create_postgres_database(&postgres_server(), "wakufleet_test").await.unwrap(),
+    ] {
+        let db = controller::db::Db::connect(&url).await.unwrap();
+        db.audit("operator:admin", "token.create", "x", json!({})).await.unwrap();
+        let (pool, _) = node::sql::connect(&url, 1).await.unwrap();
+        let update = sqlx::query("UPDATE audit_log SET actor = 'someone else'");
+        assert!(update.execute(&pool).await.is_err(), "{url}");
+        assert!(sqlx::query("DELETE FROM audit_log").execute(&pool).await.is_err(), "{url}");
+        assert_eq!(db.audit_entries(0, 10).await.unwrap().len(), 1);
+    }
+}
