@@ -255,16 +255,14 @@ async fn a_full_disk_degrades_store_only_and_it_recovers() {
                 .collect::<Vec<_>>()
         }
     };
-    let wait_stored = |payload: &'static str| {
-        async move {
-            timeout(Duration::from_secs(30), async {
-                while !stored_payloads().await.iter().any(|p| p == payload) {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-            })
-            .await
-            .unwrap_or_else(|_| panic!("{payload} archived"))
-        }
+    let wait_stored = |payload: &'static str| async move {
+        timeout(Duration::from_secs(30), async {
+            while !stored_payloads().await.iter().any(|p| p == payload) {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("{payload} archived"))
     };
 
     relayer.publish(TOPIC, WakuMessage::new(CONTENT, b"before".to_vec(), now_ns())).await.unwrap();
