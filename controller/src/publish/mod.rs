@@ -1,7 +1,71 @@
 //! Publication of signed trees.
 //!
 //! - [`zone`] — [`zone::TxtZone`]: the TXT records of a zone, built from a tree or by hand.
+//! - [`changes`] — [`changes::ChangeSet`]: what turns one published record set into the next,
+//!   in the only safe order (create leaves → update roots → delete stale).
 //! - [`dns_server`] — [`dns_server::DnsServer`]: serves zones authoritatively over UDP and TCP.
+//! - [`rfc2136`] — [`rfc2136::Rfc2136Publisher`]: RFC 2136 dynamic updates, TSIG-signed, to a
+//!   primary the operator runs (Knot, BIND, …).
+//!
+//! Every publisher implements [`Publisher`]. The controller applies a change set in two steps:
+//! first the creations and updates (new leaves, then the new root), and only after the old
+//! root's TTL has passed the deletions, so a client holding the old root can still walk it.
 
+pub mod changes;
 pub mod dns_server;
+pub mod rfc2136;
 pub mod zone;
+
+use futures::future::BoxFuture;
+
+pub use changes::{ChangeSet, RecordChange};
+
+/// Why a publication step failed. The change set is then applied again later from the start:
+/// every step is idempotent.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The target refused the change (e.g. a DNS server's RCODE, an API's error).
+    #[error("{target} refused the change: {message}")]
+    Refused {
+        /// Which publisher.
+        target: String,
+        /// What it said.
+        message: String,
+    },
+    /// The target could not be reached or the exchange broke off.
+    #[error("{target} unreachable: {message}")]
+    Unreachable {
+        /// Which publisher.
+        target: String,
+        /// What happened.
+        message: String,
+    },
+    /// A record or name cannot be expressed for this target.
+    #[error("invalid record for {target}: {message}")]
+    Invalid {
+        /// Which publisher.
+        target: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// Writing an export file failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Somewhere signed tree records are published: the built-in DNS server, a DNS server taking
+/// RFC 2136 updates, zone files, cloud DNS change-set files.
+pub trait Publisher: Send + Sync {
+    /// A short name for logs, metrics and the audit log (`builtin`, `rfc2136:ns1:53`, …).
+    fn name(&self) -> String;
+
+    /// Applies `changes` in its order: creations, then updates, then deletions. Must be
+    /// idempotent (creating a record that exists with the same value, or deleting one that is
+    /// gone, is not an error), because a change set interrupted by a crash is applied again.
+    fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>>;
+}
