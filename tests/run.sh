@@ -6,10 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Real parts the tests use: dig and kdig query our DNS server; BIND's named-checkzone and
-# named-compilezone parse our zone files; promtool checks our metrics.
+# named-compilezone parse our zone files; knotd takes our RFC 2136 updates; promtool checks our
+# metrics.
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
+# knotd lives in /usr/sbin, which is not on every user's PATH.
+command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool checks our /metrics

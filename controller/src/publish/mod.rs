@@ -4,6 +4,8 @@
 //! - [`changes`] — [`changes::ChangeSet`]: what turns one published record set into the next,
 //!   in the only safe order (create leaves → update roots → delete stale).
 //! - [`dns_server`] — [`dns_server::DnsServer`]: serves zones authoritatively over UDP and TCP.
+//! - [`rfc2136`] — [`rfc2136::Rfc2136Publisher`]: RFC 2136 dynamic updates, TSIG-signed, to a
+//!   primary the operator runs (Knot, BIND, …).
 //!
 //! Every publisher implements [`Publisher`]. The controller applies a change set in two steps:
 //! first the creations and updates (new leaves, then the new root), and only after the old
@@ -11,6 +13,7 @@
 
 pub mod changes;
 pub mod dns_server;
+pub mod rfc2136;
 pub mod zone;
 
 use futures::future::BoxFuture;
