@@ -32,12 +32,8 @@ impl PasswordArgs {
 
     fn obtain(&self, what: &str, confirm: bool) -> anyhow::Result<Zeroizing<String>> {
         if let Some(path) = &self.password_file {
-            let text = Zeroizing::new(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("password file {}", path.display()))?,
-            );
-            let first = text.lines().next().unwrap_or_default();
-            return Ok(Zeroizing::new(first.to_owned()));
+            return node::keystore::read_password_file(path)
+                .with_context(|| format!("password file {}", path.display()));
         }
         if let Ok(password) = std::env::var(PASSWORD_ENV) {
             return Ok(Zeroizing::new(password));

@@ -1,7 +1,7 @@
 //! The running controller: shared state, the HTTP server, the DNS server and the reconcile
 //! loop, started together and stopped together.
 
-use std::{collections::BTreeMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::{
     net::TcpListener,
@@ -13,7 +13,7 @@ use crate::{
     config::{ConfigError, ControllerConfig},
     db::{Db, DbError},
     keyring::Keyring,
-    publish::{Publisher, dns_server::DnsServer, zone::TxtRecord, zone::TxtZone},
+    publish::{Publisher, dns_server::DnsServer, zone::TxtZone},
 };
 
 /// What every request handler and the reconcile loop share.
@@ -34,7 +34,8 @@ pub struct AppState {
     pub instance: String,
     /// Wakes the reconcile loop early (a report changed something).
     pub wake: Notify,
-    pub(crate) served: Mutex<Option<BTreeMap<String, TxtRecord>>>,
+    /// The (tree, seq, state) of the versions the built-in DNS server serves now.
+    pub(crate) served: Mutex<Option<Vec<(String, u64, crate::db::trees::VersionState)>>>,
 }
 
 impl AppState {
@@ -88,18 +89,9 @@ impl Controller {
         let admin_token = config.admin_token()?;
         let db = Db::connect(&config.database_url).await?;
         for tree in &config.trees {
-            crate::api::define_tree(
-                &db,
-                &config,
-                &keyring,
-                &tree.name,
-                &tree.domain,
-                &tree.signer,
-                &tree.policy,
-                "config",
-            )
-            .await
-            .map_err(|e| ConfigError::Invalid(format!("tree {}: {e}", tree.name)))?;
+            crate::api::define_tree(&db, &config, &keyring, tree, "config")
+                .await
+                .map_err(|e| ConfigError::Invalid(format!("tree {}: {e}", tree.name)))?;
         }
         let dns = match &config.dns {
             Some(dns) => {

@@ -50,8 +50,10 @@ pub async fn reconcile(state: &AppState) -> Result<(), EngineError> {
             state.db.set_tree_error(&tree.name, error.as_deref()).await?;
         }
     }
-    publish(state).await?;
-    sync_dns(state).await?;
+    // Read again: a build may have given a tree its key, which publishing needs.
+    let trees = state.db.trees().await?;
+    publish(state, &trees).await?;
+    sync_dns(state, &trees).await?;
     Ok(())
 }
 
@@ -167,8 +169,8 @@ async fn build(state: &AppState, tree: &TreeRow, nodes: &[NodeRow]) -> Result<()
     Ok(())
 }
 
-/// Rebuilds the signed tree of a stored version.
-pub fn tree_of(version: &VersionRow, public_key: &VerifyingKey) -> Result<Tree, EngineError> {
+/// Rebuilds the tree of a stored version, unsigned.
+pub fn unsigned_tree_of(version: &VersionRow) -> Result<Tree, EngineError> {
     let bad = |e: String| EngineError::Tree(format!("stored version {}: {e}", version.seq));
     let records = version
         .enrs
@@ -180,7 +182,13 @@ pub fn tree_of(version: &VersionRow, public_key: &VerifyingKey) -> Result<Tree, 
         .iter()
         .map(|l| l.parse::<LinkEntry>().map_err(|e| bad(e.to_string())))
         .collect::<Result<Vec<_>, _>>()?;
-    let mut tree = Tree::build(version.seq, records, links).map_err(|e| bad(e.to_string()))?;
+    Tree::build(version.seq, records, links).map_err(|e| bad(e.to_string()))
+}
+
+/// Rebuilds the signed tree of a stored version.
+pub fn tree_of(version: &VersionRow, public_key: &VerifyingKey) -> Result<Tree, EngineError> {
+    let bad = |e: String| EngineError::Tree(format!("stored version {}: {e}", version.seq));
+    let mut tree = unsigned_tree_of(version)?;
     let signature = version.signature.as_deref().ok_or_else(|| bad("unsigned".into()))?;
     let signature =
         signature.parse().map_err(|e: node::enrtree::SignatureError| bad(e.to_string()))?;
@@ -218,24 +226,24 @@ fn zone_origin(state: &AppState, tree: &TreeRow) -> String {
 
 /// Publishes the newest signed version of every tree, and retires superseded leaves whose
 /// grace period is over. Only the holder of the publisher lease does this.
-async fn publish(state: &AppState) -> Result<(), EngineError> {
+async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError> {
     let ttl = (state.config.reconcile_interval_ms as i64 * 5).max(10_000);
     if !state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await? {
         return Ok(());
     }
     let now = now_ms();
-    for tree in state.db.trees().await? {
-        let origin = zone_origin(state, &tree);
+    for tree in trees {
+        let origin = zone_origin(state, tree);
         let published = state.db.versions_in(&tree.name, VersionState::Published).await?;
         let signed = state.db.versions_in(&tree.name, VersionState::Signed).await?;
         if let Some(next) = signed.first()
             && published.first().is_none_or(|p| next.seq > p.seq)
         {
-            let new_zone = zone_of(state, &origin, &tree, next)?;
+            let new_zone = zone_of(state, &origin, tree, next)?;
             let old_zone =
-                published.first().map(|p| zone_of(state, &origin, &tree, p)).transpose()?;
+                published.first().map(|p| zone_of(state, &origin, tree, p)).transpose()?;
             let changes = ChangeSet::between(old_zone.as_ref(), &new_zone).additions();
-            if apply_all(state, &tree, &changes).await {
+            if apply_all(state, tree, &changes).await {
                 let (root_ttl, _) = state.ttls();
                 state
                     .db
@@ -253,7 +261,7 @@ async fn publish(state: &AppState) -> Result<(), EngineError> {
                     .await?;
             }
         }
-        retire(state, &tree, &origin, now).await?;
+        retire(state, tree, &origin, now).await?;
     }
     Ok(())
 }
@@ -299,40 +307,43 @@ async fn apply_all(state: &AppState, tree: &TreeRow, changes: &ChangeSet) -> boo
 
 /// Serves, from the built-in DNS server, every published root and the leaves of published
 /// and superseded versions — rebuilt from the database, so a restarted controller serves
-/// exactly what was published.
-async fn sync_dns(state: &AppState) -> Result<(), EngineError> {
+/// exactly what was published. The zone is rebuilt only when the set of served versions
+/// changed.
+async fn sync_dns(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError> {
     let (Some(dns), Some(config)) = (&state.dns, &state.config.dns) else { return Ok(()) };
     let origin = config.zone.trim_end_matches('.').to_owned();
-    let mut records = BTreeMap::new();
-    for tree in state.db.trees().await? {
-        if !in_zone(&tree.domain, &origin) {
-            continue;
-        }
-        for version in state.db.versions_in(&tree.name, VersionState::Superseded).await? {
-            for record in zone_of(state, &origin, &tree, &version)?.records {
-                if record.name != tree.domain {
-                    records.insert(record.name.clone(), record);
-                }
+    let mut served_versions = Vec::new();
+    for tree in trees.iter().filter(|t| in_zone(&t.domain, &origin)) {
+        // Superseded first, so a published version's records win where names coincide.
+        for state_wanted in [VersionState::Superseded, VersionState::Published] {
+            for version in state.db.versions_in(&tree.name, state_wanted).await? {
+                served_versions.push((tree, version));
             }
         }
-        for version in state.db.versions_in(&tree.name, VersionState::Published).await? {
-            for record in zone_of(state, &origin, &tree, &version)?.records {
+    }
+    let fingerprint: Vec<(String, u64, VersionState)> =
+        served_versions.iter().map(|(t, v)| (t.name.clone(), v.seq, v.state)).collect();
+    let mut served = state.served.lock().await;
+    if served.as_ref() == Some(&fingerprint) {
+        return Ok(());
+    }
+    let mut records = BTreeMap::new();
+    for (tree, version) in &served_versions {
+        for record in zone_of(state, &origin, tree, version)?.records {
+            // A superseded version's root is no longer served; its leaves are, for a while.
+            if version.state == VersionState::Published || record.name != tree.domain {
                 records.insert(record.name.clone(), record);
             }
         }
     }
-    let mut served = state.served.lock().await;
-    if served.as_ref() == Some(&records) {
-        return Ok(());
-    }
     let serial = u32::try_from(now_ms() / 1000 % i64::from(u32::MAX)).unwrap_or(1);
     let mut zone = TxtZone::new(&origin, serial);
-    zone.records = records.values().cloned().collect();
+    zone.records = records.into_values().collect();
     if let Err(error) = dns.replace(&zone).await {
         tracing::warn!(target: "ctl::dns", %error, "cannot update the built-in DNS server");
         return Ok(());
     }
-    *served = Some(records);
+    *served = Some(fingerprint);
     Ok(())
 }
 

@@ -77,18 +77,16 @@ pub fn evaluate(node: &NodeRow, thresholds: &HealthThresholds, now_ms: i64) -> (
         .and_then(|r| r.get("figures"))
         .and_then(|f| serde_json::from_value(f.clone()).ok())
         .unwrap_or_default();
-    let relays = node.roles.is_empty() || node.roles.iter().any(|r| r != "store-db");
-    if relays {
-        match figures.relay_peers {
-            Some(0) => return (Health::Critical, "no relay peers".into()),
-            Some(n) if n < thresholds.min_relay_peers => {
-                return (
-                    Health::Warning,
-                    format!("{n} relay peers, fewer than {}", thresholds.min_relay_peers),
-                );
-            }
-            _ => {}
+    // Only relaying nodes report relay peers.
+    match figures.relay_peers {
+        Some(0) => return (Health::Critical, "no relay peers".into()),
+        Some(n) if n < thresholds.min_relay_peers => {
+            return (
+                Health::Warning,
+                format!("{n} relay peers, fewer than {}", thresholds.min_relay_peers),
+            );
         }
+        _ => {}
     }
     if let Some(probe) = &figures.store_probe
         && !probe.ok

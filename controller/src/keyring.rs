@@ -31,16 +31,14 @@ impl Keyring {
                 .parse()
                 .map_err(|e| ConfigError::Invalid(format!("{}: {e}", config.keystore.display())))?;
             let password = match &config.password_file {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_owned(),
+                Some(path) => node::keystore::read_password_file(path)
+                    .map_err(|source| ConfigError::Read { path: path.clone(), source })?,
                 None => {
                     let var = format!(
                         "WAKUFLEET_KEY_{}_PASSWORD",
                         config.name.to_uppercase().replace('-', "_")
                     );
-                    std::env::var(&var).map_err(|_| {
+                    std::env::var(&var).map(zeroize::Zeroizing::new).map_err(|_| {
                         ConfigError::Invalid(format!(
                             "key {}: no password_file and ${var} is not set",
                             config.name

@@ -27,11 +27,6 @@ use serde_json::{Value, json};
 
 const ADMIN: &str = "test-operator-token";
 
-fn postgres_server() -> String {
-    std::env::var("WAKUFLEET_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
 struct Fixture {
     controller: Controller,
     http: reqwest::Client,
@@ -318,8 +313,9 @@ async fn fleet_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_postgres() {
-    let url =
-        node::sql::create_postgres_database(&postgres_server(), "wakufleet_test").await.unwrap();
+    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
+        .await
+        .unwrap();
     fleet_scenario(start(Some(url)).await).await;
 }
 
@@ -328,7 +324,9 @@ async fn the_audit_log_is_append_only_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
     for url in [
         format!("sqlite://{}", dir.path().join("a.db").display()),
-        node::sql::create_postgres_database(&postgres_server(), "wakufleet_test").await.unwrap(),
+        node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
+            .await
+            .unwrap(),
     ] {
         let db = controller::db::Db::connect(&url).await.unwrap();
         db.audit("operator:admin", "token.create", "x", json!({})).await.unwrap();

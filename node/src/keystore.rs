@@ -166,6 +166,13 @@ pub struct Keystore {
     mac: [u8; 32],
 }
 
+/// Reads a keystore password from a file: its first line, without the line ending (so files
+/// written by `echo` and by editors give the same password).
+pub fn read_password_file(path: &std::path::Path) -> std::io::Result<Zeroizing<String>> {
+    let text = Zeroizing::new(std::fs::read_to_string(path)?);
+    Ok(Zeroizing::new(text.lines().next().unwrap_or_default().to_owned()))
+}
+
 impl Keystore {
     /// Encrypts `key` under `password` with a scrypt KDF of the given `strength`, a random salt,
     /// a random IV and a random version-4 UUID as id. The file records the key's address.

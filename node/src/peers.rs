@@ -333,6 +333,11 @@ impl PeerManager {
     }
 }
 
+/// The peer id at the end of a multiaddr (`/p2p/<id>`), if it has one.
+pub fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
+}
+
 /// The IP address of a multiaddr, if it has one.
 pub fn ip_of(addr: &Multiaddr) -> Option<IpAddr> {
     addr.iter().find_map(|p| match p {

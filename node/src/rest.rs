@@ -367,11 +367,7 @@ async fn store_messages(
         Some(addr) => {
             let addr: libp2p::Multiaddr =
                 addr.parse().map_err(|_| RestError::bad("invalid peerAddr"))?;
-            let peer = addr
-                .iter()
-                .find_map(|p| {
-                    if let libp2p::multiaddr::Protocol::P2p(id) = p { Some(id) } else { None }
-                })
+            let peer = crate::peers::peer_of(&addr)
                 .ok_or_else(|| RestError::bad("peerAddr needs /p2p/<peer id>"))?;
             state.node.dial(addr).await?;
             state.node.store_query(peer, request).await?

@@ -121,6 +121,26 @@ fn statements(sql: &str) -> Vec<String> {
     out
 }
 
+/// The Postgres server (a URL without a database) tests and benchmarks create their databases
+/// on: `$WAKUFLEET_TEST_POSTGRES`, else the machine's server on 127.0.0.1:5432 with trust auth,
+/// which `bash tests/run.sh` starts.
+pub fn test_server() -> String {
+    std::env::var("WAKUFLEET_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// Drops a database made by [`create_postgres_database`] (its URL), closing other sessions.
+pub async fn drop_postgres_database(url: &str) -> Result<(), SqlError> {
+    use sqlx::{Connection, Executor};
+    let (server, name) = url.rsplit_once('/').ok_or_else(|| SqlError::Url(url.to_owned()))?;
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        return Err(SqlError::Url(url.to_owned()));
+    }
+    let mut admin = sqlx::AnyConnection::connect(&format!("{server}/postgres")).await?;
+    admin.execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).await?;
+    Ok(())
+}
+
 /// Creates an empty database named `<prefix>_<random hex>` on the Postgres server at
 /// `server` (a URL without a database, e.g. `postgres://postgres@127.0.0.1:5432`) and returns
 /// its URL: a fresh database per test or benchmark run.

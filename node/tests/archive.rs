@@ -3,25 +3,19 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use node::{
     message::{MessageHash, WakuMessage},
-    store::archive::{Archive, ArchiveError, Backend, StoreQuery, create_postgres_database},
+    store::archive::{Archive, ArchiveError, Backend, StoreQuery},
 };
 
 const TOPIC: &str = "/waku/2/rs/0/0";
 const CONTENT: &str = "/wakufleet/1/store/proto";
 
-fn postgres_server() -> String {
-    std::env::var("WAKUFLEET_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
-}
-
 /// A fresh Postgres database for one test.
 async fn postgres_archive() -> Archive {
-    let url = create_postgres_database(&postgres_server(), "wakufleet_test")
-        .await
-        .expect("Postgres on 127.0.0.1:5432 (bash tests/run.sh starts it)");
-    Archive::connect(&url).await.unwrap()
+    Archive::connect(&common::postgres_database().await).await.unwrap()
 }
 
 async fn backends() -> Vec<(Archive, Option<tempfile::TempDir>)> {

@@ -3,12 +3,12 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::Duration;
 
 use node::{
-    config::NodeConfig,
     message::WakuMessage,
-    service::start,
     store::{proto::StoreQueryRequest, status},
 };
 use tokio::time::timeout;
@@ -24,26 +24,13 @@ async fn a_sqlite_store_node_archives_relayed_messages_and_pages_through_them() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_store_node_archives_relayed_messages_and_pages_through_them() {
-    let server = std::env::var("WAKUFLEET_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-    let url = node::store::archive::create_postgres_database(&server, "wakufleet_test")
-        .await
-        .expect("Postgres on 127.0.0.1:5432 (bash tests/run.sh starts it)");
-    archive_and_page(url).await;
+    archive_and_page(common::postgres_database().await).await;
 }
 
 async fn archive_and_page(url: String) {
-    let (store, _) =
-        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
-    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
-    relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
-    relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
-    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
-    client.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    let (store, relayer, client) = common::store_network(url).await;
 
-    let base =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
-            as i64;
+    let base = node::message::now_ns();
     let mut hashes = Vec::new();
     for i in 0..30 {
         let message =

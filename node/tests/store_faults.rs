@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::{path::Path, process::Command, time::Duration};
 
 use node::{
-    config::NodeConfig,
-    message::WakuMessage,
-    message::now_ns,
-    service::{NodeEvent, start},
+    message::{WakuMessage, now_ns},
+    service::NodeEvent,
     store::{proto::StoreQueryRequest, status},
 };
 use tokio::time::timeout;
@@ -30,12 +30,17 @@ fn pg_bin(tool: &str) -> String {
 }
 
 /// Runs a Postgres tool as the postgres user (the server refuses to run as root).
-fn as_postgres(command: &str) {
-    let out = if nix_is_root() {
+fn run_as_postgres(command: &str) -> std::process::Output {
+    if nix_is_root() {
         Command::new("su").args(["postgres", "-s", "/bin/sh", "-c", command]).output().unwrap()
     } else {
         Command::new("sh").args(["-c", command]).output().unwrap()
-    };
+    }
+}
+
+/// Runs a Postgres tool as the postgres user and insists it succeeds.
+fn as_postgres(command: &str) {
+    let out = run_as_postgres(command);
     assert!(
         out.status.success(),
         "{command}: {}{}",
@@ -103,15 +108,11 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let _ = Command::new("su")
-            .args([
-                "postgres",
-                "-s",
-                "/bin/sh",
-                "-c",
-                &format!("{} -D {} -m immediate stop", pg_bin("pg_ctl"), self.data().display()),
-            ])
-            .output();
+        run_as_postgres(&format!(
+            "{} -D {} -m immediate stop",
+            pg_bin("pg_ctl"),
+            self.data().display()
+        ));
     }
 }
 
@@ -119,13 +120,7 @@ impl Drop for Cluster {
 async fn losing_postgres_degrades_store_only_and_it_recovers() {
     let cluster = Cluster::create();
     let url = format!("postgres://postgres@127.0.0.1:{}/postgres", cluster.port);
-    let (store, _) =
-        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
-    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
-    relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
-    relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
-    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
-    client.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    let (store, relayer, client) = common::store_network(url).await;
     let query = || StoreQueryRequest {
         pubsub_topic: Some(TOPIC.into()),
         content_topics: vec![CONTENT.into()],
@@ -228,13 +223,7 @@ impl Drop for SmallDisk {
 async fn a_full_disk_degrades_store_only_and_it_recovers() {
     let disk = SmallDisk::mount(4 * 1024 * 1024);
     let url = format!("sqlite://{}", disk.path().join("store.db").display());
-    let (store, _) =
-        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
-    let (relayer, _) = start(NodeConfig::loopback()).await.unwrap();
-    relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
-    relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
-    let (client, _) = start(NodeConfig { relay: false, ..NodeConfig::loopback() }).await.unwrap();
-    client.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    let (store, relayer, client) = common::store_network(url).await;
     let query = || StoreQueryRequest {
         pubsub_topic: Some(TOPIC.into()),
         content_topics: vec![CONTENT.into()],

@@ -5,7 +5,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use node::{
     message::{MessageHash, WakuMessage},
-    store::archive::{Archive, StoreQuery, create_postgres_database},
+    sql::{create_postgres_database, drop_postgres_database, test_server},
+    store::archive::{Archive, StoreQuery},
 };
 
 const TOPIC: &str = "/waku/2/rs/0/0";
@@ -19,27 +20,60 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
         .unwrap_or_default()
 }
 
-async fn open(backend: &str) -> anyhow::Result<(Archive, Option<tempfile::TempDir>)> {
+/// Where the benchmark's archive lives: a temporary directory (removed on drop) or a fresh
+/// Postgres database (dropped at the end).
+enum Place {
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres(String),
+}
+
+async fn open(backend: &str) -> anyhow::Result<(Archive, Place)> {
     match backend {
         "sqlite" => {
             let dir = tempfile::tempdir()?;
             let url = format!("sqlite://{}", dir.path().join("bench.db").display());
-            Ok((Archive::connect(&url).await?, Some(dir)))
+            Ok((Archive::connect(&url).await?, Place::Sqlite { _dir: dir }))
         }
         "postgres" => {
-            let server = std::env::var("WAKUFLEET_BENCH_POSTGRES")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into());
-            let url =
-                create_postgres_database(&server, "wakufleet_bench").await.context("Postgres")?;
-            println!("postgres database {url} (drop it when done)");
-            Ok((Archive::connect(&url).await?, None))
+            let url = create_postgres_database(&test_server(), "wakufleet_bench")
+                .await
+                .context("Postgres")?;
+            Ok((Archive::connect(&url).await?, Place::Postgres(url)))
         }
         other => bail!("unknown backend {other:?}: sqlite or postgres"),
     }
 }
 
 pub(crate) async fn store(backend: &str, messages: usize, queries: usize) -> anyhow::Result<()> {
-    let (archive, _dir) = open(backend).await?;
+    let (archive, place) = open(backend).await?;
+    let result = run(&archive, backend, messages, queries).await;
+    drop(archive);
+    if let Place::Postgres(url) = place {
+        drop_postgres_database(&url).await.with_context(|| format!("dropping {url}"))?;
+    }
+    result
+}
+
+/// Times `queries` one after the other.
+async fn timed(
+    archive: &Archive,
+    queries: impl Iterator<Item = StoreQuery>,
+) -> anyhow::Result<Vec<Duration>> {
+    let mut times = Vec::new();
+    for query in queries {
+        let t = Instant::now();
+        archive.query(&query).await?;
+        times.push(t.elapsed());
+    }
+    Ok(times)
+}
+
+async fn run(
+    archive: &Archive,
+    backend: &str,
+    messages: usize,
+    queries: usize,
+) -> anyhow::Result<()> {
     let base = 1_700_000_000_000_000_000i64;
     let content = |i: usize| format!("/bench/1/topic-{}/proto", i % CONTENT_TOPICS);
     let mut hashes: Vec<MessageHash> = Vec::with_capacity(messages);
@@ -67,55 +101,36 @@ pub(crate) async fn store(backend: &str, messages: usize, queries: usize) -> any
     );
 
     let span = messages as i64 * 1_000_000;
-    let mut shapes: Vec<(&str, Vec<Duration>)> = Vec::new();
-    let mut times = Vec::new();
-    for q in 0..queries {
+    let page = |content_topic: String| StoreQuery {
+        pubsub_topic: Some(TOPIC.into()),
+        content_topics: vec![content_topic],
+        forward: true,
+        limit: 20,
+        include_data: true,
+        ..StoreQuery::default()
+    };
+    let ranges = (0..queries).map(|q| {
         let start = base + (q as i64 * 7919 % messages.max(1) as i64) * 1_000_000;
-        let query = StoreQuery {
-            pubsub_topic: Some(TOPIC.into()),
-            content_topics: vec![content(q)],
+        StoreQuery {
             time_start: Some(start),
             time_end: Some(start + span / 10),
-            forward: true,
-            limit: 20,
-            include_data: true,
-            ..StoreQuery::default()
-        };
-        let t = Instant::now();
-        archive.query(&query).await?;
-        times.push(t.elapsed());
-    }
-    shapes.push(("content topic + time range, page 20", times));
-    let mut times = Vec::new();
-    for q in 0..queries {
-        let query = StoreQuery {
-            hashes: vec![hashes[q * 104_729 % hashes.len()]],
-            include_data: true,
-            ..StoreQuery::default()
-        };
-        let t = Instant::now();
-        archive.query(&query).await?;
-        times.push(t.elapsed());
-    }
-    shapes.push(("hash lookup", times));
+            ..page(content(q))
+        }
+    });
+    let lookups = (0..queries).map(|q| StoreQuery {
+        hashes: vec![hashes[q * 104_729 % hashes.len()]],
+        include_data: true,
+        ..StoreQuery::default()
+    });
     // A deep page: the cursor sits 10,000 messages into one content topic.
     let deep_index = (10_000 * CONTENT_TOPICS).min(hashes.len().saturating_sub(1));
-    let mut times = Vec::new();
-    for _ in 0..queries {
-        let query = StoreQuery {
-            pubsub_topic: Some(TOPIC.into()),
-            content_topics: vec![content(deep_index)],
-            cursor: Some(hashes[deep_index]),
-            forward: true,
-            limit: 20,
-            include_data: true,
-            ..StoreQuery::default()
-        };
-        let t = Instant::now();
-        archive.query(&query).await?;
-        times.push(t.elapsed());
-    }
-    shapes.push(("deep page (cursor after 10,000), page 20", times));
+    let deep = (0..queries)
+        .map(|_| StoreQuery { cursor: Some(hashes[deep_index]), ..page(content(deep_index)) });
+    let shapes = [
+        ("content topic + time range, page 20", timed(archive, ranges).await?),
+        ("hash lookup", timed(archive, lookups).await?),
+        ("deep page (cursor after 10,000), page 20", timed(archive, deep).await?),
+    ];
     for (name, mut times) in shapes {
         times.sort();
         println!(

@@ -48,17 +48,12 @@ pub async fn enrol(
         return Err(AppError::Unauthorized("enrolment not signed by the ENR's key".into()));
     }
     let node_id = record.node_id_hex();
-    let token = state
-        .db
-        .token(&enrolment.token)
-        .await?
-        .ok_or_else(|| AppError::Unauthorized("unknown enrolment token".into()))?;
-    match state.db.redeem_token(&enrolment.token, &node_id).await? {
-        Redeem::Ok => {}
+    let token = match state.db.redeem_token(&enrolment.token, &node_id).await? {
+        Redeem::Ok(token) => token,
         Redeem::Unknown => return Err(AppError::Unauthorized("unknown enrolment token".into())),
         Redeem::Used => return Err(AppError::Conflict("enrolment token already used".into())),
         Redeem::Expired => return Err(AppError::Unauthorized("enrolment token expired".into())),
-    }
+    };
     let label = enrolment.label.unwrap_or_else(|| token.label.clone());
     state
         .db
@@ -108,10 +103,9 @@ pub async fn report(
         body: &body_text,
     };
     if !state.db.accept_report(&node.node_id, &update, state.config.reports_kept).await? {
-        let last = state.db.node(&node.node_id).await?.map_or(0, |n| n.last_counter);
         return Err(AppError::Conflict(format!(
-            "replayed report: counter {} is not above {last}",
-            report.counter
+            "replayed report: counter {} is not above {}",
+            report.counter, node.last_counter
         )));
     }
     state.wake.notify_one();

@@ -10,7 +10,6 @@ use axum::{
     http::{HeaderMap, StatusCode},
 };
 use node::enrtree::{
-    NodeRecord, Tree,
     request::{DetachedSignature, PreviousTree, SignRequest},
     signature::{decode_public_key, encode_public_key},
 };
@@ -19,7 +18,7 @@ use serde::Deserialize;
 use super::operator;
 use crate::{
     app::AppState,
-    config::ControllerConfig,
+    config::{ControllerConfig, TreeConfig},
     db::{
         Db, now_ms,
         trees::{TreeRow, VersionState},
@@ -129,18 +128,16 @@ pub struct TreeDefinition {
     pub policy: TreePolicy,
 }
 
-/// Checks and stores a tree definition (from the API or the configuration file).
-#[allow(clippy::too_many_arguments)]
+/// Checks and stores a tree definition (from the API or the configuration file). Returns
+/// whether the tree existed.
 pub async fn define_tree(
     db: &Db,
     config: &ControllerConfig,
     keyring: &crate::keyring::Keyring,
-    name: &str,
-    domain: &str,
-    signer: &str,
-    policy: &TreePolicy,
+    tree: &TreeConfig,
     actor: &str,
 ) -> Result<bool, AppError> {
+    let TreeConfig { name, domain, signer, policy } = tree;
     let bad = |m: String| Err(AppError::BadRequest(m));
     if name.is_empty()
         || name.len() > 64
@@ -151,7 +148,7 @@ pub async fn define_tree(
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();
     if domain.is_empty()
         || domain.len() > 200
-        || hickory_proto::rr::Name::from_ascii(&domain).is_err()
+        || crate::publish::zone::absolute_name(&domain).is_none()
     {
         return bad(format!("invalid domain {domain:?}"));
     }
@@ -178,7 +175,7 @@ pub async fn define_tree(
         // Another signer means another key, so another URL: keep the key only if unchanged.
         public_key: existing
             .as_ref()
-            .filter(|t| t.signer == signer)
+            .filter(|t| t.signer == *signer)
             .and_then(|t| t.public_key.clone()),
         last_error: None,
     };
@@ -188,7 +185,8 @@ pub async fn define_tree(
     {
         return Ok(true);
     }
-    let existed = db.put_tree(&row).await.map_err(|e| match e {
+    let existed = existing.is_some();
+    db.put_tree(&row).await.map_err(|e| match e {
         crate::db::DbError::Query(sqlx::Error::Database(d)) if d.is_unique_violation() => {
             AppError::Conflict(format!("domain {domain} is used by another tree"))
         }
@@ -212,18 +210,9 @@ pub async fn put_tree(
     body: Bytes,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
     let actor = operator(&state, &headers)?;
-    let definition: TreeDefinition = parse_json(&body)?;
-    let existed = define_tree(
-        &state.db,
-        &state.config,
-        &state.keyring,
-        &name,
-        &definition.domain,
-        &definition.signer,
-        &definition.policy,
-        &actor,
-    )
-    .await?;
+    let TreeDefinition { domain, signer, policy } = parse_json(&body)?;
+    let tree = TreeConfig { name: name.clone(), domain, signer, policy };
+    let existed = define_tree(&state.db, &state.config, &state.keyring, &tree, &actor).await?;
     state.wake.notify_one();
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(serde_json::json!({ "name": name }))))
@@ -273,19 +262,7 @@ pub async fn sign_request(
         state.db.versions_in(&name, VersionState::Pending).await?.into_iter().next().ok_or_else(
             || AppError::NotFound(format!("tree {name} has no version waiting for a signature")),
         )?;
-    let records = pending
-        .enrs
-        .iter()
-        .map(|e| e.parse::<NodeRecord>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| AppError::Unprocessable(e.to_string()))?;
-    let links = pending
-        .links
-        .iter()
-        .map(|l| l.parse())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e: node::enrtree::ParseEntryError| AppError::Unprocessable(e.to_string()))?;
-    let built = Tree::build(pending.seq, records, links)
+    let built = crate::engine::unsigned_tree_of(&pending)
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let previous = state
         .db

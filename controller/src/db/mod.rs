@@ -12,10 +12,12 @@ pub mod trees;
 use node::sql::{Backend, Migration, SqlError};
 use sqlx::AnyPool;
 
+/// The tables both backends share; the audit log's trigger syntax differs.
+const TABLES: &str = include_str!("../../../migrations/controller/0001_tables.sql");
 const SQLITE_MIGRATIONS: &[Migration] =
-    &[(1, include_str!("../../../migrations/controller/sqlite/0001_init.sql"))];
+    &[(1, TABLES), (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql"))];
 const POSTGRES_MIGRATIONS: &[Migration] =
-    &[(1, include_str!("../../../migrations/controller/postgres/0001_init.sql"))];
+    &[(1, TABLES), (2, include_str!("../../../migrations/controller/postgres/0002_audit_log.sql"))];
 
 /// Database failures.
 #[derive(Debug, thiserror::Error)]

@@ -76,7 +76,6 @@ const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_i
 
 impl Db {
     /// Registers (or re-enrols) a node under its key.
-    #[allow(clippy::too_many_arguments)]
     pub async fn enrol_node(
         &self,
         node_id: &str,

@@ -29,11 +29,11 @@ pub struct TokenInfo {
     pub node_id: Option<String>,
 }
 
-/// Why a token cannot be redeemed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The outcome of redeeming a token.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeem {
-    /// Redeemed now; the roles it carries.
-    Ok,
+    /// Redeemed now, by this call.
+    Ok(TokenInfo),
     /// No such token.
     Unknown,
     /// Used before.
@@ -114,10 +114,8 @@ impl Db {
         .bind(token_id(token))
         .execute(self.pool())
         .await?;
-        if result.rows_affected() == 1 {
-            return Ok(Redeem::Ok);
-        }
         Ok(match self.token(token).await? {
+            Some(info) if result.rows_affected() == 1 => Redeem::Ok(info),
             None => Redeem::Unknown,
             Some(info) if info.used_at.is_some() => Redeem::Used,
             Some(_) => Redeem::Expired,

@@ -99,10 +99,9 @@ pub struct VersionRow {
 const VERSION_COLUMNS: &str = "tree, seq, state, enrs, links, root, signature, created_at, signed_at, published_at, retire_after";
 
 impl Db {
-    /// Creates or redefines a tree. Returns whether it existed.
-    pub async fn put_tree(&self, tree: &TreeRow) -> Result<bool, DbError> {
+    /// Creates or redefines a tree.
+    pub async fn put_tree(&self, tree: &TreeRow) -> Result<(), DbError> {
         let now = now_ms();
-        let existed = self.tree(&tree.name).await?.is_some();
         sqlx::query(
             "INSERT INTO trees (name, domain, policy, signer, public_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (name) DO UPDATE SET domain = excluded.domain, policy = excluded.policy, signer = excluded.signer, public_key = excluded.public_key, updated_at = excluded.updated_at",
@@ -115,7 +114,7 @@ impl Db {
         .bind(now)
         .execute(self.pool())
         .await?;
-        Ok(existed)
+        Ok(())
     }
 
     /// One tree.

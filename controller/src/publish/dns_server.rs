@@ -6,11 +6,11 @@
 //!   old tree and half of a new one (hickory's `upsert` appends to an RRset instead);
 //! - UDP and TCP listen on the same port, so truncated answers can be retried over TCP.
 
-use std::{collections::HashMap, net::SocketAddr, str::FromStr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use hickory_proto::rr::{
     LowerName, Name, RData, Record, RecordSet, RrKey,
-    rdata::{NS, SOA, TXT},
+    rdata::{NS, SOA},
 };
 use hickory_server::{
     Server,
@@ -18,10 +18,9 @@ use hickory_server::{
     store::in_memory::InMemoryZoneHandler,
     zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
 };
-use node::enrtree::wire::split_character_strings;
 use tokio::net::{TcpListener, UdpSocket};
 
-use super::zone::TxtZone;
+use super::zone::{TxtZone, absolute_name};
 
 type Handler = InMemoryZoneHandler<TokioRuntimeProvider>;
 
@@ -140,9 +139,10 @@ async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsServ
 }
 
 fn parse_name(name: &str) -> Result<Name, DnsServerError> {
-    let fqdn = format!("{}.", name.trim_end_matches('.'));
-    Name::from_str(&fqdn)
-        .map_err(|e| DnsServerError::Name { name: name.to_owned(), message: e.to_string() })
+    absolute_name(name).ok_or_else(|| DnsServerError::Name {
+        name: name.to_owned(),
+        message: "not a valid DNS name".into(),
+    })
 }
 
 fn build_handler(zone: &TxtZone) -> Result<Handler, DnsServerError> {
@@ -164,8 +164,7 @@ fn build_handler(zone: &TxtZone) -> Result<Handler, DnsServerError> {
                 origin: zone.origin.clone(),
             });
         }
-        let strings = split_character_strings(&txt.text).into_iter().map(str::to_owned).collect();
-        records.push(Record::from_rdata(name, txt.ttl, RData::TXT(TXT::new(strings))));
+        records.push(Record::from_rdata(name, txt.ttl, RData::TXT(txt.rdata())));
     }
     // Build each RRset whole, then insert: upsert of a second TXT record at a name would
     // otherwise be merged into the set in an order we do not control.

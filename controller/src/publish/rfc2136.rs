@@ -31,19 +31,19 @@ use hickory_proto::{
     op::{Message, MessageType, OpCode, Query, ResponseCode},
     rr::{
         DNSClass, Name, RData, Record, RecordType, TSigVerifier, TSigner,
-        rdata::{
-            TXT,
-            tsig::{TsigAlgorithm as WireAlgorithm, TsigError},
-        },
+        rdata::tsig::{TsigAlgorithm as WireAlgorithm, TsigError},
     },
 };
-use node::enrtree::wire::{name_wire_len, split_character_strings};
+use node::enrtree::wire::name_wire_len;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
 };
 
-use super::{ChangeSet, PublishError, Publisher, RecordChange, zone::TxtRecord};
+use super::{
+    ChangeSet, PublishError, Publisher, RecordChange,
+    zone::{TxtRecord, absolute_name},
+};
 
 /// How long one UPDATE exchange (connect, send, answer) may take.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -241,8 +241,8 @@ impl fmt::Debug for Rfc2136Publisher {
 impl Rfc2136Publisher {
     /// A publisher for `config`; checks the zone and key names.
     pub fn new(config: Rfc2136Config) -> Result<Self, Rfc2136ConfigError> {
-        let zone =
-            fqdn(&config.zone).ok_or_else(|| Rfc2136ConfigError::Zone(config.zone.clone()))?;
+        let zone = absolute_name(&config.zone)
+            .ok_or_else(|| Rfc2136ConfigError::Zone(config.zone.clone()))?;
         let signer = match &config.tsig {
             None => None,
             Some(key) => Some(
@@ -275,7 +275,7 @@ impl Rfc2136Publisher {
     /// so an upper bound).
     fn records(&self, change: &RecordChange) -> Result<(Vec<Record>, usize), PublishError> {
         let record = change.record();
-        let name = fqdn(&record.name)
+        let name = absolute_name(&record.name)
             .ok_or_else(|| self.invalid(format!("{:?} is not a domain name", record.name)))?;
         if !self.zone.zone_of(&name) {
             return Err(self.invalid(format!("{} is outside the zone {}", record.name, self.zone)));
@@ -310,7 +310,7 @@ impl Rfc2136Publisher {
     fn batches(&self, changes: &ChangeSet) -> Result<Vec<Batch>, PublishError> {
         let origin = changes.origin.trim_end_matches('.');
         if !origin.is_empty() {
-            let apex = fqdn(origin)
+            let apex = absolute_name(origin)
                 .ok_or_else(|| self.invalid(format!("{origin:?} is not a domain name")))?;
             if !self.zone.zone_of(&apex) {
                 return Err(self.invalid(format!("{origin} is outside the zone {}", self.zone)));
@@ -544,24 +544,15 @@ async fn exchange(
     Ok(answer)
 }
 
-/// The TXT RDATA of a record, split into character-strings, and its length on the wire.
+/// The TXT RDATA of a record and its length on the wire (a length byte per string).
 fn txt(record: &TxtRecord) -> (RData, usize) {
-    let strings = split_character_strings(&record.text);
-    let len = strings.iter().map(|s| s.len() + 1).sum();
-    (RData::TXT(TXT::new(strings.into_iter().map(str::to_owned).collect())), len)
-}
-
-/// `name` as an absolute domain name, case kept (tree hashes are upper case).
-fn fqdn(name: &str) -> Option<Name> {
-    let name = name.trim_end_matches('.');
-    if name.is_empty() {
-        return None;
-    }
-    Name::from_ascii(format!("{name}.")).ok()
+    let txt = record.rdata();
+    let len = txt.txt_data.iter().map(|s| s.len() + 1).sum();
+    (RData::TXT(txt), len)
 }
 
 fn key_name(name: &str) -> Result<Name, Rfc2136ConfigError> {
-    fqdn(name).ok_or_else(|| Rfc2136ConfigError::KeyName(name.to_owned()))
+    absolute_name(name).ok_or_else(|| Rfc2136ConfigError::KeyName(name.to_owned()))
 }
 
 fn unix_now() -> u64 {

@@ -1,6 +1,7 @@
 //! The record set of one tree zone, independent of how it is served or exported.
 
-use node::enrtree::Tree;
+use hickory_proto::rr::{Name, rdata::TXT};
+use node::enrtree::{Tree, wire::split_character_strings};
 
 /// One TXT record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -11,6 +12,24 @@ pub struct TxtRecord {
     pub ttl: u32,
     /// The text; split into character-strings when served.
     pub text: String,
+}
+
+impl TxtRecord {
+    /// The record's TXT RDATA: one RR whose text is split into ≤255-byte character-strings
+    /// (hickory refuses longer ones, and clients join them without a separator).
+    pub fn rdata(&self) -> TXT {
+        TXT::new(split_character_strings(&self.text).into_iter().map(str::to_owned).collect())
+    }
+}
+
+/// `name` as an absolute DNS name, case kept (tree hashes are upper case); `None` if it is
+/// not a valid name.
+pub fn absolute_name(name: &str) -> Option<Name> {
+    let name = name.trim_end_matches('.');
+    if name.is_empty() {
+        return None;
+    }
+    Name::from_ascii(format!("{name}.")).ok()
 }
 
 /// A zone of TXT records under `origin`.

@@ -7,7 +7,7 @@ use libp2p::{
     request_response::{self, Message},
 };
 
-use super::{NodeError, NodeEvent, Service};
+use super::{NodeEvent, Service};
 use crate::service_peers::ServiceKind;
 use crate::{
     filter::{
@@ -165,22 +165,16 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                let request = self.filter_requests.remove(&request_id);
-                if let Some(pending) = self.pending_filter.remove(&request_id) {
-                    // 4xx is the asker's fault; only 5xx and transport failures count against the peer.
-                    self.record_outcome(ServiceKind::Filter, &pending, response.status_code < 500);
-                    let ok = response.status_code == status::SUCCESS;
-                    if let (true, Some(request)) = (ok, request) {
+                if let Some((pending, request)) = self.pending_filter.remove(&request_id) {
+                    if response.status_code == status::SUCCESS {
                         self.apply_filter_request(pending.peer, &request);
                     }
-                    let _ = pending.reply.send(Ok(response));
+                    self.settle(ServiceKind::Filter, pending, Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                self.filter_requests.remove(&request_id);
-                if let Some(pending) = self.pending_filter.remove(&request_id) {
-                    self.record_outcome(ServiceKind::Filter, &pending, false);
-                    let _ = pending.reply.send(Err(NodeError::Request(error.to_string())));
+                if let Some((pending, _)) = self.pending_filter.remove(&request_id) {
+                    self.settle(ServiceKind::Filter, pending, Err(error.to_string()));
                 }
             }
             _ => {}
@@ -206,18 +200,7 @@ impl Service {
                 }
                 // Only what we asked this peer for: anyone can open a push stream to us, and an
                 // unsolicited push must not pass for a filtered message.
-                // A push may overtake the answer to our subscribe, so pending requests count too.
-                let criterion = (topic.clone(), message.content_topic.clone());
-                let solicited = self
-                    .filter_client
-                    .get(&peer)
-                    .is_some_and(|criteria| criteria.contains(&criterion))
-                    || self.filter_requests.iter().any(|(id, request)| {
-                        self.pending_filter.get(id).is_some_and(|p| p.peer == peer)
-                            && request.pubsub_topic.as_ref() == Some(&criterion.0)
-                            && request.content_topics.contains(&criterion.1)
-                    });
-                if !solicited {
+                if !self.expects_push(&peer, &(topic.clone(), message.content_topic.clone())) {
                     self.stats.filter_pushes_unsolicited += 1;
                     return;
                 }

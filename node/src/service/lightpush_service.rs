@@ -98,19 +98,12 @@ impl Service {
                 ..
             } => {
                 if let Some(pending) = self.pending_lightpush.remove(&request_id) {
-                    // 4xx is the asker's fault; only 5xx and transport failures count against the peer.
-                    self.record_outcome(
-                        ServiceKind::Lightpush,
-                        &pending,
-                        response.status_code < 500,
-                    );
-                    let _ = pending.reply.send(Ok(response));
+                    self.settle(ServiceKind::Lightpush, pending, Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
                 if let Some(pending) = self.pending_lightpush.remove(&request_id) {
-                    self.record_outcome(ServiceKind::Lightpush, &pending, false);
-                    let _ = pending.reply.send(Err(NodeError::Request(error.to_string())));
+                    self.settle(ServiceKind::Lightpush, pending, Err(error.to_string()));
                 }
             }
             _ => {}

@@ -40,7 +40,7 @@ use crate::{
     message::{MessageError, MessageHash, WakuMessage},
     metadata::{self, WakuMetadata},
     peer_exchange::{self, PeerExchangeRpc},
-    peers::{Connected, FoundPeer, Origin, PeerManager, ip_of},
+    peers::{Connected, FoundPeer, Origin, PeerManager, ip_of, peer_of},
     relay, store,
     topics::{ContentTopic, ShardTopic},
     waku_enr::{self, Capabilities, RelayShards, WakuEnrConfig},
@@ -578,13 +578,13 @@ struct Service {
         quality::Pending<store::proto::StoreQueryResponse>,
     >,
     filter_subscribers: HashMap<PeerId, filter_service::Subscriber>,
-    filter_requests: HashMap<request_response::OutboundRequestId, filter::FilterSubscribeRequest>,
     filter_client: quality::FilterClient,
     recent: HashMap<MessageHash, quality::Arrival>,
     service_peers: crate::service_peers::ServicePeers,
+    /// Filter requests in flight, with the request (applied to `filter_client` on success).
     pending_filter: HashMap<
         request_response::OutboundRequestId,
-        quality::Pending<filter::FilterSubscribeResponse>,
+        (quality::Pending<filter::FilterSubscribeResponse>, filter::FilterSubscribeRequest),
     >,
     pending_lightpush: HashMap<
         request_response::OutboundRequestId,
@@ -713,7 +713,6 @@ pub async fn start(
         pending_store: HashMap::new(),
         filter_subscribers: HashMap::new(),
         pending_filter: HashMap::new(),
-        filter_requests: HashMap::new(),
         filter_client: HashMap::new(),
         recent: HashMap::new(),
         service_peers: crate::service_peers::ServicePeers::default(),
@@ -963,10 +962,6 @@ pub(crate) fn request_id() -> String {
     let mut bytes = [0u8; 16];
     crate::crypto::random_bytes(&mut bytes);
     data_encoding::HEXLOWER.encode(&bytes)
-}
-
-fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
-    addr.iter().find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None })
 }
 
 /// Resolves the trees and returns the dialable Waku peers of our cluster found in them.
@@ -1253,29 +1248,23 @@ impl Service {
                 };
                 let _ = reply.send(result);
             }
-            Command::Dial { address, reply } => {
-                let peer = address
-                    .iter()
-                    .find_map(|p| if let Protocol::P2p(id) = p { Some(id) } else { None });
-                match peer {
-                    Some(peer) if self.swarm.is_connected(&peer) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                    Some(peer) => {
-                        let opts = DialOpts::peer_id(peer).addresses(vec![address]).build();
-                        match self.swarm.dial(opts) {
-                            Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
-                            Err(e) => {
-                                let _ = reply.send(Err(NodeError::Dial(e.to_string())));
-                            }
+            Command::Dial { address, reply } => match peer_of(&address) {
+                Some(peer) if self.swarm.is_connected(&peer) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Some(peer) => {
+                    let opts = DialOpts::peer_id(peer).addresses(vec![address]).build();
+                    match self.swarm.dial(opts) {
+                        Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
+                        Err(e) => {
+                            let _ = reply.send(Err(NodeError::Dial(e.to_string())));
                         }
                     }
-                    None => {
-                        let _ =
-                            reply.send(Err(NodeError::Dial("address needs /p2p/<peer id>".into())));
-                    }
                 }
-            }
+                None => {
+                    let _ = reply.send(Err(NodeError::Dial("address needs /p2p/<peer id>".into())));
+                }
+            },
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
@@ -1289,12 +1278,7 @@ impl Service {
                 }
                 Some(archive) => {
                     tokio::spawn(async move {
-                        let request_id = request.request_id.clone();
-                        let answer = match store::to_query(&request) {
-                            Ok(query) => archive.query(&query).await,
-                            Err(reason) => Err(store::archive::ArchiveError::BadQuery(reason)),
-                        };
-                        let _ = reply.send(Ok(store::to_response(request_id, answer)));
+                        let _ = reply.send(Ok(store::answer(&archive, &request).await));
                     });
                 }
             },
@@ -1308,8 +1292,7 @@ impl Service {
                     .behaviour_mut()
                     .filter_subscribe
                     .send_request(&peer, request.clone());
-                self.pending_filter.insert(id, quality::Pending::new(reply, peer));
-                self.filter_requests.insert(id, request);
+                self.pending_filter.insert(id, (quality::Pending::new(reply, peer), request));
             }
             Command::LightPush { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().lightpush.send_request(&peer, request);

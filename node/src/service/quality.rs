@@ -42,14 +42,58 @@ pub(super) struct Arrival {
     pushed_by: HashSet<PeerId>,
 }
 
+/// A service peer's answer, as far as scoring goes.
+pub(super) trait ServiceAnswer {
+    /// Whether the peer failed (5xx or no status). 4xx is the asker's fault, not held against it.
+    fn server_failed(&self) -> bool;
+}
+
+impl ServiceAnswer for crate::store::proto::StoreQueryResponse {
+    fn server_failed(&self) -> bool {
+        self.status_code.is_none_or(|code| code >= 500)
+    }
+}
+
+impl ServiceAnswer for crate::filter::FilterSubscribeResponse {
+    fn server_failed(&self) -> bool {
+        self.status_code >= 500
+    }
+}
+
+impl ServiceAnswer for crate::lightpush::LightPushResponse {
+    fn server_failed(&self) -> bool {
+        self.status_code >= 500
+    }
+}
+
 impl Service {
-    /// Records the outcome of a client request.
-    pub(super) fn record_outcome<T>(&mut self, kind: ServiceKind, pending: &Pending<T>, ok: bool) {
-        if ok {
+    /// Ends a client request: scores the peer on the outcome (its answer, or the transport
+    /// failure) and hands the outcome to the caller.
+    pub(super) fn settle<T: ServiceAnswer>(
+        &mut self,
+        kind: ServiceKind,
+        pending: Pending<T>,
+        outcome: Result<T, String>,
+    ) {
+        if outcome.as_ref().is_ok_and(|answer| !answer.server_failed()) {
             self.service_peers.success(kind, pending.peer, pending.sent.elapsed());
         } else {
             self.service_peers.failure(kind, pending.peer);
         }
+        let _ = pending.reply.send(outcome.map_err(NodeError::Request));
+    }
+
+    /// Whether a push of `criterion` from `peer` is one we asked for: a subscription we hold,
+    /// or one still awaiting its answer (a push can overtake the answer to our subscribe).
+    pub(super) fn expects_push(&self, peer: &PeerId, criterion: &(String, String)) -> bool {
+        self.filter_client.get(peer).is_some_and(|criteria| criteria.contains(criterion))
+            || self.pending_filter.values().any(|(pending, request)| {
+                pending.peer == *peer
+                    && FilterSubscribeType::try_from(request.filter_subscribe_type)
+                        == Ok(FilterSubscribeType::Subscribe)
+                    && request.pubsub_topic.as_ref() == Some(&criterion.0)
+                    && request.content_topics.contains(&criterion.1)
+            })
     }
 
     /// Applies an accepted subscribe/unsubscribe to our client-side view of `peer`.

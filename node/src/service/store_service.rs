@@ -7,7 +7,7 @@
 use libp2p::request_response::{self, Message, ResponseChannel};
 use tokio::sync::mpsc;
 
-use super::{NodeError, Service};
+use super::Service;
 use crate::service_peers::ServiceKind;
 use crate::{
     message::WakuMessage,
@@ -74,40 +74,24 @@ impl Service {
             } => {
                 self.stats.store_queries += 1;
                 let Some(archive) = self.archive.clone() else { return };
-                let request_id = request.request_id.clone();
-                match store::to_query(&request) {
-                    Err(reason) => {
-                        let response = store::to_response(
-                            request_id,
-                            Err(store::archive::ArchiveError::BadQuery(reason)),
-                        );
-                        let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
-                    }
-                    Ok(query) => {
-                        let answers = self.store_answers.clone();
-                        tokio::spawn(async move {
-                            let response =
-                                store::to_response(request_id, archive.query(&query).await);
-                            let _ = answers.send((channel, response)).await;
-                        });
-                    }
-                }
+                let answers = self.store_answers.clone();
+                // Off the swarm task: a slow database must not hold up relay.
+                tokio::spawn(async move {
+                    let response = store::answer(&archive, &request).await;
+                    let _ = answers.send((channel, response)).await;
+                });
             }
             request_response::Event::Message {
                 message: Message::Response { request_id, response },
                 ..
             } => {
                 if let Some(pending) = self.pending_store.remove(&request_id) {
-                    // 4xx is the asker's fault; only 5xx and transport failures count against the peer.
-                    let ok = response.status_code.is_some_and(|code| code < 500);
-                    self.record_outcome(ServiceKind::Store, &pending, ok);
-                    let _ = pending.reply.send(Ok(response));
+                    self.settle(ServiceKind::Store, pending, Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
                 if let Some(pending) = self.pending_store.remove(&request_id) {
-                    self.record_outcome(ServiceKind::Store, &pending, false);
-                    let _ = pending.reply.send(Err(NodeError::Request(error.to_string())));
+                    self.settle(ServiceKind::Store, pending, Err(error.to_string()));
                 }
             }
             _ => {}

@@ -30,8 +30,21 @@ pub fn codec(max_message_size: usize) -> Codec {
     Codec::new(64 * 1024, archive::MAX_PAGE_SIZE * (max_message_size + 1024) + 64 * 1024)
 }
 
+/// Answers a protocol request from `archive`: a 400 for a malformed query, 503 when the
+/// database fails. Used by the store server and by the node's own REST endpoint.
+pub async fn answer(
+    archive: &archive::Archive,
+    request: &proto::StoreQueryRequest,
+) -> proto::StoreQueryResponse {
+    let answer = match to_query(request) {
+        Ok(query) => archive.query(&query).await,
+        Err(reason) => Err(archive::ArchiveError::BadQuery(reason)),
+    };
+    to_response(request.request_id.clone(), answer)
+}
+
 /// Turns a protocol request into an archive query, or says why it is malformed.
-pub fn to_query(request: &proto::StoreQueryRequest) -> Result<archive::StoreQuery, String> {
+fn to_query(request: &proto::StoreQueryRequest) -> Result<archive::StoreQuery, String> {
     let hash = |bytes: &Vec<u8>| -> Result<crate::message::MessageHash, String> {
         let array: [u8; 32] = bytes
             .as_slice()
@@ -55,7 +68,7 @@ pub fn to_query(request: &proto::StoreQueryRequest) -> Result<archive::StoreQuer
 }
 
 /// The protocol response for an archive answer.
-pub fn to_response(
+fn to_response(
     request_id: String,
     answer: Result<archive::StorePage, archive::ArchiveError>,
 ) -> proto::StoreQueryResponse {

@@ -1,5 +1,6 @@
--- The controller's state. Times are Unix milliseconds (BIGINT: sqlx's Any driver has no
--- timestamp type shared by both backends); lists and report bodies are JSON text.
+-- The controller's tables, the same on SQLite and Postgres. Times are Unix milliseconds (BIGINT:
+-- sqlx's Any driver has no timestamp type shared by both backends); lists and report bodies
+-- are JSON text. The audit log, whose syntax differs, is 0002 in each dialect's folder.
 
 -- One-time enrolment tokens. Only the SHA-256 of a token is kept, so reading the database
 -- does not let anyone enrol a node.
@@ -97,14 +98,3 @@ CREATE TABLE leases (
     expires_at  BIGINT  NOT NULL
 );
 
--- Who did what: append-only (the trigger refuses updates and deletes).
-CREATE TABLE audit_log (
-    id       BIGSERIAL PRIMARY KEY,
-    at       BIGINT  NOT NULL,
-    actor    TEXT    NOT NULL,
-    action   TEXT    NOT NULL,
-    subject  TEXT    NOT NULL,
-    detail   TEXT    NOT NULL
-);
-CREATE FUNCTION audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'the audit log is append-only'; END; $$;
-CREATE TRIGGER audit_log_no_change BEFORE UPDATE OR DELETE ON audit_log FOR EACH ROW EXECUTE FUNCTION audit_log_append_only();
