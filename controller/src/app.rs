@@ -32,6 +32,8 @@ pub struct AppState {
     pub publishers: Vec<Box<dyn Publisher>>,
     /// This controller's id in leases.
     pub instance: String,
+    /// This instance's counters.
+    pub metrics: crate::metrics::ControllerMetrics,
     /// Wakes the reconcile loop early (a report changed something).
     pub wake: Notify,
     /// The (tree, seq, state) of the versions the built-in DNS server serves now.
@@ -65,6 +67,9 @@ pub enum StartError {
         /// Why.
         source: std::io::Error,
     },
+    /// The metrics registry (a programming error).
+    #[error("metrics: {0}")]
+    Metrics(prometheus::Error),
     /// The DNS server.
     #[error(transparent)]
     Dns(#[from] crate::publish::dns_server::DnsServerError),
@@ -115,6 +120,7 @@ impl Controller {
             dns,
             publishers,
             instance: data_encoding::HEXLOWER.encode(&instance),
+            metrics: crate::metrics::ControllerMetrics::new().map_err(StartError::Metrics)?,
             wake: Notify::new(),
             served: Mutex::new(None),
         });
@@ -168,7 +174,10 @@ impl Controller {
 async fn reconcile_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     let interval = Duration::from_millis(state.config.reconcile_interval_ms.max(100));
     loop {
-        if let Err(error) = crate::engine::reconcile(&state).await {
+        let started = std::time::Instant::now();
+        let result = crate::engine::reconcile(&state).await;
+        state.metrics.reconcile_pass(started.elapsed(), result.is_ok());
+        if let Err(error) = result {
             tracing::warn!(target: "ctl", %error, "reconcile pass failed");
         }
         tokio::select! {

@@ -34,6 +34,8 @@ pub struct ControllerConfig {
     pub keys: Vec<KeyConfig>,
     /// Trees defined at start (more can be defined over the API).
     pub trees: Vec<TreeConfig>,
+    /// Where signed trees are published besides the built-in DNS server.
+    pub publishers: Vec<PublisherConfig>,
 }
 
 impl Default for ControllerConfig {
@@ -49,6 +51,7 @@ impl Default for ControllerConfig {
             dns: None,
             keys: Vec::new(),
             trees: Vec::new(),
+            publishers: Vec::new(),
         }
     }
 }
@@ -102,6 +105,62 @@ pub struct TreeConfig {
     /// Who is listed.
     #[serde(default)]
     pub policy: TreePolicy,
+}
+
+/// An external publisher, `kind = "…"` in a `[[publishers]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
+pub enum PublisherConfig {
+    /// RFC 2136 dynamic updates to a primary DNS server (Knot, BIND, PowerDNS…).
+    Rfc2136 {
+        /// The primary's address (TCP).
+        server: SocketAddr,
+        /// The zone it is authoritative for.
+        zone: String,
+        /// File holding the TSIG key as `[algorithm:]name:base64secret` (Knot's `-y` form).
+        tsig_key_file: Option<PathBuf>,
+        /// Else the name of an environment variable holding it. Neither: unsigned updates.
+        tsig_key_env: Option<String>,
+        /// How long one UPDATE exchange may take.
+        #[serde(default = "default_publish_timeout_ms")]
+        timeout_ms: u64,
+    },
+}
+
+fn default_publish_timeout_ms() -> u64 {
+    10_000
+}
+
+impl PublisherConfig {
+    /// Builds the publisher. Secrets are read here, from files or the environment.
+    pub fn build(&self) -> Result<Box<dyn crate::publish::Publisher>, ConfigError> {
+        use crate::publish::rfc2136::{Rfc2136Config, Rfc2136Publisher, TsigKey};
+        match self {
+            Self::Rfc2136 { server, zone, tsig_key_file, tsig_key_env, timeout_ms } => {
+                let key_text = match (tsig_key_file, tsig_key_env) {
+                    (Some(path), _) => Some(
+                        node::keystore::read_password_file(path)
+                            .map_err(|source| ConfigError::Read { path: path.clone(), source })?,
+                    ),
+                    (None, Some(var)) => {
+                        Some(zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
+                            ConfigError::Invalid(format!("rfc2136 publisher: ${var} is not set"))
+                        })?))
+                    }
+                    (None, None) => None,
+                };
+                let tsig = key_text
+                    .map(|text| text.parse::<TsigKey>())
+                    .transpose()
+                    .map_err(|e| ConfigError::Invalid(format!("rfc2136 publisher: {e}")))?;
+                let mut config = Rfc2136Config::new(*server, zone, tsig);
+                config.timeout = std::time::Duration::from_millis((*timeout_ms).max(1));
+                let publisher = Rfc2136Publisher::new(config)
+                    .map_err(|e| ConfigError::Invalid(format!("rfc2136 publisher: {e}")))?;
+                Ok(Box::new(publisher))
+            }
+        }
+    }
 }
 
 /// Why the configuration cannot be used.

@@ -20,7 +20,10 @@ use crate::{
         trees::{TreeRow, VersionRow, VersionState},
     },
     health::{Health, evaluate},
-    publish::{ChangeSet, zone::TxtZone},
+    publish::{
+        ChangeSet,
+        zone::{TxtZone, in_zone},
+    },
 };
 
 /// Name of the publishing lease.
@@ -215,25 +218,19 @@ fn zone_of(
     Ok(zone)
 }
 
-fn zone_origin(state: &AppState, tree: &TreeRow) -> String {
-    state
-        .config
-        .dns
-        .as_ref()
-        .map(|d| d.zone.trim_end_matches('.').to_owned())
-        .unwrap_or_else(|| tree.domain.clone())
-}
-
 /// Publishes the newest signed version of every tree, and retires superseded leaves whose
 /// grace period is over. Only the holder of the publisher lease does this.
 async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError> {
     let ttl = (state.config.reconcile_interval_ms as i64 * 5).max(10_000);
-    if !state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await? {
+    let held = state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await?;
+    state.metrics.set_lease_held(held);
+    if !held {
         return Ok(());
     }
     let now = now_ms();
     for tree in trees {
-        let origin = zone_origin(state, tree);
+        // External publishers each know their own zone; the tree's domain lies inside it.
+        let origin = tree.domain.clone();
         let published = state.db.versions_in(&tree.name, VersionState::Published).await?;
         let signed = state.db.versions_in(&tree.name, VersionState::Signed).await?;
         if let Some(next) = signed.first()
@@ -296,8 +293,10 @@ async fn apply_all(state: &AppState, tree: &TreeRow, changes: &ChangeSet) -> boo
     if changes.is_empty() {
         return true;
     }
-    for publisher in &state.publishers {
-        if let Err(error) = publisher.apply(changes).await {
+    for publisher in state.publishers.iter().filter(|p| p.covers(&tree.domain)) {
+        let result = publisher.apply(changes).await;
+        state.metrics.publication(&publisher.name(), result.is_ok());
+        if let Err(error) = result {
             tracing::warn!(target: "ctl::publish", tree = %tree.name, publisher = %publisher.name(), %error, "publication failed; will retry");
             return false;
         }
@@ -345,11 +344,4 @@ async fn sync_dns(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError
     }
     *served = Some(fingerprint);
     Ok(())
-}
-
-/// Whether `domain` is `origin` or below it.
-pub fn in_zone(domain: &str, origin: &str) -> bool {
-    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
-    let origin = origin.trim_end_matches('.').to_ascii_lowercase();
-    domain == origin || domain.ends_with(&format!(".{origin}"))
 }

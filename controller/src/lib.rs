@@ -14,6 +14,8 @@
 //! - [`health`] — passing / warning / critical from report freshness and figures.
 //! - [`policy`] — which nodes a tree lists, and the client limits on tree size.
 //! - [`keyring`] — signing keys unlocked from keystores.
+//! - [`metrics`] — `GET /metrics`: this instance's counters and the fleet's state for
+//!   Prometheus.
 //! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
 //! - [`publish`] — zones, change sets, the [`publish::Publisher`] trait and the built-in DNS
 //!   server.
@@ -26,6 +28,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod keyring;
+pub mod metrics;
 pub mod policy;
 pub mod publish;
 pub mod report;

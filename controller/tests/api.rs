@@ -303,6 +303,53 @@ async fn fleet_scenario(fixture: Fixture) {
     let openapi: Value =
         f.http.get(format!("{}/openapi.json", f.base)).send().await.unwrap().json().await.unwrap();
     assert!(openapi["paths"]["/api/v1/reports"]["post"].is_object());
+
+    // Prometheus: the fleet's state and this instance's counters, accepted by promtool.
+    let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap();
+    assert_eq!(metrics.status().as_u16(), 200);
+    let metrics = metrics.text().await.unwrap();
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{series} missing from\n{metrics}"))
+    };
+    assert_eq!(value("wakufleet_nodes{health=\"passing\"}"), 2.0);
+    assert_eq!(value("wakufleet_nodes{health=\"critical\"}"), 1.0);
+    assert_eq!(value("wakufleet_shard_passing_nodes{cluster=\"1\",shard=\"0\"}"), 2.0);
+    let boot = f.tree("boot").await;
+    assert_eq!(
+        value("wakufleet_tree_published_seq{tree=\"boot\"}"),
+        boot["versions"][0]["seq"].as_f64().unwrap()
+    );
+    assert_eq!(value("wakufleet_tree_published_records{tree=\"boot\"}"), 2.0);
+    assert_eq!(value("wakufleet_tree_awaiting_signature{tree=\"relay\"}"), 0.0);
+    assert_eq!(value("wakufleet_publisher_lease_held"), 1.0);
+    // Three replays were refused above, and one oversized body.
+    assert_eq!(
+        value("wakufleet_api_requests_total{route=\"/api/v1/reports\",status=\"409\"}"),
+        3.0
+    );
+    assert_eq!(
+        value("wakufleet_api_requests_total{route=\"/api/v1/reports\",status=\"413\"}"),
+        1.0
+    );
+    assert!(value("wakufleet_reconcile_passes_total{result=\"ok\"}") >= 1.0);
+    let mut promtool = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is needed; `bash tests/run.sh` installs it");
+    std::io::Write::write_all(&mut promtool.stdin.take().unwrap(), metrics.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     fixture.controller.shutdown().await;
 }
 

@@ -4,12 +4,11 @@
 //! check does not share our encoder).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    net::{SocketAddr, TcpListener},
-    path::PathBuf,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::knot::{KEY_NAME, Knot, SECRET, ZONE};
 
 use controller::publish::{
     ChangeSet, PublishError, Publisher,
@@ -17,205 +16,12 @@ use controller::publish::{
     zone::TxtZone,
 };
 
-const ZONE: &str = "fleet.test";
-const KEY_NAME: &str = "wakufleet-test.";
-/// 32 bytes, as `keymgr -t` makes them; a test key, never used anywhere else.
-const SECRET: &str = "5c6Lr9Q0a4lT7m1x2nK8bV3zW0pYh6sJqEeR4uFgD1M=";
 const WRONG_SECRET: &str = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
 
-/// Looks for a program on PATH and in the sbin directories (knotd lives in /usr/sbin, which is
-/// not on every user's PATH).
-fn program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin", "/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-fn required(name: &str, package: &str) -> PathBuf {
-    program(name).unwrap_or_else(|| {
-        panic!(
-            "`{name}` not found: the RFC 2136 tests need a real Knot DNS. `bash tests/run.sh` \
-             installs it (Debian package `{package}`)."
-        )
-    })
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// What `kdig` saw for one TXT query.
-#[derive(Debug)]
-struct Answer {
-    rcode: u64,
-    /// Each TXT RR as its character-strings, exactly as on the wire.
-    records: Vec<Vec<Vec<u8>>>,
-}
-
-impl Answer {
-    /// The single TXT value at the name, strings joined.
-    fn value(&self) -> String {
-        assert_eq!(self.rcode, 0, "{self:?}");
-        assert_eq!(self.records.len(), 1, "expected one TXT record: {self:?}");
-        String::from_utf8(self.records[0].concat()).unwrap()
-    }
-}
-
-/// A `knotd` of our own, in a temporary directory.
-struct Knot {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-    kdig: PathBuf,
-}
-
-impl Knot {
-    fn start() -> Self {
-        let knotd = required("knotd", "knot");
-        let kdig = required("kdig", "knot-dnsutils");
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        for sub in ["run", "db"] {
-            std::fs::create_dir(root.join(sub)).unwrap();
-        }
-        std::fs::write(
-            root.join("fleet.test.zone"),
-            "$ORIGIN fleet.test.\n$TTL 60\n\
-             @ IN SOA ns1.fleet.test. hostmaster.fleet.test. 1 3600 600 86400 60\n\
-             @ IN NS ns1.fleet.test.\n\
-             ns1 IN A 127.0.0.1\n",
-        )
-        .unwrap();
-        let port = free_port();
-        // No `server.user`: knotd then keeps the invoking user (root or not) and needs no
-        // privileges for a high port. `zonefile-sync: -1` keeps updates in the journal only.
-        let conf = format!(
-            "server:\n    rundir: \"{root}/run\"\n    listen: 127.0.0.1@{port}\n    \
-             background-workers: 1\n    udp-workers: 1\n    tcp-workers: 1\n\
-             log:\n  - target: stderr\n    any: info\n\
-             database:\n    storage: \"{root}/db\"\n\
-             key:\n  - id: {KEY_NAME}\n    algorithm: hmac-sha256\n    secret: {SECRET}\n\
-             acl:\n  - id: fleet-update\n    key: {KEY_NAME}\n    action: update\n\
-             zone:\n  - domain: {ZONE}\n    storage: \"{root}\"\n    file: fleet.test.zone\n    \
-             acl: fleet-update\n    zonefile-sync: -1\n",
-            root = root.display()
-        );
-        std::fs::write(root.join("knot.conf"), conf).unwrap();
-        let log = std::fs::File::create(root.join("knotd.log")).unwrap();
-        let child = Command::new(knotd)
-            .arg("-c")
-            .arg(root.join("knot.conf"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start knotd");
-        let mut knot = Self { dir, port, child: Some(child), kdig };
-        knot.wait_ready();
-        knot
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("knotd.log")).unwrap_or_default()
-    }
-
-    /// Until knotd answers the zone's SOA over TCP.
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Some(child) = self.child.as_mut()
-                && let Some(status) = child.try_wait().unwrap()
-            {
-                panic!("knotd exited ({status}) before serving:\n{}", self.log());
-            }
-            if self.soa_serial().is_some() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "knotd never served {ZONE}:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-
-    fn publisher(&self, key: Option<TsigKey>) -> Rfc2136Publisher {
-        let mut config = Rfc2136Config::new(self.addr(), ZONE, key);
-        config.timeout = Duration::from_secs(3);
-        Rfc2136Publisher::new(config).unwrap()
-    }
-
-    fn kdig_json(&self, name: &str, rtype: &str) -> Option<serde_json::Value> {
-        let output = Command::new(&self.kdig)
-            .args([
-                "@127.0.0.1".to_owned(),
-                "-p".into(),
-                self.port.to_string(),
-                rtype.into(),
-                name.into(),
-                "+tcp".into(),
-                "+json".into(),
-                "+timeout=2".into(),
-                "+retry=0".into(),
-            ])
-            .output()
-            .expect("run kdig");
-        if !output.status.success() {
-            return None;
-        }
-        serde_json::from_slice(&output.stdout).ok()
-    }
-
-    fn soa_serial(&self) -> Option<u32> {
-        let json = self.kdig_json(ZONE, "SOA")?;
-        let soa = json["answerRRs"].get(0)?["rdataSOA"].as_str()?.to_owned();
-        soa.split_whitespace().nth(2)?.parse().ok()
-    }
-
-    fn txt(&self, name: &str) -> Answer {
-        let json = self.kdig_json(name, "TXT").unwrap_or_else(|| panic!("kdig TXT {name} failed"));
-        let rcode = json["RCODE"].as_u64().unwrap();
-        let records = json["answerRRs"]
-            .as_array()
-            .map(|rrs| {
-                rrs.iter()
-                    .filter(|rr| rr["TYPEname"] == "TXT")
-                    .map(|rr| {
-                        let hex = rr["RDATAHEX"].as_str().unwrap();
-                        character_strings(&data_encoding::HEXUPPER.decode(hex.as_bytes()).unwrap())
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Answer { rcode, records }
-    }
-}
-
-impl Drop for Knot {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// TXT RDATA → its length-prefixed character-strings.
-fn character_strings(mut rdata: &[u8]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some((&len, rest)) = rdata.split_first() {
-        let (string, rest) = rest.split_at(usize::from(len));
-        out.push(string.to_vec());
-        rdata = rest;
-    }
-    out
+fn publisher(knot: &Knot, key: Option<TsigKey>) -> Rfc2136Publisher {
+    let mut config = Rfc2136Config::new(knot.addr(), ZONE, key);
+    config.timeout = Duration::from_secs(3);
+    Rfc2136Publisher::new(config).unwrap()
 }
 
 fn key() -> TsigKey {
@@ -261,7 +67,7 @@ async fn publishes_a_whole_zone_byte_for_byte() {
         (5, String::new()),
     ];
     let tree = zone(7, "enrtree-root:v1 e=H0000000000000000000000002 l=X seq=7 sig=abc", &leaves);
-    knot.publisher(Some(key())).apply(&ChangeSet::between(None, &tree)).await.unwrap();
+    publisher(&knot, Some(key())).apply(&ChangeSet::between(None, &tree)).await.unwrap();
 
     for record in &tree.records {
         assert_eq!(knot.txt(&record.name).value(), record.text, "{}", record.name);
@@ -279,7 +85,7 @@ async fn publishes_a_whole_zone_byte_for_byte() {
     let many: Vec<(usize, String)> =
         (100..300).map(|i| (i, long_value(char::from(b'A' + (i % 26) as u8), 400))).collect();
     let bigger = zone(8, "enrtree-root:v1 e=H0000000000000000000000100 l=X seq=8 sig=def", &many);
-    knot.publisher(Some(key())).apply(&ChangeSet::between(Some(&tree), &bigger)).await.unwrap();
+    publisher(&knot, Some(key())).apply(&ChangeSet::between(Some(&tree), &bigger)).await.unwrap();
     for record in &bigger.records {
         assert_eq!(knot.txt(&record.name).value(), record.text, "{}", record.name);
     }
@@ -290,7 +96,7 @@ async fn publishes_a_whole_zone_byte_for_byte() {
 #[tokio::test]
 async fn moves_to_a_new_tree_leaves_first_stale_records_last_and_idempotently() {
     let knot = Knot::start();
-    let publisher = knot.publisher(Some(key()));
+    let publisher = publisher(&knot, Some(key()));
     let old = zone(
         1,
         "enrtree-root:v1 e=OLD seq=1",
@@ -342,7 +148,7 @@ async fn bad_or_missing_tsig_is_refused_and_changes_nothing() {
         ("wrong algorithm", Some(other_algorithm), "BADKEY"),
         ("no TSIG", None, "NOTAUTH"),
     ] {
-        let error = knot.publisher(key).apply(&set).await.unwrap_err();
+        let error = publisher(&knot, key).apply(&set).await.unwrap_err();
         match &error {
             PublishError::Refused { message, .. } => {
                 assert!(message.contains(expect), "{what}: {message}");
@@ -359,14 +165,14 @@ async fn bad_or_missing_tsig_is_refused_and_changes_nothing() {
     assert_eq!(knot.soa_serial().unwrap(), serial);
 
     // The right key still works afterwards.
-    knot.publisher(Some(key())).apply(&set).await.unwrap();
+    publisher(&knot, Some(key())).apply(&set).await.unwrap();
     assert_eq!(knot.txt(&leaf(1)).value(), "one");
 }
 
 #[tokio::test]
 async fn a_stopped_server_is_unreachable_within_the_timeout() {
     let mut knot = Knot::start();
-    let publisher = knot.publisher(Some(key()));
+    let publisher = publisher(&knot, Some(key()));
     let first = zone(1, "enrtree-root:v1 seq=1", &[(1, "one".into())]);
     publisher.apply(&ChangeSet::between(None, &first)).await.unwrap();
 

@@ -1,8 +1,10 @@
-//! Subcommands. Each file holds one family: `key`, `tree`, `bench`, `up`.
+//! Subcommands. Each file holds one family: `up`, `node`, `controller`, `key`, `tree`,
+//! `bench`.
 
 mod bench;
 mod bench_node;
 mod bench_store;
+mod controller;
 mod key;
 mod node;
 mod tree;
@@ -26,6 +28,8 @@ enum Command {
     Up(up::UpArgs),
     /// Run one embedded Waku node (nwaku's flags, REST API and metrics).
     Node(Box<node::NodeArgs>),
+    /// Run the controller: fleet registry, tree building and signing, publication.
+    Controller(controller::ControllerArgs),
     /// Signing keys, kept only as encrypted Web3 keystores.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -43,6 +47,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node::run(*args).await.map(|()| ExitCode::SUCCESS),
+        Command::Controller(args) => controller::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),

@@ -31,6 +31,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/openapi.json", get(openapi::document))
+        .route("/metrics", get(crate::metrics::scrape))
         .route("/api/v1/enrol", post(agents::enrol))
         .route("/api/v1/reports", post(agents::report))
         .route("/api/v1/tokens", post(operators::create_token).get(operators::tokens))
@@ -42,6 +43,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/trees/{name}/signature", post(operators::upload_signature))
         .route("/api/v1/audit", get(operators::audit))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
         .with_state(state)
 }
 

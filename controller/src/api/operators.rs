@@ -153,7 +153,7 @@ pub async fn define_tree(
         return bad(format!("invalid domain {domain:?}"));
     }
     if let Some(dns) = &config.dns
-        && !crate::engine::in_zone(&domain, &dns.zone)
+        && !crate::publish::zone::in_zone(&domain, &dns.zone)
     {
         return bad(format!("domain {domain} is not inside the served zone {}", dns.zone));
     }

@@ -64,6 +64,13 @@ pub trait Publisher: Send + Sync {
     /// A short name for logs, metrics and the audit log (`builtin`, `rfc2136:ns1:53`, …).
     fn name(&self) -> String;
 
+    /// Whether this publisher serves names under `domain` (a tree outside an RFC 2136
+    /// publisher's zone is simply not its business).
+    fn covers(&self, domain: &str) -> bool {
+        let _ = domain;
+        true
+    }
+
     /// Applies `changes` in its order: creations, then updates, then deletions. Must be
     /// idempotent (creating a record that exists with the same value, or deleting one that is
     /// gone, is not an error), because a change set interrupted by a crash is applied again.

@@ -473,6 +473,10 @@ impl Publisher for Rfc2136Publisher {
         format!("rfc2136:{}", self.config.server)
     }
 
+    fn covers(&self, domain: &str) -> bool {
+        super::zone::in_zone(domain, &self.config.zone)
+    }
+
     fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>> {
         Box::pin(async move {
             let batches = self.batches(changes)?;

@@ -83,3 +83,10 @@ impl TxtZone {
         });
     }
 }
+
+/// Whether `domain` is `origin` or below it.
+pub fn in_zone(domain: &str, origin: &str) -> bool {
+    let domain = domain.trim_end_matches('.').to_ascii_lowercase();
+    let origin = origin.trim_end_matches('.').to_ascii_lowercase();
+    domain == origin || domain.ends_with(&format!(".{origin}"))
+}

@@ -1,0 +1,3 @@
+//! Fixtures shared by the controller's integration tests.
+
+pub(crate) mod knot;
