@@ -43,10 +43,7 @@ pub struct AppState {
 impl AppState {
     /// Root and other TTLs for tree records.
     pub fn ttls(&self) -> (u32, u32) {
-        self.config.dns.as_ref().map_or(
-            (crate::publish::zone::DEFAULT_ROOT_TTL, crate::publish::zone::DEFAULT_TTL),
-            |d| (d.root_ttl, d.ttl),
-        )
+        (self.config.root_ttl, self.config.ttl)
     }
 }
 

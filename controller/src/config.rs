@@ -28,6 +28,11 @@ pub struct ControllerConfig {
     pub reports_kept: i64,
     /// How often health, trees and publication are brought up to date.
     pub reconcile_interval_ms: u64,
+    /// TTL of tree roots, wherever published. Superseded leaves stay published for at least
+    /// this long after a new root, so clients holding the old root can still walk it.
+    pub root_ttl: u32,
+    /// TTL of the other tree records (content-addressed, so they can be cached long).
+    pub ttl: u32,
     /// The built-in authoritative DNS server, if any.
     pub dns: Option<DnsConfig>,
     /// Signing keys held online.
@@ -48,6 +53,8 @@ impl Default for ControllerConfig {
             max_skew_secs: 300,
             reports_kept: 100,
             reconcile_interval_ms: 2_000,
+            root_ttl: crate::publish::zone::DEFAULT_ROOT_TTL,
+            ttl: crate::publish::zone::DEFAULT_TTL,
             dns: None,
             keys: Vec::new(),
             trees: Vec::new(),
@@ -64,20 +71,6 @@ pub struct DnsConfig {
     pub listen: SocketAddr,
     /// The zone it is authoritative for; every tree domain must be inside it.
     pub zone: String,
-    /// TTL of tree roots.
-    #[serde(default = "default_root_ttl")]
-    pub root_ttl: u32,
-    /// TTL of the other tree records.
-    #[serde(default = "default_ttl")]
-    pub ttl: u32,
-}
-
-fn default_root_ttl() -> u32 {
-    crate::publish::zone::DEFAULT_ROOT_TTL
-}
-
-fn default_ttl() -> u32 {
-    crate::publish::zone::DEFAULT_TTL
 }
 
 /// A signing key the controller unlocks at start.

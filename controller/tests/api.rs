@@ -47,12 +47,9 @@ async fn start(database_url: Option<String>) -> Fixture {
         admin_token_file: Some(token_file),
         // The test drives every pass itself.
         reconcile_interval_ms: 3_600_000,
-        dns: Some(DnsConfig {
-            listen: "127.0.0.1:0".parse().unwrap(),
-            zone: "fleet.test".into(),
-            root_ttl: 1,
-            ttl: 60,
-        }),
+        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
+        root_ttl: 1,
+        ttl: 60,
         trees: vec![TreeConfig {
             name: "boot".into(),
             domain: "boot.fleet.test".into(),

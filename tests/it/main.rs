@@ -7,6 +7,7 @@
 mod cli_key;
 mod cli_node;
 mod cli_tree;
+mod controller_kill;
 mod discovery;
 mod dns;
 mod helpers;

@@ -196,20 +196,20 @@ impl Knot {
     /// value with its strings joined), sorted.
     pub(crate) fn txt_records(&self) -> Vec<(String, String)> {
         let json = self.kdig_json(ZONE, "AXFR").expect("kdig AXFR failed");
-        let mut out: Vec<(String, String)> = json["answerRRs"]
-            .as_array()
-            .map(|rrs| {
-                rrs.iter()
-                    .filter(|rr| rr["TYPEname"] == "TXT")
-                    .map(|rr| {
-                        let name = rr["NAME"].as_str().unwrap().trim_end_matches('.').to_owned();
-                        let hex = rr["RDATAHEX"].as_str().unwrap();
-                        let rdata = data_encoding::HEXUPPER.decode(hex.as_bytes()).unwrap();
-                        (name, String::from_utf8(character_strings(&rdata).concat()).unwrap())
-                    })
-                    .collect()
+        // A transfer may take several messages: kdig prints an array of them.
+        let messages = json.as_array().cloned().unwrap_or_else(|| vec![json]);
+        let mut out: Vec<(String, String)> = messages
+            .iter()
+            .flat_map(|message| message["answerRRs"].as_array().cloned().unwrap_or_default())
+            .filter(|rr| rr["TYPEname"] == "TXT")
+            .map(|rr| {
+                let name = rr["NAME"].as_str().unwrap().trim_end_matches('.').to_owned();
+                let hex = rr["RDATAHEX"].as_str().unwrap();
+                let rdata = data_encoding::HEXUPPER.decode(hex.as_bytes()).unwrap();
+                (name, String::from_utf8(character_strings(&rdata).concat()).unwrap())
             })
-            .unwrap_or_default();
+            .collect();
+        assert!(!messages.is_empty() && messages[0]["RCODE"] == 0, "AXFR refused: {messages:?}");
         out.sort();
         out
     }
