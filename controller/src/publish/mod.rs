@@ -6,15 +6,30 @@
 //! - [`dns_server`] — [`dns_server::DnsServer`]: serves zones authoritatively over UDP and TCP.
 //! - [`rfc2136`] — [`rfc2136::Rfc2136Publisher`]: RFC 2136 dynamic updates, TSIG-signed, to a
 //!   primary the operator runs (Knot, BIND, …).
+//! - [`zone_file`] — [`zone_file::ZoneFilePublisher`]: one zone file per zone, replaced
+//!   atomically on every publication, for a server that loads zone files.
+//! - [`route53`] — [`route53::Route53ChangeSetPublisher`]: numbered `ChangeResourceRecordSets`
+//!   change-batch files for `aws route53 change-resource-record-sets`.
+//! - [`cloudflare`] — [`cloudflare::CloudflareChangeSetPublisher`]: numbered Cloudflare
+//!   `dns_records/batch` request files, and the step that fills in record ids.
+//! - `record_set`, `change_files`, `files` (private) — what the file publishers share: planning
+//!   a change set against the records they keep (idempotent), the numbered file series with its
+//!   state, and crash-safe writes.
 //!
 //! Every publisher implements [`Publisher`]. The controller applies a change set in two steps:
 //! first the creations and updates (new leaves, then the new root), and only after the old
 //! root's TTL has passed the deletions, so a client holding the old root can still walk it.
 
+mod change_files;
 pub mod changes;
+pub mod cloudflare;
 pub mod dns_server;
+mod files;
+mod record_set;
 pub mod rfc2136;
+pub mod route53;
 pub mod zone;
+pub mod zone_file;
 
 use futures::future::BoxFuture;
 
