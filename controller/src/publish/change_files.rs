@@ -104,6 +104,18 @@ impl Series {
         }
     }
 
+    /// Creates `dir` if needed and loads the series of `kind` files for the zone `origin`.
+    pub(crate) fn open(
+        dir: &Path,
+        kind: &'static str,
+        origin: &str,
+    ) -> Result<(Self, Ledger), PublishError> {
+        files::ensure_dir(dir)?;
+        let series = Self::new(dir, kind, origin);
+        let ledger = series.load()?;
+        Ok((series, ledger))
+    }
+
     fn state_path(&self) -> PathBuf {
         self.dir.join(format!(".{}-{}.state.json", self.kind, self.origin))
     }
@@ -197,38 +209,29 @@ impl Series {
         let number = ledger.last + 1;
         let name = self.file_name(number);
         let path = self.dir.join(&name);
-        self.save(&StateFile {
-            version: STATE_VERSION,
-            kind: self.kind.to_owned(),
-            origin: self.origin.clone(),
-            last: ledger.last,
-            records: stored(&ledger.records),
-            pending: Some(Pending { number, file: name, records: stored(after) }),
-        })?;
+        let pending = Pending { number, file: name, records: stored(after) };
+        self.save(&self.state(ledger.last, &ledger.records, Some(pending)))?;
         if let Err(error) = files::create_new(&path, bytes) {
             // Undo the pending mark: a name taken by another writer must not pass for ours
             // (if this fails too, a file that does not exist is dropped on the next load).
-            let _ = self.save(&StateFile {
-                version: STATE_VERSION,
-                kind: self.kind.to_owned(),
-                origin: self.origin.clone(),
-                last: ledger.last,
-                records: stored(&ledger.records),
-                pending: None,
-            });
+            let _ = self.save(&self.state(ledger.last, &ledger.records, None));
             return Err(error);
         }
-        self.save(&StateFile {
-            version: STATE_VERSION,
-            kind: self.kind.to_owned(),
-            origin: self.origin.clone(),
-            last: number,
-            records: stored(after),
-            pending: None,
-        })?;
+        self.save(&self.state(number, after, None))?;
         ledger.records = after.clone();
         ledger.last = number;
         Ok(path)
+    }
+
+    fn state(&self, last: u64, records: &RecordSet, pending: Option<Pending>) -> StateFile {
+        StateFile {
+            version: STATE_VERSION,
+            kind: self.kind.to_owned(),
+            origin: self.origin.clone(),
+            last,
+            records: stored(records),
+            pending,
+        }
     }
 
     fn save(&self, state: &StateFile) -> Result<(), PublishError> {
@@ -245,14 +248,8 @@ impl Series {
         after: &RecordSet,
         number: u64,
     ) -> Result<(), PublishError> {
-        self.save(&StateFile {
-            version: STATE_VERSION,
-            kind: self.kind.to_owned(),
-            origin: self.origin.clone(),
-            last: ledger.last,
-            records: stored(&ledger.records),
-            pending: Some(Pending { number, file: self.file_name(number), records: stored(after) }),
-        })
+        let pending = Pending { number, file: self.file_name(number), records: stored(after) };
+        self.save(&self.state(ledger.last, &ledger.records, Some(pending)))
     }
 }
 

@@ -40,7 +40,6 @@
 //! directory's state makes a repeated change set write nothing.
 
 use std::{
-    io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -54,7 +53,7 @@ use super::{
     ChangeSet, PublishError, Publisher,
     change_files::Series,
     files,
-    record_set::{MAX_RECORDS, Op, check_change_set},
+    record_set::{Op, check_change_set},
     zone::{TxtRecord, unquote_txt},
 };
 
@@ -118,14 +117,8 @@ impl Publisher for CloudflareChangeSetPublisher {
     }
 
     fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>> {
-        let inner = self.inner.clone();
-        let changes = changes.clone();
-        Box::pin(async move {
-            let dir = inner.dir.clone();
-            tokio::task::spawn_blocking(move || inner.apply(&changes))
-                .await
-                .map_err(|e| files::io_error(&dir)(io::Error::other(e.to_string())))?
-        })
+        let (inner, changes) = (self.inner.clone(), changes.clone());
+        files::in_background(self.inner.dir.clone(), move || inner.apply(&changes))
     }
 }
 
@@ -204,15 +197,8 @@ impl Inner {
         }
         let origin = changes.origin.trim_end_matches('.');
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        files::ensure_dir(&self.dir)?;
-        let series = Series::new(&self.dir, "cloudflare", origin);
-        let mut ledger = series.load()?;
-        let (ops, after) = ledger.records.plan(changes);
-        if after.len() > MAX_RECORDS {
-            return Err(
-                self.invalid(format!("{} records in {origin}; at most {MAX_RECORDS}", after.len()))
-            );
-        }
+        let (series, mut ledger) = Series::open(&self.dir, "cloudflare", origin)?;
+        let (ops, _) = ledger.records.plan(changes).map_err(|m| self.invalid(m))?;
         for group in groups(&ops) {
             let mut batch = Batch::default();
             let mut records = ledger.records.clone();

@@ -15,6 +15,8 @@ use std::{
     sync::atomic::{AtomicU64, Ordering},
 };
 
+use futures::future::BoxFuture;
+
 use super::PublishError;
 
 /// Distinguishes temporary files of one process.
@@ -23,6 +25,19 @@ static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A [`PublishError::Io`] about `path`.
 pub(crate) fn io_error(path: &Path) -> impl FnOnce(io::Error) -> PublishError + '_ {
     move |source| PublishError::Io { path: path.to_owned(), source }
+}
+
+/// Runs a publisher's file work on the blocking thread pool (file writes and `fsync` must not
+/// stall the runtime); a task that dies is reported against `dir`.
+pub(crate) fn in_background(
+    dir: PathBuf,
+    work: impl FnOnce() -> Result<(), PublishError> + Send + 'static,
+) -> BoxFuture<'static, Result<(), PublishError>> {
+    Box::pin(async move {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| io_error(&dir)(io::Error::other(e.to_string())))?
+    })
 }
 
 /// Creates `dir` (and its parents) if it does not exist.

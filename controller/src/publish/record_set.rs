@@ -83,8 +83,9 @@ impl RecordSet {
         self.records.len()
     }
 
-    /// What `changes` really does to this set, in the change set's order, and the set after.
-    pub(crate) fn plan(&self, changes: &ChangeSet) -> (Vec<Op>, Self) {
+    /// What `changes` really does to this set, in the change set's order, and the set after;
+    /// an error if the set would grow past [`MAX_RECORDS`].
+    pub(crate) fn plan(&self, changes: &ChangeSet) -> Result<(Vec<Op>, Self), String> {
         let mut after = self.clone();
         let mut ops = Vec::new();
         for change in &changes.changes {
@@ -111,7 +112,10 @@ impl RecordSet {
                 ops.push(op);
             }
         }
-        (ops, after)
+        if after.len() > MAX_RECORDS {
+            return Err(format!("{} records in one zone; at most {MAX_RECORDS}", after.len()));
+        }
+        Ok((ops, after))
     }
 
     /// Applies one op.
@@ -160,6 +164,8 @@ pub(crate) fn check_change_set(changes: &ChangeSet) -> Result<(), String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
     use crate::publish::zone::TxtZone;
 
@@ -178,7 +184,7 @@ mod tests {
         let set = ChangeSet::between(Some(&old), &new);
         let held = RecordSet::from_records(old.records.clone());
 
-        let (ops, after) = held.plan(&set.additions());
+        let (ops, after) = held.plan(&set.additions()).unwrap();
         assert_eq!(
             ops,
             [
@@ -186,11 +192,11 @@ mod tests {
                 Op::Replace { old: Some(old.records[0].clone()), new: new.records[0].clone() },
             ]
         );
-        assert!(after.plan(&set.additions()).0.is_empty(), "additions again: nothing");
+        assert!(after.plan(&set.additions()).unwrap().0.is_empty(), "additions again: nothing");
 
-        let (ops, after) = after.plan(&set.deletions());
+        let (ops, after) = after.plan(&set.deletions()).unwrap();
         assert_eq!(ops, [Op::Delete(old.records[1].clone())]);
-        assert!(after.plan(&set.deletions()).0.is_empty(), "deletions again: nothing");
+        assert!(after.plan(&set.deletions()).unwrap().0.is_empty(), "deletions again: nothing");
         assert_eq!(after, RecordSet::from_records(new.records.clone()));
     }
 
@@ -211,7 +217,7 @@ mod tests {
                 text: "a".into(),
             })],
         };
-        let (ops, _) = held.plan(&delete);
+        let (ops, _) = held.plan(&delete).unwrap();
         assert!(matches!(&ops[..], [Op::Delete(r)] if r.ttl == 3333), "{ops:?}");
 
         // Another value held: not ours to delete.
@@ -220,7 +226,7 @@ mod tests {
             ttl: 60,
             text: "other".into(),
         }]);
-        assert!(other.plan(&delete).0.is_empty());
+        assert!(other.plan(&delete).unwrap().0.is_empty());
 
         let update = ChangeSet {
             changes: vec![RecordChange::Update(TxtRecord {
@@ -230,7 +236,7 @@ mod tests {
             })],
             ..delete
         };
-        let (ops, _) = RecordSet::default().plan(&update);
+        let (ops, _) = RecordSet::default().plan(&update).unwrap();
         assert!(matches!(&ops[..], [Op::Replace { old: None, .. }]), "{ops:?}");
     }
 

@@ -35,7 +35,6 @@
 //! file is applied; a CREATE of a name that exists fails loudly rather than overwriting it.
 
 use std::{
-    io,
     path::{Path, PathBuf},
     sync::{Arc, Mutex},
 };
@@ -48,7 +47,7 @@ use super::{
     ChangeSet, PublishError, Publisher,
     change_files::Series,
     files,
-    record_set::{MAX_RECORDS, Op, check_change_set},
+    record_set::{Op, check_change_set},
     zone::TxtRecord,
 };
 
@@ -114,14 +113,8 @@ impl Publisher for Route53ChangeSetPublisher {
     }
 
     fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>> {
-        let inner = self.inner.clone();
-        let changes = changes.clone();
-        Box::pin(async move {
-            let dir = inner.dir.clone();
-            tokio::task::spawn_blocking(move || inner.apply(&changes))
-                .await
-                .map_err(|e| files::io_error(&dir)(io::Error::other(e.to_string())))?
-        })
+        let (inner, changes) = (self.inner.clone(), changes.clone());
+        files::in_background(self.inner.dir.clone(), move || inner.apply(&changes))
     }
 }
 
@@ -205,15 +198,8 @@ impl Inner {
         }
         let origin = changes.origin.trim_end_matches('.');
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-        files::ensure_dir(&self.dir)?;
-        let series = Series::new(&self.dir, "route53", origin);
-        let mut ledger = series.load()?;
-        let (ops, after) = ledger.records.plan(changes);
-        if after.len() > MAX_RECORDS {
-            return Err(
-                self.invalid(format!("{} records in {origin}; at most {MAX_RECORDS}", after.len()))
-            );
-        }
+        let (series, mut ledger) = Series::open(&self.dir, "route53", origin)?;
+        let (ops, _) = ledger.records.plan(changes).map_err(|m| self.invalid(m))?;
         let batches = self.batches(&ops)?;
         let total = batches.len();
         for (index, batch) in batches.into_iter().enumerate() {

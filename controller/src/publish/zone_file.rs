@@ -32,7 +32,7 @@ use node::enrtree::zone::quote_txt;
 
 use super::{
     ChangeSet, PublishError, Publisher, files,
-    record_set::{MAX_RECORDS, RecordSet, check_change_set},
+    record_set::{RecordSet, check_change_set},
     zone::{TxtRecord, is_plain_name, relative_to, unquote_txt},
 };
 
@@ -199,13 +199,9 @@ impl Inner {
         let held = RecordSet::from_records(
             current.as_ref().map(|(_, c)| c.records.clone()).unwrap_or_default(),
         );
-        let (ops, after) = held.plan(changes);
-        if after.len() > MAX_RECORDS {
-            return Err(PublishError::Invalid {
-                target: target(),
-                message: format!("{} records in {origin}; at most {MAX_RECORDS}", after.len()),
-            });
-        }
+        let (ops, after) = held
+            .plan(changes)
+            .map_err(|message| PublishError::Invalid { target: target(), message })?;
         if current.is_none() && ops.is_empty() {
             return Ok(());
         }
@@ -235,14 +231,8 @@ impl Publisher for ZoneFilePublisher {
     }
 
     fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>> {
-        let inner = self.inner.clone();
-        let changes = changes.clone();
-        Box::pin(async move {
-            let dir = inner.dir.clone();
-            tokio::task::spawn_blocking(move || inner.apply(&changes))
-                .await
-                .map_err(|e| files::io_error(&dir)(io::Error::other(e.to_string())))?
-        })
+        let (inner, changes) = (self.inner.clone(), changes.clone());
+        files::in_background(self.inner.dir.clone(), move || inner.apply(&changes))
     }
 }
 
