@@ -118,6 +118,38 @@ pub enum PublisherConfig {
         #[serde(default = "default_publish_timeout_ms")]
         timeout_ms: u64,
     },
+    /// Zone files kept up to date in a directory (for BIND, Knot, NSD, or a provider's import).
+    ZoneFile {
+        /// The directory.
+        dir: PathBuf,
+        /// One file for this whole zone; without it, one file per tree domain.
+        zone: Option<String>,
+        /// With name servers (the first is the primary) and a hostmaster, every file is a whole
+        /// zone with SOA and NS; without, TXT records only, for `$INCLUDE`.
+        #[serde(default)]
+        name_servers: Vec<String>,
+        /// The SOA's responsible mailbox in domain form (`hostmaster.example.org`).
+        hostmaster: Option<String>,
+    },
+    /// Route 53 `ChangeResourceRecordSets` bodies, numbered, for
+    /// `aws route53 change-resource-record-sets --change-batch file://…`.
+    Route53 {
+        /// The directory.
+        dir: PathBuf,
+        /// The hosted zone's apex; without it, files are named per tree domain.
+        zone: Option<String>,
+        /// The hosted zone id, recorded in each batch's comment.
+        hosted_zone_id: Option<String>,
+    },
+    /// Cloudflare `dns_records/batch` bodies, numbered, one kind of change per file.
+    Cloudflare {
+        /// The directory.
+        dir: PathBuf,
+        /// The Cloudflare zone's apex; without it, files are named per tree domain.
+        zone: Option<String>,
+        /// The 32-hex-digit zone id.
+        zone_id: String,
+    },
 }
 
 fn default_publish_timeout_ms() -> u64 {
@@ -152,7 +184,54 @@ impl PublisherConfig {
                     .map_err(|e| ConfigError::Invalid(format!("rfc2136 publisher: {e}")))?;
                 Ok(Box::new(publisher))
             }
+            Self::ZoneFile { dir, zone, name_servers, hostmaster } => {
+                use crate::publish::zone_file::{Soa, ZoneFileOptions, ZoneFilePublisher};
+                let soa = match (name_servers.is_empty(), hostmaster) {
+                    (true, None) => None,
+                    (false, Some(hostmaster)) => Some(Soa::new(name_servers.clone(), hostmaster)),
+                    _ => {
+                        return Err(ConfigError::Invalid(
+                            "zone-file publisher: name_servers and hostmaster go together".into(),
+                        ));
+                    }
+                };
+                let publisher = ZoneFilePublisher::new(dir.clone(), ZoneFileOptions { soa })
+                    .map_err(|e| ConfigError::Invalid(format!("zone-file publisher: {e}")))?;
+                in_zone(zone.as_deref(), Box::new(publisher), "zone-file")
+            }
+            Self::Route53 { dir, zone, hosted_zone_id } => {
+                let publisher = crate::publish::route53::Route53ChangeSetPublisher::new(
+                    dir.clone(),
+                    hosted_zone_id.clone(),
+                )
+                .map_err(|e| ConfigError::Invalid(format!("route53 publisher: {e}")))?;
+                in_zone(zone.as_deref(), Box::new(publisher), "route53")
+            }
+            Self::Cloudflare { dir, zone, zone_id } => {
+                let publisher = crate::publish::cloudflare::CloudflareChangeSetPublisher::new(
+                    dir.clone(),
+                    zone_id,
+                )
+                .map_err(|e| ConfigError::Invalid(format!("cloudflare publisher: {e}")))?;
+                in_zone(zone.as_deref(), Box::new(publisher), "cloudflare")
+            }
         }
+    }
+}
+
+/// `publisher`, limited to `zone` when one is given.
+fn in_zone(
+    zone: Option<&str>,
+    publisher: Box<dyn crate::publish::Publisher>,
+    kind: &str,
+) -> Result<Box<dyn crate::publish::Publisher>, ConfigError> {
+    match zone {
+        None => Ok(publisher),
+        Some(zone) => crate::publish::InZone::new(zone, publisher)
+            .map(|p| Box::new(p) as Box<dyn crate::publish::Publisher>)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("{kind} publisher: invalid zone {zone:?}"))
+            }),
     }
 }
 
@@ -214,5 +293,96 @@ impl ControllerConfig {
             return Ok(Some(text.trim().to_owned()).filter(|t| !t.is_empty()));
         }
         Ok(std::env::var(ADMIN_TOKEN_ENV).ok().filter(|t| !t.is_empty()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<ControllerConfig, String> {
+        let config: ControllerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| e.to_string())?;
+        Ok(config)
+    }
+
+    #[test]
+    fn the_example_in_deploy_parses_and_names_every_publisher_kind() {
+        let config = parse(include_str!("../../deploy/controller.example.toml")).unwrap();
+        assert_eq!(config.trees.len(), 2);
+        let kinds: Vec<&str> = config
+            .publishers
+            .iter()
+            .map(|p| match p {
+                PublisherConfig::Rfc2136 { .. } => "rfc2136",
+                PublisherConfig::ZoneFile { .. } => "zone-file",
+                PublisherConfig::Route53 { .. } => "route53",
+                PublisherConfig::Cloudflare { .. } => "cloudflare",
+            })
+            .collect();
+        assert_eq!(kinds, ["rfc2136", "zone-file", "route53", "cloudflare"]);
+    }
+
+    #[test]
+    fn publishers_build_and_bad_ones_say_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("tsig.key");
+        std::fs::write(&key_file, "hmac-sha256:fleet.:c2VjcmV0LXNlY3JldC1zZWNyZXQ=\n").unwrap();
+        let good = format!(
+            r#"
+            [[publishers]]
+            kind = "rfc2136"
+            server = "127.0.0.1:53"
+            zone = "fleet.test"
+            tsig_key_file = "{key}"
+            [[publishers]]
+            kind = "zone-file"
+            dir = "{dir}/zones"
+            zone = "fleet.test"
+            [[publishers]]
+            kind = "cloudflare"
+            dir = "{dir}/cf"
+            zone_id = "0123456789abcdef0123456789abcdef"
+            "#,
+            key = key_file.display(),
+            dir = dir.path().display()
+        );
+        let config = parse(&good).unwrap();
+        let built: Vec<Box<dyn crate::publish::Publisher>> =
+            config.publishers.iter().map(|p| p.build().unwrap()).collect();
+        assert!(built[0].covers("boot.fleet.test") && !built[0].covers("boot.other.test"));
+        assert!(built[1].covers("fleet.test") && !built[1].covers("xfleet.test"));
+        assert!(built[2].covers("anything.example"), "no zone: every tree");
+
+        let bad = |toml: &str, needle: &str| {
+            let error = match parse(toml) {
+                Err(e) => e,
+                Ok(config) => config.publishers[0].build().err().unwrap().to_string(),
+            };
+            assert!(error.contains(needle), "{error:?} should mention {needle:?}");
+        };
+        bad("[[publishers]]\nkind = \"ftp\"\n", "unknown variant");
+        bad(
+            "[[publishers]]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nzone = \"x\"\ntsig_key_env = \"WAKUFLEET_TEST_NO_SUCH_VAR\"\n",
+            "WAKUFLEET_TEST_NO_SUCH_VAR is not set",
+        );
+        bad(
+            "[[publishers]]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nzone = \"x\"\ntsig_key_file = \"/nonexistent/key\"\n",
+            "/nonexistent/key",
+        );
+        bad(
+            "[[publishers]]\nkind = \"cloudflare\"\ndir = \"/tmp\"\nzone_id = \"nothex\"\n",
+            "cloudflare publisher",
+        );
+        bad(
+            "[[publishers]]\nkind = \"zone-file\"\ndir = \"/tmp\"\nname_servers = [\"ns1.test\"]\n",
+            "go together",
+        );
+        bad(
+            "[[publishers]]\nkind = \"route53\"\ndir = \"/tmp\"\nzone = \"bad..zone\"\n",
+            "invalid zone",
+        );
     }
 }

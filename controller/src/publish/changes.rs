@@ -67,6 +67,11 @@ impl ChangeSet {
                 deletes.push(RecordChange::Delete((*record).clone()));
             }
         }
+        // The root (at the apex) goes last within creations and within updates, whatever its
+        // name sorts like: it is what makes clients walk the new records.
+        let is_root = |c: &RecordChange| c.record().name.eq_ignore_ascii_case(&new.origin);
+        creates.sort_by_key(is_root);
+        updates.sort_by_key(is_root);
         let mut changes = creates;
         changes.extend(updates);
         changes.extend(deletes);
@@ -138,5 +143,17 @@ mod tests {
         assert_eq!(set.deletions().changes.len(), 1);
         assert!(ChangeSet::between(Some(&new), &new).is_empty());
         assert_eq!(ChangeSet::between(None, &new).changes.len(), 3);
+    }
+
+    #[test]
+    fn the_root_is_created_after_every_leaf_whatever_the_names_sort_like() {
+        // "zz…" sorts after the apex "fleet.test", "A…" (upper case) before it.
+        let mut new = TxtZone::new("fleet.test", 1);
+        for name in ["zz.fleet.test", "fleet.test", "A.fleet.test", "FLEET.test"] {
+            new.push(name, 60, name);
+        }
+        let set = ChangeSet::between(None, &new);
+        let names: Vec<&str> = set.changes.iter().map(|c| c.record().name.as_str()).collect();
+        assert_eq!(names, ["A.fleet.test", "zz.fleet.test", "FLEET.test", "fleet.test"]);
     }
 }

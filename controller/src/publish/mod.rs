@@ -6,15 +6,30 @@
 //! - [`dns_server`] — [`dns_server::DnsServer`]: serves zones authoritatively over UDP and TCP.
 //! - [`rfc2136`] — [`rfc2136::Rfc2136Publisher`]: RFC 2136 dynamic updates, TSIG-signed, to a
 //!   primary the operator runs (Knot, BIND, …).
+//! - [`zone_file`] — [`zone_file::ZoneFilePublisher`]: one zone file per zone, replaced
+//!   atomically on every publication, for a server that loads zone files.
+//! - [`route53`] — [`route53::Route53ChangeSetPublisher`]: numbered `ChangeResourceRecordSets`
+//!   change-batch files for `aws route53 change-resource-record-sets`.
+//! - [`cloudflare`] — [`cloudflare::CloudflareChangeSetPublisher`]: numbered Cloudflare
+//!   `dns_records/batch` request files, and the step that fills in record ids.
+//! - `record_set`, `change_files`, `files` (private) — what the file publishers share: planning
+//!   a change set against the records they keep (idempotent), the numbered file series with its
+//!   state, and crash-safe writes.
 //!
 //! Every publisher implements [`Publisher`]. The controller applies a change set in two steps:
 //! first the creations and updates (new leaves, then the new root), and only after the old
 //! root's TTL has passed the deletions, so a client holding the old root can still walk it.
 
+mod change_files;
 pub mod changes;
+pub mod cloudflare;
 pub mod dns_server;
+mod files;
+mod record_set;
 pub mod rfc2136;
+pub mod route53;
 pub mod zone;
+pub mod zone_file;
 
 use futures::future::BoxFuture;
 
@@ -75,4 +90,38 @@ pub trait Publisher: Send + Sync {
     /// idempotent (creating a record that exists with the same value, or deleting one that is
     /// gone, is not an error), because a change set interrupted by a crash is applied again.
     fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>>;
+}
+
+/// A publisher limited to one zone: it gets only the trees inside the zone, and every change
+/// set names the zone as its origin (so a zone-file publisher keeps one file for the zone, a
+/// change-set publisher names its files after it).
+pub struct InZone {
+    zone: String,
+    inner: Box<dyn Publisher>,
+}
+
+impl InZone {
+    /// `None` when `zone` is not a domain name.
+    pub fn new(zone: &str, inner: Box<dyn Publisher>) -> Option<Self> {
+        let zone = zone.trim_end_matches('.').to_ascii_lowercase();
+        zone::absolute_name(&zone)?;
+        Some(Self { zone, inner })
+    }
+}
+
+impl Publisher for InZone {
+    fn name(&self) -> String {
+        format!("{}@{}", self.inner.name(), self.zone)
+    }
+
+    fn covers(&self, domain: &str) -> bool {
+        zone::in_zone(domain, &self.zone) && self.inner.covers(domain)
+    }
+
+    fn apply<'a>(&'a self, changes: &'a ChangeSet) -> BoxFuture<'a, Result<(), PublishError>> {
+        Box::pin(async move {
+            let changes = ChangeSet { origin: self.zone.clone(), ..changes.clone() };
+            self.inner.apply(&changes).await
+        })
+    }
 }

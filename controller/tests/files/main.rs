@@ -1,0 +1,11 @@
+//! The file publishers end to end: zone files checked by BIND's own parser, and Route 53 and
+//! Cloudflare change files fed in order to fakes that apply them by those APIs' rules. After
+//! every file the tree client walks the records: the old tree or the new one, never a broken
+//! one.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cloud;
+mod cloudflare_fake;
+mod route53_fake;
+mod trees;
+mod zone_file;
