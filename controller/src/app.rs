@@ -91,6 +91,10 @@ impl Controller {
         let admin_token = config.admin_token()?;
         let db = Db::connect(&config.database_url).await?;
         for tree in &config.trees {
+            if db.tree(&tree.name).await?.is_some_and(|t| t.retire_at.is_some()) {
+                tracing::warn!(target: "ctl", tree = %tree.name, "tree retired over the API is still in the configuration: left as it is");
+                continue;
+            }
             crate::api::define_tree(&db, &config, &keyring, tree, "config")
                 .await
                 .map_err(|e| ConfigError::Invalid(format!("tree {}: {e}", tree.name)))?;

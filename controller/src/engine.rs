@@ -21,8 +21,8 @@ use crate::{
     },
     health::{Health, evaluate},
     publish::{
-        ChangeSet,
-        zone::{TxtZone, in_zone},
+        ChangeSet, RecordChange,
+        zone::{TxtRecord, TxtZone, in_zone},
     },
 };
 
@@ -43,7 +43,11 @@ pub enum EngineError {
 /// One pass.
 pub async fn reconcile(state: &AppState) -> Result<(), EngineError> {
     let nodes = update_health(state).await?;
+    let now = now_ms();
     for tree in state.db.trees().await? {
+        if tree.retire_at.is_some_and(|at| at <= now) {
+            continue; // removed: no new versions
+        }
         let result = build(state, &tree, &nodes).await;
         let error = result.as_ref().err().map(ToString::to_string);
         if error != tree.last_error {
@@ -229,6 +233,10 @@ async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError>
     }
     let now = now_ms();
     for tree in trees {
+        if tree.retire_at.is_some_and(|at| at <= now) {
+            remove(state, tree).await?;
+            continue;
+        }
         // External publishers each know their own zone; the tree's domain lies inside it.
         let origin = tree.domain.clone();
         let published = state.db.versions_in(&tree.name, VersionState::Published).await?;
@@ -259,6 +267,57 @@ async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError>
             }
         }
         retire(state, tree, &origin, now).await?;
+    }
+    Ok(())
+}
+
+/// Takes a tree whose overlap window is over off every publisher: the root first, so clients
+/// stop walking it at once, then the rest; then nothing of it is served any more.
+async fn remove(state: &AppState, tree: &TreeRow) -> Result<(), EngineError> {
+    let published = state.db.versions_in(&tree.name, VersionState::Published).await?;
+    let superseded = state.db.versions_in(&tree.name, VersionState::Superseded).await?;
+    let unpublished = [VersionState::Pending, VersionState::Signed];
+    let mut live = false;
+    for wanted in unpublished {
+        live |= !state.db.versions_in(&tree.name, wanted).await?.is_empty();
+    }
+    if published.is_empty() && superseded.is_empty() {
+        if live {
+            state.db.retire_all_versions(&tree.name).await?;
+        }
+        return Ok(());
+    }
+    let origin = tree.domain.clone();
+    // Only the published root is served; superseded versions still have their leaves.
+    let mut records = BTreeMap::new();
+    for version in superseded.iter().chain(published.iter()) {
+        for record in zone_of(state, &origin, tree, version)?.records {
+            if record.name != tree.domain || version.state == VersionState::Published {
+                records.insert(record.name.clone(), record);
+            }
+        }
+    }
+    let (root, rest): (Vec<_>, Vec<_>) =
+        records.into_values().partition(|record| record.name == tree.domain);
+    let deletions = |records: Vec<TxtRecord>| ChangeSet {
+        origin: origin.clone(),
+        serial: 0,
+        changes: records.into_iter().map(RecordChange::Delete).collect(),
+    };
+    if apply_all(state, tree, &deletions(root)).await
+        && apply_all(state, tree, &deletions(rest)).await
+    {
+        state.db.retire_all_versions(&tree.name).await?;
+        tracing::info!(target: "ctl::publish", tree = %tree.name, "tree removed after its overlap window");
+        state
+            .db
+            .audit(
+                "controller",
+                "tree.remove",
+                &tree.name,
+                serde_json::json!({ "seq": published.first().map(|v| v.seq) }),
+            )
+            .await?;
     }
     Ok(())
 }

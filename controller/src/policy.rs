@@ -30,6 +30,14 @@ pub struct TreePolicy {
     /// Links to other trees: `enrtree://…` URLs, or `tree:<name>` for a tree of this controller.
     #[serde(default)]
     pub links: Vec<String>,
+    /// `false` for a links-only tree: the stable entry point whose URL clients keep while the
+    /// trees it links to are re-keyed (see the README's key rotation procedure).
+    #[serde(default = "yes")]
+    pub list_nodes: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 fn default_max_entries() -> usize {
@@ -44,6 +52,7 @@ impl Default for TreePolicy {
             cluster_id: None,
             max_entries: JS_WAKU_ENTRIES,
             links: Vec::new(),
+            list_nodes: true,
         }
     }
 }
@@ -59,6 +68,9 @@ impl TreePolicy {
         if self.links.len() > 8 {
             return Err("at most 8 links".into());
         }
+        if !self.list_nodes && self.links.is_empty() {
+            return Err("a tree that lists no nodes needs links".into());
+        }
         Ok(())
     }
 
@@ -72,6 +84,9 @@ impl TreePolicy {
     /// The nodes to list: matching, never critical or unreachable; passing before warning,
     /// longest passing first (a stable membership means fewer rebuilds), then by node id.
     pub fn select<'a>(&self, nodes: &'a [NodeRow]) -> Vec<&'a NodeRow> {
+        if !self.list_nodes {
+            return Vec::new();
+        }
         let mut eligible: Vec<&NodeRow> = nodes
             .iter()
             .filter(|n| self.matches(n))

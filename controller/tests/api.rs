@@ -40,6 +40,7 @@ async fn start(database_url: Option<String>) -> Fixture {
     std::fs::write(&token_file, ADMIN).unwrap();
     let mut keyring = Keyring::default();
     keyring.insert("dev", node::crypto::generate_key());
+    keyring.insert("next", node::crypto::generate_key());
     let config = ControllerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: database_url
@@ -97,14 +98,20 @@ impl Fixture {
     }
 
     async fn resolve(&self, url: &str) -> Vec<String> {
+        let (enrs, errors) = self.try_resolve(url).await;
+        assert_eq!(errors, 0, "resolving {url}");
+        enrs
+    }
+
+    /// The records and the number of bad or missing entries.
+    async fn try_resolve(&self, url: &str) -> (Vec<String>, usize) {
         let url: LinkEntry = url.parse().unwrap();
         let resolver =
             HickoryTxtResolver::with_server(self.controller.dns_addr().unwrap()).unwrap();
         let resolution = TreeClient::new(resolver, ClientConfig::default()).resolve(&url).await;
-        assert_eq!(resolution.errors().count(), 0, "{:?}", resolution.errors().collect::<Vec<_>>());
         let mut enrs: Vec<String> = resolution.records().iter().map(ToString::to_string).collect();
         enrs.sort();
-        enrs
+        (enrs, resolution.errors().count())
     }
 
     async fn tree(&self, name: &str) -> Value {
@@ -348,6 +355,115 @@ async fn fleet_scenario(fixture: Fixture) {
         String::from_utf8_lossy(&checked.stderr)
     );
     fixture.controller.shutdown().await;
+}
+
+/// Key rotation: clients hold the URL of a links-only entry tree; the tree it links to moves
+/// to a new key (a new tree), the link is switched, the old tree stays served for its overlap
+/// window and is then removed.
+async fn key_rotation_scenario(fixture: Fixture) {
+    let f = &fixture;
+    let mut agents: Vec<Agent> = (0..3).map(|i| Agent::new(32_000 + i)).collect();
+    for agent in &mut agents {
+        let token = f.token(&["boot"]).await;
+        assert_eq!(f.signed("/api/v1/enrol", &agent.key, &agent.enrolment(&token)).await.0, 201);
+        let body = agent.report(6);
+        assert_eq!(f.signed("/api/v1/reports", &agent.key, &body).await.0, 202);
+    }
+    let all = {
+        let mut enrs: Vec<String> = agents.iter().map(|a| a.record.to_string()).collect();
+        enrs.sort();
+        enrs
+    };
+    let entry = |target: &str| {
+        json!({ "domain": "fleet.test", "signer": "key:dev",
+                "policy": { "listNodes": false, "links": [format!("tree:{target}")] } })
+    };
+    let bad_entry =
+        json!({ "domain": "e.fleet.test", "signer": "key:dev", "policy": { "listNodes": false } });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/e", Some(bad_entry)).await.0, 422);
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/entry", Some(entry("boot"))).await.0, 201);
+    f.controller.reconcile_now().await.unwrap();
+    let entry_url = f.tree("entry").await["url"].as_str().unwrap().to_owned();
+    let old_url = f.tree("boot").await["url"].as_str().unwrap().to_owned();
+    assert_eq!(f.resolve(&entry_url).await, all, "the entry tree leads to the nodes");
+
+    // The key of a published tree cannot change in place: its URL would.
+    let rekey = json!({ "domain": "boot.fleet.test", "signer": "key:next", "policy": { "roles": ["boot"] } });
+    let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/boot", Some(rekey)).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("new tree"), "{answer}");
+
+    // The new tree under the new key, published beside the old one.
+    let next = json!({ "domain": "boot2.fleet.test", "signer": "key:next", "policy": { "roles": ["boot"] } });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/boot2", Some(next)).await.0, 201);
+    f.controller.reconcile_now().await.unwrap();
+    let new_url = f.tree("boot2").await["url"].as_str().unwrap().to_owned();
+    assert_ne!(new_url.split('@').next(), old_url.split('@').next(), "another key");
+    assert_eq!(f.resolve(&new_url).await, all);
+
+    // The old tree cannot go while the entry tree links to it.
+    let retire = json!({ "overlapSecs": 2 });
+    let (status, answer) =
+        f.admin(Method::POST, "/api/v1/trees/boot/retire", Some(retire.clone())).await;
+    assert_eq!(status, 409, "{answer}");
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/entry", Some(entry("boot2"))).await.0, 200);
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.resolve(&entry_url).await, all, "the entry tree now leads through boot2");
+    let bad = json!({ "overlapSecs": "soon" });
+    assert_eq!(f.admin(Method::POST, "/api/v1/trees/boot/retire", Some(bad)).await.0, 400);
+    let (status, answer) = f.admin(Method::POST, "/api/v1/trees/boot/retire", Some(retire)).await;
+    assert_eq!(status, 200, "{answer}");
+    let retire_at = answer["retireAt"].as_i64().unwrap();
+
+    // During the overlap window clients holding the old URL still get the whole tree.
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.resolve(&old_url).await, all, "old URL still served in the window");
+    let change = json!({ "domain": "boot.fleet.test", "signer": "key:dev", "policy": { "roles": ["boot"], "maxEntries": 2 } });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/boot", Some(change)).await.0, 409);
+
+    // After it, the old tree is gone (root first) and nothing else changed.
+    let wait = retire_at - controller::db::now_ms() + 100;
+    tokio::time::sleep(std::time::Duration::from_millis(wait.max(0) as u64)).await;
+    f.controller.reconcile_now().await.unwrap();
+    let (enrs, errors) = f.try_resolve(&old_url).await;
+    assert!(enrs.is_empty() && errors > 0, "the old tree must be gone: {enrs:?}");
+    assert_eq!(f.resolve(&entry_url).await, all);
+    assert_eq!(f.resolve(&new_url).await, all);
+    let boot = f.tree("boot").await;
+    assert!(boot["versions"].as_array().unwrap().iter().all(|v| v["state"] == "retired"), "{boot}");
+    let (status, _) = f.admin(Method::DELETE, "/api/v1/trees/boot/retire", None).await;
+    assert_eq!(status, 409, "too late to cancel");
+    let (_, audit) = f.admin(Method::GET, "/api/v1/audit", None).await;
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert!(actions.contains(&"tree.retire") && actions.contains(&"tree.remove"), "{actions:?}");
+
+    // Defined again, it is published anew under its old key, with a higher seq.
+    let last_seq = boot["versions"][0]["seq"].as_u64().unwrap();
+    let again = json!({ "domain": "boot.fleet.test", "signer": "key:dev", "policy": { "roles": ["boot"] } });
+    assert_eq!(f.admin(Method::PUT, "/api/v1/trees/boot", Some(again)).await.0, 200);
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.resolve(&old_url).await, all);
+    assert!(f.tree("boot").await["versions"][0]["seq"].as_u64().unwrap() > last_seq);
+    fixture.controller.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_on_sqlite() {
+    key_rotation_scenario(start(None).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_rotation_on_postgres() {
+    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
+        .await
+        .unwrap();
+    key_rotation_scenario(start(Some(url)).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -41,6 +41,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/trees/{name}", put(operators::put_tree).get(operators::tree))
         .route("/api/v1/trees/{name}/sign-request", get(operators::sign_request))
         .route("/api/v1/trees/{name}/signature", post(operators::upload_signature))
+        .route(
+            "/api/v1/trees/{name}/retire",
+            post(operators::retire_tree).delete(operators::cancel_retirement),
+        )
         .route("/api/v1/audit", get(operators::audit))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))

@@ -31,6 +31,7 @@ pub async fn document() -> Json<Value> {
         "info": { "title": "wakufleet controller", "version": env!("CARGO_PKG_VERSION") },
         "paths": {
             "/health": { "get": op("Liveness", "none", None, "200", &[]) },
+            "/metrics": { "get": op("Prometheus text: fleet health, shard coverage, trees, this instance's counters", "none", None, "200", &["503"]) },
             "/api/v1/enrol": { "post": op("Redeem a one-time token and bind the node's key", "agent", Some("Enrolment"), "201", &["400", "401", "409", "413"]) },
             "/api/v1/reports": { "post": op("Submit a signed health report", "agent", Some("Report"), "202", &["400", "401", "404", "409", "413"]) },
             "/api/v1/tokens": {
@@ -46,6 +47,10 @@ pub async fn document() -> Json<Value> {
             },
             "/api/v1/trees/{name}/sign-request": { "get": op("The signing request of the pending version (wakufleet tree sign-offline reads it)", "operator", None, "200", &["401", "404"]) },
             "/api/v1/trees/{name}/signature": { "post": op("Upload a key holder's detached signature", "operator", Some("DetachedSignature"), "200", &["400", "401", "403", "404", "409"]) },
+            "/api/v1/trees/{name}/retire": {
+                "post": op("Keep the tree published for an overlap window, then remove it (key rotation)", "operator", Some("Retirement"), "200", &["400", "401", "404", "409"]),
+                "delete": op("Cancel a retirement whose window has not ended", "operator", None, "200", &["401", "404", "409"])
+            },
             "/api/v1/audit": { "get": op("The append-only audit log (query: after, limit)", "operator", None, "200", &["401"]) }
         },
         "components": {
@@ -58,7 +63,8 @@ pub async fn document() -> Json<Value> {
                 "Enrolment": { "type": "object", "required": ["token", "enr", "sentAt"], "properties": { "token": { "type": "string" }, "enr": { "type": "string" }, "label": { "type": "string" }, "sentAt": { "type": "integer" } } },
                 "Report": { "type": "object", "required": ["version", "nodeId", "counter", "sentAt", "measuredAt", "enr"], "properties": { "version": { "const": crate::report::REPORT_VERSION }, "nodeId": { "type": "string" }, "counter": { "type": "integer", "minimum": 1 }, "sentAt": { "type": "integer" }, "measuredAt": { "type": "integer" }, "enr": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "shards": { "type": "array", "items": { "type": "integer" } }, "clusterId": { "type": "integer" }, "figures": { "type": "object" } } },
                 "NewToken": { "type": "object", "required": ["label"], "properties": { "label": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "ttlSecs": { "type": "integer" } } },
-                "TreeDefinition": { "type": "object", "required": ["domain", "signer"], "properties": { "domain": { "type": "string" }, "signer": { "type": "string" }, "policy": { "type": "object", "properties": { "roles": { "type": "array" }, "shards": { "type": "array" }, "clusterId": { "type": "integer" }, "maxEntries": { "type": "integer" }, "links": { "type": "array" } } } } },
+                "TreeDefinition": { "type": "object", "required": ["domain", "signer"], "properties": { "domain": { "type": "string" }, "signer": { "type": "string" }, "policy": { "type": "object", "properties": { "roles": { "type": "array" }, "shards": { "type": "array" }, "clusterId": { "type": "integer" }, "maxEntries": { "type": "integer" }, "links": { "type": "array" }, "listNodes": { "type": "boolean" } } } } },
+                "Retirement": { "type": "object", "required": ["overlapSecs"], "properties": { "overlapSecs": { "type": "integer", "minimum": 0 } } },
                 "DetachedSignature": { "type": "object", "required": ["format", "domain", "seq", "rootContent", "publicKey", "signature"] }
             }
         }

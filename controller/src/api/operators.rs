@@ -178,12 +178,31 @@ pub async fn define_tree(
             .filter(|t| t.signer == *signer)
             .and_then(|t| t.public_key.clone()),
         last_error: None,
+        retire_at: None,
     };
-    if existing
-        .as_ref()
-        .is_some_and(|t| t.domain == row.domain && t.policy == row.policy && t.signer == row.signer)
-    {
+    if existing.as_ref().is_some_and(|t| {
+        t.domain == row.domain
+            && t.policy == row.policy
+            && t.signer == row.signer
+            && t.retire_at.is_none()
+    }) {
         return Ok(true);
+    }
+    if let Some(old) = &existing {
+        if old.retire_at.is_some_and(|at| at > now_ms()) {
+            return Err(AppError::Conflict(format!(
+                "tree {name} is being retired; cancel that first (DELETE /api/v1/trees/{name}/retire)"
+            )));
+        }
+        // A removed tree may be defined again; one still served keeps its key, because its
+        // URL (which carries the key) is what clients hold.
+        if old.retire_at.is_none() && old.public_key.is_some() && old.signer != *signer {
+            return Err(AppError::Conflict(format!(
+                "tree {name} is published under its key: another signer would change the URL \
+                 clients hold. Define a new tree with the new key, link it from the entry tree \
+                 and retire this one (README: key rotation)"
+            )));
+        }
     }
     let existed = existing.is_some();
     db.put_tree(&row).await.map_err(|e| match e {
@@ -216,6 +235,87 @@ pub async fn put_tree(
     state.wake.notify_one();
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(serde_json::json!({ "name": name }))))
+}
+
+/// Body of `POST /api/v1/trees/{name}/retire`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retirement {
+    /// How long the tree stays published (the overlap window), in seconds.
+    pub overlap_secs: u64,
+}
+
+/// Longest overlap window: a year.
+const MAX_OVERLAP_SECS: u64 = 366 * 24 * 3600;
+
+/// `POST /api/v1/trees/{name}/retire`: keep the tree published for the overlap window, then
+/// remove it (root first). Refused while a live tree links to it.
+pub async fn retire_tree(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let actor = operator(&state, &headers)?;
+    let Retirement { overlap_secs } = parse_json(&body)?;
+    if overlap_secs > MAX_OVERLAP_SECS {
+        return Err(AppError::BadRequest(format!("overlapSecs above {MAX_OVERLAP_SECS}")));
+    }
+    let trees = state.db.trees().await?;
+    let tree = trees
+        .iter()
+        .find(|t| t.name == name)
+        .ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+    if tree.retire_at.is_some() {
+        return Err(AppError::Conflict(format!("tree {name} is already being retired")));
+    }
+    let link = format!("tree:{name}");
+    if let Some(linker) =
+        trees.iter().find(|t| t.retire_at.is_none() && t.policy.links.contains(&link))
+    {
+        return Err(AppError::Conflict(format!(
+            "tree {} links to {name}: point it at the new tree first",
+            linker.name
+        )));
+    }
+    // Never shorter than the root TTL: a client that just fetched the root can walk it.
+    let overlap_ms = overlap_secs.max(u64::from(state.config.root_ttl)).saturating_mul(1000);
+    let retire_at = now_ms().saturating_add(i64::try_from(overlap_ms).unwrap_or(i64::MAX));
+    state.db.set_tree_retire_at(&name, Some(retire_at)).await?;
+    state
+        .db
+        .audit(
+            &actor,
+            "tree.retire",
+            &name,
+            serde_json::json!({ "overlapSecs": overlap_secs, "retireAt": retire_at }),
+        )
+        .await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::json!({ "name": name, "retireAt": retire_at })))
+}
+
+/// `DELETE /api/v1/trees/{name}/retire`: keep the tree after all, if it is not removed yet.
+pub async fn cancel_retirement(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let actor = operator(&state, &headers)?;
+    let tree =
+        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+    match tree.retire_at {
+        None => return Err(AppError::Conflict(format!("tree {name} is not being retired"))),
+        Some(at) if at <= now_ms() => {
+            return Err(AppError::Conflict(format!(
+                "tree {name} was removed; define it again with PUT to publish it anew"
+            )));
+        }
+        Some(_) => {}
+    }
+    state.db.set_tree_retire_at(&name, None).await?;
+    state.db.audit(&actor, "tree.retire.cancel", &name, serde_json::json!({})).await?;
+    Ok(Json(serde_json::json!({ "name": name })))
 }
 
 /// `GET /api/v1/trees`.

@@ -14,10 +14,18 @@ use sqlx::AnyPool;
 
 /// The tables both backends share; the audit log's trigger syntax differs.
 const TABLES: &str = include_str!("../../../migrations/controller/0001_tables.sql");
-const SQLITE_MIGRATIONS: &[Migration] =
-    &[(1, TABLES), (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql"))];
-const POSTGRES_MIGRATIONS: &[Migration] =
-    &[(1, TABLES), (2, include_str!("../../../migrations/controller/postgres/0002_audit_log.sql"))];
+const TREE_RETIREMENT: &str =
+    include_str!("../../../migrations/controller/0003_tree_retirement.sql");
+const SQLITE_MIGRATIONS: &[Migration] = &[
+    (1, TABLES),
+    (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql")),
+    (3, TREE_RETIREMENT),
+];
+const POSTGRES_MIGRATIONS: &[Migration] = &[
+    (1, TABLES),
+    (2, include_str!("../../../migrations/controller/postgres/0002_audit_log.sql")),
+    (3, TREE_RETIREMENT),
+];
 
 /// Database failures.
 #[derive(Debug, thiserror::Error)]

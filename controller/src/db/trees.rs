@@ -22,6 +22,9 @@ pub struct TreeRow {
     pub public_key: Option<String>,
     /// Why the last build failed, if it did.
     pub last_error: Option<String>,
+    /// Being replaced: published until then (Unix ms), then removed. Set by the API only.
+    #[serde(default)]
+    pub retire_at: Option<i64>,
 }
 
 /// Life of a tree version.
@@ -104,7 +107,7 @@ impl Db {
         let now = now_ms();
         sqlx::query(
             "INSERT INTO trees (name, domain, policy, signer, public_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
-             ON CONFLICT (name) DO UPDATE SET domain = excluded.domain, policy = excluded.policy, signer = excluded.signer, public_key = excluded.public_key, updated_at = excluded.updated_at",
+             ON CONFLICT (name) DO UPDATE SET domain = excluded.domain, policy = excluded.policy, signer = excluded.signer, public_key = excluded.public_key, updated_at = excluded.updated_at, retire_at = NULL",
         )
         .bind(&tree.name)
         .bind(&tree.domain)
@@ -120,7 +123,7 @@ impl Db {
     /// One tree.
     pub async fn tree(&self, name: &str) -> Result<Option<TreeRow>, DbError> {
         let row = sqlx::query(
-            "SELECT name, domain, policy, signer, public_key, last_error FROM trees WHERE name = $1",
+            "SELECT name, domain, policy, signer, public_key, last_error, retire_at FROM trees WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(self.pool())
@@ -131,7 +134,7 @@ impl Db {
     /// Every tree, by name.
     pub async fn trees(&self) -> Result<Vec<TreeRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT name, domain, policy, signer, public_key, last_error FROM trees ORDER BY name",
+            "SELECT name, domain, policy, signer, public_key, last_error, retire_at FROM trees ORDER BY name",
         )
         .fetch_all(self.pool())
         .await?;
@@ -145,6 +148,27 @@ impl Db {
             .bind(error)
             .execute(self.pool())
             .await?;
+        Ok(())
+    }
+
+    /// Schedules (or with `None` cancels) the removal of a tree.
+    pub async fn set_tree_retire_at(&self, name: &str, at: Option<i64>) -> Result<(), DbError> {
+        sqlx::query("UPDATE trees SET retire_at = $2 WHERE name = $1")
+            .bind(name)
+            .bind(at)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// Marks every live version of a removed tree retired: nothing of it is served any more.
+    pub async fn retire_all_versions(&self, tree: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE tree_versions SET state = 'retired' WHERE tree = $1 AND state IN ('pending', 'signed', 'published', 'superseded')",
+        )
+        .bind(tree)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 
@@ -293,6 +317,7 @@ fn tree_from_row(row: &sqlx::any::AnyRow) -> Result<TreeRow, DbError> {
         signer: row.try_get(3)?,
         public_key: row.try_get(4)?,
         last_error: row.try_get(5)?,
+        retire_at: row.try_get(6)?,
     })
 }
 
