@@ -25,6 +25,7 @@
 //! - [`discovery_v5`] — discv5 with Waku's `d5waku` protocol id and shard filtering.
 //! - [`peer_exchange`] — `/vac/waku/peer-exchange/2.0.0-alpha1`, server and client.
 //! - [`peers`] — the peer manager: dial candidates, limits, backoff, fleet diversity.
+//! - [`probe`] — a libp2p handshake probe: is the node behind a record really at its address?
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
 //! - [`service_peers`] — quality scores of the store/filter/lightpush peers used as a client.
@@ -46,6 +47,7 @@ pub mod metadata;
 pub mod metrics;
 pub mod peer_exchange;
 pub mod peers;
+pub mod probe;
 pub mod relay;
 pub mod rest;
 pub mod service;
