@@ -418,8 +418,12 @@ impl AgentConfig {
         keystore.decrypt(password.as_bytes()).map_err(|e| key_error(e.to_string()))
     }
 
-    /// The roles reported for a node running `config`: the configured labels and the services.
-    pub fn roles(&self, config: &NodeConfig) -> Vec<String> {
+    /// The roles reported for a node running `config`: the desired roles when the controller
+    /// set them, else the configured labels and the services.
+    pub fn roles(&self, config: &NodeConfig, desired: Option<&DesiredConfig>) -> Vec<String> {
+        if let Some(roles) = desired.and_then(|d| d.roles.clone()) {
+            return roles;
+        }
         let mut roles = self.controller.roles.clone();
         let services = [
             ("relay", config.relay),

@@ -1,15 +1,20 @@
 //! What the agent must remember across restarts: whether (and as which node) it enrolled,
 //! and the last report counter it used, so a restarted agent never replays a counter.
 //!
-//! `state.json` in the data directory, replaced atomically (write, sync, rename). The counter
-//! is saved *before* a report goes out: a crash between saving and sending skips a number,
-//! which the controller accepts; it never reuses one.
+//! `state.json` in the data directory, replaced atomically (write, sync, rename). Counters are
+//! reserved in blocks of [`COUNTER_BLOCK`] *before* they are used: the file says "every counter
+//! up to here may have been used", so a restarted agent starts above it. A crash skips at most
+//! a block of numbers, which the controller accepts; a number is never used twice. One write
+//! per block instead of one per report keeps a backlog's delivery off the disk.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::AgentError;
+
+/// Counters reserved per write of the state file.
+pub const COUNTER_BLOCK: u64 = 64;
 
 /// The persisted state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,7 +26,7 @@ pub struct AgentState {
     pub controller: Option<String>,
     /// When, Unix ms.
     pub enrolled_at: Option<i64>,
-    /// The last counter used in a report.
+    /// Every counter up to this one may have been used.
     pub counter: u64,
 }
 
@@ -30,6 +35,8 @@ pub struct AgentState {
 pub struct StateFile {
     path: PathBuf,
     state: AgentState,
+    /// The last counter used (≤ `state.counter`, the reserved mark).
+    used: u64,
 }
 
 impl StateFile {
@@ -42,7 +49,7 @@ impl StateFile {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => AgentState::default(),
             Err(e) => return Err(AgentError::disk(&path)(e)),
         };
-        Ok(Self { path, state })
+        Ok(Self { path, used: state.counter, state })
     }
 
     /// The state.
@@ -70,15 +77,20 @@ impl StateFile {
         self.save()
     }
 
-    /// The next counter, saved before it is returned.
+    /// The next counter, reserved on disk before it is returned.
     pub fn next_counter(&mut self) -> Result<u64, AgentError> {
-        self.state.counter += 1;
-        self.save()?;
-        Ok(self.state.counter)
+        let next = self.used + 1;
+        if next > self.state.counter {
+            self.state.counter = next + COUNTER_BLOCK - 1;
+            self.save()?;
+        }
+        self.used = next;
+        Ok(next)
     }
 
     /// Moves the counter up to at least `counter` (the controller has seen higher ones).
     pub fn raise_counter(&mut self, counter: u64) -> Result<(), AgentError> {
+        self.used = self.used.max(counter);
         if counter > self.state.counter {
             self.state.counter = counter;
             self.save()?;
@@ -119,9 +131,17 @@ mod tests {
         file.raise_counter(1).unwrap();
         let mut again = StateFile::open(dir.path()).unwrap();
         assert_eq!(again.state().enrolled_node_id.as_deref(), Some("ab"));
-        assert_eq!(again.next_counter().unwrap(), 3, "no counter is used twice");
-        again.raise_counter(10).unwrap();
-        assert_eq!(StateFile::open(dir.path()).unwrap().state().counter, 10);
+        assert_eq!(
+            again.next_counter().unwrap(),
+            COUNTER_BLOCK + 1,
+            "a restart starts above every reserved counter"
+        );
+        again.raise_counter(1000).unwrap();
+        assert_eq!(again.next_counter().unwrap(), 1001);
+        assert_eq!(
+            StateFile::open(dir.path()).unwrap().next_counter().unwrap(),
+            1001 + COUNTER_BLOCK
+        );
         std::fs::write(dir.path().join("state.json"), b"{garbage").unwrap();
         let error = StateFile::open(dir.path()).unwrap_err().to_string();
         assert!(error.contains("state.json: unreadable"), "{error}");

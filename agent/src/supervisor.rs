@@ -176,8 +176,8 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> Result<(SupervisorHandle, JoinHandle<()>), AgentError> {
     let node_config = config.node_config(&key, None)?;
-    let first = start_node(&config, node_config).await.map_err(AgentError::NodeStart)?;
-    let (current_tx, current) = watch::channel(None);
+    let first = start_node(&config, node_config, None).await.map_err(AgentError::NodeStart)?;
+    let (current_tx, current) = watch::channel(Some(first.0.clone()));
     let (commands_tx, commands) = mpsc::channel(COMMAND_CAPACITY);
     let stats = Arc::new(SupervisorStats::default());
     let supervisor = Supervisor {
@@ -196,10 +196,14 @@ pub async fn start(
 }
 
 /// Starts a node and checks that it answers.
-async fn start_node(config: &AgentConfig, node_config: NodeConfig) -> Result<Running, String> {
+async fn start_node(
+    config: &AgentConfig,
+    node_config: NodeConfig,
+    desired: Option<&DesiredConfig>,
+) -> Result<Running, String> {
     let limit = config.supervisor.start_timeout;
     let max_message_size = node_config.max_message_size;
-    let roles = config.roles(&node_config);
+    let roles = config.roles(&node_config, desired);
     let shards = node_config.shards.clone();
     let cluster_id = node_config.cluster_id;
     let store = node_config.store_url.is_some();
@@ -329,7 +333,7 @@ impl Supervisor {
     async fn start_with(&self, desired: Option<DesiredConfig>) -> Result<Running, String> {
         let node_config =
             self.config.node_config(&self.key, desired.as_ref()).map_err(|e| e.to_string())?;
-        start_node(&self.config, node_config).await
+        start_node(&self.config, node_config, desired.as_ref()).await
     }
 
     /// Stops the node: asks it to, then aborts it after `stop-timeout`.
