@@ -216,9 +216,14 @@ impl Reporter {
         }
     }
 
+    /// Delivers queued reports, oldest first, for at most one report interval: a long backlog
+    /// goes out over several rounds, and measuring keeps its pace meanwhile.
     async fn deliver(&mut self) -> Result<(), AgentError> {
         let mut replays = 0;
-        while let Some((seq, measurement)) = self.queue.front()? {
+        let deadline = Instant::now() + self.config.controller.report_interval;
+        while Instant::now() < deadline
+            && let Some((seq, measurement)) = self.queue.front()?
+        {
             let counter = self.state.next_counter()?;
             let report = Report {
                 version: REPORT_VERSION,

@@ -1,5 +1,6 @@
 //! Subcommands. Each file holds one family: `key`, `tree`, `bench`, `up`.
 
+mod agent;
 mod bench;
 mod bench_node;
 mod bench_store;
@@ -26,6 +27,8 @@ enum Command {
     Up(up::UpArgs),
     /// Run one embedded Waku node (nwaku's flags, REST API and metrics).
     Node(Box<node::NodeArgs>),
+    /// Run a node supervised, reporting its health to the controller.
+    Agent(agent::AgentArgs),
     /// Signing keys, kept only as encrypted Web3 keystores.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -43,6 +46,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node::run(*args).await.map(|()| ExitCode::SUCCESS),
+        Command::Agent(args) => agent::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
