@@ -91,6 +91,64 @@ pub struct Figures {
     pub restarts: Option<u64>,
     /// Recent errors.
     pub errors: Vec<String>,
+    /// The desired configuration the agent last tried to apply, and how that went.
+    pub config: Option<ConfigStatus>,
+    /// Measurements folded into this report while the controller was unreachable (absent: 1).
+    /// The other figures are the newest of them; `errors` are all of theirs.
+    pub merged: Option<u32>,
+    /// The earliest measurement folded in, Unix ms (with `merged`).
+    pub measured_from: Option<i64>,
+}
+
+/// Whether a desired configuration was applied.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ConfigStatus {
+    /// The desired configuration's version.
+    pub version: u64,
+    /// Applied (the node runs it) or failed (the node runs the previous one).
+    pub applied: bool,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+/// The configuration the controller wants a node to run. Absent fields leave the agent's own
+/// configuration as it is. Versions rise; an agent applies each version once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DesiredConfig {
+    /// Rises with every change.
+    pub version: u64,
+    /// Roles; `relay`, `store`, `filter`, `lightpush` and `peer-exchange` switch services on,
+    /// others (e.g. `boot`) are labels.
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// Relay shards.
+    #[serde(default)]
+    pub shards: Option<Vec<u16>>,
+    /// Most connections.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+}
+
+impl DesiredConfig {
+    /// Checks bounds: what an agent refuses to apply.
+    pub fn check(&self) -> Result<(), String> {
+        if let Some(roles) = &self.roles
+            && (roles.len() > 16 || roles.iter().any(|r| r.is_empty() || r.len() > 32))
+        {
+            return Err("at most 16 roles of 1..32 characters".into());
+        }
+        if let Some(shards) = &self.shards
+            && (shards.is_empty() || shards.len() > 64 || shards.iter().any(|&s| s > 1023))
+        {
+            return Err("1..64 shards, each at most 1023".into());
+        }
+        if self.max_connections.is_some_and(|m| !(1..=10_000).contains(&m)) {
+            return Err("max connections must be in 1..=10000".into());
+        }
+        Ok(())
+    }
 }
 
 /// A store probe: a store node asked for a message the agent published.

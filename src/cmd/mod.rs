@@ -1,6 +1,7 @@
-//! Subcommands. Each file holds one family: `up`, `node`, `controller`, `key`, `tree`,
-//! `bench`.
+//! Subcommands. Each file holds one family: `up`, `node`, `controller`, `agent`, `key`,
+//! `tree`, `bench`.
 
+mod agent;
 mod bench;
 mod bench_node;
 mod bench_store;
@@ -30,6 +31,8 @@ enum Command {
     Node(Box<node::NodeArgs>),
     /// Run the controller: fleet registry, tree building and signing, publication.
     Controller(controller::ControllerArgs),
+    /// Run a node supervised, reporting its health to the controller.
+    Agent(agent::AgentArgs),
     /// Signing keys, kept only as encrypted Web3 keystores.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -48,6 +51,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Up(args) => up::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Node(args) => node::run(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Controller(args) => controller::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Agent(args) => agent::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),

@@ -1,0 +1,82 @@
+//! The real controller refusing: an expired enrolment token, a clock it finds skewed. Clear
+//! errors, the node keeps running, and the agent recovers once the cause is fixed.
+
+use std::{sync::atomic::Ordering, time::Duration};
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
+    capture_logs();
+    let ctl = ControllerFixture::sqlite().await;
+    let expired = "wft_expired-agent-test-token";
+    let state = ctl.controller.as_ref().unwrap().state();
+    let past = controller::db::now_ms() - 60_000;
+    state.db.create_token(expired, "old", &["boot".into()], "test", past).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &ctl.url(), "");
+    let (agent, _key) = start_agent(config, expired).await;
+    let id = node_id(&agent);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+
+    assert!(ctl.node(&id).await.is_none(), "not enrolled");
+    assert!(!agent.metrics().enrolled.load(Ordering::Relaxed));
+    let lines = log_lines(&["enrolment token expired", &ctl.url()]);
+    assert_eq!(lines.len(), 1, "said once, clearly: {lines:#?}");
+    assert!(agent.supervisor().current().is_some(), "the node keeps running");
+    let (status, _) = get(agent.rest_addr().unwrap(), "/health").await;
+    assert_eq!(status, 200);
+    assert!(agent.metrics().reports_queued.load(Ordering::Relaxed) > 3, "measuring goes on");
+
+    // The operator hands out a new token: enrolled without restarting the agent, and the
+    // reports measured meanwhile arrive.
+    std::fs::write(dir.path().join("token"), ctl.token().await).unwrap();
+    let node =
+        ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() > Some(3)).await;
+    assert_eq!(node["label"], "agent-test");
+    let reports = ctl.reports(&id).await;
+    let first_measured = reports[0].1;
+    assert!(first_measured < reports[0].2 - 500, "queued before enrolment, sent after");
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clock_skew_is_a_clear_error_the_node_runs_and_reports_follow_once_fixed() {
+    capture_logs();
+    let mut ctl = ControllerFixture::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &ctl.url(), "");
+    let (agent, _key) = start_agent(config, &ctl.token().await).await;
+    let id = node_id(&agent);
+    ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() >= Some(2)).await;
+
+    // The controller now finds every sentAt too far off (as with a skewed clock).
+    let stopped_at = controller::db::now_ms();
+    ctl.stop().await;
+    ctl.start(-1).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let lines = log_lines(&["check this host's clock", &ctl.url()]);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(agent.supervisor().current().is_some(), "the node keeps running");
+    let queued = agent.metrics().reports_queued.load(Ordering::Relaxed);
+    assert!(queued >= 8, "kept, not dropped: {queued}");
+    let before = ctl.node(&id).await.unwrap()["lastCounter"].as_u64().unwrap();
+
+    // Clock fixed: the backlog is delivered in order.
+    let fixed_at = controller::db::now_ms();
+    ctl.stop().await;
+    ctl.start(300).await;
+    ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() > Some(before + 8))
+        .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while agent.metrics().reports_queued.load(Ordering::Relaxed) > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "backlog not drained");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reports = ctl.reports(&id).await;
+    assert!(reports.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{reports:?}");
+    let during = reports.iter().filter(|r| r.1 > stopped_at && r.1 < fixed_at).count();
+    assert!(during as u64 >= queued, "the refused period arrives: {during} of {queued}");
+    assert_eq!(agent.metrics().reports_refused.load(Ordering::Relaxed), 0);
+    agent.shutdown().await;
+}
