@@ -32,6 +32,8 @@ pub struct AppState {
     pub publishers: Vec<Box<dyn Publisher>>,
     /// This controller's id in leases.
     pub instance: String,
+    /// Whether this instance held the publisher lease at its last pass.
+    pub(crate) publisher: std::sync::atomic::AtomicBool,
     /// This instance's counters.
     pub metrics: crate::metrics::ControllerMetrics,
     /// Wakes the reconcile loop early (a report changed something).
@@ -41,6 +43,16 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Whether this instance is the publisher (held the lease at its last pass).
+    pub fn is_publisher(&self) -> bool {
+        self.publisher.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_publisher(&self, held: bool) {
+        self.publisher.store(held, std::sync::atomic::Ordering::Relaxed);
+        self.metrics.set_lease_held(held);
+    }
+
     /// Root and other TTLs for tree records.
     pub fn ttls(&self) -> (u32, u32) {
         (self.config.root_ttl, self.config.ttl)
@@ -121,6 +133,7 @@ impl Controller {
             dns,
             publishers,
             instance: data_encoding::HEXLOWER.encode(&instance),
+            publisher: std::sync::atomic::AtomicBool::new(false),
             metrics: crate::metrics::ControllerMetrics::new().map_err(StartError::Metrics)?,
             wake: Notify::new(),
             served: Mutex::new(None),
@@ -137,6 +150,7 @@ impl Controller {
                 tracing::error!(target: "ctl::api", %error, "HTTP server failed");
             }
         }));
+        tasks.push(tokio::spawn(crate::reachability::run(state.clone(), stopped.clone())));
         tasks.push(tokio::spawn(reconcile_loop(state.clone(), stopped)));
         tracing::info!(target: "ctl", %http_addr, dns = ?state.dns.as_ref().map(DnsServer::local_addr), "controller started");
         Ok(Self { state, http_addr, stop, tasks })

@@ -35,6 +35,8 @@ pub struct ControllerConfig {
     pub ttl: u32,
     /// The built-in authoritative DNS server, if any.
     pub dns: Option<DnsConfig>,
+    /// Dialling nodes at their advertised addresses.
+    pub reachability: crate::reachability::ReachabilityConfig,
     /// Signing keys held online.
     pub keys: Vec<KeyConfig>,
     /// Trees defined at start (more can be defined over the API).
@@ -56,6 +58,7 @@ impl Default for ControllerConfig {
             root_ttl: crate::publish::zone::DEFAULT_ROOT_TTL,
             ttl: crate::publish::zone::DEFAULT_TTL,
             dns: None,
+            reachability: crate::reachability::ReachabilityConfig::default(),
             keys: Vec::new(),
             trees: Vec::new(),
             publishers: Vec::new(),

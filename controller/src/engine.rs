@@ -227,7 +227,7 @@ fn zone_of(
 async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError> {
     let ttl = (state.config.reconcile_interval_ms as i64 * 5).max(10_000);
     let held = state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await?;
-    state.metrics.set_lease_held(held);
+    state.set_publisher(held);
     if !held {
         return Ok(());
     }

@@ -16,6 +16,7 @@
 //! - [`keyring`] — signing keys unlocked from keystores.
 //! - [`metrics`] — `GET /metrics`: this instance's counters and the fleet's state for
 //!   Prometheus.
+//! - [`reachability`] — libp2p handshakes with every node at its advertised address.
 //! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
 //! - [`publish`] — zones, change sets, the [`publish::Publisher`] trait and the built-in DNS
 //!   server.
@@ -31,5 +32,6 @@ pub mod keyring;
 pub mod metrics;
 pub mod policy;
 pub mod publish;
+pub mod reachability;
 pub mod report;
 pub mod signed;

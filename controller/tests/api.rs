@@ -51,6 +51,11 @@ async fn start(database_url: Option<String>) -> Fixture {
         dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
         root_ttl: 1,
         ttl: 60,
+        // The agents here are keys and records only: nothing listens at their addresses.
+        reachability: controller::reachability::ReachabilityConfig {
+            enabled: false,
+            ..Default::default()
+        },
         trees: vec![TreeConfig {
             name: "boot".into(),
             domain: "boot.fleet.test".into(),

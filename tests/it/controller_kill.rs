@@ -283,6 +283,8 @@ database_url = "sqlite://{dir}/controller.db"
 reconcile_interval_ms = 100
 root_ttl = 1
 ttl = 60
+# The agents are keys and records only: nothing listens at their addresses.
+reachability = {{ enabled = false }}
 
 [[keys]]
 name = "dev"

@@ -1,0 +1,212 @@
+//! The controller dials every node at the address its record advertises and completes a libp2p
+//! handshake: a real embedded node is reachable; a record pointing at a closed port, or at a
+//! live node under another key, is unreachable after two failed rounds — critical, and left out
+//! of the tree — and a node that comes back is listed again.
+
+#![allow(clippy::unwrap_used)]
+
+use std::time::{Duration, Instant};
+
+use controller::{
+    app::Controller,
+    config::{ControllerConfig, DnsConfig, TreeConfig},
+    keyring::Keyring,
+    policy::TreePolicy,
+    reachability::ReachabilityConfig,
+    report::{Figures, Report},
+    signed,
+};
+use k256::ecdsa::SigningKey;
+use node::{
+    config::NodeConfig,
+    enrtree::NodeRecord,
+    service::{self, NodeHandle},
+};
+use serde_json::{Value, json};
+
+const ADMIN: &str = "reachability-test-token";
+
+struct Member {
+    key: SigningKey,
+    record: NodeRecord,
+    counter: u64,
+}
+
+impl Member {
+    async fn post(&self, http: &reqwest::Client, base: &str, path: &str, body: Vec<u8>) -> u16 {
+        http.post(format!("{base}{path}"))
+            .header(signed::SIGNATURE_HEADER, signed::sign(&self.key, &body))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    async fn join(&mut self, http: &reqwest::Client, base: &str) {
+        let token: Value = http
+            .post(format!("{base}/api/v1/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&json!({ "label": "reach", "roles": ["boot"] }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let now = controller::db::now_ms();
+        let body =
+            json!({ "token": token["token"], "enr": self.record.to_string(), "sentAt": now });
+        assert_eq!(
+            self.post(http, base, "/api/v1/enrol", body.to_string().into_bytes()).await,
+            201
+        );
+        self.report(http, base).await;
+    }
+
+    async fn report(&mut self, http: &reqwest::Client, base: &str) {
+        self.counter += 1;
+        let now = controller::db::now_ms();
+        let report = Report {
+            version: 1,
+            node_id: self.record.node_id_hex(),
+            counter: self.counter,
+            sent_at: now,
+            measured_at: now,
+            enr: self.record.to_string(),
+            roles: vec!["boot".into()],
+            shards: vec![0],
+            cluster_id: Some(1),
+            figures: Figures { relay_peers: Some(6), ..Figures::default() },
+        };
+        let body = serde_json::to_vec(&report).unwrap();
+        assert_eq!(self.post(http, base, "/api/v1/reports", body).await, 202);
+    }
+}
+
+async fn live_node(key: SigningKey, tcp_port: u16) -> (NodeHandle, NodeRecord) {
+    let config = NodeConfig { key, tcp_port, websocket_port: None, ..NodeConfig::loopback() };
+    let (handle, _task) = service::start(config).await.unwrap();
+    let record = NodeRecord::from_enr(handle.enr()).unwrap();
+    (handle, record)
+}
+
+fn closed_port() -> u16 {
+    // Bound and dropped: nothing listens there afterwards.
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+async fn node_json(http: &reqwest::Client, base: &str, member: &Member) -> Value {
+    let url = format!("{base}/api/v1/nodes/{}", member.record.node_id_hex());
+    let body: Value = http.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
+    body["node"].clone()
+}
+
+async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_are_dialled_at_their_advertised_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", node::crypto::generate_key());
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let config = ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.path().join("controller.db").display()),
+        admin_token_file: Some(token_file),
+        reconcile_interval_ms: 200,
+        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
+        reachability: ReachabilityConfig {
+            interval_ms: 300,
+            timeout_ms: 2_000,
+            ..ReachabilityConfig::default()
+        },
+        trees: vec![TreeConfig {
+            name: "boot".into(),
+            domain: "boot.fleet.test".into(),
+            signer: "key:dev".into(),
+            policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
+        }],
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let base = format!("http://{}", controller.http_addr());
+    let http = reqwest::Client::new();
+
+    // A real node, a record at a closed port, and a record whose key is not the one that
+    // answers at its (live) address.
+    let live_key = node::crypto::generate_key();
+    let (live_handle, live_record) = live_node(live_key.clone(), 0).await;
+    let mut live = Member { key: live_key, record: live_record, counter: 0 };
+    let gone_key = node::crypto::generate_key();
+    let gone_port = closed_port();
+    let gone_record =
+        NodeRecord::sign(&gone_key, 1, std::net::Ipv4Addr::LOCALHOST, gone_port, gone_port)
+            .unwrap();
+    let mut gone = Member { key: gone_key, record: gone_record, counter: 0 };
+    let impostor_key = node::crypto::generate_key();
+    let live_port = live.record.enr().tcp4().unwrap();
+    let impostor_record =
+        NodeRecord::sign(&impostor_key, 1, std::net::Ipv4Addr::LOCALHOST, live_port, live_port)
+            .unwrap();
+    let mut impostor = Member { key: impostor_key, record: impostor_record, counter: 0 };
+    for member in [&mut live, &mut gone, &mut impostor] {
+        member.join(&http, &base).await;
+    }
+
+    wait_for("the live node confirmed and the others refused", async || {
+        node_json(&http, &base, &live).await["reachable"] == true
+            && node_json(&http, &base, &gone).await["reachable"] == false
+            && node_json(&http, &base, &impostor).await["reachable"] == false
+    })
+    .await;
+    for member in [&gone, &impostor] {
+        let node = node_json(&http, &base, member).await;
+        assert_eq!(node["health"], "critical", "{node}");
+        assert_eq!(node["healthReason"], "advertised address unreachable", "{node}");
+    }
+    let live_json = node_json(&http, &base, &live).await;
+    assert_eq!(live_json["health"], "passing", "{live_json}");
+
+    // Only the reachable node is listed.
+    wait_for("a tree of the live node only", async || {
+        let tree: Value = http
+            .get(format!("{base}/api/v1/trees/boot"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let newest = &tree["versions"][0];
+        newest["state"] == "published" && newest["enrs"] == json!([live.record.to_string()])
+    })
+    .await;
+    let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
+    let gauge = format!(
+        "wakufleet_node_reachable{{label=\"reach\",node_id=\"{}\"}} 0",
+        gone.record.node_id_hex()
+    );
+    assert!(metrics.contains(&gauge), "{gauge} missing from\n{metrics}");
+
+    // The node at the closed port comes up: one good handshake makes it reachable again.
+    let (_back, back_record) = live_node(gone.key.clone(), gone_port).await;
+    assert_eq!(back_record.enr().tcp4(), Some(gone_port));
+    gone.report(&http, &base).await;
+    wait_for("the returning node confirmed", async || {
+        node_json(&http, &base, &gone).await["reachable"] == true
+    })
+    .await;
+    live_handle.shutdown().await;
+    controller.shutdown().await;
+}
