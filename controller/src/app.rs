@@ -32,6 +32,8 @@ pub struct AppState {
     pub publishers: Vec<Box<dyn Publisher>>,
     /// This controller's id in leases.
     pub instance: String,
+    /// Held during a reconcile pass: passes never overlap.
+    pub(crate) reconcile_pass: Mutex<()>,
     /// Whether this instance held the publisher lease at its last pass.
     pub(crate) publisher: std::sync::atomic::AtomicBool,
     /// This instance's counters.
@@ -133,6 +135,7 @@ impl Controller {
             dns,
             publishers,
             instance: data_encoding::HEXLOWER.encode(&instance),
+            reconcile_pass: Mutex::new(()),
             publisher: std::sync::atomic::AtomicBool::new(false),
             metrics: crate::metrics::ControllerMetrics::new().map_err(StartError::Metrics)?,
             wake: Notify::new(),

@@ -40,26 +40,37 @@ pub enum EngineError {
     Tree(String),
 }
 
-/// One pass.
+/// One pass. Passes of one controller never overlap (a pass reading the registry while
+/// another builds would build from stale membership); across controllers only the holder of
+/// the publisher lease builds and publishes, the others keep health and their DNS servers
+/// current.
 pub async fn reconcile(state: &AppState) -> Result<(), EngineError> {
+    let _pass = state.reconcile_pass.lock().await;
+    let ttl = (state.config.reconcile_interval_ms as i64 * 5).max(10_000);
+    let held = state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await?;
+    state.set_publisher(held);
     let nodes = update_health(state).await?;
-    let now = now_ms();
-    for tree in state.db.trees().await? {
-        if tree.retire_at.is_some_and(|at| at <= now) {
-            continue; // removed: no new versions
-        }
-        let result = build(state, &tree, &nodes).await;
-        let error = result.as_ref().err().map(ToString::to_string);
-        if error != tree.last_error {
-            if let Some(error) = &error {
-                tracing::warn!(target: "ctl::trees", tree = %tree.name, %error, "tree not built");
+    if held {
+        let now = now_ms();
+        for tree in state.db.trees().await? {
+            if tree.retire_at.is_some_and(|at| at <= now) {
+                continue; // removed: no new versions
             }
-            state.db.set_tree_error(&tree.name, error.as_deref()).await?;
+            let result = build(state, &tree, &nodes).await;
+            let error = result.as_ref().err().map(ToString::to_string);
+            if error != tree.last_error {
+                if let Some(error) = &error {
+                    tracing::warn!(target: "ctl::trees", tree = %tree.name, %error, "tree not built");
+                }
+                state.db.set_tree_error(&tree.name, error.as_deref()).await?;
+            }
         }
     }
     // Read again: a build may have given a tree its key, which publishing needs.
     let trees = state.db.trees().await?;
-    publish(state, &trees).await?;
+    if held {
+        publish(state, &trees).await?;
+    }
     sync_dns(state, &trees).await?;
     Ok(())
 }
@@ -223,14 +234,8 @@ fn zone_of(
 }
 
 /// Publishes the newest signed version of every tree, and retires superseded leaves whose
-/// grace period is over. Only the holder of the publisher lease does this.
+/// grace period is over (the lease holder only).
 async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), EngineError> {
-    let ttl = (state.config.reconcile_interval_ms as i64 * 5).max(10_000);
-    let held = state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await?;
-    state.set_publisher(held);
-    if !held {
-        return Ok(());
-    }
     let now = now_ms();
     for tree in trees {
         if tree.retire_at.is_some_and(|at| at <= now) {

@@ -296,6 +296,31 @@ async fn fleet_scenario(fixture: Fixture) {
     assert_eq!(f.admin(Method::PUT, "/api/v1/trees/x", Some(unknown_key)).await.0, 400);
     assert_eq!(f.admin(Method::GET, "/api/v1/trees/x", None).await.0, 404);
 
+    // Desired configuration: numbered by the controller, handed out with report answers.
+    let path = format!("/api/v1/nodes/{}/config", agents[0].record.node_id_hex());
+    let want = json!({ "shards": [0, 1], "maxConnections": 40 });
+    let (status, answer) = f.admin(Method::PUT, &path, Some(want)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["desired"]["version"], 1);
+    let (status, answer) = f.admin(Method::PUT, &path, Some(json!({ "shards": [] }))).await;
+    assert_eq!(status, 422, "{answer}");
+    assert_eq!(f.admin(Method::PUT, &path, Some(json!({ "shard": [1] }))).await.0, 400);
+    let nobody = "/api/v1/nodes/00ff/config";
+    assert_eq!(f.admin(Method::PUT, nobody, Some(json!({ "shards": [1] }))).await.0, 404);
+    let (status, answer) = f.admin(Method::PUT, &path, Some(json!({ "shards": [2] }))).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["desired"]["version"], 2, "refused requests used no version");
+    let body = agents[0].report(6);
+    let (status, answer) = f.signed("/api/v1/reports", &agents[0].key, &body).await;
+    assert_eq!(status, 202);
+    assert_eq!(
+        answer["desired"],
+        json!({ "version": 2, "roles": null, "shards": [2], "maxConnections": null })
+    );
+    let body = agents[1].report(6);
+    let (_, answer) = f.signed("/api/v1/reports", &agents[1].key, &body).await;
+    assert!(answer.get("desired").is_none(), "{answer}");
+
     // The audit log tells who did what.
     let (_, audit) = f.admin(Method::GET, "/api/v1/audit", None).await;
     let actions: Vec<&str> = audit["entries"]
@@ -304,9 +329,15 @@ async fn fleet_scenario(fixture: Fixture) {
         .iter()
         .map(|e| e["action"].as_str().unwrap())
         .collect();
-    for action in
-        ["tree.create", "token.create", "node.enrol", "tree.build", "tree.publish", "tree.sign"]
-    {
+    for action in [
+        "tree.create",
+        "token.create",
+        "node.enrol",
+        "tree.build",
+        "tree.publish",
+        "tree.sign",
+        "node.config",
+    ] {
         assert!(actions.contains(&action), "{action} missing from {actions:?}");
     }
     let openapi: Value =
@@ -436,7 +467,9 @@ async fn key_rotation_scenario(fixture: Fixture) {
     assert_eq!(f.resolve(&entry_url).await, all);
     assert_eq!(f.resolve(&new_url).await, all);
     let boot = f.tree("boot").await;
-    assert!(boot["versions"].as_array().unwrap().iter().all(|v| v["state"] == "retired"), "{boot}");
+    // Abandoned: signed, then overtaken by a newer version before it was published.
+    let states = boot["versions"].as_array().unwrap().iter().map(|v| v["state"].as_str());
+    assert!(states.into_iter().all(|s| matches!(s, Some("retired" | "abandoned"))), "{boot}");
     let (status, _) = f.admin(Method::DELETE, "/api/v1/trees/boot/retire", None).await;
     assert_eq!(status, 409, "too late to cancel");
     let (_, audit) = f.admin(Method::GET, "/api/v1/audit", None).await;

@@ -109,5 +109,10 @@ pub async fn report(
         )));
     }
     state.wake.notify_one();
-    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "counter": report.counter }))))
+    // The agent applies each version once and reports it applied or failed.
+    let mut answer = serde_json::json!({ "counter": report.counter });
+    if let Some(desired) = &node.desired_config {
+        answer["desired"] = serde_json::json!(desired);
+    }
+    Ok((StatusCode::ACCEPTED, Json(answer)))
 }

@@ -40,6 +40,7 @@ pub async fn document() -> Json<Value> {
             },
             "/api/v1/nodes": { "get": op("The registry with health states", "operator", None, "200", &["401"]) },
             "/api/v1/nodes/{id}": { "get": op("One node, its newest report, its ENR history", "operator", None, "200", &["401", "404"]) },
+            "/api/v1/nodes/{id}/config": { "put": op("Set the configuration the node's agent applies (numbered by the controller; returned with every report answer)", "operator", Some("NodeConfig"), "200", &["400", "401", "404", "422"]) },
             "/api/v1/trees": { "get": op("Trees, URLs and recent versions", "operator", None, "200", &["401"]) },
             "/api/v1/trees/{name}": {
                 "put": op("Define or redefine a tree", "operator", Some("TreeDefinition"), "201", &["400", "401", "409", "422"]),
@@ -64,6 +65,7 @@ pub async fn document() -> Json<Value> {
                 "Report": { "type": "object", "required": ["version", "nodeId", "counter", "sentAt", "measuredAt", "enr"], "properties": { "version": { "const": crate::report::REPORT_VERSION }, "nodeId": { "type": "string" }, "counter": { "type": "integer", "minimum": 1 }, "sentAt": { "type": "integer" }, "measuredAt": { "type": "integer" }, "enr": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "shards": { "type": "array", "items": { "type": "integer" } }, "clusterId": { "type": "integer" }, "figures": { "type": "object" } } },
                 "NewToken": { "type": "object", "required": ["label"], "properties": { "label": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "ttlSecs": { "type": "integer" } } },
                 "TreeDefinition": { "type": "object", "required": ["domain", "signer"], "properties": { "domain": { "type": "string" }, "signer": { "type": "string" }, "policy": { "type": "object", "properties": { "roles": { "type": "array" }, "shards": { "type": "array" }, "clusterId": { "type": "integer" }, "maxEntries": { "type": "integer" }, "links": { "type": "array" }, "listNodes": { "type": "boolean" } } } } },
+                "NodeConfig": { "type": "object", "properties": { "roles": { "type": "array", "items": { "type": "string" } }, "shards": { "type": "array", "items": { "type": "integer" } }, "maxConnections": { "type": "integer" } } },
                 "Retirement": { "type": "object", "required": ["overlapSecs"], "properties": { "overlapSecs": { "type": "integer", "minimum": 0 } } },
                 "DetachedSignature": { "type": "object", "required": ["format", "domain", "seq", "rootContent", "publicKey", "signature"] }
             }

@@ -115,6 +115,42 @@ pub async fn node(
     Ok(Json(serde_json::json!({ "node": node, "enrHistory": history })))
 }
 
+/// `PUT /api/v1/nodes/{id}/config` body: what the node should run; the controller numbers it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeConfigRequest {
+    /// Roles (services on or off).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// Relay shards.
+    #[serde(default)]
+    pub shards: Option<Vec<u16>>,
+    /// Most connections.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+}
+
+/// `PUT /api/v1/nodes/{id}/config`: the configuration the node's agent applies (it reports
+/// the version as applied or failed); handed out with every report answer.
+pub async fn put_node_config(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let actor = operator(&state, &headers)?;
+    let NodeConfigRequest { roles, shards, max_connections } = parse_json(&body)?;
+    let config = crate::report::DesiredConfig { version: 0, roles, shards, max_connections };
+    config.check().map_err(AppError::Unprocessable)?;
+    let stored = state
+        .db
+        .set_desired_config(&id, config)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    state.db.audit(&actor, "node.config", &id, serde_json::json!(stored)).await?;
+    Ok(Json(serde_json::json!({ "nodeId": id, "desired": stored })))
+}
+
 /// `PUT /api/v1/trees/{name}` body.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -47,6 +47,8 @@ pub struct NodeRow {
     pub reachable: Option<bool>,
     /// When that was checked.
     pub reachable_at: Option<i64>,
+    /// The configuration operators want it to run.
+    pub desired_config: Option<crate::report::DesiredConfig>,
 }
 
 /// What a report changes in the registry.
@@ -72,7 +74,7 @@ pub struct ReportUpdate<'a> {
     pub body: &'a str,
 }
 
-const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at";
+const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at, desired_config";
 
 impl Db {
     /// Registers (or re-enrols) a node under its key.
@@ -232,6 +234,32 @@ impl Db {
         Ok(())
     }
 
+    /// Sets the configuration a node should run; its version is one above the previous
+    /// one's. Returns the stored configuration, `None` for an unknown node.
+    pub async fn set_desired_config(
+        &self,
+        node_id: &str,
+        mut config: crate::report::DesiredConfig,
+    ) -> Result<Option<crate::report::DesiredConfig>, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let current: Option<Option<String>> =
+            sqlx::query_scalar("SELECT desired_config FROM nodes WHERE node_id = $1")
+                .bind(node_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(current) = current else { return Ok(None) };
+        let previous: Option<crate::report::DesiredConfig> =
+            current.map(|c| from_json("nodes.desired_config", &c)).transpose()?;
+        config.version = previous.map_or(1, |p| p.version + 1);
+        sqlx::query("UPDATE nodes SET desired_config = $2 WHERE node_id = $1")
+            .bind(node_id)
+            .bind(to_json(&config))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(config))
+    }
+
     /// Stores the outcome of a reachability check.
     pub async fn set_reachable(&self, node_id: &str, reachable: bool) -> Result<(), DbError> {
         sqlx::query("UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1")
@@ -251,6 +279,7 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
     let report: Option<String> = row.try_get(12)?;
     let health: String = row.try_get(13)?;
     let reachable: Option<i64> = row.try_get(16)?;
+    let desired: Option<String> = row.try_get(18)?;
     Ok(NodeRow {
         node_id: row.try_get(0)?,
         public_key: row.try_get(1)?,
@@ -273,5 +302,6 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
         passing_since: row.try_get(15)?,
         reachable: reachable.map(|r| r != 0),
         reachable_at: row.try_get(17)?,
+        desired_config: desired.map(|d| from_json("nodes.desired_config", &d)).transpose()?,
     })
 }
