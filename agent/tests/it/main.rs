@@ -8,6 +8,7 @@ mod helpers;
 
 mod config_file;
 mod controller_faults;
+mod desired;
 mod fake_controller;
 mod outage;
 mod reporting;
