@@ -28,11 +28,15 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 300)]
         samples: usize,
     },
-    /// Resident memory of a `wakufleet node` process, idle, with 0 and then N peers.
+    /// Resident memory of a `wakufleet node` (or `--agent`: `wakufleet agent`) process, idle,
+    /// with 0 and then N peers.
     Rss {
         /// Peers to connect.
         #[arg(long, default_value_t = 10)]
         peers: usize,
+        /// Measure an agent with its supervised node, reporting to a controller.
+        #[arg(long)]
+        agent: bool,
     },
     /// Archive insert rate and store query latency (p50/p99) on SQLite or Postgres.
     Store {
@@ -61,7 +65,7 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Relay { messages, size, samples } => {
             super::bench_node::relay(messages, size, samples).await
         }
-        BenchCommand::Rss { peers } => super::bench_node::rss(peers).await,
+        BenchCommand::Rss { peers, agent } => super::bench_node::rss(peers, agent).await,
         BenchCommand::Bootstrap { nodes } => super::bench_node::bootstrap(nodes).await,
         BenchCommand::Store { backend, messages, queries } => {
             super::bench_store::store(&backend, messages, queries).await

@@ -109,10 +109,25 @@ fn rss_kib(pid: u32) -> anyhow::Result<u64> {
         .context("VmRSS missing")
 }
 
-pub(crate) async fn rss(peers: usize) -> anyhow::Result<()> {
+/// Room for the peers `bench rss` connects: inbound connections may take 60% of this (nwaku's
+/// default of 50 admits 30 inbound).
+const MEASURED_MAX_CONNECTIONS: usize = 200;
+
+/// What `bench rss` measures: a bare node, or an agent with its node reporting to a
+/// controller (which runs in this process, so it is not counted).
+struct Measured {
+    child: tokio::process::Child,
+    pid: u32,
+    address: libp2p::Multiaddr,
+    _controller: Option<controller::app::Controller>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn spawn_node() -> anyhow::Result<Measured> {
     let exe = std::env::current_exe()?;
     let mut child = tokio::process::Command::new(exe)
         .args(["node", "--listen-address=127.0.0.1", "--tcp-port=0", "--ip-colocation-limit=0"])
+        .arg(format!("--max-connections={MEASURED_MAX_CONNECTIONS}"))
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -130,6 +145,95 @@ pub(crate) async fn rss(peers: usize) -> anyhow::Result<()> {
     }
     let address = address.context("node printed no address")?;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Measured { child, pid, address, _controller: None, _dir: None })
+}
+
+async fn spawn_agent() -> anyhow::Result<Measured> {
+    use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
+    let dir = tempfile::tempdir()?;
+    let root = dir.path();
+    let admin = "bench-rss-operator-token";
+    std::fs::write(root.join("admin-token"), admin)?;
+    let config = ControllerConfig {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: format!("sqlite://{}", root.join("controller.db").display()),
+        admin_token_file: Some(root.join("admin-token")),
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::start(config, Keyring::default(), Vec::new()).await?;
+    let url = format!("http://{}", controller.http_addr());
+    let token: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/api/v1/tokens"))
+        .bearer_auth(admin)
+        .json(&serde_json::json!({ "label": "bench", "roles": ["relay"] }))
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let token = token["token"].as_str().context("no token in the answer")?;
+    std::fs::write(root.join("token"), token)?;
+    let password = "bench-rss-keystore-password";
+    let keystore = node::keystore::Keystore::encrypt(
+        &node::crypto::generate_key(),
+        password.as_bytes(),
+        node::keystore::KdfStrength::Light,
+    )?;
+    std::fs::write(root.join("node-key.json"), keystore.to_string())?;
+    std::fs::write(root.join("node-key.password"), password)?;
+    let agent_toml = format!(
+        r#"data-dir = "{root}"
+
+[controller]
+url = "{url}"
+token-file = "{root}/token"
+report-interval = "10s"
+
+[compat]
+rest-address = "127.0.0.1:0"
+metrics-address = "127.0.0.1:0"
+
+[node]
+nodekey = "{root}/node-key.json"
+password-file = "{root}/node-key.password"
+listen-address = "127.0.0.1"
+tcp-port = 0
+ip-colocation-limit = 0
+max-connections = {MEASURED_MAX_CONNECTIONS}
+"#,
+        root = root.display()
+    );
+    std::fs::write(root.join("agent.toml"), agent_toml)?;
+    let exe = std::env::current_exe()?;
+    let mut child = tokio::process::Command::new(exe)
+        .arg("agent")
+        .arg("--config")
+        .arg(root.join("agent.toml"))
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("no pid")?;
+    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+    let mut enr = None;
+    while let Some(line) = lines.next_line().await? {
+        if let Some(text) = line.strip_prefix("enr: ") {
+            enr = Some(
+                text.parse::<node::enrtree::NodeRecord>().map_err(|e| anyhow::anyhow!("{e}"))?,
+            );
+            break;
+        }
+    }
+    let record = enr.context("the agent printed no ENR")?;
+    let waku = node::waku_enr::WakuEnr::decode(record.enr())?;
+    let address = waku.dial_addresses().into_iter().next().context("no address in the ENR")?;
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok(Measured { child, pid, address, _controller: Some(controller), _dir: Some(dir) })
+}
+
+pub(crate) async fn rss(peers: usize, agent: bool) -> anyhow::Result<()> {
+    let Measured { mut child, pid, address, _controller, _dir } =
+        if agent { spawn_agent().await? } else { spawn_node().await? };
     tokio::time::sleep(Duration::from_secs(3)).await;
     let idle = rss_kib(pid)?;
 
@@ -147,7 +251,8 @@ pub(crate) async fn rss(peers: usize) -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(10)).await;
     let with_peers = rss_kib(pid)?;
     println!(
-        "wakufleet node RSS: {:.1} MiB idle with 0 peers, {:.1} MiB idle with {peers} peers",
+        "wakufleet {} RSS: {:.1} MiB idle with 0 peers, {:.1} MiB idle with {peers} peers",
+        if agent { "agent + node" } else { "node" },
         idle as f64 / 1024.0,
         with_peers as f64 / 1024.0
     );
