@@ -9,6 +9,7 @@ mod cli_key;
 mod cli_node;
 mod cli_tree;
 mod controller_kill;
+mod deploy;
 mod discovery;
 mod dns;
 mod helpers;
