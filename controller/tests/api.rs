@@ -4,21 +4,21 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::Ipv4Addr;
+mod common;
 
+use common::agent::SimAgent as Agent;
 use controller::{
     app::Controller,
     config::{ControllerConfig, DnsConfig, TreeConfig},
     keyring::Keyring,
     policy::TreePolicy,
-    report::{Figures, Report},
     signed,
 };
 use k256::ecdsa::SigningKey;
 use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::{
-        LinkEntry, NodeRecord,
+        LinkEntry,
         request::{DetachedSignature, SignRequest},
     },
 };
@@ -96,10 +96,7 @@ impl Fixture {
     }
 
     async fn token(&self, roles: &[&str]) -> String {
-        let body = json!({ "label": "test", "roles": roles });
-        let (status, body) = self.admin(Method::POST, "/api/v1/tokens", Some(body)).await;
-        assert_eq!(status, 201, "{body}");
-        body["token"].as_str().unwrap().to_owned()
+        common::agent::token(&self.http, &self.base, ADMIN, roles).await
     }
 
     async fn resolve(&self, url: &str) -> Vec<String> {
@@ -126,45 +123,6 @@ impl Fixture {
     async fn node(&self, agent: &Agent) -> Value {
         let path = format!("/api/v1/nodes/{}", agent.record.node_id_hex());
         self.admin(Method::GET, &path, None).await.1["node"].clone()
-    }
-}
-
-struct Agent {
-    key: SigningKey,
-    record: NodeRecord,
-    counter: u64,
-}
-
-impl Agent {
-    fn new(port: u16) -> Self {
-        let key = node::crypto::generate_key();
-        let record = NodeRecord::sign(&key, 1, Ipv4Addr::LOCALHOST, port, port).unwrap();
-        Self { key, record, counter: 0 }
-    }
-
-    fn enrolment(&self, token: &str) -> Vec<u8> {
-        let now = controller::db::now_ms();
-        json!({ "token": token, "enr": self.record.to_string(), "sentAt": now })
-            .to_string()
-            .into_bytes()
-    }
-
-    fn report(&mut self, relay_peers: u32) -> Vec<u8> {
-        self.counter += 1;
-        let now = controller::db::now_ms();
-        let report = Report {
-            version: 1,
-            node_id: self.record.node_id_hex(),
-            counter: self.counter,
-            sent_at: now,
-            measured_at: now,
-            enr: self.record.to_string(),
-            roles: vec!["boot".into(), "relay".into()],
-            shards: vec![0],
-            cluster_id: Some(1),
-            figures: Figures { relay_peers: Some(relay_peers), ..Figures::default() },
-        };
-        serde_json::to_vec(&report).unwrap()
     }
 }
 

@@ -5,16 +5,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::agent::SimAgent;
 use controller::{
     app::Controller,
     config::{ControllerConfig, DnsConfig, TreeConfig},
     keyring::Keyring,
     policy::TreePolicy,
     reachability::ReachabilityConfig,
-    report::{Figures, Report},
-    signed,
 };
 use k256::ecdsa::SigningKey;
 use node::{
@@ -25,66 +26,6 @@ use node::{
 use serde_json::{Value, json};
 
 const ADMIN: &str = "reachability-test-token";
-
-struct Member {
-    key: SigningKey,
-    record: NodeRecord,
-    counter: u64,
-}
-
-impl Member {
-    async fn post(&self, http: &reqwest::Client, base: &str, path: &str, body: Vec<u8>) -> u16 {
-        http.post(format!("{base}{path}"))
-            .header(signed::SIGNATURE_HEADER, signed::sign(&self.key, &body))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn join(&mut self, http: &reqwest::Client, base: &str) {
-        let token: Value = http
-            .post(format!("{base}/api/v1/tokens"))
-            .bearer_auth(ADMIN)
-            .json(&json!({ "label": "reach", "roles": ["boot"] }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let now = controller::db::now_ms();
-        let body =
-            json!({ "token": token["token"], "enr": self.record.to_string(), "sentAt": now });
-        assert_eq!(
-            self.post(http, base, "/api/v1/enrol", body.to_string().into_bytes()).await,
-            201
-        );
-        self.report(http, base).await;
-    }
-
-    async fn report(&mut self, http: &reqwest::Client, base: &str) {
-        self.counter += 1;
-        let now = controller::db::now_ms();
-        let report = Report {
-            version: 1,
-            node_id: self.record.node_id_hex(),
-            counter: self.counter,
-            sent_at: now,
-            measured_at: now,
-            enr: self.record.to_string(),
-            roles: vec!["boot".into()],
-            shards: vec![0],
-            cluster_id: Some(1),
-            figures: Figures { relay_peers: Some(6), ..Figures::default() },
-        };
-        let body = serde_json::to_vec(&report).unwrap();
-        assert_eq!(self.post(http, base, "/api/v1/reports", body).await, 202);
-    }
-}
 
 async fn live_node(key: SigningKey, tcp_port: u16) -> (NodeHandle, NodeRecord) {
     let config = NodeConfig { key, tcp_port, websocket_port: None, ..NodeConfig::loopback() };
@@ -98,7 +39,7 @@ fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-async fn node_json(http: &reqwest::Client, base: &str, member: &Member) -> Value {
+async fn node_json(http: &reqwest::Client, base: &str, member: &SimAgent) -> Value {
     let url = format!("{base}/api/v1/nodes/{}", member.record.node_id_hex());
     let body: Value = http.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
     body["node"].clone()
@@ -146,21 +87,21 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     // answers at its (live) address.
     let live_key = node::crypto::generate_key();
     let (live_handle, live_record) = live_node(live_key.clone(), 0).await;
-    let mut live = Member { key: live_key, record: live_record, counter: 0 };
+    let mut live = SimAgent::with(live_key, live_record);
     let gone_key = node::crypto::generate_key();
     let gone_port = closed_port();
     let gone_record =
         NodeRecord::sign(&gone_key, 1, std::net::Ipv4Addr::LOCALHOST, gone_port, gone_port)
             .unwrap();
-    let mut gone = Member { key: gone_key, record: gone_record, counter: 0 };
+    let mut gone = SimAgent::with(gone_key, gone_record);
     let impostor_key = node::crypto::generate_key();
     let live_port = live.record.enr().tcp4().unwrap();
     let impostor_record =
         NodeRecord::sign(&impostor_key, 1, std::net::Ipv4Addr::LOCALHOST, live_port, live_port)
             .unwrap();
-    let mut impostor = Member { key: impostor_key, record: impostor_record, counter: 0 };
+    let mut impostor = SimAgent::with(impostor_key, impostor_record);
     for member in [&mut live, &mut gone, &mut impostor] {
-        member.join(&http, &base).await;
+        member.join(&http, &base, ADMIN, 6).await;
     }
 
     wait_for("the live node confirmed and the others refused", async || {
@@ -194,7 +135,7 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     .await;
     let metrics = http.get(format!("{base}/metrics")).send().await.unwrap().text().await.unwrap();
     let gauge = format!(
-        "wakufleet_node_reachable{{label=\"reach\",node_id=\"{}\"}} 0",
+        "wakufleet_node_reachable{{label=\"test\",node_id=\"{}\"}} 0",
         gone.record.node_id_hex()
     );
     assert!(metrics.contains(&gauge), "{gauge} missing from\n{metrics}");
@@ -202,7 +143,7 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     // The node at the closed port comes up: one good handshake makes it reachable again.
     let (_back, back_record) = live_node(gone.key.clone(), gone_port).await;
     assert_eq!(back_record.enr().tcp4(), Some(gone_port));
-    gone.report(&http, &base).await;
+    gone.send_report(&http, &base, 6).await;
     wait_for("the returning node confirmed", async || {
         node_json(&http, &base, &gone).await["reachable"] == true
     })

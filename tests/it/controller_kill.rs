@@ -15,21 +15,19 @@ use std::{
     time::{Duration, Instant},
 };
 
+#[path = "../../controller/tests/common/agent.rs"]
+mod agent;
 #[path = "../../controller/tests/common/knot.rs"]
 mod knot;
 
-use controller::{
-    report::{Figures, Report},
-    signed,
-};
-use k256::ecdsa::SigningKey;
+use agent::SimAgent as Agent;
 use knot::{KEY_NAME, Knot, SECRET, ZONE};
 use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
-    enrtree::{LinkEntry, NodeRecord},
+    enrtree::LinkEntry,
     keystore::{KdfStrength, Keystore},
 };
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{TcpListener, TcpStream},
@@ -208,70 +206,6 @@ fn log_of(dir: &Path) -> String {
     std::fs::read_to_string(dir.join("controller.log")).unwrap_or_default()
 }
 
-struct Agent {
-    key: SigningKey,
-    record: NodeRecord,
-    counter: u64,
-}
-
-impl Agent {
-    fn new(port: u16) -> Self {
-        let key = node::crypto::generate_key();
-        let record = NodeRecord::sign(&key, 1, std::net::Ipv4Addr::LOCALHOST, port, port).unwrap();
-        Self { key, record, counter: 0 }
-    }
-
-    async fn post(&self, http: &reqwest::Client, ctl: &Ctl, path: &str, body: Vec<u8>) -> u16 {
-        http.post(format!("{}{path}", ctl.api))
-            .header(signed::SIGNATURE_HEADER, signed::sign(&self.key, &body))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    }
-
-    async fn enrol(&self, http: &reqwest::Client, ctl: &Ctl) {
-        let token: Value = http
-            .post(format!("{}/api/v1/tokens", ctl.api))
-            .bearer_auth(ADMIN)
-            .json(&json!({ "label": "kill-test", "roles": ["boot"] }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let body = json!({
-            "token": token["token"],
-            "enr": self.record.to_string(),
-            "sentAt": controller::db::now_ms(),
-        });
-        assert_eq!(self.post(http, ctl, "/api/v1/enrol", body.to_string().into_bytes()).await, 201);
-    }
-
-    async fn report(&mut self, http: &reqwest::Client, ctl: &Ctl, relay_peers: u32) {
-        self.counter += 1;
-        let now = controller::db::now_ms();
-        let report = Report {
-            version: 1,
-            node_id: self.record.node_id_hex(),
-            counter: self.counter,
-            sent_at: now,
-            measured_at: now,
-            enr: self.record.to_string(),
-            roles: vec!["boot".into()],
-            shards: vec![0],
-            cluster_id: Some(1),
-            figures: Figures { relay_peers: Some(relay_peers), ..Figures::default() },
-        };
-        let body = serde_json::to_vec(&report).unwrap();
-        assert_eq!(self.post(http, ctl, "/api/v1/reports", body).await, 202);
-    }
-}
-
 fn write_config(dir: &Path, gate: SocketAddr) -> PathBuf {
     let key = node::crypto::generate_key();
     let keystore = Keystore::encrypt(&key, KEY_PASSWORD.as_bytes(), KdfStrength::Light).unwrap();
@@ -364,8 +298,7 @@ async fn killing_the_controller_mid_publication_never_breaks_the_served_tree() {
     let ctl = Ctl::start(dir.path()).await;
     let mut agents: Vec<Agent> = (0..5).map(|i| Agent::new(31_000 + i)).collect();
     for agent in &mut agents {
-        agent.enrol(&http, &ctl).await;
-        agent.report(&http, &ctl, 6).await;
+        agent.join(&http, &ctl.api, ADMIN, 6).await;
     }
     wait_tree(&http, &ctl, "the first publication", |t| {
         t["versions"][0]["state"] == "published"
@@ -381,7 +314,7 @@ async fn killing_the_controller_mid_publication_never_breaks_the_served_tree() {
     // Kill point 1: the new version is built and signed, its UPDATE is held before knotd.
     gate.allow(0, 0);
     let (received, _, _) = gate.counts();
-    agents[4].report(&http, &ctl, 0).await; // critical: the next version lists four
+    agents[4].send_report(&http, &ctl.api, 0).await; // critical: the next version lists four
     gate.wait("the additions reach the gate", |(r, _, _)| r > received).await;
     ctl.kill().await;
     assert_eq!(resolve(&knot, &url).await, five, "knotd still serves the old tree, whole");

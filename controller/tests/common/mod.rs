@@ -1,3 +1,4 @@
 //! Fixtures shared by the controller's integration tests.
 
+pub(crate) mod agent;
 pub(crate) mod knot;
