@@ -180,7 +180,7 @@ async fn drive(
         started.elapsed()
     );
 
-    let passes_before = reconcile_passes(http, base).await?;
+    let (passes_before, _) = reconcile(http, base).await?;
     let started = Instant::now();
     let outcomes: Vec<Outcome> = stream::iter(bodies)
         .map(|reports| deliver(http, base, reports))
@@ -188,7 +188,8 @@ async fn drive(
         .collect()
         .await;
     let elapsed = started.elapsed();
-    let passes = reconcile_passes(http, base).await?.saturating_sub(passes_before);
+    let (passes, last_pass) = reconcile(http, base).await?;
+    let passes = passes.saturating_sub(passes_before);
 
     let mut latencies: Vec<Duration> =
         outcomes.iter().flat_map(|o| o.latencies.iter().copied()).collect();
@@ -209,7 +210,9 @@ async fn drive(
     if let Some((status, body)) = refused.first() {
         println!("  first: {status} {body}");
     }
-    println!("reconcile passes during the run (woken by accepted reports): {passes}");
+    println!(
+        "reconcile passes during the run (woken by accepted reports): {passes}, the last took {last_pass:.2?}"
+    );
     let stored = stored_reports(database_url).await?;
     println!("reports stored: {stored} (expected {total})");
     if !refused.is_empty() || stored != total as i64 {
@@ -305,14 +308,19 @@ async fn deliver(http: &reqwest::Client, base: &str, reports: Vec<Signed>) -> Ou
     outcome
 }
 
-/// `wakufleet_reconcile_passes_total`, all results, from the controller's `/metrics`.
-async fn reconcile_passes(http: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
+/// Reconcile passes so far (all results) and the last one's duration, from the controller's
+/// `/metrics`.
+async fn reconcile(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, Duration)> {
     let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
-    Ok(text
-        .lines()
-        .filter(|line| line.starts_with("wakufleet_reconcile_passes_total"))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
+    let values = |name: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .collect::<Vec<f64>>()
+    };
+    let passes = values("wakufleet_reconcile_passes_total").iter().sum::<f64>() as u64;
+    let last = values("wakufleet_reconcile_last_duration_seconds").first().copied().unwrap_or(0.0);
+    Ok((passes, Duration::try_from_secs_f64(last).unwrap_or_default()))
 }
 
 async fn stored_reports(database_url: &str) -> anyhow::Result<i64> {
