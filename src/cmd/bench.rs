@@ -57,6 +57,34 @@ pub(crate) enum BenchCommand {
         #[arg(long, default_value_t = 20)]
         nodes: usize,
     },
+    /// Signed health reports into a real controller over HTTP: reports/s, p50/p99 latency.
+    Ingest {
+        /// Simulated agents, each with its own key, signed ENR and one-time token.
+        #[arg(long, default_value_t = 1_000)]
+        agents: usize,
+        /// Reports each agent sends, with rising counters, one after the other.
+        #[arg(long, default_value_t = 10)]
+        reports_per_agent: usize,
+        /// `postgres` (a fresh database on 127.0.0.1:5432, dropped at the end) or `sqlite`
+        /// (a temporary file).
+        #[arg(long, default_value = "postgres")]
+        backend: String,
+        /// Agents delivering at the same time.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+    },
+    /// The built-in DNS server against Knot under dnsperf (UDP, TXT queries for every name).
+    Dns {
+        /// Records in the tree.
+        #[arg(long, default_value_t = 1_000)]
+        records: usize,
+        /// dnsperf run length per server.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Only check that both servers answer the same records (needs no dnsperf).
+        #[arg(long)]
+        check_only: bool,
+    },
 }
 
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -69,6 +97,12 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Bootstrap { nodes } => super::bench_node::bootstrap(nodes).await,
         BenchCommand::Store { backend, messages, queries } => {
             super::bench_store::store(&backend, messages, queries).await
+        }
+        BenchCommand::Ingest { agents, reports_per_agent, backend, concurrency } => {
+            super::bench_ingest::ingest(agents, reports_per_agent, &backend, concurrency).await
+        }
+        BenchCommand::Dns { records, seconds, check_only } => {
+            super::bench_dns::dns(records, seconds, check_only).await
         }
     }
 }

@@ -3,6 +3,8 @@
 
 mod agent;
 mod bench;
+mod bench_dns;
+mod bench_ingest;
 mod bench_node;
 mod bench_store;
 mod controller;

@@ -1,0 +1,331 @@
+//! `wakufleet bench ingest`: signed health reports into a real controller over real HTTP.
+//!
+//! An in-process [`Controller`] (HTTP on 127.0.0.1 port 0) runs against a fresh Postgres
+//! database (dropped at the end) or a temporary SQLite file. Simulated agents, each with its own
+//! secp256k1 key and signed ENR, redeem one-time tokens through the API, then send reports with
+//! rising counters, `concurrency` agents at a time, each agent's reports one after the other
+//! (as a real agent delivers them). Report bodies are signed before the timed phase, so the
+//! figures are the controller's, not the simulated agents' signing. Prints figures only.
+
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use controller::{
+    app::Controller,
+    config::ControllerConfig,
+    db::now_ms,
+    keyring::Keyring,
+    report::{Figures, REPORT_VERSION, Report},
+    signed::{SIGNATURE_HEADER, sign},
+};
+use futures::{StreamExt, stream};
+use k256::ecdsa::SigningKey;
+use node::{
+    crypto::generate_key,
+    enrtree::NodeRecord,
+    sql::{create_postgres_database, drop_postgres_database, test_server},
+};
+use serde_json::json;
+
+/// The operators' token of the benchmark's controller.
+const ADMIN_TOKEN: &str = "bench-operator-token";
+
+/// One simulated agent.
+struct Agent {
+    key: SigningKey,
+    record: NodeRecord,
+}
+
+/// A report ready to send: its body and signature header.
+struct Signed {
+    body: Vec<u8>,
+    signature: String,
+}
+
+/// What one agent's deliveries came to.
+#[derive(Default)]
+struct Outcome {
+    latencies: Vec<Duration>,
+    /// (HTTP status or 0 for a transport error, first answer body) of every non-202 answer.
+    refused: Vec<(u16, String)>,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
+}
+
+/// Where the controller's database lives.
+enum Place {
+    Sqlite,
+    Postgres(String),
+}
+
+pub(crate) async fn ingest(
+    agents: usize,
+    reports_per_agent: usize,
+    backend: &str,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (database_url, place) = match backend {
+        "sqlite" => {
+            (format!("sqlite://{}", dir.path().join("controller.db").display()), Place::Sqlite)
+        }
+        "postgres" => {
+            let url = create_postgres_database(&test_server(), "wakufleet_bench_ingest")
+                .await
+                .context("Postgres")?;
+            (url.clone(), Place::Postgres(url))
+        }
+        other => bail!("unknown backend {other:?}: sqlite or postgres"),
+    };
+    let result =
+        run(&dir, &database_url, backend, agents, reports_per_agent, concurrency.max(1)).await;
+    if let Place::Postgres(url) = place {
+        drop_postgres_database(&url).await.with_context(|| format!("dropping {url}"))?;
+    }
+    result
+}
+
+async fn run(
+    dir: &tempfile::TempDir,
+    database_url: &str,
+    backend: &str,
+    agents: usize,
+    reports_per_agent: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN_TOKEN)?;
+    let config = ControllerConfig {
+        listen: (Ipv4Addr::LOCALHOST, 0).into(),
+        database_url: database_url.to_owned(),
+        admin_token_file: Some(token_file),
+        // Measure ingest: no timed passes during the run (accepted reports still wake the
+        // loop; the passes are counted and printed).
+        reconcile_interval_ms: 3_600_000,
+        // Bodies are signed before the timed phase; a long run must not make them stale.
+        max_skew_secs: 24 * 3600,
+        // Keep every report, so the stored count checks that none was lost.
+        reports_kept: i64::try_from(reports_per_agent.max(100)).unwrap_or(i64::MAX),
+        ..ControllerConfig::default()
+    };
+    let controller = Controller::start(config, Keyring::default(), Vec::new())
+        .await
+        .context("starting the controller")?;
+    let base = format!("http://{}", controller.http_addr());
+    let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let result =
+        drive(&http, &base, database_url, backend, agents, reports_per_agent, concurrency).await;
+    controller.shutdown().await;
+    result
+}
+
+async fn drive(
+    http: &reqwest::Client,
+    base: &str,
+    database_url: &str,
+    backend: &str,
+    agents: usize,
+    reports_per_agent: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    println!(
+        "ingest: {backend}, {agents} agents x {reports_per_agent} reports, concurrency {concurrency}"
+    );
+    let started = Instant::now();
+    let fleet = (0..agents)
+        .map(|i| {
+            let key = generate_key();
+            let ip = Ipv4Addr::from(0x0a00_0000_u32.wrapping_add(u32::try_from(i).unwrap_or(0)));
+            let record = NodeRecord::sign(&key, 1, ip, 60_000, 9_000)?;
+            Ok(Agent { key, record })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    println!("generated {agents} keys and signed ENRs in {:.2?}", started.elapsed());
+
+    // Enrolment: one token per agent from the operators' API, redeemed by the agent.
+    let started = Instant::now();
+    let enrolled: Vec<anyhow::Result<()>> = stream::iter(&fleet)
+        .map(|agent| enrol(http, base, agent))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let enrol_time = started.elapsed();
+    let failed: Vec<_> = enrolled.into_iter().filter_map(Result::err).collect();
+    if let Some(first) = failed.first() {
+        bail!("{} of {agents} enrolments failed; first: {first:#}", failed.len());
+    }
+    println!(
+        "enrolled {agents} agents (token + signed enrolment each) in {enrol_time:.2?}: {:.0} enrolments/s",
+        agents as f64 / enrol_time.as_secs_f64()
+    );
+
+    // Pre-sign every report (counters 1..=N per agent): signing would otherwise dominate.
+    let started = Instant::now();
+    let bodies = fleet
+        .iter()
+        .map(|agent| (1..=reports_per_agent as u64).map(|counter| report(agent, counter)).collect())
+        .collect::<anyhow::Result<Vec<Vec<Signed>>>>()?;
+    let total = agents * reports_per_agent;
+    let mean_size = bodies.iter().flatten().map(|s| s.body.len()).sum::<usize>() / total.max(1);
+    println!(
+        "pre-signed {total} report bodies (~{mean_size} B each) in {:.2?} (not timed below)",
+        started.elapsed()
+    );
+
+    let (passes_before, _) = reconcile(http, base).await?;
+    let started = Instant::now();
+    let outcomes: Vec<Outcome> = stream::iter(bodies)
+        .map(|reports| deliver(http, base, reports))
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let (passes, last_pass) = reconcile(http, base).await?;
+    let passes = passes.saturating_sub(passes_before);
+
+    let mut latencies: Vec<Duration> =
+        outcomes.iter().flat_map(|o| o.latencies.iter().copied()).collect();
+    latencies.sort();
+    let refused: Vec<&(u16, String)> = outcomes.iter().flat_map(|o| &o.refused).collect();
+    let accepted = total - refused.len();
+    println!(
+        "accepted {accepted}/{total} reports in {elapsed:.2?}: {:.0} reports/s",
+        accepted as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "latency (request to answer): p50 {:.2?}, p99 {:.2?}, max {:.2?}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.last().copied().unwrap_or_default()
+    );
+    println!("non-202 answers: {}", refused.len());
+    if let Some((status, body)) = refused.first() {
+        println!("  first: {status} {body}");
+    }
+    println!(
+        "reconcile passes during the run (woken by accepted reports): {passes}, the last took {last_pass:.2?}"
+    );
+    let stored = stored_reports(database_url).await?;
+    println!("reports stored: {stored} (expected {total})");
+    if !refused.is_empty() || stored != total as i64 {
+        bail!("{} reports refused, {stored} of {total} stored", refused.len());
+    }
+    Ok(())
+}
+
+async fn enrol(http: &reqwest::Client, base: &str, agent: &Agent) -> anyhow::Result<()> {
+    let response = http
+        .post(format!("{base}/api/v1/tokens"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({ "label": "bench", "roles": ["relay"] }))
+        .send()
+        .await?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await?;
+    let token = answer["token"]
+        .as_str()
+        .with_context(|| format!("token request answered {status}: {answer}"))?;
+    let body =
+        json!({ "token": token, "enr": agent.record.to_string(), "sentAt": now_ms() }).to_string();
+    let response = http
+        .post(format!("{base}/api/v1/enrol"))
+        .header(SIGNATURE_HEADER, sign(&agent.key, body.as_bytes()))
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await?;
+    let status = response.status();
+    if status != reqwest::StatusCode::CREATED {
+        bail!("enrolment answered {status}: {}", response.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// A report like an agent's: a few figures, roles, shards, the node's ENR.
+fn report(agent: &Agent, counter: u64) -> anyhow::Result<Signed> {
+    let now = now_ms();
+    let figures = Figures {
+        peers_inbound: Some(20),
+        peers_outbound: Some(10),
+        relay_peers: Some(12),
+        mesh_per_shard: [("/waku/2/rs/1/0".to_owned(), 6)].into(),
+        fleet_share: Some(0.25),
+        discv5_table: Some(150),
+        messages_in_per_sec: Some(3.5),
+        messages_out_per_sec: Some(0.5),
+        ..Figures::default()
+    };
+    let report = Report {
+        version: REPORT_VERSION,
+        node_id: agent.record.node_id_hex(),
+        counter,
+        sent_at: now,
+        measured_at: now,
+        enr: agent.record.to_string(),
+        roles: vec!["relay".into()],
+        shards: vec![0],
+        cluster_id: Some(1),
+        figures,
+    };
+    let body = serde_json::to_vec(&report)?;
+    let signature = sign(&agent.key, &body);
+    Ok(Signed { body, signature })
+}
+
+/// Sends one agent's reports in counter order, each after the previous one's answer.
+async fn deliver(http: &reqwest::Client, base: &str, reports: Vec<Signed>) -> Outcome {
+    let mut outcome = Outcome::default();
+    let url = format!("{base}/api/v1/reports");
+    for signed in reports {
+        let sent = Instant::now();
+        let answer = http
+            .post(&url)
+            .header(SIGNATURE_HEADER, signed.signature)
+            .header("content-type", "application/json")
+            .body(signed.body)
+            .send()
+            .await;
+        match answer {
+            Ok(response) => {
+                let status = response.status();
+                let text = response.text().await.unwrap_or_default();
+                outcome.latencies.push(sent.elapsed());
+                if status != reqwest::StatusCode::ACCEPTED {
+                    outcome.refused.push((status.as_u16(), text));
+                }
+            }
+            Err(error) => outcome.refused.push((0, error.to_string())),
+        }
+    }
+    outcome
+}
+
+/// Reconcile passes so far (all results) and the last one's duration, from the controller's
+/// `/metrics`.
+async fn reconcile(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, Duration)> {
+    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let values = |name: &str| {
+        text.lines()
+            .filter(|line| line.starts_with(name))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .collect::<Vec<f64>>()
+    };
+    let passes = values("wakufleet_reconcile_passes_total").iter().sum::<f64>() as u64;
+    let last = values("wakufleet_reconcile_last_duration_seconds").first().copied().unwrap_or(0.0);
+    Ok((passes, Duration::try_from_secs_f64(last).unwrap_or_default()))
+}
+
+async fn stored_reports(database_url: &str) -> anyhow::Result<i64> {
+    use sqlx::{Connection, Row};
+    let mut connection = sqlx::AnyConnection::connect(database_url).await?;
+    let row = sqlx::query("SELECT COUNT(*) FROM reports").fetch_one(&mut connection).await?;
+    Ok(row.try_get(0)?)
+}

@@ -1,0 +1,62 @@
+//! `wakufleet bench ingest` and `wakufleet bench dns` at tiny sizes, so the benchmark commands
+//! cannot rot. Only the printed shape is checked (figures present, zero errors); never a time.
+
+use std::process::{Command, Stdio};
+
+use crate::helpers::ok;
+
+/// The number after `prefix` on the line that starts with it.
+fn figure(out: &str, prefix: &str) -> String {
+    let line = out
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting {prefix:?} in:\n{out}"));
+    line.trim().to_owned()
+}
+
+#[test]
+fn bench_ingest_sqlite_prints_figures_and_no_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let args =
+        ["bench", "ingest", "--agents", "5", "--reports-per-agent", "2", "--backend", "sqlite"];
+    let out = ok(dir.path(), &args);
+    assert!(figure(&out, "enrolled 5 agents").contains("enrolments/s"), "{out}");
+    let accepted = figure(&out, "accepted ");
+    assert!(accepted.starts_with("10/10 reports in ") && accepted.ends_with("reports/s"), "{out}");
+    let latency = figure(&out, "latency (request to answer):");
+    assert!(latency.contains("p50 ") && latency.contains("p99 "), "{out}");
+    assert_eq!(figure(&out, "non-202 answers:"), "0", "{out}");
+    assert_eq!(figure(&out, "reports stored:"), "10 (expected 10)", "{out}");
+}
+
+#[test]
+fn bench_dns_check_only_finds_both_servers_agree() {
+    // Needs knotd (tests/run.sh installs it), not dnsperf.
+    let dir = tempfile::tempdir().unwrap();
+    let out = ok(dir.path(), &["bench", "dns", "--records", "30", "--check-only"]);
+    assert!(figure(&out, "dns: tree of 30 records").contains("TXT names"), "{out}");
+    let check = figure(&out, "check:");
+    assert!(check.contains("resolved 30/30 records from each, 0 errors"), "{out}");
+    assert!(!out.contains("queries/s"), "--check-only runs no dnsperf: {out}");
+}
+
+#[test]
+fn bench_dns_without_dnsperf_names_the_package() {
+    // An empty PATH hides dnsperf (knotd is still found in /usr/sbin).
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wakufleet"))
+        .args(["bench", "dns", "--records", "5", "--seconds", "1"])
+        .current_dir(dir.path())
+        .env("PATH", "")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one-line error: {stderr}");
+    assert!(
+        lines[0].contains("`dnsperf` not found") && lines[0].contains("apt-get install dnsperf"),
+        "{stderr}"
+    );
+}
