@@ -34,6 +34,31 @@ fn parse_enr(text: &str) -> Result<NodeRecord, AppError> {
     text.parse().map_err(|e| AppError::BadRequest(format!("invalid ENR: {e}")))
 }
 
+/// Whether an accepted report may change what trees list: its node's health would move, or its
+/// record, roles, shards or cluster changed. Only then is the reconcile loop woken early; a
+/// report that refreshes a passing node's figures waits for the next interval (waking a full
+/// pass per report starved ingest at a thousand agents).
+fn may_change_membership(
+    state: &AppState,
+    node: &crate::db::nodes::NodeRow,
+    report: &Report,
+    body: &[u8],
+) -> bool {
+    if node.enr != report.enr
+        || node.roles != report.roles
+        || node.shards != report.shards
+        || node.cluster_id != report.cluster_id
+    {
+        return true;
+    }
+    let mut after = node.clone();
+    if report.measured_at >= node.last_measured_at.unwrap_or(0) {
+        after.last_measured_at = Some(report.measured_at);
+        after.last_report = serde_json::from_slice(body).ok();
+    }
+    crate::health::evaluate(&after, &state.config.health, now_ms()).0 != node.health
+}
+
 /// `POST /api/v1/enrol`: redeem a one-time token and bind the node's key.
 pub async fn enrol(
     State(state): State<Arc<AppState>>,
@@ -108,7 +133,9 @@ pub async fn report(
             report.counter, node.last_counter
         )));
     }
-    state.wake.notify_one();
+    if may_change_membership(&state, &node, &report, &body) {
+        state.wake.notify_one();
+    }
     // The agent applies each version once and reports it applied or failed.
     let mut answer = serde_json::json!({ "counter": report.counter });
     if let Some(desired) = &node.desired_config {
