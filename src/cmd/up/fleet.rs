@@ -20,7 +20,6 @@ use controller::{
     keyring::Keyring,
 };
 use k256::ecdsa::SigningKey;
-use libp2p::Multiaddr;
 use node::{
     config::NodeConfig,
     keystore::{KdfStrength, Keystore},
@@ -34,8 +33,6 @@ use crate::files;
 
 /// The local fleet's cluster; the bootstrapping node joins the same one.
 pub(super) const CLUSTER: u16 = 1;
-/// Static peers each agent dials among those started before it: enough for the relay target.
-const STATIC_PEERS: usize = node::service::TARGET_RELAY_PEERS;
 /// How often the agents report (a local fleet can afford it).
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for any one step.
@@ -194,6 +191,15 @@ impl Api {
     }
 }
 
+/// A node's ports; 0 picks a free one.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Ports {
+    pub(super) tcp: u16,
+    pub(super) rest: u16,
+    pub(super) metrics: u16,
+    pub(super) udp: u16,
+}
+
 /// One agent of the fleet and what `up` measured of it.
 pub(super) struct FleetAgent {
     pub(super) name: String,
@@ -223,15 +229,15 @@ pub(super) struct AgentPlan<'a> {
     pub(super) dir: &'a Path,
     pub(super) name: String,
     pub(super) controller: &'a Api,
-    /// Node TCP, REST and metrics ports (0: any free port).
-    pub(super) ports: (u16, u16, u16),
-    pub(super) static_peers: Vec<Multiaddr>,
+    /// Node TCP, REST, metrics and discv5 UDP ports (0: any free port).
+    pub(super) ports: Ports,
+    pub(super) discv5_bootstrap: Vec<String>,
     pub(super) relay_target: usize,
 }
 
 /// Starts one agent in `dir/<name>/`: its node key (created once), an enrolment token from
-/// the controller when the registry does not know the node yet, a loopback node that dials the
-/// agents started before it.
+/// the controller when the registry does not know the node yet, a loopback node that finds the
+/// others through discv5.
 pub(super) async fn start_agent(
     plan: AgentPlan<'_>,
     registry: &[Value],
@@ -250,7 +256,7 @@ pub(super) async fn start_agent(
         files::write_secret_new(&token_file, &token)?;
     }
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let (tcp, rest, metrics) = plan.ports;
+    let Ports { tcp, rest, metrics, udp } = plan.ports;
     let config = AgentConfig {
         data_dir,
         controller: ControllerSection {
@@ -275,7 +281,9 @@ pub(super) async fn start_agent(
             tcp_port: Some(tcp),
             cluster_id: Some(CLUSTER),
             shard: vec![0],
-            staticnode: plan.static_peers.iter().map(ToString::to_string).collect(),
+            discv5_discovery: Some(true),
+            discv5_udp_port: Some(udp),
+            discv5_bootstrap_node: plan.discv5_bootstrap,
             ip_colocation_limit: Some(0),
             ..NodeSection::default()
         },
@@ -287,14 +295,11 @@ pub(super) async fn start_agent(
     Ok(FleetAgent { name: plan.name, agent, watcher })
 }
 
-/// The static peers for the agent started after `agents`: the last [`STATIC_PEERS`] of them.
-pub(super) fn static_peers(agents: &[FleetAgent]) -> anyhow::Result<Vec<Multiaddr>> {
-    let skip = agents.len().saturating_sub(STATIC_PEERS);
-    let mut out = Vec::new();
-    for agent in &agents[skip..] {
-        out.extend(agent.node()?.listen_addrs().into_iter().take(1));
-    }
-    Ok(out)
+/// The discv5 bootstrap record for agents after the first: the first agent's ENR. Found
+/// through discv5, peers are not fleet nodes to each other, so the node's diversity rule never
+/// sheds them, and each node's bootstrap latency includes real discovery.
+pub(super) fn discv5_bootstrap(agents: &[FleetAgent]) -> anyhow::Result<Vec<String>> {
+    agents.first().map(|first| Ok(vec![first.node()?.enr().to_base64()])).unwrap_or(Ok(Vec::new()))
 }
 
 /// Time from `started` until the supervised node has `target` relay peers.
@@ -338,7 +343,7 @@ impl BootstrapNode {
 pub(super) async fn start_bootstrap_node(
     url: &str,
     dns: SocketAddr,
-    ports: (u16, u16, u16),
+    ports: Ports,
 ) -> anyhow::Result<BootstrapNode> {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let defaults = NodeConfig::default();
@@ -346,7 +351,7 @@ pub(super) async fn start_bootstrap_node(
     peer_manager.max_peers_per_ip = 0; // every peer is on 127.0.0.1
     let config = NodeConfig {
         listen_ip: loopback,
-        tcp_port: ports.0,
+        tcp_port: ports.tcp,
         cluster_id: CLUSTER,
         shards: vec![0],
         dns_discovery_urls: vec![url.to_owned()],
@@ -358,13 +363,13 @@ pub(super) async fn start_bootstrap_node(
     let started = Instant::now();
     let (handle, task) = node::service::start(config).await?;
     let mut servers = Vec::new();
-    let rest_listener = bind(SocketAddr::new(loopback, ports.1), "REST").await?;
+    let rest_listener = bind(SocketAddr::new(loopback, ports.rest), "REST").await?;
     let rest = rest_listener.local_addr()?;
     let router = rest::router(handle.clone(), rest::DEFAULT_CACHE_CAPACITY, max_message_size);
     servers.push(tokio::spawn(async move {
         let _ = axum::serve(rest_listener, router).await;
     }));
-    let metrics_listener = bind(SocketAddr::new(loopback, ports.2), "metrics").await?;
+    let metrics_listener = bind(SocketAddr::new(loopback, ports.metrics), "metrics").await?;
     let metrics = metrics_listener.local_addr()?;
     let router = rest::metrics_router(handle.clone());
     servers.push(tokio::spawn(async move {

@@ -5,35 +5,27 @@
 //! (agents, nodes, controller); `--once` stops once the last node has its relay peers.
 //!
 //! - [`fleet`] — the parts and how each is started and stopped.
+//! - [`wait`] — the waits between steps: nodes passing, the tree published, served over DNS.
 //! - [`report`] — what is printed: addresses, health, bootstrap latencies.
 
 mod fleet;
 mod report;
+mod wait;
 
-use std::{
-    collections::BTreeSet,
-    net::SocketAddr,
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
 
 use anyhow::Context;
 use clap::Args;
-use node::{
-    dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
-    enrtree::{LinkEntry, NodeRecord},
-    service::TARGET_RELAY_PEERS,
-};
-use serde_json::Value;
+use node::{enrtree::NodeRecord, service::TARGET_RELAY_PEERS};
 
 use self::{
-    fleet::{Api, Fleet, STEP_LIMIT},
+    fleet::{Api, Fleet, Ports, STEP_LIMIT},
     report::{NodeLine, Summary},
 };
 use crate::cmd::controller::wait_for_stop;
 
 /// The tree's name in the controller.
-const TREE: &str = "nodes";
+pub(super) const TREE: &str = "nodes";
 /// Records per tree: js-waku resolves at most 8 leaves.
 const MAX_ENTRIES: usize = controller::policy::JS_WAKU_ENTRIES;
 
@@ -54,8 +46,9 @@ pub(crate) struct UpArgs {
     /// Address of the controller's HTTP API; port 0 (the default) picks a free one.
     #[arg(long, default_value = "127.0.0.1:0")]
     api: SocketAddr,
-    /// First port of the nodes: node i listens on BASE+i, its REST API on BASE+100+i and its
-    /// metrics on BASE+200+i. Without it every port is picked free.
+    /// First port of the nodes: node i listens on BASE+i (TCP), its REST API on BASE+100+i,
+    /// its metrics on BASE+200+i and discv5 on BASE+300+i (UDP). Without it every port is
+    /// picked free.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65_000))]
     base_port: Option<u16>,
     /// Stop once the node joining from the tree has its relay peers (for tests and CI).
@@ -65,8 +58,13 @@ pub(crate) struct UpArgs {
 
 impl UpArgs {
     /// Ports of node `i` (the joining node is `i = nodes`).
-    fn ports(&self, i: u16) -> (u16, u16, u16) {
-        self.base_port.map_or((0, 0, 0), |base| (base + i, base + 100 + i, base + 200 + i))
+    fn ports(&self, i: u16) -> Ports {
+        self.base_port.map_or(Ports::default(), |base| Ports {
+            tcp: base + i,
+            rest: base + 100 + i,
+            metrics: base + 200 + i,
+            udp: base + 300 + i,
+        })
     }
 
     /// The zone the DNS server is authoritative for: the domain's parent.
@@ -108,7 +106,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("working directory {}", dir.display()))?;
-    if args.base_port.is_some_and(|base| u32::from(base) + 200 + u32::from(args.nodes) > 65_535) {
+    if args.base_port.is_some_and(|base| u32::from(base) + 300 + u32::from(args.nodes) > 65_535) {
         anyhow::bail!("--base-port: the nodes' ports would pass 65535");
     }
     let n = usize::from(args.nodes);
@@ -150,7 +148,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
             name: name.clone(),
             controller: &api,
             ports: args.ports(i),
-            static_peers: fleet::static_peers(&fleet.agents)?,
+            discv5_bootstrap: fleet::discv5_bootstrap(&fleet.agents)?,
             relay_target: agent_target,
         };
         let agent = fleet::start_agent(plan, &registry)
@@ -166,22 +164,11 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
         ids.push(fleet::node_id(&node));
         records.insert(node.enr().to_base64().parse::<NodeRecord>()?.to_string());
     }
-    let registry = wait_passing(&api, &ids).await.context("waiting for the nodes to pass")?;
+    let registry = wait::passing(&api, &ids).await.context("waiting for the nodes to pass")?;
     let (url, seq, listed) =
-        wait_published(&api, &records).await.context("waiting for the tree")?;
+        wait::published(&api, &records, MAX_ENTRIES).await.context("waiting for the tree")?;
 
-    let resolver = HickoryTxtResolver::with_server(dns).context("DNS check")?;
-    let link: LinkEntry = url.parse().with_context(|| format!("DNS check: tree url {url}"))?;
-    let resolution = TreeClient::new(resolver, ClientConfig::default()).resolve(&link).await;
-    let resolved: BTreeSet<String> = resolution.records().iter().map(ToString::to_string).collect();
-    if resolution.errors().count() > 0 || resolved != listed {
-        anyhow::bail!(
-            "DNS check: {url} at {dns} resolved to {} of {} records with {} bad entries",
-            resolved.intersection(&listed).count(),
-            listed.len(),
-            resolution.errors().count()
-        );
-    }
+    wait::resolved(dns, &url, &listed).await.context("DNS check")?;
 
     let joiner = fleet::start_bootstrap_node(&url, dns, args.ports(args.nodes))
         .await
@@ -239,70 +226,4 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
         joiner_target,
         nodes,
     })
-}
-
-/// Waits until the registry has every node in `ids` passing; returns the registry.
-async fn wait_passing(api: &Api, ids: &[String]) -> anyhow::Result<Vec<Value>> {
-    let deadline = Instant::now() + STEP_LIMIT;
-    loop {
-        let registry = api.nodes().await?;
-        let state = |id: &String| {
-            registry.iter().find(|n| n["nodeId"].as_str() == Some(id.as_str())).map(|n| {
-                (
-                    n["health"].as_str().unwrap_or("?").to_owned(),
-                    n["healthReason"].as_str().unwrap_or("").to_owned(),
-                )
-            })
-        };
-        let failing: Vec<String> = ids
-            .iter()
-            .filter_map(|id| match state(id) {
-                Some((health, _)) if health == "passing" => None,
-                Some((health, reason)) => Some(format!("{}… {health} ({reason})", &id[..8])),
-                None => Some(format!("{}… not enrolled", &id[..8])),
-            })
-            .collect();
-        if failing.is_empty() {
-            return Ok(registry);
-        }
-        if Instant::now() > deadline {
-            anyhow::bail!("after {STEP_LIMIT:?}: {}", failing.join(", "));
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Waits until the published version lists exactly the running nodes' current records (or
-/// [`MAX_ENTRIES`] of them); returns the tree URL, the seq and the records.
-async fn wait_published(
-    api: &Api,
-    records: &BTreeSet<String>,
-) -> anyhow::Result<(String, u64, BTreeSet<String>)> {
-    let deadline = Instant::now() + STEP_LIMIT;
-    let want = records.len().min(MAX_ENTRIES);
-    loop {
-        let tree = api.tree(TREE).await?;
-        let published = tree["versions"]
-            .as_array()
-            .and_then(|v| v.iter().find(|v| v["state"] == "published"))
-            .cloned();
-        let url = tree["url"].as_str().map(str::to_owned);
-        if let (Some(version), Some(url)) = (&published, url) {
-            let listed: BTreeSet<String> = version["enrs"]
-                .as_array()
-                .map(|e| e.iter().filter_map(|s| s.as_str().map(str::to_owned)).collect())
-                .unwrap_or_default();
-            if listed.len() == want && listed.is_subset(records) {
-                return Ok((url, version["seq"].as_u64().unwrap_or(0), listed));
-            }
-        }
-        if Instant::now() > deadline {
-            let seq = published.as_ref().and_then(|v| v["seq"].as_u64());
-            let error = tree["tree"]["lastError"].as_str().unwrap_or("none");
-            anyhow::bail!(
-                "after {STEP_LIMIT:?} the published version (seq {seq:?}) does not list the {want} running nodes; last build error: {error}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }

@@ -60,7 +60,7 @@ impl Summary {
             let listen = node.listen.as_ref().map_or("-".into(), ToString::to_string);
             let port = |a: Option<SocketAddr>| a.map_or("-".into(), |a| a.port().to_string());
             println!(
-                "    {:<7} {listen}  rest {}  metrics {}  bootstrap {}  {}",
+                "    {:<8} {listen}  rest {}  metrics {}  bootstrap {}  {}",
                 node.name,
                 port(node.rest),
                 port(node.metrics),
