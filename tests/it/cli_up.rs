@@ -93,6 +93,7 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
     assert_eq!(first.agents.len(), 4, "{text}");
     assert!(first.joiner.is_some(), "{text}");
     assert!(first.url.starts_with("enrtree://") && first.url.ends_with(DOMAIN), "{text}");
+    assert!(text.contains("joined from the tree: 4 records from DNS"), "{text}");
     assert!(text.contains("bootstrap latency: min "), "{text}");
     assert!(text.contains("smaller than 7: 3 for agents, 4 for the joiner)"), "{text}");
 
@@ -160,8 +161,10 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
         );
         assert_eq!(mode & 0o777, 0o600, "{name}");
     }
-    let password = std::fs::read_to_string(dir.join("dev-signing-key.password")).unwrap();
-    assert!(!second.text.contains(password.trim()) && !first.text.contains(password.trim()));
+    for secret in ["dev-signing-key.password", "admin-token"] {
+        let secret = std::fs::read_to_string(dir.join(secret)).unwrap();
+        assert!(!second.text.contains(secret.trim()) && !first.text.contains(secret.trim()));
+    }
 }
 
 #[test]

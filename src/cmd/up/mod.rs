@@ -164,7 +164,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
         ids.push(fleet::node_id(&node));
         records.insert(node.enr().to_base64().parse::<NodeRecord>()?.to_string());
     }
-    let registry = wait::passing(&api, &ids).await.context("waiting for the nodes to pass")?;
+    wait::passing(&api, &ids).await.context("waiting for the nodes to pass")?;
     let (url, seq, listed) =
         wait::published(&api, &records, MAX_ENTRIES).await.context("waiting for the tree")?;
 
@@ -192,6 +192,8 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
     fleet.bootstrap = Some(joiner);
     joined.with_context(|| format!("bootstrapping from {url}"))?;
 
+    // Health and reported figures as they stand now, with the joiner connected.
+    let registry = api.nodes().await.context("reading the registry")?;
     let mut nodes = Vec::new();
     for (agent, id) in fleet.agents.iter_mut().zip(&ids) {
         let entry = registry.iter().find(|n| n["nodeId"].as_str() == Some(id.as_str()));

@@ -12,15 +12,14 @@ use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::LinkEntry,
 };
-use serde_json::Value;
 
 use super::{
     TREE,
     fleet::{Api, STEP_LIMIT},
 };
 
-/// Waits until the registry has every node in `ids` passing; returns the registry.
-pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<Vec<Value>> {
+/// Waits until the registry has every node in `ids` passing.
+pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<()> {
     let deadline = Instant::now() + STEP_LIMIT;
     loop {
         let registry = api.nodes().await?;
@@ -41,7 +40,7 @@ pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<Vec<Val
             })
             .collect();
         if failing.is_empty() {
-            return Ok(registry);
+            return Ok(());
         }
         if Instant::now() > deadline {
             anyhow::bail!("after {STEP_LIMIT:?}: {}", failing.join(", "));
