@@ -295,11 +295,16 @@ pub(super) async fn start_agent(
     Ok(FleetAgent { name: plan.name, agent, watcher })
 }
 
-/// The discv5 bootstrap record for agents after the first: the first agent's ENR. Found
+/// Most discv5 bootstrap records an agent is given.
+const DISCV5_BOOTSTRAP: usize = 16;
+
+/// The discv5 bootstrap records for the agent started after `agents`: the records of the last
+/// [`DISCV5_BOOTSTRAP`] of them, so it can dial them at once (later ones dial it). Found
 /// through discv5, peers are not fleet nodes to each other, so the node's diversity rule never
-/// sheds them, and each node's bootstrap latency includes real discovery.
+/// sheds them, and a node's bootstrap latency includes real discovery.
 pub(super) fn discv5_bootstrap(agents: &[FleetAgent]) -> anyhow::Result<Vec<String>> {
-    agents.first().map(|first| Ok(vec![first.node()?.enr().to_base64()])).unwrap_or(Ok(Vec::new()))
+    let skip = agents.len().saturating_sub(DISCV5_BOOTSTRAP);
+    agents[skip..].iter().map(|agent| Ok(agent.node()?.enr().to_base64())).collect()
 }
 
 /// Time from `started` until the supervised node has `target` relay peers.
