@@ -1,5 +1,5 @@
 //! The parts of the local fleet and how each is started and stopped: the development keys, the
-//! controller, the operator API it is driven through, the agents and the bootstrapping node.
+//! controller, the agents and the bootstrapping node.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
@@ -29,6 +29,7 @@ use node::{
 use serde_json::Value;
 use tokio::task::JoinHandle;
 
+use super::api::Api;
 use crate::files;
 
 /// The local fleet's cluster; the bootstrapping node joins the same one.
@@ -134,61 +135,6 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
     let mut keyring = Keyring::default();
     keyring.insert("dev", plan.signing_key);
     Ok(Controller::start(config, keyring, Vec::new()).await?)
-}
-
-/// The controller's operator API over HTTP, as an operator would use it.
-pub(super) struct Api {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-impl Api {
-    pub(super) fn new(addr: SocketAddr, token: String) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
-        Ok(Self { http, base: format!("http://{addr}"), token })
-    }
-
-    pub(super) fn base(&self) -> &str {
-        &self.base
-    }
-
-    async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
-        let response = request.bearer_auth(&self.token).send().await.context(what.to_owned())?;
-        let status = response.status();
-        let body: Value = response.json().await.with_context(|| format!("{what}: {status}"))?;
-        if !status.is_success() {
-            anyhow::bail!("{what}: {status}: {}", body["error"].as_str().unwrap_or("no detail"));
-        }
-        Ok(body)
-    }
-
-    /// `POST /api/v1/tokens`: a one-time enrolment token.
-    pub(super) async fn token(&self, label: &str) -> anyhow::Result<String> {
-        let url = format!("{}/api/v1/tokens", self.base);
-        let body = serde_json::json!({ "label": label, "ttlSecs": 3600 });
-        let answer = self.send(self.http.post(url).json(&body), "POST /api/v1/tokens").await?;
-        answer["token"].as_str().map(str::to_owned).context("POST /api/v1/tokens: no token")
-    }
-
-    /// `PUT /api/v1/trees/{name}`.
-    pub(super) async fn define_tree(&self, name: &str, definition: &Value) -> anyhow::Result<()> {
-        let url = format!("{}/api/v1/trees/{name}", self.base);
-        self.send(self.http.put(url).json(definition), "PUT /api/v1/trees").await.map(drop)
-    }
-
-    /// `GET /api/v1/trees/{name}`.
-    pub(super) async fn tree(&self, name: &str) -> anyhow::Result<Value> {
-        let url = format!("{}/api/v1/trees/{name}", self.base);
-        self.send(self.http.get(url), "GET /api/v1/trees").await
-    }
-
-    /// `GET /api/v1/nodes`: the registry.
-    pub(super) async fn nodes(&self) -> anyhow::Result<Vec<Value>> {
-        let url = format!("{}/api/v1/nodes", self.base);
-        let mut answer = self.send(self.http.get(url), "GET /api/v1/nodes").await?;
-        Ok(answer["nodes"].as_array_mut().map(std::mem::take).unwrap_or_default())
-    }
 }
 
 /// A node's ports; 0 picks a free one.

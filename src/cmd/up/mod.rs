@@ -5,9 +5,11 @@
 //! (agents, nodes, controller); `--once` stops once the last node has its relay peers.
 //!
 //! - [`fleet`] — the parts and how each is started and stopped.
+//! - [`api`] — the controller's operator API, over HTTP.
 //! - [`wait`] — the waits between steps: nodes passing, the tree published, served over DNS.
 //! - [`report`] — what is printed: addresses, health, bootstrap latencies.
 
+mod api;
 mod fleet;
 mod report;
 mod wait;
@@ -19,7 +21,8 @@ use clap::Args;
 use node::{enrtree::NodeRecord, service::TARGET_RELAY_PEERS};
 
 use self::{
-    fleet::{Api, Fleet, Ports, STEP_LIMIT},
+    api::Api,
+    fleet::{Fleet, Ports, STEP_LIMIT},
     report::{NodeLine, Summary},
 };
 use crate::cmd::controller::wait_for_stop;

@@ -13,10 +13,7 @@ use node::{
     enrtree::LinkEntry,
 };
 
-use super::{
-    TREE,
-    fleet::{Api, STEP_LIMIT},
-};
+use super::{TREE, api::Api, fleet::STEP_LIMIT};
 
 /// Waits until the registry has every node in `ids` passing.
 pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<()> {
