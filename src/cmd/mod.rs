@@ -27,7 +27,8 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run a local fleet: a signed tree of loopback nodes served over DNS, resolved back.
+    /// Run a local fleet: controller, DNS server, agents and nodes, a signed tree, one node
+    /// joining from it.
     Up(up::UpArgs),
     /// Run one embedded Waku node (nwaku's flags, REST API and metrics).
     Node(Box<node::NodeArgs>),

@@ -1,4 +1,4 @@
-//! `wakufleet tree …` and `wakufleet up` through the real binary: go-ethereum's directory
+//! `wakufleet tree …` through the real binary: go-ethereum's directory
 //! format, signing (online and two-party), exports, resolution over DNS, and bad input.
 
 use std::{collections::BTreeMap, path::Path};
@@ -360,16 +360,4 @@ async fn resolve_reports_records_links_and_bad_entries_over_dns() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(report["trees"][0]["errors"][0]["error"].as_str().unwrap().contains("signature"));
     server.shutdown().await;
-}
-
-#[test]
-fn up_serves_a_signed_tree_and_resolves_it_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = ok(dir.path(), &["up", "--once", "--dns", "127.0.0.1:0", "--nodes", "7"]);
-    assert!(out.contains("resolved:   7 of 7 records over DNS, 0 bad entries"), "{out}");
-    // Run again: the key is reused and seq increases.
-    let again = ok(dir.path(), &["up", "--once", "--dns", "127.0.0.1:0", "--nodes", "7"]);
-    assert!(again.contains("seq:        2"), "{again}");
-    let url = |s: &str| s.lines().find(|l| l.contains("tree url:")).map(str::to_owned);
-    assert_eq!(url(&out), url(&again));
 }

@@ -9,6 +9,7 @@ mod cli_agent;
 mod cli_key;
 mod cli_node;
 mod cli_tree;
+mod cli_up;
 mod controller_kill;
 mod deploy;
 mod discovery;
