@@ -1,0 +1,147 @@
+//! Several controllers behind a load balancer share one Postgres: any of them takes reports,
+//! exactly one (the holder of the publisher lease) builds and publishes, every one serves the
+//! published tree from its own DNS server, and when the publisher stops another takes over.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::agent::SimAgent;
+use controller::{
+    app::Controller,
+    config::{ControllerConfig, DnsConfig, TreeConfig},
+    keyring::Keyring,
+    policy::TreePolicy,
+    reachability::ReachabilityConfig,
+};
+use k256::ecdsa::SigningKey;
+use node::{
+    dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
+    enrtree::LinkEntry,
+};
+use serde_json::Value;
+
+const ADMIN: &str = "two-controllers-token";
+
+async fn start(database_url: &str, key: &SigningKey, token_file: &std::path::Path) -> Controller {
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", key.clone());
+    let config = ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: database_url.to_owned(),
+        admin_token_file: Some(token_file.to_owned()),
+        reconcile_interval_ms: 200,
+        root_ttl: 1,
+        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
+        reachability: ReachabilityConfig { enabled: false, ..ReachabilityConfig::default() },
+        trees: vec![TreeConfig {
+            name: "boot".into(),
+            domain: "boot.fleet.test".into(),
+            signer: "key:dev".into(),
+            policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
+        }],
+        ..ControllerConfig::default()
+    };
+    Controller::start(config, keyring, Vec::new()).await.unwrap()
+}
+
+async fn resolve(controller: &Controller, url: &LinkEntry) -> (Vec<String>, usize) {
+    let resolver = HickoryTxtResolver::with_server(controller.dns_addr().unwrap()).unwrap();
+    let resolution = TreeClient::new(resolver, ClientConfig::default()).resolve(url).await;
+    let mut enrs: Vec<String> = resolution.records().iter().map(ToString::to_string).collect();
+    enrs.sort();
+    (enrs, resolution.errors().count())
+}
+
+async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done().await {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn publishers(controllers: &[&Controller]) -> usize {
+    controllers.iter().filter(|c| c.state().is_publisher()).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
+    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("admin-token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let key = node::crypto::generate_key();
+    let a = start(&url, &key, &token_file).await;
+    let b = start(&url, &key, &token_file).await;
+    let http = reqwest::Client::new();
+
+    // Agents talk to either controller, as behind a load balancer.
+    let mut agents: Vec<SimAgent> = (0..4).map(|i| SimAgent::new(33_000 + i)).collect();
+    for (i, agent) in agents.iter_mut().enumerate() {
+        let via = if i % 2 == 0 { &a } else { &b };
+        agent.join(&http, &format!("http://{}", via.http_addr()), ADMIN, 6).await;
+    }
+    let mut all: Vec<String> = agents.iter().map(|a| a.record.to_string()).collect();
+    all.sort();
+    let tree_url = || async {
+        let tree: Value = http
+            .get(format!("http://{}/api/v1/trees/boot", a.http_addr()))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        tree["url"].as_str().map(|u| u.parse::<LinkEntry>().unwrap())
+    };
+    wait_for("the tree on both DNS servers", Duration::from_secs(30), async || {
+        let Some(url) = tree_url().await else { return false };
+        resolve(&a, &url).await == (all.clone(), 0) && resolve(&b, &url).await == (all.clone(), 0)
+    })
+    .await;
+    assert_eq!(publishers(&[&a, &b]), 1, "exactly one publisher");
+    let url = tree_url().await.unwrap();
+
+    // The publisher stops (releasing its lease); the other takes over and publishes the next
+    // membership change, which it hears about through a report sent to it.
+    let (publisher, survivor) = if a.state().is_publisher() { (a, b) } else { (b, a) };
+    publisher.shutdown().await;
+    let survivor_api = format!("http://{}", survivor.http_addr());
+    agents[3].send_report(&http, &survivor_api, 0).await;
+    let without: Vec<String> =
+        all.iter().filter(|e| **e != agents[3].record.to_string()).cloned().collect();
+    wait_for(
+        "the survivor publishes without the critical node",
+        Duration::from_secs(30),
+        async || resolve(&survivor, &url).await == (without.clone(), 0),
+    )
+    .await;
+    assert!(survivor.state().is_publisher());
+    let audit: Value = http
+        .get(format!("{survivor_api}/api/v1/audit"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let builds = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "tree.build")
+        .map(|e| e["detail"]["seq"].as_u64().unwrap())
+        .collect::<Vec<_>>();
+    let mut unique = builds.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), builds.len(), "no seq was built twice: {builds:?}");
+    survivor.shutdown().await;
+}
