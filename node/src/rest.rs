@@ -134,7 +134,9 @@ impl RestState {
 pub fn router(node: NodeHandle, cache_capacity: usize, max_message_size: usize) -> Router {
     let state =
         RestState { node: node.clone(), cache: Arc::default(), capacity: cache_capacity.max(1) };
-    tokio::spawn(fill_cache(state.clone(), node.events()));
+    // The filler holds the cache only, not the node handle: it ends when the node's events
+    // channel closes (node and router gone) instead of keeping the node's channel open itself.
+    tokio::spawn(fill_cache(state.cache.clone(), state.capacity, node.events()));
     Router::new()
         .route("/health", get(health))
         .route("/debug/v1/info", get(info))
@@ -161,19 +163,23 @@ pub fn metrics_router(node: NodeHandle) -> Router {
     Router::new().route("/metrics", get(metrics)).with_state(node)
 }
 
-async fn fill_cache(state: RestState, mut events: tokio::sync::broadcast::Receiver<NodeEvent>) {
+async fn fill_cache(
+    cache: Arc<Mutex<Cache>>,
+    capacity: usize,
+    mut events: tokio::sync::broadcast::Receiver<NodeEvent>,
+) {
     loop {
         match events.recv().await {
             Ok(NodeEvent::Message { topic, message, .. }) => {
                 let rest = RestMessage::from_message(&message);
-                let mut cache = state.cache();
+                let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
                 let by_content = cache.content_topics.contains(&message.content_topic);
                 for key in [Some(topic), by_content.then(|| message.content_topic.clone())]
                     .into_iter()
                     .flatten()
                 {
                     if let Some(queue) = cache.topics.get_mut(&key) {
-                        if queue.len() >= state.capacity {
+                        if queue.len() >= capacity {
                             queue.pop_front();
                         }
                         queue.push_back(rest.clone());

@@ -572,6 +572,8 @@ struct Service {
     archive: Option<store::archive::Archive>,
     archive_queue: Option<mpsc::Sender<(String, WakuMessage)>>,
     archive_errors: Arc<std::sync::atomic::AtomicU64>,
+    /// Dropped with the service: stops the retention task.
+    _retention_stop: oneshot::Sender<()>,
     store_answers: mpsc::Sender<store_service::StoreAnswer>,
     pending_store: HashMap<
         request_response::OutboundRequestId,
@@ -695,11 +697,12 @@ pub async fn start(
         None => None,
     };
     let archive_errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (retention_stop, retention_stopped) = oneshot::channel();
     let archive_queue = archive.clone().map(|archive| {
         let (tx, rx) = mpsc::channel(store_service::ARCHIVE_QUEUE);
         tokio::spawn(store_service::archive_writer(archive.clone(), rx, archive_errors.clone()));
         if let Some(retention) = config.store_retention {
-            tokio::spawn(enforce_retention(archive, retention));
+            tokio::spawn(enforce_retention(archive, retention, retention_stopped));
         }
         tx
     });
@@ -709,6 +712,7 @@ pub async fn start(
         archive,
         archive_queue,
         archive_errors,
+        _retention_stop: retention_stop,
         store_answers,
         pending_store: HashMap::new(),
         filter_subscribers: HashMap::new(),
@@ -938,10 +942,18 @@ fn build_local_enr(
 }
 
 /// Applies the archive's retention policy once a minute.
-async fn enforce_retention(archive: store::archive::Archive, retention: crate::config::Retention) {
+/// Applies the retention policy every minute until the service drops `stopped`'s sender.
+async fn enforce_retention(
+    archive: store::archive::Archive,
+    retention: crate::config::Retention,
+    mut stopped: oneshot::Receiver<()>,
+) {
     let mut tick = tokio::time::interval(Duration::from_secs(60));
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stopped => return,
+        }
         let result = match retention {
             crate::config::Retention::Time(keep) => {
                 let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
