@@ -43,6 +43,8 @@ pub struct ControllerConfig {
     pub trees: Vec<TreeConfig>,
     /// Where signed trees are published besides the built-in DNS server.
     pub publishers: Vec<PublisherConfig>,
+    /// The HTML dashboard on the API's address.
+    pub dashboard: DashboardConfig,
 }
 
 impl Default for ControllerConfig {
@@ -62,7 +64,27 @@ impl Default for ControllerConfig {
             keys: Vec::new(),
             trees: Vec::new(),
             publishers: Vec::new(),
+            dashboard: DashboardConfig::default(),
         }
+    }
+}
+
+/// The read-only HTML dashboard at `/dashboard`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Off: `/dashboard` answers 404.
+    pub enabled: bool,
+    /// Without a login. Otherwise the browser asks for one: any user name, the operators'
+    /// token as the password (HTTP Basic; serve the API over TLS, or on a trusted network).
+    pub public: bool,
+    /// Seconds between automatic reloads of the overview (0: never).
+    pub refresh_secs: u32,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        Self { enabled: true, public: false, refresh_secs: 15 }
     }
 }
 

@@ -18,12 +18,15 @@
 //!   Prometheus.
 //! - [`reachability`] — libp2p handshakes with every node at its advertised address.
 //! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
+//! - [`dashboard`] — the read-only HTML dashboard at `/dashboard` (askama templates in the
+//!   workspace's `templates/`).
 //! - [`publish`] — zones, change sets, the [`publish::Publisher`] trait and the built-in DNS
 //!   server.
 
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod dashboard;
 pub mod db;
 pub mod engine;
 pub mod error;

@@ -134,6 +134,15 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
         .collect();
     assert_eq!(passing, ids, "{registry}");
 
+    // The dashboard it printed (public on loopback): every listed node, passing.
+    let dashboard = text.lines().find_map(|l| l.trim().strip_prefix("dashboard:")).unwrap();
+    let page = reqwest::get(dashboard.trim()).await.unwrap();
+    assert_eq!(page.status().as_u16(), 200, "{dashboard}");
+    let page = page.text().await.unwrap();
+    for id in &ids {
+        assert!(page.contains(&format!("data-node=\"{id}\" data-health=\"passing\"")), "{id}");
+    }
+
     let pid = child.id().unwrap().to_string();
     tool("kill", &["-TERM", &pid]).await;
     let exit = timeout(Duration::from_secs(20), child.wait()).await.expect("stops").unwrap();

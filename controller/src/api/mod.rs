@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(operators::retire_tree).delete(operators::cancel_retirement),
         )
         .route("/api/v1/audit", get(operators::audit))
+        .merge(crate::dashboard::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
         .with_state(state)

@@ -58,18 +58,33 @@ impl Db {
         .bind(limit)
         .fetch_all(self.pool())
         .await?;
-        rows.iter()
-            .map(|row| {
-                let detail: String = row.try_get(5)?;
-                Ok(AuditEntry {
-                    id: row.try_get(0)?,
-                    at: row.try_get(1)?,
-                    actor: row.try_get(2)?,
-                    action: row.try_get(3)?,
-                    subject: row.try_get(4)?,
-                    detail: super::from_json("audit_log.detail", &detail)?,
-                })
-            })
-            .collect()
+        audit_rows(&rows)
     }
+
+    /// The newest `limit` entries, newest first.
+    pub async fn recent_audit_entries(&self, limit: i64) -> Result<Vec<AuditEntry>, DbError> {
+        let rows = sqlx::query(
+            "SELECT id, at, actor, action, subject, detail FROM audit_log ORDER BY id DESC LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(self.pool())
+        .await?;
+        audit_rows(&rows)
+    }
+}
+
+fn audit_rows(rows: &[sqlx::any::AnyRow]) -> Result<Vec<AuditEntry>, DbError> {
+    rows.iter()
+        .map(|row| {
+            let detail: String = row.try_get(5)?;
+            Ok(AuditEntry {
+                id: row.try_get(0)?,
+                at: row.try_get(1)?,
+                actor: row.try_get(2)?,
+                action: row.try_get(3)?,
+                subject: row.try_get(4)?,
+                detail: super::from_json("audit_log.detail", &detail)?,
+            })
+        })
+        .collect()
 }

@@ -15,7 +15,7 @@ use agent::{
 use anyhow::Context;
 use controller::{
     app::Controller,
-    config::{ControllerConfig, DnsConfig},
+    config::{ControllerConfig, DashboardConfig, DnsConfig},
     health::HealthThresholds,
     keyring::Keyring,
 };
@@ -130,6 +130,12 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
         },
         reconcile_interval_ms: 500,
         dns: Some(DnsConfig { listen: plan.dns, zone: plan.zone.to_owned() }),
+        // On loopback only this machine's users reach it; elsewhere the browser logs in.
+        dashboard: DashboardConfig {
+            public: plan.api.ip().is_loopback(),
+            refresh_secs: 5,
+            ..DashboardConfig::default()
+        },
         ..ControllerConfig::default()
     };
     let mut keyring = Keyring::default();

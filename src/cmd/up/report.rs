@@ -42,6 +42,14 @@ impl Summary {
     pub(super) fn print(&self) {
         let agents = self.nodes.len().saturating_sub(1);
         println!("wakufleet local fleet in {}", self.dir.display());
+        if self.api.ip().is_loopback() {
+            println!("  dashboard:      http://{}/dashboard", self.api);
+        } else {
+            println!(
+                "  dashboard:      http://{}/dashboard (log in: any user, the operator token)",
+                self.api
+            );
+        }
         println!("  controller API: http://{}/api/v1 (OpenAPI at /openapi.json)", self.api);
         println!("  operator token: {} (Authorization: Bearer …)", self.token_file.display());
         println!("  metrics:        http://{}/metrics", self.api);
