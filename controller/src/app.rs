@@ -141,6 +141,9 @@ impl Controller {
             wake: Notify::new(),
             served: Mutex::new(None),
         });
+        for publisher in &state.publishers {
+            state.metrics.register_publisher(&publisher.name());
+        }
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let router = crate::api::router(state.clone());

@@ -76,6 +76,9 @@ impl ControllerMetrics {
         registry.register(Box::new(reconcile_passes.clone()))?;
         registry.register(Box::new(reconcile_seconds.clone()))?;
         registry.register(Box::new(lease_held.clone()))?;
+        for result in ["ok", "error"] {
+            reconcile_passes.with_label_values(&[result]);
+        }
         Ok(Self {
             registry,
             api_requests,
@@ -84,6 +87,14 @@ impl ControllerMetrics {
             reconcile_seconds,
             lease_held,
         })
+    }
+
+    /// Starts `publisher`'s counters at zero, so `rate()` and alerts see it before its first
+    /// change set.
+    pub fn register_publisher(&self, publisher: &str) {
+        for result in ["ok", "error"] {
+            self.publications.with_label_values(&[publisher, result]);
+        }
     }
 
     /// Counts one application of a change set.

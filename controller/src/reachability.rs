@@ -75,14 +75,20 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     let interval = Duration::from_millis(config.interval_ms.max(100));
     let timeout = Duration::from_millis(config.timeout_ms.max(100));
     let mut failures: HashMap<String, u32> = HashMap::new();
+    // Not (yet) the publisher: look again after a reconcile pass, so a controller that just
+    // took the lease (or just started) probes at once rather than an interval later.
+    let standby = Duration::from_millis(state.config.reconcile_interval_ms.max(100)).min(interval);
     loop {
-        if state.is_publisher()
-            && let Err(error) = round(&state, &config, timeout, &mut failures).await
-        {
-            tracing::warn!(target: "ctl::reachability", %error, "reachability round failed");
-        }
+        let pause = if state.is_publisher() {
+            if let Err(error) = round(&state, &config, timeout, &mut failures).await {
+                tracing::warn!(target: "ctl::reachability", %error, "reachability round failed");
+            }
+            interval
+        } else {
+            standby
+        };
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(pause) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
     }

@@ -102,6 +102,16 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
     let root = tool("dig", &[&format!("@{ip}"), "-p", port, "+short", "TXT", DOMAIN]).await;
     assert!(root.contains("enrtree-root:v1") && root.contains(&format!("seq={}", first.seq)));
 
+    // The same root in the zone file it writes, which BIND's checker accepts as a whole zone.
+    let zone_file = text.lines().find_map(|l| l.trim().strip_prefix("zone file:")).unwrap().trim();
+    let root = format!("seq={}", first.seq);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(zone_file).is_ok_and(|zone| zone.contains(&root)) {
+        assert!(std::time::Instant::now() < deadline, "no {root} in {zone_file}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tool("named-checkzone", &["wakufleet.local", zone_file]).await;
+
     // The whole tree over real DNS: exactly the agents' nodes, at the addresses printed.
     let resolved = tool(BIN, &["tree", "resolve", &first.url, "--server", &first.dns]).await;
     let mut listed = BTreeSet::new();

@@ -15,7 +15,7 @@ use agent::{
 use anyhow::Context;
 use controller::{
     app::Controller,
-    config::{ControllerConfig, DashboardConfig, DnsConfig},
+    config::{ControllerConfig, DashboardConfig, DnsConfig, PublisherConfig},
     health::HealthThresholds,
     keyring::Keyring,
 };
@@ -138,9 +138,18 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
         },
         ..ControllerConfig::default()
     };
+    // The tree also goes to a whole zone file (SOA and NS), to load into BIND or Knot.
+    let zone_file = PublisherConfig::ZoneFile {
+        dir: plan.dir.join("zone"),
+        zone: Some(plan.zone.to_owned()),
+        // Served on this machine: the name server is localhost (an in-zone one needs glue).
+        name_servers: vec!["localhost".to_owned()],
+        hostmaster: Some(format!("hostmaster.{}", plan.zone)),
+    }
+    .build()?;
     let mut keyring = Keyring::default();
     keyring.insert("dev", plan.signing_key);
-    Ok(Controller::start(config, keyring, Vec::new()).await?)
+    Ok(Controller::start(config, keyring, vec![zone_file]).await?)
 }
 
 /// A node's ports; 0 picks a free one.

@@ -55,6 +55,10 @@ impl Summary {
         println!("  metrics:        http://{}/metrics", self.api);
         println!("  DNS server:     {} (UDP and TCP), zone {}", self.dns, self.zone);
         println!(
+            "  zone file:      {}",
+            self.dir.join("zone").join(format!("{}.zone", self.zone)).display()
+        );
+        println!(
             "  signing key:    {} (development key, password beside it)",
             self.keyfile.display()
         );
