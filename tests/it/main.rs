@@ -14,4 +14,5 @@ mod controller_kill;
 mod deploy;
 mod discovery;
 mod dns;
+mod grafana;
 mod helpers;
