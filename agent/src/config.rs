@@ -396,6 +396,9 @@ impl AgentConfig {
             }),
             peer_manager,
             agent_version: format!("wakufleet-agent/{}", env!("CARGO_PKG_VERSION")),
+            // A desired configuration that changes shards or services restarts the node with a
+            // new record: it must carry a higher seq.
+            enr_file: Some(self.data_dir.join("node.enr")),
             ..defaults
         })
     }

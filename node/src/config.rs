@@ -74,6 +74,9 @@ pub struct NodeConfig {
     pub agent_version: String,
     /// Capacity of the event channel; slow subscribers lose the oldest events. Default: 1024.
     pub event_capacity: usize,
+    /// File keeping the newest ENR, so that its `seq` rises when the record changes across
+    /// restarts (see [`crate::enr_seq`]). Default: none (`seq` 1 on every start).
+    pub enr_file: Option<std::path::PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -106,6 +109,7 @@ impl Default for NodeConfig {
             peer_manager: PeerManagerConfig::default(),
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,
+            enr_file: None,
         }
     }
 }

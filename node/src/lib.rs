@@ -20,6 +20,7 @@
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
+//! - [`enr_seq`] — the local ENR's `seq` kept across restarts, rising when the record changes.
 //! - [`codec`] — varint length-prefixed protobuf framing for request/response protocols.
 //! - [`metadata`] — `/vac/waku/metadata/1.0.0`, cluster and shard handshake.
 //! - [`discovery_v5`] — discv5 with Waku's `d5waku` protocol id and shard filtering.
@@ -38,6 +39,7 @@ pub mod config;
 pub mod crypto;
 pub mod discovery_v5;
 pub mod dnsdisc;
+pub mod enr_seq;
 pub mod enrtree;
 pub mod filter;
 pub mod keystore;

@@ -200,7 +200,9 @@ async fn dashboards_and_alert_rules_work_on_a_live_fleet() {
     prometheus
         .wait("every target scraped", async |p| {
             let answer = p.query("count(up == 1)").await;
-            answer["data"]["result"][0]["value"][1] == targets.to_string()
+            // Prometheus gives sample values as strings.
+            answer["data"]["result"][0]["value"][1].as_str().and_then(|v| v.parse().ok())
+                == Some(targets)
         })
         .await;
     // rate() needs two samples in its window; the rules need an evaluation or two.

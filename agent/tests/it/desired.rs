@@ -17,7 +17,9 @@ async fn an_operators_configuration_reaches_the_node_and_comes_back_applied() {
     let config = agent_config(dir.path(), &ctl.url(), unopenable);
     let (agent, _key) = start_agent(config, &ctl.token().await).await;
     let id = node_id(&agent);
-    ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() >= Some(1)).await;
+    let first =
+        ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() >= Some(1)).await;
+    let first_seq = first["enrSeq"].as_u64().unwrap();
 
     let http = reqwest::Client::new();
     let put = async |body: serde_json::Value| {
@@ -41,6 +43,13 @@ async fn an_operators_configuration_reaches_the_node_and_comes_back_applied() {
     assert_eq!(node["lastReport"]["figures"]["config"]["applied"], true, "{node}");
     assert_eq!(node["shards"], json!([0, 3]), "the registry shows what the node runs");
     assert_eq!(agent.supervisor().current().unwrap().shards, [0, 3]);
+    // The restarted node announces the new shards under a higher ENR seq, so peers holding the
+    // old record (and the controller's registry) take the new one.
+    let applied_seq = node["enrSeq"].as_u64().unwrap();
+    assert!(applied_seq > first_seq, "seq {first_seq} → {applied_seq}");
+    let record: node::enrtree::NodeRecord = node["enr"].as_str().unwrap().parse().unwrap();
+    let waku = node::waku_enr::WakuEnr::decode(record.enr()).unwrap();
+    assert_eq!(waku.shards.unwrap().shards, [0, 3], "{node}");
 
     // Store switched on, but its archive cannot be opened: the agent rolls back and reports
     // version 2 failed; the node stays on version 1.
@@ -55,5 +64,6 @@ async fn an_operators_configuration_reaches_the_node_and_comes_back_applied() {
     assert_eq!(status["applied"], false, "{node}");
     assert!(status["error"].as_str().is_some_and(|e| !e.is_empty()), "{node}");
     assert_eq!(node["shards"], json!([0, 3]), "still version 1");
+    assert!(node["enrSeq"].as_u64().unwrap() >= applied_seq, "seq never falls: {node}");
     agent.shutdown().await;
 }

@@ -938,7 +938,23 @@ fn build_local_enr(
         shards: Some(RelayShards::new(config.cluster_id, config.shards.clone())),
     };
     let key = enr::CombinedKey::from(config.key.clone());
-    waku_enr::build_enr(&key, &enr_config).map_err(|e| NodeError::Config(e.to_string()))
+    let build = |enr_config: &WakuEnrConfig| {
+        waku_enr::build_enr(&key, enr_config).map_err(|e| NodeError::Config(e.to_string()))
+    };
+    let fresh = build(&enr_config)?;
+    let Some(path) = &config.enr_file else { return Ok(fresh) };
+    let kept = crate::enr_seq::read_kept(path);
+    let seq = crate::enr_seq::next_seq(kept.as_ref(), &fresh);
+    let enr = if seq == fresh.seq() { fresh } else { build(&WakuEnrConfig { seq, ..enr_config })? };
+    if kept.as_ref() != Some(&enr) {
+        if let Err(error) = crate::enr_seq::keep(path, &enr) {
+            // The node runs anyway; a later restart may reuse this seq for another record.
+            tracing::warn!(target: "node::enr", path = %path.display(), %error, "cannot keep the ENR");
+        } else if kept.is_some() {
+            tracing::info!(target: "node::enr", seq, "the record changed: new ENR seq");
+        }
+    }
+    Ok(enr)
 }
 
 /// Applies the archive's retention policy once a minute.
