@@ -1,5 +1,5 @@
-//! Subcommands. Each file holds one family: `up`, `node`, `controller`, `agent`, `key`,
-//! `tree`, `bench`.
+//! Subcommands. Each file holds one family: `up`, `node`, `controller`, `agent`, `token`,
+//! `key`, `tree`, `bench`.
 
 mod agent;
 mod bench;
@@ -10,6 +10,7 @@ mod bench_store;
 mod controller;
 mod key;
 mod node;
+mod token;
 mod tree;
 mod up;
 
@@ -36,6 +37,9 @@ enum Command {
     Controller(controller::ControllerArgs),
     /// Run a node supervised, reporting its health to the controller.
     Agent(agent::AgentArgs),
+    /// Enrolment tokens for agents, from the controller's API.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Signing keys, kept only as encrypted Web3 keystores.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -55,6 +59,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Node(args) => node::run(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Controller(args) => controller::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Agent(args) => agent::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Token(command) => token::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),

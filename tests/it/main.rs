@@ -8,6 +8,7 @@ mod bench;
 mod cli_agent;
 mod cli_key;
 mod cli_node;
+mod cli_token;
 mod cli_tree;
 mod cli_up;
 mod controller_kill;

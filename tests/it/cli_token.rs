@@ -1,0 +1,122 @@
+//! `wakufleet token create` against a real controller: the token lands in a mode-0600 file and
+//! an agent enrols with it; a wrong operators' token, an existing file and an unreachable
+//! controller each fail with one clear line and leave no file behind.
+
+use std::{os::unix::fs::PermissionsExt, path::Path, process::Output, time::Duration};
+
+use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
+use serde_json::Value;
+
+#[path = "../../controller/tests/common/agent.rs"]
+mod agent;
+
+const BIN: &str = env!("CARGO_BIN_EXE_wakufleet");
+const ADMIN: &str = "cli-token-test-admin";
+
+async fn token_create(admin: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .args(["token", "create"])
+        .args(args)
+        .env("WAKUFLEET_ADMIN_TOKEN", admin)
+        .output()
+        .await
+        .unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+async fn start(dir: &Path) -> Controller {
+    let token_file = dir.join("admin-token");
+    std::fs::write(&token_file, ADMIN).unwrap();
+    let config = ControllerConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.join("controller.db").display()),
+        admin_token_file: Some(token_file),
+        ..ControllerConfig::default()
+    };
+    Controller::start(config, Keyring::default(), Vec::new()).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_from_the_cli_enrols_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = start(dir.path()).await;
+    let base = format!("http://{}", controller.http_addr());
+    let out = dir.path().join("agent-1.token");
+    let out_arg = out.to_str().unwrap();
+    let args = ["--controller", &base, "--label", "edge-1", "--roles", "relay,boot", "--ttl", "2h"];
+
+    let created = token_create(ADMIN, &[&args[..], &["--out", out_arg]].concat()).await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(created.stdout.is_empty(), "the token goes to the file only");
+    assert!(stderr(&created).contains("for edge-1, roles [relay, boot], to be redeemed within 2h"));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let token = std::fs::read_to_string(&out).unwrap().trim().to_owned();
+    assert!(token.starts_with("wft_"), "{token}");
+
+    // The controller knows it with its label and roles, and an agent enrols with it.
+    let http = reqwest::Client::new();
+    let tokens: Value = http
+        .get(format!("{base}/api/v1/tokens"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = &tokens["tokens"][0];
+    assert_eq!(
+        (listed["label"].as_str(), listed["roles"].clone()),
+        (Some("edge-1"), serde_json::json!(["relay", "boot"]))
+    );
+    let sim = agent::SimAgent::new(30400);
+    let (status, answer) = sim.post(&http, &base, "/api/v1/enrol", &sim.enrolment(&token)).await;
+    assert_eq!(status, 201, "{answer}");
+
+    // Run again: refused (the file is a token already), or left alone with --keep-existing.
+    let again = token_create(ADMIN, &[&args[..], &["--out", out_arg]].concat()).await;
+    assert!(!again.status.success());
+    assert!(stderr(&again).contains("already exists"), "{}", stderr(&again));
+    let kept =
+        token_create(ADMIN, &[&args[..], &["--out", out_arg, "--keep-existing"]].concat()).await;
+    assert!(kept.status.success(), "{}", stderr(&kept));
+    assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), token);
+
+    // A wrong operators' token: the controller's reason, and no file.
+    let other = dir.path().join("agent-2.token");
+    let wrong =
+        token_create("not-the-token", &[&args[..], &["--out", other.to_str().unwrap()]].concat())
+            .await;
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("401 Unauthorized: wrong operator token"),
+        "{}",
+        stderr(&wrong)
+    );
+    assert!(!other.exists());
+    // Without --out, the token is printed.
+    let printed = token_create(ADMIN, &args).await;
+    assert!(printed.status.success(), "{}", stderr(&printed));
+    assert!(String::from_utf8_lossy(&printed.stdout).starts_with("wft_"));
+    controller.shutdown().await;
+
+    // The controller gone: tried for --wait, then one line naming it.
+    let started = std::time::Instant::now();
+    let gone = token_create(
+        ADMIN,
+        &[&args[..], &["--out", other.to_str().unwrap(), "--wait", "1s"]].concat(),
+    )
+    .await;
+    assert!(!gone.status.success());
+    assert!(started.elapsed() >= Duration::from_secs(1), "it waited");
+    assert!(
+        stderr(&gone).contains(&format!("controller at {base}/api/v1/tokens")),
+        "{}",
+        stderr(&gone)
+    );
+    assert!(!other.exists());
+}
