@@ -7,9 +7,6 @@ use std::{os::unix::fs::PermissionsExt, path::Path, process::Output, time::Durat
 use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
 use serde_json::Value;
 
-#[path = "../../controller/tests/common/agent.rs"]
-mod agent;
-
 const BIN: &str = env!("CARGO_BIN_EXE_wakufleet");
 const ADMIN: &str = "cli-token-test-admin";
 
@@ -73,7 +70,7 @@ async fn a_token_from_the_cli_enrols_an_agent() {
         (listed["label"].as_str(), listed["roles"].clone()),
         (Some("edge-1"), serde_json::json!(["relay", "boot"]))
     );
-    let sim = agent::SimAgent::new(30400);
+    let sim = crate::sim_agent::SimAgent::new(30400);
     let (status, answer) = sim.post(&http, &base, "/api/v1/enrol", &sim.enrolment(&token)).await;
     assert_eq!(status, 201, "{answer}");
 

@@ -15,12 +15,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-#[path = "../../controller/tests/common/agent.rs"]
-mod agent;
 #[path = "../../controller/tests/common/knot.rs"]
 mod knot;
 
-use agent::SimAgent as Agent;
+use crate::sim_agent::SimAgent as Agent;
 use knot::{KEY_NAME, Knot, SECRET, ZONE};
 use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},

@@ -17,3 +17,6 @@ mod discovery;
 mod dns;
 mod grafana;
 mod helpers;
+/// The controller tests' simulated agent (signed enrolments and reports).
+#[path = "../../controller/tests/common/agent.rs"]
+mod sim_agent;
