@@ -98,11 +98,20 @@ impl std::fmt::Debug for ControllerClient {
 }
 
 impl ControllerClient {
-    /// A client for the controller at `base` (`http://host:port`).
-    pub fn new(base: &str, key: SigningKey, timeout: Duration) -> Result<Self, ClientError> {
+    /// A client for the controller at `base` (`http://host:port` or `https://…`); HTTPS trusts
+    /// the web PKI roots plus the PEM certificates in `trust_pem`.
+    pub fn new(
+        base: &str,
+        key: SigningKey,
+        timeout: Duration,
+        trust_pem: &[u8],
+    ) -> Result<Self, ClientError> {
+        let tls = node::tls::client_config(trust_pem)
+            .map_err(|e| ClientError::Unreachable(format!("controller TLS trust: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout)
+            .use_preconfigured_tls(tls)
             .build()
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         Ok(Self { http, base: base.trim_end_matches('/').to_owned(), key })

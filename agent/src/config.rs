@@ -7,7 +7,8 @@
 //! data-dir = "/var/lib/wakufleet-agent"
 //!
 //! [controller]
-//! url = "http://controller.example.org:8080"
+//! url = "https://controller.example.org:8443"
+//! ca-file = "/etc/wakufleet/fleet-ca.pem"       # trusted besides the web PKI roots
 //! token-file = "/etc/wakufleet/enrol-token"   # one-time; only read until enrolled
 //! report-interval = "30s"
 //!
@@ -70,6 +71,10 @@ pub struct ControllerSection {
     /// File holding the one-time enrolment token (first line). Only read until enrolled.
     #[serde(default)]
     pub token_file: Option<PathBuf>,
+    /// With an `https://` URL: PEM certificates trusted besides the web PKI roots (the
+    /// fleet's private CA, or the controller's own certificate).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Operator's label for this node (defaults to the token's).
     #[serde(default)]
     pub label: Option<String>,
@@ -263,10 +268,11 @@ impl AgentConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |m: String| Err(ConfigError::Invalid(m));
         let url = &self.controller.url;
-        if !url.starts_with("http://") {
-            return invalid(format!(
-                "controller.url {url:?}: only http:// is supported (requests are signed; TLS termination in front of the controller is fine)"
-            ));
+        if !url.starts_with("http://") && !url.starts_with("https://") {
+            return invalid(format!("controller.url {url:?}: must be http:// or https://"));
+        }
+        if url.starts_with("http://") && self.controller.ca_file.is_some() {
+            return invalid("controller.ca-file is for an https:// controller.url".into());
         }
         if self.controller.report_interval < Duration::from_millis(50) {
             return invalid("controller.report-interval must be at least 50ms".into());
@@ -479,7 +485,11 @@ mod tests {
                 "data-dir = \"/x\"\n[controller]\nurl = \"http://a\"\nreport-interval = \"soon\"",
                 "\"soon\" is not a duration",
             ),
-            ("data-dir = \"/x\"\n[controller]\nurl = \"https://a\"", "only http://"),
+            ("data-dir = \"/x\"\n[controller]\nurl = \"ftp://a\"", "must be http:// or https://"),
+            (
+                "data-dir = \"/x\"\n[controller]\nurl = \"http://a\"\nca-file = \"/ca.pem\"",
+                "ca-file is for an https://",
+            ),
             (
                 "data-dir = \"/x\"\n[controller]\nurl = \"http://a\"\n[node]\nstaticnode = [\"nope\"]",
                 "node.staticnode \"nope\"",

@@ -65,10 +65,15 @@ impl Agent {
         let (stop, stopped) = watch::channel(false);
         let errors = ErrorLog::default();
         let metrics = Arc::new(AgentMetrics::default());
+        let trust = match &config.controller.ca_file {
+            Some(path) => std::fs::read(path).map_err(AgentError::disk(path))?,
+            None => Vec::new(),
+        };
         let client = ControllerClient::new(
             &config.controller.url,
             key.clone(),
             config.controller.request_timeout,
+            &trust,
         )
         .map_err(|e| AgentError::Config(ConfigError::Invalid(e.to_string())))?;
         let (supervisor, supervisor_task) =

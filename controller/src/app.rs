@@ -10,7 +10,7 @@ use tokio::{
 };
 
 use crate::{
-    config::{ConfigError, ControllerConfig},
+    config::{ConfigError, ControllerConfig, TlsConfig},
     db::{Db, DbError},
     keyring::Keyring,
     publish::{Publisher, dns_server::DnsServer, zone::TxtZone},
@@ -119,6 +119,7 @@ impl Controller {
             }
             None => None,
         };
+        let tls = config.tls.as_ref().map(TlsConfig::load).transpose()?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
@@ -148,14 +149,24 @@ impl Controller {
         let mut tasks = Vec::new();
         let router = crate::api::router(state.clone());
         let mut http_stop = stopped.clone();
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
-                let _ = http_stop.wait_for(|s| *s).await;
-            });
-            if let Err(error) = serve.await {
-                tracing::error!(target: "ctl::api", %error, "HTTP server failed");
-            }
-        }));
+        let until_stopped = async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        };
+        tasks.push(match tls {
+            Some(tls) => tokio::spawn(async move {
+                let listener = crate::tls_listener::TlsListener::new(listener, tls);
+                let serve = axum::serve(listener, router).with_graceful_shutdown(until_stopped);
+                if let Err(error) = serve.await {
+                    tracing::error!(target: "ctl::api", %error, "HTTPS server failed");
+                }
+            }),
+            None => tokio::spawn(async move {
+                let serve = axum::serve(listener, router).with_graceful_shutdown(until_stopped);
+                if let Err(error) = serve.await {
+                    tracing::error!(target: "ctl::api", %error, "HTTP server failed");
+                }
+            }),
+        });
         tasks.push(tokio::spawn(crate::reachability::run(state.clone(), stopped.clone())));
         tasks.push(tokio::spawn(reconcile_loop(state.clone(), stopped)));
         tracing::info!(target: "ctl", %http_addr, dns = ?state.dns.as_ref().map(DnsServer::local_addr), "controller started");

@@ -45,6 +45,8 @@ pub struct ControllerConfig {
     pub publishers: Vec<PublisherConfig>,
     /// The HTML dashboard on the API's address.
     pub dashboard: DashboardConfig,
+    /// HTTPS on `listen` (else plain HTTP, e.g. behind a TLS-terminating proxy).
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for ControllerConfig {
@@ -65,7 +67,30 @@ impl Default for ControllerConfig {
             trees: Vec::new(),
             publishers: Vec::new(),
             dashboard: DashboardConfig::default(),
+            tls: None,
         }
+    }
+}
+
+/// The API's own TLS: a certificate chain and its key, PEM (the key file readable by the
+/// controller only).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// Certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// Its private key (PKCS#8, SEC1 or PKCS#1).
+    pub key_file: PathBuf,
+}
+
+impl TlsConfig {
+    /// Reads both files and builds the server configuration.
+    pub fn load(&self) -> Result<rustls::ServerConfig, ConfigError> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|source| ConfigError::Read { path: path.clone(), source })
+        };
+        node::tls::server_config(&read(&self.cert_file)?, &read(&self.key_file)?)
+            .map_err(|e| ConfigError::Invalid(format!("tls: {e}")))
     }
 }
 

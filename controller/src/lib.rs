@@ -20,6 +20,7 @@
 //! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
 //! - [`dashboard`] — the read-only HTML dashboard at `/dashboard` (askama templates in the
 //!   workspace's `templates/`).
+//! - [`tls_listener`] — HTTPS on the API's port: TLS handshakes done concurrently.
 //! - [`publish`] — zones, change sets, the [`publish::Publisher`] trait and the built-in DNS
 //!   server.
 
@@ -38,3 +39,4 @@ pub mod publish;
 pub mod reachability;
 pub mod report;
 pub mod signed;
+pub mod tls_listener;

@@ -87,3 +87,53 @@ pub fn websocket_transport(
         .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
         .boxed())
 }
+
+/// The crypto of every TLS configuration here: ring, which libp2p already builds.
+fn provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn certificates(pem: &[u8], what: &'static str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Pem { what, message: e.to_string() })
+}
+
+/// HTTPS client trust: the web PKI roots plus the certificates in `extra_pem` (a private CA,
+/// or the server's own certificate).
+pub fn client_config(extra_pem: &[u8]) -> Result<rustls::ClientConfig, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in certificates(extra_pem, "trusted certificate")? {
+        roots.add(cert).map_err(|e| TlsError::Config(e.to_string()))?;
+    }
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
+/// An HTTPS server's configuration: its certificate chain and key (PEM), HTTP/1.1.
+pub fn server_config(
+    cert_chain_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<rustls::ServerConfig, TlsError> {
+    let chain = certificates(cert_chain_pem, "certificate")?;
+    if chain.is_empty() {
+        return Err(TlsError::Pem {
+            what: "certificate",
+            message: "no certificate in the PEM".into(),
+        });
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| TlsError::Pem { what: "private key", message: e.to_string() })?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}

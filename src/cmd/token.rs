@@ -27,6 +27,9 @@ pub(crate) struct CreateArgs {
     /// File holding the operators' token (else `$WAKUFLEET_ADMIN_TOKEN`).
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
+    /// With an `https://` controller: PEM certificates trusted besides the web PKI roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
     /// What the token is for (the node's label unless its agent sets one).
     #[arg(long)]
     label: String,
@@ -74,7 +77,14 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     }
     let url = format!("{}/api/v1/tokens", args.controller.trim_end_matches('/'));
     let body = json!({ "label": args.label, "roles": args.roles, "ttlSecs": args.ttl.as_secs() });
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+    if let Some(path) = &args.ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        http = http.use_preconfigured_tls(
+            node::tls::client_config(&pem).with_context(|| format!("{}", path.display()))?,
+        );
+    }
+    let http = http.build()?;
     let deadline = Instant::now() + args.wait;
     let response = loop {
         match http.post(&url).bearer_auth(&admin).json(&body).send().await {

@@ -120,6 +120,7 @@ async fn non_http_answers_are_transient_errors() {
         &format!("http://{addr}"),
         node::crypto::generate_key(),
         Duration::from_secs(2),
+        &[],
     )
     .unwrap();
     let report = Report {

@@ -13,3 +13,4 @@ mod fake_controller;
 mod outage;
 mod reporting;
 mod supervise;
+mod tls;

@@ -223,6 +223,7 @@ pub(super) async fn start_agent(
         controller: ControllerSection {
             url: plan.controller.base().to_owned(),
             token_file: Some(token_file),
+            ca_file: None,
             label: Some(format!("up {}", plan.name)),
             roles: Vec::new(),
             report_interval: REPORT_INTERVAL,
