@@ -49,6 +49,9 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .context("publishers")?;
     if args.check {
+        if let Some(tls) = &config.tls {
+            tls.load().context("tls")?;
+        }
         println!(
             "configuration ok: {} key(s) unlocked, {} tree(s), {} publisher(s)",
             config.keys.len(),
@@ -58,10 +61,16 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     let names: Vec<String> = publishers.iter().map(|p| p.name()).collect();
+    let scheme = if config.tls.is_some() { "https" } else { "http" };
+    let dashboard = config.dashboard.enabled;
     let controller = Controller::start(config, keyring, publishers).await?;
+    let base = format!("{scheme}://{}", controller.http_addr());
     println!("wakufleet controller");
-    println!("  API:        http://{}/api/v1 (OpenAPI at /openapi.json)", controller.http_addr());
-    println!("  metrics:    http://{}/metrics", controller.http_addr());
+    println!("  API:        {base}/api/v1 (OpenAPI at /openapi.json)");
+    println!("  metrics:    {base}/metrics");
+    if dashboard {
+        println!("  dashboard:  {base}/dashboard");
+    }
     match controller.dns_addr() {
         Some(dns) => println!("  DNS server: {dns} (UDP and TCP)"),
         None => println!("  DNS server: off"),

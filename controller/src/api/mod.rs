@@ -29,7 +29,7 @@ pub const MAX_BODY: usize = 256 * 1024;
 /// The API's routes.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/health", get(health))
         .route("/openapi.json", get(openapi::document))
         .route("/metrics", get(crate::metrics::scrape))
         .route("/api/v1/enrol", post(agents::enrol))
@@ -51,6 +51,33 @@ pub fn router(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
         .with_state(state)
+}
+
+/// How long `/health` waits for the database.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `GET /health`: 200 while the database answers, 503 when it does not, so a load balancer
+/// takes a controller that lost its database out of rotation. Also says whether this instance
+/// is the publisher.
+async fn health(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+) -> (axum::http::StatusCode, Json<serde_json::Value>) {
+    let publisher = state.is_publisher();
+    let why = match tokio::time::timeout(HEALTH_TIMEOUT, state.db.ping()).await {
+        Ok(Ok(())) => {
+            let body =
+                serde_json::json!({ "status": "ok", "database": "ok", "publisher": publisher });
+            return (axum::http::StatusCode::OK, Json(body));
+        }
+        Ok(Err(error)) => {
+            tracing::warn!(target: "ctl::api", %error, "health check: database failed");
+            "database unavailable".to_owned()
+        }
+        Err(_) => format!("database did not answer within {} s", HEALTH_TIMEOUT.as_secs()),
+    };
+    let body =
+        serde_json::json!({ "status": "unavailable", "database": why, "publisher": publisher });
+    (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
 
 /// The operator behind a request: `operator:admin` when the bearer token matches.

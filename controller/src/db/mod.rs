@@ -73,6 +73,12 @@ impl Db {
         self.backend
     }
 
+    /// One round trip to the database.
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").execute(self.pool()).await?;
+        Ok(())
+    }
+
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
