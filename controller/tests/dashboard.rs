@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::agent::{SimAgent, token};
+use common::agent::{SimAgent, operator_get, token};
 use controller::{
     app::Controller,
     config::{ControllerConfig, DashboardConfig, DnsConfig, TreeConfig},
@@ -24,7 +24,7 @@ use controller::{
     reachability::ReachabilityConfig,
     report::{Figures, Report, StoreProbe},
 };
-use serde_json::{Value, json};
+use serde_json::json;
 
 const ADMIN: &str = "dashboard-test-token";
 const EVIL_LABEL: &str = "<b id=\"injected-label\">evil</b>";
@@ -191,15 +191,7 @@ async fn a_browser_shows_the_fleet_and_runs_none_of_its_markup() {
 
     // The online tree is published; the offline one waits for a key holder.
     wait_for("both trees built", async || {
-        let trees: Value = http
-            .get(format!("{base}/api/v1/trees"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let trees = operator_get(&http, &base, "/api/v1/trees", ADMIN).await;
         let state = |name: &str| {
             trees["trees"]
                 .as_array()
@@ -280,15 +272,7 @@ async fn a_browser_shows_the_fleet_and_runs_none_of_its_markup() {
     // A node's page names the trees listing it; a tree's page its nodes and versions.
     let alpha_dom = dump_dom(&format!("{base}/dashboard/nodes/{}", alpha.node_id()), &profile);
     assert!(alpha_dom.contains("href=\"/dashboard/trees/boot\""), "{alpha_dom}");
-    let tree: Value = http
-        .get(format!("{base}/api/v1/trees/boot"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
     let published = &tree["versions"][0];
     let tree_dom = dump_dom(&format!("{base}/dashboard/trees/boot"), &profile);
     assert_eq!(text_of(&tree_dom, "seq"), published["seq"].to_string());
@@ -378,15 +362,7 @@ async fn login_and_errors(database_url: String) {
         assert_eq!(response.status().as_u16(), 404, "{path}");
         assert!(response.text().await.unwrap().contains(says), "{path}");
     }
-    let nodes: Value = http
-        .get(format!("{base}/api/v1/nodes"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let nodes = operator_get(&http, &base, "/api/v1/nodes", ADMIN).await;
     assert_eq!(nodes["nodes"].as_array().unwrap().len(), 1);
     controller.shutdown().await;
 

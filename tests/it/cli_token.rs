@@ -5,7 +5,6 @@
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Output, time::Duration};
 
 use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
-use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wakufleet");
 const ADMIN: &str = "cli-token-test-admin";
@@ -56,15 +55,7 @@ async fn a_token_from_the_cli_enrols_an_agent() {
 
     // The controller knows it with its label and roles, and an agent enrols with it.
     let http = reqwest::Client::new();
-    let tokens: Value = http
-        .get(format!("{base}/api/v1/tokens"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let tokens = crate::sim_agent::operator_get(&http, &base, "/api/v1/tokens", ADMIN).await;
     let listed = &tokens["tokens"][0];
     assert_eq!(
         (listed["label"].as_str(), listed["roles"].clone()),

@@ -3,18 +3,14 @@
 //! and the controller's API; SIGTERM stops it cleanly; a second run in the same directory
 //! reuses everything and publishes a higher seq; a failing step is named in one line.
 
-use std::{collections::BTreeSet, path::Path, process::Stdio, time::Duration};
+use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use libp2p::Multiaddr;
 use node::{enrtree::NodeRecord, waku_enr::WakuEnr};
 use serde_json::Value;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::Command,
-    time::timeout,
-};
+use tokio::{process::Command, time::timeout};
 
-use crate::helpers::{fails, tool};
+use crate::helpers::{fails, start_up, tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wakufleet");
 const DOMAIN: &str = "nodes.wakufleet.local";
@@ -70,25 +66,8 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
     let dir = temp.path().join("fleet");
 
     // First run, serving: DNS and the API are checked while it runs, then SIGTERM stops it.
-    let mut child = Command::new(BIN)
-        .args(up_args(&dir))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut text = String::new();
-    loop {
-        let line = timeout(Duration::from_secs(60), lines.next_line()).await;
-        let line = line.expect("up is running within 60 s").unwrap().expect("up printed");
-        if line.starts_with("running;") {
-            break;
-        }
-        text.push_str(&line);
-        text.push('\n');
-    }
+    let up = start_up(&up_args(&dir)).await;
+    let text = up.text.clone();
     let first = parse(&text);
     assert_eq!(first.agents.len(), 4, "{text}");
     assert!(first.joiner.is_some(), "{text}");
@@ -153,12 +132,8 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
         assert!(page.contains(&format!("data-node=\"{id}\" data-health=\"passing\"")), "{id}");
     }
 
-    let pid = child.id().unwrap().to_string();
-    tool("kill", &["-TERM", &pid]).await;
-    let exit = timeout(Duration::from_secs(20), child.wait()).await.expect("stops").unwrap();
-    assert!(exit.success(), "{exit:?}");
-    let rest = lines.next_line().await.unwrap().unwrap_or_default();
-    assert_eq!(rest, "stopped");
+    let rest = up.stop().await;
+    assert_eq!(rest.trim(), "stopped");
 
     // Second run, --once: same keys and enrolments, a new tree version with a higher seq.
     let mut args = up_args(&dir);

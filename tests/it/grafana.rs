@@ -12,15 +12,9 @@ use std::{
 };
 
 use serde_json::Value;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-    time::timeout,
-};
+use tokio::process::{Child, Command};
 
-use crate::helpers::tool;
-
-const BIN: &str = env!("CARGO_BIN_EXE_wakufleet");
+use crate::helpers::{start_up, tool};
 
 fn deploy() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy")
@@ -164,23 +158,10 @@ fn panels(dashboard: &Value) -> Vec<(String, Vec<String>)> {
 async fn dashboards_and_alert_rules_work_on_a_live_fleet() {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path().join("fleet");
-    let mut up = Command::new(BIN)
-        .args(["up", "--nodes", "3", "--dir", dir.to_str().unwrap(), "--dns", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(up.stdout.take().unwrap()).lines();
+    let args = ["up", "--nodes", "3", "--dir", dir.to_str().unwrap(), "--dns", "127.0.0.1:0"];
+    let up = start_up(&args.map(str::to_owned)).await;
     let (mut controller, mut agents) = (String::new(), Vec::new());
-    loop {
-        let line = timeout(Duration::from_secs(60), lines.next_line()).await;
-        let line = line.expect("up is running within 60 s").unwrap().expect("up printed");
-        if line.starts_with("running;") {
-            break;
-        }
-        let line = line.trim();
+    for line in up.text.lines().map(str::trim) {
         if let Some(url) = line.strip_prefix("metrics:") {
             controller =
                 url.trim().trim_start_matches("http://").trim_end_matches("/metrics").into();
@@ -192,8 +173,6 @@ async fn dashboards_and_alert_rules_work_on_a_live_fleet() {
         }
     }
     assert_eq!(agents.len(), 3, "{agents:?}");
-    // The fleet keeps running while Prometheus scrapes it.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
 
     let prometheus = Prometheus::start(temp.path(), &controller, &agents).await;
     let targets = 1 + agents.len();
@@ -285,10 +264,7 @@ async fn dashboards_and_alert_rules_work_on_a_live_fleet() {
     let coverage = prometheus.query("min(wakufleet_shard_passing_nodes)").await;
     assert_eq!(coverage["data"]["result"][0]["value"][1], "3", "{coverage}");
 
-    let pid = up.id().unwrap().to_string();
-    tool("kill", &["-TERM", &pid]).await;
-    let exit = timeout(Duration::from_secs(20), up.wait()).await.expect("stops").unwrap();
-    assert!(exit.success(), "{exit:?}");
+    let _ = up.stop().await;
 }
 
 #[test]

@@ -110,3 +110,58 @@ pub(crate) async fn tool(program: &str, args: &[&str]) -> String {
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// A running `wakufleet up`: the child (killed when dropped) and what it printed up to its
+/// `running;` line.
+pub(crate) struct RunningUp {
+    pub(crate) child: tokio::process::Child,
+    pub(crate) text: String,
+    /// What it prints after that, once it has exited.
+    rest: tokio::task::JoinHandle<String>,
+}
+
+/// Starts `wakufleet up` with `args` and waits (60 s at most) until it is running. Its output
+/// after that keeps being read, so it never blocks on a full pipe.
+pub(crate) async fn start_up(args: &[String]) -> RunningUp {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wakufleet"))
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut text = String::new();
+    loop {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(60), lines.next_line());
+        let line = line.await.expect("up is running within 60 s").unwrap().expect("up printed");
+        if line.starts_with("running;") {
+            break;
+        }
+        text.push_str(&line);
+        text.push('\n');
+    }
+    let rest = tokio::spawn(async move {
+        let mut rest = String::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            rest.push_str(&line);
+            rest.push('\n');
+        }
+        rest
+    });
+    RunningUp { child, text, rest }
+}
+
+impl RunningUp {
+    /// SIGTERM, then a clean exit within 20 s: what it printed meanwhile.
+    pub(crate) async fn stop(mut self) -> String {
+        let pid = self.child.id().unwrap().to_string();
+        tool("kill", &["-TERM", &pid]).await;
+        let exit = tokio::time::timeout(std::time::Duration::from_secs(20), self.child.wait());
+        let exit = exit.await.expect("stops").unwrap();
+        assert!(exit.success(), "{exit:?}");
+        self.rest.await.unwrap()
+    }
+}

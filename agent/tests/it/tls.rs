@@ -14,8 +14,11 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
+#[path = "../../../controller/tests/common/agent.rs"]
+mod sim_agent;
 #[path = "../../../node/tests/support/fleet_ca.rs"]
 mod support;
+use sim_agent::operator_get;
 
 fn https_client(ca: &[u8]) -> reqwest::Client {
     reqwest::Client::builder()
@@ -66,15 +69,7 @@ async fn an_agent_reports_over_https_to_a_controller_it_trusts() {
         response.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_owned()
     };
     let node_count = async || {
-        let nodes: Value = http
-            .get(format!("{base}/api/v1/nodes"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let nodes = operator_get(&http, &base, "/api/v1/nodes", ADMIN).await;
         nodes["nodes"]
             .as_array()
             .unwrap()

@@ -131,3 +131,14 @@ pub(crate) async fn token(
     let body: Value = response.json().await.unwrap();
     body["token"].as_str().unwrap().to_owned()
 }
+
+/// GET `base` + `path` with the operators' token `admin`: the JSON answer.
+pub(crate) async fn operator_get(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    admin: &str,
+) -> Value {
+    let response = http.get(format!("{base}{path}")).bearer_auth(admin).send().await.unwrap();
+    response.json().await.unwrap()
+}
