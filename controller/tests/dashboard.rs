@@ -22,7 +22,7 @@ use controller::{
     keyring::Keyring,
     policy::TreePolicy,
     reachability::ReachabilityConfig,
-    report::{Figures, Report, StoreProbe},
+    report::{Figures, StoreProbe},
 };
 use serde_json::json;
 
@@ -101,22 +101,8 @@ async fn enrol_and_report(
     let (status, answer) =
         agent.post(http, base, "/api/v1/enrol", enrolment.to_string().as_bytes()).await;
     assert_eq!(status, 201, "{answer}");
-    agent.counter += 1;
-    let now = controller::db::now_ms();
-    let report = Report {
-        version: 1,
-        node_id: agent.node_id(),
-        counter: agent.counter,
-        sent_at: now,
-        measured_at: now,
-        enr: agent.record.to_string(),
-        roles: vec!["boot".into(), "relay".into()],
-        shards,
-        cluster_id: Some(1),
-        figures,
-    };
-    let (status, answer) =
-        agent.post(http, base, "/api/v1/reports", &serde_json::to_vec(&report).unwrap()).await;
+    let report = agent.report_with(shards, figures);
+    let (status, answer) = agent.post(http, base, "/api/v1/reports", &report).await;
     assert_eq!(status, 202, "{answer}");
 }
 

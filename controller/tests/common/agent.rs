@@ -47,6 +47,11 @@ impl SimAgent {
 
     /// The next report body: roles boot and relay, shard 0 of cluster 1, `relay_peers`.
     pub(crate) fn report(&mut self, relay_peers: u32) -> Vec<u8> {
+        self.report_with(vec![0], Figures { relay_peers: Some(relay_peers), ..Figures::default() })
+    }
+
+    /// The next report body: roles boot and relay, `shards` of cluster 1, `figures`.
+    pub(crate) fn report_with(&mut self, shards: Vec<u16>, figures: Figures) -> Vec<u8> {
         self.counter += 1;
         let now = controller::db::now_ms();
         let report = Report {
@@ -57,9 +62,9 @@ impl SimAgent {
             measured_at: now,
             enr: self.record.to_string(),
             roles: vec!["boot".into(), "relay".into()],
-            shards: vec![0],
+            shards,
             cluster_id: Some(1),
-            figures: Figures { relay_peers: Some(relay_peers), ..Figures::default() },
+            figures,
         };
         serde_json::to_vec(&report).unwrap()
     }
