@@ -131,10 +131,35 @@ async fn build(state: &AppState, tree: &TreeRow, nodes: &[NodeRow]) -> Result<()
     let current = versions.iter().find(|v| {
         matches!(v.state, VersionState::Pending | VersionState::Signed | VersionState::Published)
     });
+    let lists_the_same = |version: &VersionRow| {
+        let mut listed = version.enrs.clone();
+        listed.sort();
+        listed == enrs && version.links == link_texts
+    };
     if let Some(current) = current {
-        let mut current_enrs = current.enrs.clone();
-        current_enrs.sort();
-        if current_enrs == enrs && current.links == link_texts {
+        if lists_the_same(current) {
+            return Ok(());
+        }
+        // A change undone before a key holder signed it (a node back from maintenance, a
+        // flapping one): clients already have this membership, so nobody is asked to sign it
+        // again.
+        let live = versions
+            .iter()
+            .find(|v| matches!(v.state, VersionState::Signed | VersionState::Published));
+        if current.state == VersionState::Pending
+            && live.is_some_and(lists_the_same)
+            && state.db.abandon_pending(&tree.name, current.seq).await?
+        {
+            tracing::info!(target: "ctl::trees", tree = %tree.name, seq = current.seq, "pending version abandoned: its change was undone");
+            state
+                .db
+                .audit(
+                    "controller",
+                    "tree.abandon",
+                    &tree.name,
+                    serde_json::json!({ "seq": current.seq }),
+                )
+                .await?;
             return Ok(());
         }
     } else if records.is_empty() && links.is_empty() {

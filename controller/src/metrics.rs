@@ -221,6 +221,13 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
         ),
         &["node_id", "label"],
     )?;
+    let maintenance = IntGaugeVec::new(
+        Opts::new(
+            "wakufleet_node_maintenance",
+            "1 while an operator has the node in maintenance (out of trees, no alerts), else 0",
+        ),
+        &["node_id", "label"],
+    )?;
     // (cluster, shard) → passing nodes; every shard any node serves appears, even at 0.
     let mut coverage: BTreeMap<(String, u16), i64> = BTreeMap::new();
     for node in &nodes {
@@ -229,6 +236,7 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
         if let Some(measured) = node.last_measured_at {
             report_age.with_label_values(&labels).set((now - measured).max(0) as f64 / 1000.0);
         }
+        maintenance.with_label_values(&labels).set(i64::from(node.maintenance.is_some()));
         if let Some(ok) = node.reachable {
             reachable.with_label_values(&labels).set(i64::from(ok));
         }
@@ -241,6 +249,7 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
     registry.register(Box::new(node_health))?;
     registry.register(Box::new(report_age))?;
     registry.register(Box::new(reachable))?;
+    registry.register(Box::new(maintenance))?;
 
     let shard_nodes = IntGaugeVec::new(
         Opts::new("wakufleet_shard_passing_nodes", "Passing nodes serving each relay shard"),

@@ -81,7 +81,7 @@ impl TreePolicy {
             && self.cluster_id.is_none_or(|c| node.cluster_id == Some(c))
     }
 
-    /// The nodes to list: matching, never critical or unreachable; passing before warning,
+    /// The nodes to list: matching, never critical, unreachable or in maintenance; passing before warning,
     /// longest passing first (a stable membership means fewer rebuilds), then by node id.
     pub fn select<'a>(&self, nodes: &'a [NodeRow]) -> Vec<&'a NodeRow> {
         if !self.list_nodes {
@@ -91,6 +91,7 @@ impl TreePolicy {
             .iter()
             .filter(|n| self.matches(n))
             .filter(|n| n.health != Health::Critical && n.reachable != Some(false))
+            .filter(|n| n.maintenance.is_none())
             .collect();
         eligible.sort_by(|a, b| {
             a.health

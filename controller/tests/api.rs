@@ -279,6 +279,42 @@ async fn fleet_scenario(fixture: Fixture) {
     let (_, answer) = f.signed("/api/v1/reports", &agents[1].key, &body).await;
     assert!(answer.get("desired").is_none(), "{answer}");
 
+    // Maintenance: the node leaves the tree while still passing, and comes back after it.
+    let maintenance = format!("/api/v1/nodes/{}/maintenance", agents[0].record.node_id_hex());
+    for bad in [json!({ "why": "upgrade" }), json!({ "reason": "  " })] {
+        assert_eq!(f.admin(Method::PUT, &maintenance, Some(bad)).await.0, 400);
+    }
+    let upgrade = json!({ "reason": "upgrading to v0.37" });
+    let nobody = "/api/v1/nodes/00ff/maintenance";
+    assert_eq!(f.admin(Method::PUT, nobody, Some(upgrade.clone())).await.0, 404);
+    let (status, answer) = f.admin(Method::PUT, &maintenance, Some(upgrade)).await;
+    assert_eq!(status, 200, "{answer}");
+    f.controller.reconcile_now().await.unwrap();
+    let node = f.node(&agents[0]).await;
+    assert_eq!(node["health"], "passing", "{node}");
+    assert_eq!(node["maintenance"]["reason"], "upgrading to v0.37", "{node}");
+    assert_eq!(node["maintenance"]["by"], "operator:admin", "{node}");
+    assert_eq!(f.resolve(&url).await, [agents[1].record.to_string()], "out of the tree");
+    let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap();
+    let in_maintenance = format!(
+        "wakufleet_node_maintenance{{label=\"test\",node_id=\"{}\"}} 1",
+        agents[0].record.node_id_hex()
+    );
+    assert!(metrics.text().await.unwrap().contains(&in_maintenance));
+    let (status, answer) = f.admin(Method::DELETE, &maintenance, None).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(f.admin(Method::DELETE, nobody, None).await.0, 404);
+    f.controller.reconcile_now().await.unwrap();
+    assert!(f.node(&agents[0]).await["maintenance"].is_null());
+    let mut back = vec![agents[0].record.to_string(), agents[1].record.to_string()];
+    back.sort();
+    assert_eq!(f.resolve(&url).await, back, "listed again");
+    // The offline-signed relay tree lost and regained the node before its key holder signed:
+    // nothing is left for them to sign, and clients keep the version they have.
+    let relay = f.tree("relay").await;
+    assert_eq!(relay["versions"][0]["state"], "abandoned", "{relay}");
+    assert_eq!(relay["versions"][1]["state"], "published", "{relay}");
+
     // The audit log tells who did what.
     let (_, audit) = f.admin(Method::GET, "/api/v1/audit", None).await;
     let actions: Vec<&str> = audit["entries"]
@@ -295,6 +331,9 @@ async fn fleet_scenario(fixture: Fixture) {
         "tree.publish",
         "tree.sign",
         "node.config",
+        "node.maintenance.start",
+        "node.maintenance.end",
+        "tree.abandon",
     ] {
         assert!(actions.contains(&action), "{action} missing from {actions:?}");
     }

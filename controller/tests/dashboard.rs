@@ -339,6 +339,16 @@ async fn login_and_errors(database_url: String) {
     assert!(body.contains(&format!("data-node=\"{}\"", agent.node_id())), "{body}");
     assert!(body.contains("<meta http-equiv=\"refresh\" content=\"15\">"));
 
+    // A node in maintenance says so, with the reason.
+    let maintenance = format!("{base}/api/v1/nodes/{}/maintenance", agent.node_id());
+    let reason = serde_json::json!({ "reason": "kernel upgrade" });
+    let put = http.put(maintenance).bearer_auth(ADMIN).json(&reason).send().await.unwrap();
+    assert_eq!(put.status().as_u16(), 200);
+    let url = format!("{base}/dashboard/nodes/{}", agent.node_id());
+    let page = http.get(url).basic_auth("ops", Some(ADMIN)).send().await.unwrap();
+    let page = page.text().await.unwrap();
+    assert!(page.contains("In maintenance: kernel upgrade (operator:admin,"), "{page}");
+
     // Unknown things: a 404 page that says what was not found, and leaves nothing changed.
     for (path, says) in
         [("/dashboard/nodes/00ff", "no node 00ff"), ("/dashboard/trees/nope", "no tree nope")]

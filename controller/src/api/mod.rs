@@ -38,6 +38,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/nodes", get(operators::nodes))
         .route("/api/v1/nodes/{id}", get(operators::node))
         .route("/api/v1/nodes/{id}/config", put(operators::put_node_config))
+        .route(
+            "/api/v1/nodes/{id}/maintenance",
+            put(operators::start_maintenance).delete(operators::end_maintenance),
+        )
         .route("/api/v1/trees", get(operators::trees))
         .route("/api/v1/trees/{name}", put(operators::put_tree).get(operators::tree))
         .route("/api/v1/trees/{name}/sign-request", get(operators::sign_request))

@@ -41,6 +41,10 @@ pub async fn document() -> Json<Value> {
             "/api/v1/nodes": { "get": op("The registry with health states", "operator", None, "200", &["401"]) },
             "/api/v1/nodes/{id}": { "get": op("One node, its newest report, its ENR history", "operator", None, "200", &["401", "404"]) },
             "/api/v1/nodes/{id}/config": { "put": op("Set the configuration the node's agent applies (numbered by the controller; returned with every report answer)", "operator", Some("NodeConfig"), "200", &["400", "401", "404", "422"]) },
+            "/api/v1/nodes/{id}/maintenance": {
+                "put": op("Start maintenance: the node leaves every tree at the next pass and raises no alerts", "operator", Some("Maintenance"), "200", &["400", "401", "404"]),
+                "delete": op("End maintenance: the node may be listed again once healthy", "operator", None, "200", &["401", "404"])
+            },
             "/api/v1/trees": { "get": op("Trees, URLs and recent versions", "operator", None, "200", &["401"]) },
             "/api/v1/trees/{name}": {
                 "put": op("Define or redefine a tree", "operator", Some("TreeDefinition"), "201", &["400", "401", "409", "422"]),
@@ -66,6 +70,7 @@ pub async fn document() -> Json<Value> {
                 "NewToken": { "type": "object", "required": ["label"], "properties": { "label": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "ttlSecs": { "type": "integer" } } },
                 "TreeDefinition": { "type": "object", "required": ["domain", "signer"], "properties": { "domain": { "type": "string" }, "signer": { "type": "string" }, "policy": { "type": "object", "properties": { "roles": { "type": "array" }, "shards": { "type": "array" }, "clusterId": { "type": "integer" }, "maxEntries": { "type": "integer" }, "links": { "type": "array" }, "listNodes": { "type": "boolean" } } } } },
                 "NodeConfig": { "type": "object", "properties": { "roles": { "type": "array", "items": { "type": "string" } }, "shards": { "type": "array", "items": { "type": "integer" } }, "maxConnections": { "type": "integer" } } },
+                "Maintenance": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 200 } } },
                 "Retirement": { "type": "object", "required": ["overlapSecs"], "properties": { "overlapSecs": { "type": "integer", "minimum": 0 } } },
                 "DetachedSignature": { "type": "object", "required": ["format", "domain", "seq", "rootContent", "publicKey", "signature"] }
             }

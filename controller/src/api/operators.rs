@@ -151,6 +151,55 @@ pub async fn put_node_config(
     Ok(Json(serde_json::json!({ "nodeId": id, "desired": stored })))
 }
 
+/// `PUT /api/v1/nodes/{id}/maintenance` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    /// Why, for the dashboard and the audit log (1..=200 characters).
+    pub reason: String,
+}
+
+/// `PUT /api/v1/nodes/{id}/maintenance`: the node leaves every tree at the next pass (before
+/// the operator takes it down, so clients never get a record of a node being worked on) and
+/// raises no alerts until the maintenance ends.
+pub async fn start_maintenance(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let actor = operator(&state, &headers)?;
+    let MaintenanceRequest { reason } = parse_json(&body)?;
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(AppError::BadRequest("reason must be 1..=200 characters".into()));
+    }
+    let maintenance = crate::db::nodes::Maintenance { reason, by: actor.clone(), since: now_ms() };
+    if !state.db.set_maintenance(&id, Some(&maintenance)).await? {
+        return Err(AppError::NotFound(format!("no node {id}")));
+    }
+    state.db.audit(&actor, "node.maintenance.start", &id, serde_json::json!(maintenance)).await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": maintenance })))
+}
+
+/// `DELETE /api/v1/nodes/{id}/maintenance`: the node may be listed again once healthy.
+pub async fn end_maintenance(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let actor = operator(&state, &headers)?;
+    let node =
+        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    if node.maintenance.is_some() {
+        state.db.set_maintenance(&id, None).await?;
+        state.db.audit(&actor, "node.maintenance.end", &id, serde_json::json!({})).await?;
+        state.wake.notify_one();
+    }
+    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": null })))
+}
+
 /// `PUT /api/v1/trees/{name}` body.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

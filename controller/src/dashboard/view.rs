@@ -109,6 +109,8 @@ pub(crate) struct NodeView {
     pub(crate) last_report: String,
     pub(crate) config: String,
     pub(crate) config_class: &'static str,
+    /// "reason (by …, since …)" while in maintenance, else empty.
+    pub(crate) maintenance: String,
 }
 
 /// The newest report's figures, if the stored body still parses as a report.
@@ -183,6 +185,9 @@ impl NodeView {
             last_report: node.last_measured_at.map_or_else(|| "never".into(), |at| ago(now_ms, at)),
             config,
             config_class,
+            maintenance: node.maintenance.as_ref().map_or_else(String::new, |m| {
+                format!("{} ({}, {})", m.reason, m.by, ago(now_ms, m.since))
+            }),
         }
     }
 }
@@ -386,7 +391,8 @@ pub(crate) fn attention(
     }
     for node in nodes {
         let href = format!("/dashboard/nodes/{}", node.node_id);
-        if node.health != "passing" {
+        // An operator is working on it: expected to be down, already out of the trees.
+        if node.health != "passing" && node.maintenance.is_empty() {
             let level = if node.health == "critical" { Level::Critical } else { Level::Warning };
             out.push(Attention {
                 level,

@@ -17,17 +17,20 @@ const TABLES: &str = include_str!("../../../migrations/controller/0001_tables.sq
 const TREE_RETIREMENT: &str =
     include_str!("../../../migrations/controller/0003_tree_retirement.sql");
 const DESIRED_CONFIG: &str = include_str!("../../../migrations/controller/0004_desired_config.sql");
+const MAINTENANCE: &str = include_str!("../../../migrations/controller/0005_maintenance.sql");
 const SQLITE_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
     (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql")),
     (3, TREE_RETIREMENT),
     (4, DESIRED_CONFIG),
+    (5, MAINTENANCE),
 ];
 const POSTGRES_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
     (2, include_str!("../../../migrations/controller/postgres/0002_audit_log.sql")),
     (3, TREE_RETIREMENT),
     (4, DESIRED_CONFIG),
+    (5, MAINTENANCE),
 ];
 
 /// Database failures.

@@ -49,6 +49,20 @@ pub struct NodeRow {
     pub reachable_at: Option<i64>,
     /// The configuration operators want it to run.
     pub desired_config: Option<crate::report::DesiredConfig>,
+    /// Set while an operator works on it: never listed in a tree, no alerts.
+    pub maintenance: Option<Maintenance>,
+}
+
+/// A node's maintenance: who put it there, why and since when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Maintenance {
+    /// Why (shown on the dashboard and in the audit log).
+    pub reason: String,
+    /// Who.
+    pub by: String,
+    /// Since, Unix ms.
+    pub since: i64,
 }
 
 /// What a report changes in the registry.
@@ -74,7 +88,7 @@ pub struct ReportUpdate<'a> {
     pub body: &'a str,
 }
 
-const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at, desired_config";
+const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at, desired_config, maintenance";
 
 impl Db {
     /// Registers (or re-enrols) a node under its key.
@@ -260,6 +274,20 @@ impl Db {
         Ok(Some(config))
     }
 
+    /// Starts (`Some`) or ends (`None`) a node's maintenance; `false` when the node is unknown.
+    pub async fn set_maintenance(
+        &self,
+        node_id: &str,
+        maintenance: Option<&Maintenance>,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE nodes SET maintenance = $2 WHERE node_id = $1")
+            .bind(node_id)
+            .bind(maintenance.map(to_json))
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Stores the outcome of a reachability check.
     pub async fn set_reachable(&self, node_id: &str, reachable: bool) -> Result<(), DbError> {
         sqlx::query("UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1")
@@ -280,6 +308,7 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
     let health: String = row.try_get(13)?;
     let reachable: Option<i64> = row.try_get(16)?;
     let desired: Option<String> = row.try_get(18)?;
+    let maintenance: Option<String> = row.try_get(19)?;
     Ok(NodeRow {
         node_id: row.try_get(0)?,
         public_key: row.try_get(1)?,
@@ -303,5 +332,6 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
         reachable: reachable.map(|r| r != 0),
         reachable_at: row.try_get(17)?,
         desired_config: desired.map(|d| from_json("nodes.desired_config", &d)).transpose()?,
+        maintenance: maintenance.map(|m| from_json("nodes.maintenance", &m)).transpose()?,
     })
 }

@@ -239,6 +239,19 @@ impl Db {
         Ok(())
     }
 
+    /// Abandons `seq` if it is still pending (nobody need sign it any more). Returns whether it
+    /// was.
+    pub async fn abandon_pending(&self, tree: &str, seq: u64) -> Result<bool, DbError> {
+        let result = sqlx::query(
+            "UPDATE tree_versions SET state = 'abandoned' WHERE tree = $1 AND seq = $2 AND state = 'pending'",
+        )
+        .bind(tree)
+        .bind(seq as i64)
+        .execute(self.pool())
+        .await?;
+        Ok(result.rows_affected() == 1)
+    }
+
     /// Attaches a verified signature to a pending version. Returns whether it was pending.
     pub async fn sign_version(
         &self,
