@@ -15,7 +15,7 @@ use crate::{
     app::AppState,
     db::{
         DbError,
-        nodes::NodeRow,
+        nodes::{HealthChange, NodeRow},
         now_ms,
         trees::{TreeRow, VersionRow, VersionState},
     },
@@ -78,7 +78,8 @@ pub async fn reconcile(state: &AppState) -> Result<(), EngineError> {
 async fn update_health(state: &AppState) -> Result<Vec<NodeRow>, EngineError> {
     let now = now_ms();
     let mut nodes = state.db.nodes().await?;
-    for node in &mut nodes {
+    let mut changed = Vec::new();
+    for (index, node) in nodes.iter_mut().enumerate() {
         let (health, reason) = evaluate(node, &state.config.health, now);
         if health == node.health && reason == node.health_reason {
             continue;
@@ -89,10 +90,22 @@ async fn update_health(state: &AppState) -> Result<Vec<NodeRow>, EngineError> {
             _ => None,
         };
         tracing::info!(target: "ctl::health", node = %node.node_id, label = %node.label, from = node.health.as_str(), to = health.as_str(), %reason, "health changed");
-        state.db.set_health(&node.node_id, health, &reason, passing_since).await?;
         node.health = health;
         node.health_reason = reason;
         node.passing_since = passing_since;
+        changed.push(index);
+    }
+    let changes: Vec<HealthChange<'_>> = changed
+        .iter()
+        .map(|&i| HealthChange {
+            node_id: &nodes[i].node_id,
+            health: nodes[i].health,
+            reason: &nodes[i].health_reason,
+            passing_since: nodes[i].passing_since,
+        })
+        .collect();
+    if !changes.is_empty() {
+        state.db.set_health_of(&changes).await?;
     }
     Ok(nodes)
 }

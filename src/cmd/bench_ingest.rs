@@ -215,10 +215,44 @@ async fn drive(
     );
     let stored = stored_reports(database_url).await?;
     println!("reports stored: {stored} (expected {total})");
+    // What operators wait for on a fleet of this size: the dashboard and a Prometheus scrape.
+    let (dashboard, dashboard_bytes) = time_page(http, &format!("{base}/dashboard")).await?;
+    let (metrics, metrics_bytes) = time_page(http, &format!("{base}/metrics")).await?;
+    println!(
+        "with {agents} nodes, {PAGE_LOADS} loads each: dashboard overview p50 {:.2?} p99 {:.2?} ({} KiB), /metrics p50 {:.2?} p99 {:.2?} ({} KiB)",
+        percentile(&dashboard, 0.5),
+        percentile(&dashboard, 0.99),
+        dashboard_bytes / 1024,
+        percentile(&metrics, 0.5),
+        percentile(&metrics, 0.99),
+        metrics_bytes / 1024,
+    );
     if !refused.is_empty() || stored != total as i64 {
         bail!("{} reports refused, {stored} of {total} stored", refused.len());
     }
     Ok(())
+}
+
+/// Loads of each page timed after the run.
+const PAGE_LOADS: usize = 20;
+
+/// Loads `url` [`PAGE_LOADS`] times (logged in as an operator): sorted times, page size.
+async fn time_page(http: &reqwest::Client, url: &str) -> anyhow::Result<(Vec<Duration>, usize)> {
+    let mut times = Vec::with_capacity(PAGE_LOADS);
+    let mut size = 0;
+    for _ in 0..PAGE_LOADS {
+        let started = Instant::now();
+        let response = http.get(url).basic_auth("bench", Some(ADMIN_TOKEN)).send().await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        times.push(started.elapsed());
+        if !status.is_success() {
+            bail!("{url}: {status}");
+        }
+        size = body.len();
+    }
+    times.sort();
+    Ok((times, size))
 }
 
 async fn enrol(http: &reqwest::Client, base: &str, agent: &Agent) -> anyhow::Result<()> {

@@ -27,6 +27,8 @@ fn bench_ingest_sqlite_prints_figures_and_no_refusals() {
     assert!(latency.contains("p50 ") && latency.contains("p99 "), "{out}");
     assert_eq!(figure(&out, "non-202 answers:"), "0", "{out}");
     assert_eq!(figure(&out, "reports stored:"), "10 (expected 10)", "{out}");
+    let pages = figure(&out, "with 5 nodes, 20 loads each:");
+    assert!(pages.contains("dashboard overview p50 ") && pages.contains("/metrics p50 "), "{out}");
 }
 
 #[test]

@@ -53,6 +53,19 @@ pub struct NodeRow {
     pub maintenance: Option<Maintenance>,
 }
 
+/// A new health state for a node.
+#[derive(Debug, Clone, Copy)]
+pub struct HealthChange<'a> {
+    /// The node.
+    pub node_id: &'a str,
+    /// Its health.
+    pub health: Health,
+    /// Why.
+    pub reason: &'a str,
+    /// Passing without a break since.
+    pub passing_since: Option<i64>,
+}
+
 /// A node's maintenance: who put it there, why and since when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -228,23 +241,22 @@ impl Db {
             .collect()
     }
 
-    /// Stores an evaluated health state.
-    pub async fn set_health(
-        &self,
-        node_id: &str,
-        health: Health,
-        reason: &str,
-        passing_since: Option<i64>,
-    ) -> Result<(), DbError> {
-        sqlx::query(
-            "UPDATE nodes SET health = $2, health_reason = $3, passing_since = $4 WHERE node_id = $1",
-        )
-        .bind(node_id)
-        .bind(health.as_str())
-        .bind(reason)
-        .bind(passing_since)
-        .execute(self.pool())
-        .await?;
+    /// Stores several health changes in one transaction (a pass after a restart may change
+    /// every node: one commit, not one per node).
+    pub async fn set_health_of(&self, changes: &[HealthChange<'_>]) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        for change in changes {
+            sqlx::query(
+                "UPDATE nodes SET health = $2, health_reason = $3, passing_since = $4 WHERE node_id = $1",
+            )
+            .bind(change.node_id)
+            .bind(change.health.as_str())
+            .bind(change.reason)
+            .bind(change.passing_since)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
