@@ -51,6 +51,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), EngineError> {
     state.set_publisher(held);
     let nodes = update_health(state).await?;
     if held {
+        crate::rollout::advance_all(state, &nodes).await?;
         let now = now_ms();
         for tree in state.db.trees().await? {
             if tree.retire_at.is_some_and(|at| at <= now) {

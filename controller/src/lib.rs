@@ -17,6 +17,8 @@
 //! - [`metrics`] — `GET /metrics`: this instance's counters and the fleet's state for
 //!   Prometheus.
 //! - [`reachability`] — libp2p handshakes with every node at its advertised address.
+//! - [`rollout`] — one desired configuration taken to many nodes a few at a time, gated on
+//!   their health.
 //! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
 //! - [`dashboard`] — the read-only HTML dashboard at `/dashboard` (askama templates in the
 //!   workspace's `templates/`).
@@ -38,5 +40,6 @@ pub mod policy;
 pub mod publish;
 pub mod reachability;
 pub mod report;
+pub mod rollout;
 pub mod signed;
 pub mod tls_listener;

@@ -42,6 +42,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             "/api/v1/nodes/{id}/maintenance",
             put(operators::start_maintenance).delete(operators::end_maintenance),
         )
+        .route("/api/v1/rollouts", post(operators::create_rollout).get(operators::rollouts))
+        .route("/api/v1/rollouts/{id}", get(operators::rollout).delete(operators::cancel_rollout))
         .route("/api/v1/trees", get(operators::trees))
         .route("/api/v1/trees/{name}", put(operators::put_tree).get(operators::tree))
         .route("/api/v1/trees/{name}/sign-request", get(operators::sign_request))

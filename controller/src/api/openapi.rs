@@ -45,6 +45,14 @@ pub async fn document() -> Json<Value> {
                 "put": op("Start maintenance: the node leaves every tree at the next pass and raises no alerts", "operator", Some("Maintenance"), "200", &["400", "401", "404"]),
                 "delete": op("End maintenance: the node may be listed again once healthy", "operator", None, "200", &["401", "404"])
             },
+            "/api/v1/rollouts": {
+                "post": op("Take a configuration to nodes a few at a time, each applying it and passing before the next; a failure halts the rest", "operator", Some("Rollout"), "201", &["400", "401", "404", "422"]),
+                "get": op("The newest rollouts and each node's step", "operator", None, "200", &["401"])
+            },
+            "/api/v1/rollouts/{id}": {
+                "get": op("One rollout", "operator", None, "200", &["401", "404"]),
+                "delete": op("Cancel a running rollout", "operator", None, "200", &["401", "404", "409"])
+            },
             "/api/v1/trees": { "get": op("Trees, URLs and recent versions", "operator", None, "200", &["401"]) },
             "/api/v1/trees/{name}": {
                 "put": op("Define or redefine a tree", "operator", Some("TreeDefinition"), "201", &["400", "401", "409", "422"]),
@@ -70,6 +78,7 @@ pub async fn document() -> Json<Value> {
                 "NewToken": { "type": "object", "required": ["label"], "properties": { "label": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } }, "ttlSecs": { "type": "integer" } } },
                 "TreeDefinition": { "type": "object", "required": ["domain", "signer"], "properties": { "domain": { "type": "string" }, "signer": { "type": "string" }, "policy": { "type": "object", "properties": { "roles": { "type": "array" }, "shards": { "type": "array" }, "clusterId": { "type": "integer" }, "maxEntries": { "type": "integer" }, "links": { "type": "array" }, "listNodes": { "type": "boolean" } } } } },
                 "NodeConfig": { "type": "object", "properties": { "roles": { "type": "array", "items": { "type": "string" } }, "shards": { "type": "array", "items": { "type": "integer" } }, "maxConnections": { "type": "integer" } } },
+                "Rollout": { "type": "object", "required": ["nodes", "config"], "properties": { "nodes": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": 1000 }, "config": { "$ref": "#/components/schemas/NodeConfig" }, "maxParallel": { "type": "integer", "minimum": 1 }, "healthySecs": { "type": "integer", "minimum": 0, "maximum": 3600 }, "deadlineSecs": { "type": "integer", "minimum": 10, "maximum": 86400 } } },
                 "Maintenance": { "type": "object", "required": ["reason"], "properties": { "reason": { "type": "string", "minLength": 1, "maxLength": 200 } } },
                 "Retirement": { "type": "object", "required": ["overlapSecs"], "properties": { "overlapSecs": { "type": "integer", "minimum": 0 } } },
                 "DetachedSignature": { "type": "object", "required": ["format", "domain", "seq", "rootContent", "publicKey", "signature"] }

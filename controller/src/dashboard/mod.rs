@@ -29,13 +29,15 @@ use self::view::{
 };
 use crate::{
     app::AppState,
-    db::{DbError, now_ms, trees::VersionState},
+    db::{DbError, now_ms, rollouts::RolloutState, trees::VersionState},
     error::AppError,
     health::Health,
 };
 
 /// Audit entries on the overview.
 const AUDIT_SHOWN: i64 = 20;
+/// How long a halted rollout stays on the overview.
+const DAY_MS: i64 = 24 * 3600 * 1000;
 /// Versions on a tree's page.
 const VERSIONS_SHOWN: i64 = 20;
 
@@ -215,7 +217,25 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Response, PageEr
         passing: count(Health::Passing),
         warning: count(Health::Warning),
         critical: count(Health::Critical),
-        attention: attention(&shards, &nodes, &trees),
+        attention: {
+            let mut items = attention(&shards, &nodes, &trees);
+            // Rollouts that halted in the last day: someone should look at the failed node.
+            for rollout in state.db.rollouts(false, 20).await? {
+                if rollout.state == RolloutState::Halted && now - rollout.updated_at < DAY_MS {
+                    items.push(Attention {
+                        level: view::Level::Warning,
+                        text: format!(
+                            "rollout {} halted: {}",
+                            rollout.id,
+                            rollout.reason.as_deref().unwrap_or("no reason recorded")
+                        ),
+                        href: format!("/api/v1/rollouts/{}", rollout.id),
+                    });
+                }
+            }
+            items.sort_by_key(|a| a.level);
+            items
+        },
         shards,
         nodes,
         trees,

@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod leases;
 pub mod nodes;
+pub mod rollouts;
 pub mod tokens;
 pub mod trees;
 
@@ -18,12 +19,14 @@ const TREE_RETIREMENT: &str =
     include_str!("../../../migrations/controller/0003_tree_retirement.sql");
 const DESIRED_CONFIG: &str = include_str!("../../../migrations/controller/0004_desired_config.sql");
 const MAINTENANCE: &str = include_str!("../../../migrations/controller/0005_maintenance.sql");
+const ROLLOUTS: &str = include_str!("../../../migrations/controller/0006_rollouts.sql");
 const SQLITE_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
     (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql")),
     (3, TREE_RETIREMENT),
     (4, DESIRED_CONFIG),
     (5, MAINTENANCE),
+    (6, ROLLOUTS),
 ];
 const POSTGRES_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
@@ -31,6 +34,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     (3, TREE_RETIREMENT),
     (4, DESIRED_CONFIG),
     (5, MAINTENANCE),
+    (6, ROLLOUTS),
 ];
 
 /// Database failures.
