@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::{db::nodes::NodeRow, report::Figures};
+use crate::db::nodes::NodeRow;
 
 /// A node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -71,12 +71,7 @@ pub fn evaluate(node: &NodeRow, thresholds: &HealthThresholds, now_ms: i64) -> (
     if node.reachable == Some(false) {
         return (Health::Critical, "advertised address unreachable".into());
     }
-    let figures: Figures = node
-        .last_report
-        .as_ref()
-        .and_then(|r| r.get("figures"))
-        .and_then(|f| serde_json::from_value(f.clone()).ok())
-        .unwrap_or_default();
+    let figures = node.figures().unwrap_or_default();
     // Only relaying nodes report relay peers.
     match figures.relay_peers {
         Some(0) => return (Health::Critical, "no relay peers".into()),

@@ -28,6 +28,9 @@ use crate::{
     health::Health,
 };
 
+/// Versions read per tree for a scrape.
+const RECENT_VERSIONS: i64 = 20;
+
 /// What this controller instance counts.
 pub struct ControllerMetrics {
     registry: Registry,
@@ -292,18 +295,19 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
     )?;
     for tree in state.db.trees().await? {
         let name = [tree.name.as_str()];
-        if let Some(published) =
-            state.db.versions_in(&tree.name, VersionState::Published).await?.first()
-        {
+        // One read per tree: building a version abandons older pending ones and publishing
+        // supersedes older signed ones, so the newest versions hold every one counted here.
+        let versions = state.db.versions(&tree.name, RECENT_VERSIONS).await?;
+        let in_state = |wanted| versions.iter().filter(move |v| v.state == wanted);
+        if let Some(published) = in_state(VersionState::Published).next() {
             tree_seq.with_label_values(&name).set(i64::try_from(published.seq).unwrap_or(i64::MAX));
             tree_records.with_label_values(&name).set(published.enrs.len() as i64);
             if let Some(at) = published.published_at {
                 tree_published_at.with_label_values(&name).set(at as f64 / 1000.0);
             }
         }
-        let pending = state.db.versions_in(&tree.name, VersionState::Pending).await?.len();
-        tree_pending.with_label_values(&name).set(pending as i64);
-        let signed = state.db.versions_in(&tree.name, VersionState::Signed).await?.len();
+        tree_pending.with_label_values(&name).set(in_state(VersionState::Pending).count() as i64);
+        let signed = in_state(VersionState::Signed).count();
         tree_unpublished.with_label_values(&name).set(signed as i64);
         tree_error.with_label_values(&name).set(i64::from(tree.last_error.is_some()));
     }

@@ -13,7 +13,7 @@ use crate::{
         rollouts::{Rollout, RolloutState, Step, StepState},
     },
     health::Health,
-    report::{DesiredConfig, Report},
+    report::DesiredConfig,
 };
 
 /// Running rollouts looked at per pass.
@@ -27,11 +27,7 @@ enum Applied {
 }
 
 fn applied(node: &NodeRow, version: u64) -> Applied {
-    let status = node
-        .last_report
-        .clone()
-        .and_then(|r| serde_json::from_value::<Report>(r).ok())
-        .and_then(|r| r.figures.config);
+    let status = node.figures().and_then(|f| f.config);
     match status {
         Some(status) if status.version == version && status.applied => Applied::Yes,
         Some(status) if status.version == version => {

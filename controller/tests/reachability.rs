@@ -9,7 +9,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::agent::SimAgent;
+use common::agent::{SimAgent, operator_get};
 use controller::{
     app::Controller,
     config::{ControllerConfig, DnsConfig, TreeConfig},
@@ -120,15 +120,7 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
 
     // Only the reachable node is listed.
     wait_for("a tree of the live node only", async || {
-        let tree: Value = http
-            .get(format!("{base}/api/v1/trees/boot"))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
         let newest = &tree["versions"][0];
         newest["state"] == "published" && newest["enrs"] == json!([live.record.to_string()])
     })

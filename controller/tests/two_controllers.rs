@@ -8,7 +8,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::agent::SimAgent;
+use common::agent::{SimAgent, operator_get};
 use controller::{
     app::Controller,
     config::{ControllerConfig, DnsConfig, TreeConfig},
@@ -21,7 +21,6 @@ use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::LinkEntry,
 };
-use serde_json::Value;
 
 const ADMIN: &str = "two-controllers-token";
 
@@ -89,15 +88,8 @@ async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
     let mut all: Vec<String> = agents.iter().map(|a| a.record.to_string()).collect();
     all.sort();
     let tree_url = || async {
-        let tree: Value = http
-            .get(format!("http://{}/api/v1/trees/boot", a.http_addr()))
-            .bearer_auth(ADMIN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let base = format!("http://{}", a.http_addr());
+        let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
         tree["url"].as_str().map(|u| u.parse::<LinkEntry>().unwrap())
     };
     wait_for("the tree on both DNS servers", Duration::from_secs(30), async || {
@@ -123,15 +115,7 @@ async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
     )
     .await;
     assert!(survivor.state().is_publisher());
-    let audit: Value = http
-        .get(format!("{survivor_api}/api/v1/audit"))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let audit = operator_get(&http, &survivor_api, "/api/v1/audit", ADMIN).await;
     let builds = audit["entries"]
         .as_array()
         .unwrap()

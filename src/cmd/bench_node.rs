@@ -123,28 +123,43 @@ struct Measured {
     _dir: Option<tempfile::TempDir>,
 }
 
-async fn spawn_node() -> anyhow::Result<Measured> {
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["node", "--listen-address=127.0.0.1", "--tcp-port=0", "--ip-colocation-limit=0"])
-        .arg(format!("--max-connections={MEASURED_MAX_CONNECTIONS}"))
+/// Runs this binary with `args` until it prints its `enr: ` line: the child, its pid and the
+/// lines printed so far. Later output is drained, so the child never blocks on a full pipe.
+async fn spawn_until_enr(
+    args: &[std::ffi::OsString],
+) -> anyhow::Result<(tokio::process::Child, u32, Vec<String>)> {
+    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+        .args(args)
         .stdout(Stdio::piped())
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()?;
     let pid = child.id().context("no pid")?;
     let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let mut address = None;
+    let mut printed = Vec::new();
     while let Some(line) = lines.next_line().await? {
-        if let Some(a) = line.strip_prefix("listening: ") {
-            address = Some(a.parse::<libp2p::Multiaddr>()?);
-        }
-        if line.starts_with("enr: ") {
+        let done = line.starts_with("enr: ");
+        printed.push(line);
+        if done {
             break;
         }
     }
-    let address = address.context("node printed no address")?;
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Ok((child, pid, printed))
+}
+
+async fn spawn_node() -> anyhow::Result<Measured> {
+    let args = ["node", "--listen-address=127.0.0.1", "--tcp-port=0", "--ip-colocation-limit=0"]
+        .map(std::ffi::OsString::from)
+        .into_iter()
+        .chain([format!("--max-connections={MEASURED_MAX_CONNECTIONS}").into()])
+        .collect::<Vec<_>>();
+    let (child, pid, printed) = spawn_until_enr(&args).await?;
+    let address = printed
+        .iter()
+        .find_map(|line| line.strip_prefix("listening: "))
+        .context("node printed no address")?
+        .parse::<libp2p::Multiaddr>()?;
     Ok(Measured { child, pid, address, _controller: None, _dir: None })
 }
 
@@ -204,30 +219,16 @@ max-connections = {MEASURED_MAX_CONNECTIONS}
         root = root.display()
     );
     std::fs::write(root.join("agent.toml"), agent_toml)?;
-    let exe = std::env::current_exe()?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("agent")
-        .arg("--config")
-        .arg(root.join("agent.toml"))
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = child.id().context("no pid")?;
-    let mut lines = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let mut enr = None;
-    while let Some(line) = lines.next_line().await? {
-        if let Some(text) = line.strip_prefix("enr: ") {
-            enr = Some(
-                text.parse::<node::enrtree::NodeRecord>().map_err(|e| anyhow::anyhow!("{e}"))?,
-            );
-            break;
-        }
-    }
+    let args = ["agent".into(), "--config".into(), root.join("agent.toml").into_os_string()];
+    let (child, pid, printed) = spawn_until_enr(&args).await?;
+    let enr = printed
+        .iter()
+        .find_map(|line| line.strip_prefix("enr: "))
+        .map(|text| text.parse::<node::enrtree::NodeRecord>().map_err(|e| anyhow::anyhow!("{e}")))
+        .transpose()?;
     let record = enr.context("the agent printed no ENR")?;
     let waku = node::waku_enr::WakuEnr::decode(record.enr())?;
     let address = waku.dial_addresses().into_iter().next().context("no address in the ENR")?;
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Ok(Measured { child, pid, address, _controller: Some(controller), _dir: Some(dir) })
 }
 

@@ -1,4 +1,4 @@
-//! `wakufleet bench ingest` and `wakufleet bench dns` at tiny sizes, so the benchmark commands
+//! `wakufleet bench ingest`, `bench dns` and `bench rss` at tiny sizes, so the benchmark commands
 //! cannot rot. Only the printed shape is checked (figures present, zero errors); never a time.
 
 use std::process::{Command, Stdio};
@@ -61,4 +61,20 @@ fn bench_dns_without_dnsperf_names_the_package() {
         lines[0].contains("`dnsperf` not found") && lines[0].contains("apt-get install dnsperf"),
         "{stderr}"
     );
+}
+
+#[test]
+fn bench_rss_measures_a_node_and_an_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    for (args, prefix) in [
+        (&["bench", "rss", "--peers", "2"][..], "wakufleet node RSS:"),
+        (&["bench", "rss", "--peers", "2", "--agent"][..], "wakufleet agent + node RSS:"),
+    ] {
+        let out = ok(dir.path(), args);
+        let line = figure(&out, prefix);
+        assert!(
+            line.contains("MiB idle with 0 peers") && line.ends_with("MiB idle with 2 peers"),
+            "{out}"
+        );
+    }
 }

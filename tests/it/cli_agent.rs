@@ -87,15 +87,8 @@ async fn agent_runs_from_a_keystore_reports_and_stops_on_sigterm() {
     // Enrolled and reporting.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
-        let nodes: Value = http
-            .get(format!("{base}/api/v1/nodes"))
-            .bearer_auth("cli-agent-admin")
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let nodes =
+            crate::sim_agent::operator_get(&http, &base, "/api/v1/nodes", "cli-agent-admin").await;
         if nodes["nodes"][0]["lastCounter"].as_u64() >= Some(3) {
             break;
         }

@@ -7,7 +7,6 @@ use std::{collections::BTreeSet, path::Path, time::Duration};
 
 use libp2p::Multiaddr;
 use node::{enrtree::NodeRecord, waku_enr::WakuEnr};
-use serde_json::Value;
 use tokio::{process::Command, time::timeout};
 
 use crate::helpers::{fails, start_up, tool};
@@ -105,15 +104,9 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
 
     // The controller's API: those four nodes, enrolled and passing.
     let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();
-    let registry: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1/nodes", first.api))
-        .bearer_auth(token.trim())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let http = reqwest::Client::new();
+    let registry =
+        crate::sim_agent::operator_get(&http, &first.api, "/api/v1/nodes", token.trim()).await;
     let passing: BTreeSet<String> = registry["nodes"]
         .as_array()
         .unwrap()

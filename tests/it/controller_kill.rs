@@ -260,14 +260,7 @@ fn enrs_of(agents: &[Agent]) -> Vec<String> {
 }
 
 async fn tree_state(http: &reqwest::Client, ctl: &Ctl) -> Value {
-    http.get(format!("{}/api/v1/trees/boot", ctl.api))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
+    crate::sim_agent::operator_get(http, &ctl.api, "/api/v1/trees/boot", ADMIN).await
 }
 
 /// Until the newest version is `state` (published / retired leaves…), via the API.

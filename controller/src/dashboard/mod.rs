@@ -29,7 +29,11 @@ use self::view::{
 };
 use crate::{
     app::AppState,
-    db::{DbError, now_ms, rollouts::RolloutState, trees::VersionState},
+    db::{
+        DbError, now_ms,
+        rollouts::{Rollout, RolloutState},
+        trees::VersionState,
+    },
     error::AppError,
     health::Health,
 };
@@ -107,8 +111,7 @@ fn login(state: &AppState, headers: &HeaderMap) -> Result<(), String> {
         .position(|b| *b == b':')
         .map(|colon| &decoded[colon + 1..])
         .ok_or("the login is not valid Basic credentials")?;
-    // Compare digests, so the time taken says nothing about how much of the token matched.
-    if node::crypto::keccak256(password) != node::crypto::keccak256(expected.as_bytes()) {
+    if !crate::api::is_operator_token(expected, password) {
         return Err("wrong password: use the operators' token".into());
     }
     Ok(())
@@ -207,6 +210,14 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Response, PageEr
         trees.push(TreeView::new(&tree, &versions, now));
     }
     let audit = state.db.recent_audit_entries(AUDIT_SHOWN).await?;
+    // Rollouts that halted in the last day: someone should look at the failed node.
+    let halted: Vec<Rollout> = state
+        .db
+        .rollouts(false, 20)
+        .await?
+        .into_iter()
+        .filter(|r| r.state == RolloutState::Halted && now - r.updated_at < DAY_MS)
+        .collect();
     let count = |health| rows.iter().filter(|n| n.health == health).count();
     let page = Overview {
         title: "fleet".into(),
@@ -217,25 +228,7 @@ async fn overview(State(state): State<Arc<AppState>>) -> Result<Response, PageEr
         passing: count(Health::Passing),
         warning: count(Health::Warning),
         critical: count(Health::Critical),
-        attention: {
-            let mut items = attention(&shards, &nodes, &trees);
-            // Rollouts that halted in the last day: someone should look at the failed node.
-            for rollout in state.db.rollouts(false, 20).await? {
-                if rollout.state == RolloutState::Halted && now - rollout.updated_at < DAY_MS {
-                    items.push(Attention {
-                        level: view::Level::Warning,
-                        text: format!(
-                            "rollout {} halted: {}",
-                            rollout.id,
-                            rollout.reason.as_deref().unwrap_or("no reason recorded")
-                        ),
-                        href: format!("/api/v1/rollouts/{}", rollout.id),
-                    });
-                }
-            }
-            items.sort_by_key(|a| a.level);
-            items
-        },
+        attention: attention(&shards, &nodes, &trees, &halted),
         shards,
         nodes,
         trees,
@@ -291,7 +284,7 @@ async fn node_page(
     let now = now_ms();
     let row =
         state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
-    let figures = view::figures(&row).unwrap_or_default();
+    let figures = row.figures().unwrap_or_default();
     let opt = |v: Option<String>| v.unwrap_or_else(|| view::NONE.into());
     let mut listed_in = Vec::new();
     for tree in state.db.trees().await? {

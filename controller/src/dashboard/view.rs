@@ -7,10 +7,10 @@ use crate::{
     db::{
         audit::AuditEntry,
         nodes::NodeRow,
+        rollouts::Rollout,
         trees::{TreeRow, VersionRow, VersionState},
     },
     health::Health,
-    report::{Figures, Report},
 };
 
 /// Placeholder for a figure the node has not reported.
@@ -113,15 +113,9 @@ pub(crate) struct NodeView {
     pub(crate) maintenance: String,
 }
 
-/// The newest report's figures, if the stored body still parses as a report.
-pub(crate) fn figures(node: &NodeRow) -> Option<Figures> {
-    let body = node.last_report.clone()?;
-    serde_json::from_value::<Report>(body).ok().map(|report| report.figures)
-}
-
 impl NodeView {
     pub(crate) fn new(node: &NodeRow, now_ms: i64, min_relay_peers: u32) -> Self {
-        let figures = figures(node).unwrap_or_default();
+        let figures = node.figures().unwrap_or_default();
         let (reachable, reachable_class) = match node.reachable {
             Some(true) => ("yes", "passing"),
             Some(false) => ("no", "critical"),
@@ -368,11 +362,12 @@ pub(crate) struct Attention {
 }
 
 /// The problems of the fleet, most urgent first: uncovered shards, critical nodes, failed or
-/// waiting trees, configurations that did not apply.
+/// waiting trees, configurations that did not apply, halted rollouts.
 pub(crate) fn attention(
     shards: &[ShardView],
     nodes: &[NodeView],
     trees: &[TreeView],
+    halted_rollouts: &[Rollout],
 ) -> Vec<Attention> {
     let mut out = Vec::new();
     for shard in shards {
@@ -422,6 +417,17 @@ pub(crate) fn attention(
                 href: format!("/dashboard/trees/{}", tree.name),
             });
         }
+    }
+    for rollout in halted_rollouts {
+        out.push(Attention {
+            level: Level::Warning,
+            text: format!(
+                "rollout {} halted: {}",
+                rollout.id,
+                rollout.reason.as_deref().unwrap_or("no reason recorded")
+            ),
+            href: format!("/api/v1/rollouts/{}", rollout.id),
+        });
     }
     out.sort_by_key(|a| a.level);
     out

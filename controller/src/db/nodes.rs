@@ -53,6 +53,15 @@ pub struct NodeRow {
     pub maintenance: Option<Maintenance>,
 }
 
+impl NodeRow {
+    /// The figures of the newest report (`None` before the first report, or if the stored
+    /// body no longer parses).
+    pub fn figures(&self) -> Option<crate::report::Figures> {
+        let figures = self.last_report.as_ref()?.get("figures")?;
+        serde_json::from_value(figures.clone()).ok()
+    }
+}
+
 /// A new health state for a node.
 #[derive(Debug, Clone, Copy)]
 pub struct HealthChange<'a> {
