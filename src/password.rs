@@ -20,6 +20,11 @@ pub(crate) struct PasswordArgs {
 }
 
 impl PasswordArgs {
+    /// These arguments, with `file` as the password file when none was given.
+    pub(crate) fn or_file(self, file: Option<PathBuf>) -> Self {
+        Self { password_file: self.password_file.or(file) }
+    }
+
     /// The password for an existing keystore.
     pub(crate) fn read(&self, what: &str) -> anyhow::Result<Zeroizing<String>> {
         self.obtain(what, false)

@@ -1,13 +1,15 @@
 //! The controller's agent API, signed: `POST /api/v1/enrol` and `POST /api/v1/reports`
-//! (bodies signed as [`controller::signed`] describes). Every answer is sorted into what the
+//! (bodies signed as [`contract::signing`] describes). Every answer is sorted into what the
 //! agent can do about it: wait (unreachable, 5xx, garbage), fix the clock (stale), move the
 //! counter on (replay), enrol again (unknown node), or give up on this one request.
 
 use std::time::Duration;
 
-use controller::{
-    report::{DesiredConfig, Enrolment, Report},
-    signed,
+use contract::{
+    ENROL_PATH, REPORTS_PATH,
+    enrolment::{Enrolled, Enrolment},
+    report::{Report, ReportAnswer},
+    signing,
 };
 use k256::ecdsa::SigningKey;
 use serde::Deserialize;
@@ -70,18 +72,6 @@ impl ClientError {
     }
 }
 
-/// What the controller answered to a report.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ReportAnswer {
-    /// The accepted counter.
-    #[serde(default)]
-    pub counter: Option<u64>,
-    /// The configuration the controller wants this node to run, when it has one.
-    #[serde(default)]
-    pub desired: Option<DesiredConfig>,
-}
-
 /// A client bound to one controller and one node key.
 #[derive(Clone)]
 pub struct ControllerClient {
@@ -124,14 +114,9 @@ impl ControllerClient {
 
     /// Redeems `token` for this node's key; returns the node id the controller enrolled.
     pub async fn enrol(&self, enrolment: &Enrolment) -> Result<String, ClientError> {
-        let (status, body) = self.post("/api/v1/enrol", enrolment).await?;
+        let (status, body) = self.post(ENROL_PATH, enrolment).await?;
         match status {
             200..=299 => {
-                #[derive(Deserialize)]
-                #[serde(rename_all = "camelCase")]
-                struct Enrolled {
-                    node_id: String,
-                }
                 serde_json::from_slice::<Enrolled>(&body).map(|e| e.node_id).map_err(|_| {
                     ClientError::Server {
                         status,
@@ -147,7 +132,7 @@ impl ControllerClient {
 
     /// Sends `report`.
     pub async fn report(&self, report: &Report) -> Result<ReportAnswer, ClientError> {
-        let (status, body) = self.post("/api/v1/reports", report).await?;
+        let (status, body) = self.post(REPORTS_PATH, report).await?;
         match status {
             // Accepted whatever the body says; an unreadable body only loses the desired
             // configuration, which the next answer carries again.
@@ -168,11 +153,11 @@ impl ControllerClient {
             status: 0,
             message: format!("cannot encode the request: {e}"),
         })?;
-        let signature = signed::sign(&self.key, &body);
+        let signature = signing::sign(&self.key, &body);
         let mut response = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(signed::SIGNATURE_HEADER, signature)
+            .header(signing::SIGNATURE_HEADER, signature)
             .header("content-type", "application/json")
             .body(body)
             .send()

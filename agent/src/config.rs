@@ -26,17 +26,19 @@
 //! ```
 
 use std::{
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use k256::ecdsa::SigningKey;
-use libp2p::{Multiaddr, PeerId};
-use node::config::NodeConfig;
+use node::{
+    config::NodeConfig,
+    options::{NodeContext, NodeOptions},
+};
 use serde::{Deserialize, Deserializer};
 
-use controller::report::DesiredConfig;
+use contract::desired::DesiredConfig;
 
 use crate::error::ConfigError;
 
@@ -57,9 +59,11 @@ pub struct AgentConfig {
     /// The store probe (store nodes only).
     #[serde(default)]
     pub probe: ProbeSection,
-    /// The node.
+    /// The node, under nwaku's flag names (the keys `wakufleet node --config-file` reads).
+    /// `rest` and `metrics-server` here serve the compatibility ports when `[compat]` does not
+    /// name them.
     #[serde(default)]
-    pub node: NodeSection,
+    pub node: NodeOptions,
 }
 
 /// `[controller]`.
@@ -158,68 +162,6 @@ impl Default for ProbeSection {
     }
 }
 
-/// `[node]`: nwaku's flag names, as `wakufleet node --config-file` reads them.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
-pub struct NodeSection {
-    /// Keystore of the node key. Required: the node's identity must survive restarts.
-    pub nodekey: Option<PathBuf>,
-    /// File whose first line is the keystore's password.
-    pub password_file: Option<PathBuf>,
-    /// Listen address. Default: 0.0.0.0.
-    pub listen_address: Option<IpAddr>,
-    /// Address announced in the ENR.
-    pub ext_ip: Option<IpAddr>,
-    /// libp2p TCP port. Default: 60000.
-    pub tcp_port: Option<u16>,
-    /// WebSocket listener.
-    pub websocket_support: Option<bool>,
-    /// WebSocket port. Default: 8000.
-    pub websocket_port: Option<u16>,
-    /// Cluster id. Default: 0.
-    pub cluster_id: Option<u16>,
-    /// Shards to relay. Default: [0].
-    #[serde(alias = "shards")]
-    pub shard: Vec<u16>,
-    /// Shards in the network for autosharding.
-    pub num_shards_in_network: Option<u16>,
-    /// Relay. Default: true.
-    pub relay: Option<bool>,
-    /// Archive and serve store queries.
-    pub store: Option<bool>,
-    /// The archive database. Default: `sqlite://<data-dir>/store.sqlite3`.
-    pub store_message_db_url: Option<String>,
-    /// `time:<seconds>` or `size:<n>GB|MB|KB`.
-    pub store_message_retention_policy: Option<String>,
-    /// Serve filter.
-    pub filter: Option<bool>,
-    /// Serve lightpush.
-    pub lightpush: Option<bool>,
-    /// Serve peer exchange.
-    pub peer_exchange: Option<bool>,
-    /// Peers to keep connected (multiaddrs with `/p2p/`).
-    pub staticnode: Vec<String>,
-    /// EIP-1459 trees to bootstrap from.
-    pub dns_discovery_url: Vec<String>,
-    /// DNS server for the trees (`ip` or `ip:port`).
-    pub dns_addrs_name_server: Option<String>,
-    /// discv5.
-    pub discv5_discovery: Option<bool>,
-    /// discv5 UDP port. Default: 9000.
-    pub discv5_udp_port: Option<u16>,
-    /// discv5 bootstrap ENRs.
-    pub discv5_bootstrap_node: Vec<String>,
-    /// Most connections. Default: 50.
-    pub max_connections: Option<usize>,
-    /// Most peers per IP (0: no limit). Default: 5.
-    pub ip_colocation_limit: Option<usize>,
-    /// Peer ids of the fleet's own nodes, for the fleet-dependence figure (static nodes and
-    /// tree entries count as fleet nodes too).
-    pub fleet_peer: Vec<String>,
-    /// Largest message. Default: 150 KiB.
-    pub max_msg_size: Option<usize>,
-}
-
 /// Roles that switch node services on; other roles are labels for the controller.
 pub const SERVICE_ROLES: [&str; 5] = ["relay", "store", "filter", "lightpush", "peer-exchange"];
 
@@ -299,114 +241,45 @@ impl AgentConfig {
         key: &SigningKey,
         desired: Option<&DesiredConfig>,
     ) -> Result<NodeConfig, ConfigError> {
-        let n = &self.node;
-        let invalid = |m: String| ConfigError::Invalid(format!("node.{m}"));
-        let defaults = NodeConfig::default();
-        let static_nodes = n
-            .staticnode
-            .iter()
-            .map(|s| s.parse::<Multiaddr>().map_err(|e| invalid(format!("staticnode {s:?}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        for url in &n.dns_discovery_url {
-            url.parse::<node::enrtree::LinkEntry>()
-                .map_err(|e| invalid(format!("dns-discovery-url {url:?}: {e}")))?;
-        }
-        let fleet_peers = n
-            .fleet_peer
-            .iter()
-            .map(|s| s.parse::<PeerId>().map_err(|e| invalid(format!("fleet-peer {s:?}: {e}"))))
-            .collect::<Result<Vec<_>, _>>()?;
-        let dns_name_server = n
-            .dns_addrs_name_server
-            .as_deref()
-            .map(|s| {
-                s.parse::<SocketAddr>()
-                    .or_else(|_| s.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
-                    .map_err(|_| invalid(format!("dns-addrs-name-server {s:?}: not ip or ip:port")))
-            })
-            .transpose()?;
-        let store_retention = n
-            .store_message_retention_policy
-            .as_deref()
-            .map(str::parse)
-            .transpose()
-            .map_err(|e: String| invalid(format!("store-message-retention-policy: {e}")))?;
-        let mut peer_manager = defaults.peer_manager.clone();
-        if let Some(max) = n.max_connections {
-            peer_manager.max_connections = max;
-        }
-        if let Some(limit) = n.ip_colocation_limit {
-            peer_manager.max_peers_per_ip = limit;
-        }
-        let mut relay = n.relay.unwrap_or(true);
-        let mut store = n.store.unwrap_or(false);
-        let mut filter = n.filter.unwrap_or(false);
-        let mut lightpush = n.lightpush.unwrap_or(false);
-        let mut peer_exchange = n.peer_exchange.unwrap_or(false);
-        let mut shards = if n.shard.is_empty() { defaults.shards.clone() } else { n.shard.clone() };
+        let mut options = self.node.clone();
         if let Some(desired) = desired {
-            desired.check().map_err(ConfigError::Invalid)?;
+            desired.check().map_err(|e| ConfigError::Invalid(e.to_string()))?;
             if let Some(roles) = &desired.roles {
-                let has = |r: &str| roles.iter().any(|x| x == r);
-                (relay, store, filter, lightpush, peer_exchange) = (
-                    has("relay"),
-                    has("store"),
-                    has("filter"),
-                    has("lightpush"),
-                    has("peer-exchange"),
-                );
+                let has = |r: &str| Some(roles.iter().any(|x| x == r));
+                options.relay = has("relay");
+                options.store = has("store");
+                options.filter = has("filter");
+                options.lightpush = has("lightpush");
+                options.peer_exchange = has("peer-exchange");
             }
-            if let Some(desired_shards) = &desired.shards {
-                shards.clone_from(desired_shards);
+            if let Some(shards) = &desired.shards {
+                options.shard.clone_from(shards);
             }
-            if let Some(max) = desired.max_connections {
-                peer_manager.max_connections = max;
+            if desired.max_connections.is_some() {
+                options.max_connections = desired.max_connections;
             }
         }
-        if shards.iter().any(|&s| s > node::topics::MAX_SHARD) {
-            return Err(invalid(format!("shard: at most {}", node::topics::MAX_SHARD)));
-        }
-        let store_url = store.then(|| {
-            n.store_message_db_url.clone().unwrap_or_else(|| {
-                format!("sqlite://{}", self.data_dir.join("store.sqlite3").display())
-            })
-        });
+        let context = NodeContext { key: key.clone(), data_dir: self.data_dir.clone() };
+        let config = options.node_config(context).map_err(|e| {
+            ConfigError::Invalid(format!("node.{} {:?}: {}", e.key, e.value, e.message))
+        })?;
         Ok(NodeConfig {
-            key: key.clone(),
-            listen_ip: n.listen_address.unwrap_or(defaults.listen_ip),
-            tcp_port: n.tcp_port.unwrap_or(defaults.tcp_port),
-            websocket_port: n
-                .websocket_support
-                .unwrap_or(false)
-                .then(|| n.websocket_port.unwrap_or(8000)),
-            announce_ip: n.ext_ip,
-            cluster_id: n.cluster_id.unwrap_or(defaults.cluster_id),
-            shards,
-            num_shards_in_network: n
-                .num_shards_in_network
-                .unwrap_or(defaults.num_shards_in_network),
-            relay,
-            max_message_size: n.max_msg_size.unwrap_or(defaults.max_message_size),
-            static_nodes,
-            fleet_peers,
-            dns_discovery_urls: n.dns_discovery_url.clone(),
-            dns_name_server,
-            store_url,
-            store_retention,
-            filter,
-            lightpush,
-            peer_exchange,
-            discv5: n.discv5_discovery.unwrap_or(false).then(|| node::discovery_v5::Discv5Config {
-                udp_port: n.discv5_udp_port.unwrap_or(9000),
-                bootstrap: n.discv5_bootstrap_node.clone(),
-            }),
-            peer_manager,
             agent_version: format!("wakufleet-agent/{}", env!("CARGO_PKG_VERSION")),
             // A desired configuration that changes shards or services restarts the node with a
             // new record: it must carry a higher seq.
             enr_file: Some(self.data_dir.join("node.enr")),
-            ..defaults
+            ..config
         })
+    }
+
+    /// Where nwaku's REST API is served: `[compat] rest-address`, else `[node] rest`.
+    pub fn rest_address(&self) -> Option<SocketAddr> {
+        self.compat.rest_address.or_else(|| self.node.rest_socket())
+    }
+
+    /// Where `/metrics` is served: `[compat] metrics-address`, else `[node] metrics-server`.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.compat.metrics_address.or_else(|| self.node.metrics_socket())
     }
 
     /// Unlocks the node key from `[node] nodekey` with `password-file`. Neither the key nor the
@@ -504,6 +377,40 @@ mod tests {
             let error = AgentConfig::parse(text).unwrap_err().to_string();
             assert!(error.contains(needle), "{text:?}: {error:?} lacks {needle:?}");
         }
+    }
+
+    #[test]
+    fn the_example_in_deploy_parses_and_shows_every_node_key() {
+        let text = include_str!("../../deploy/agent.example.toml");
+        let config = AgentConfig::parse(text).unwrap();
+        assert_eq!(config.controller.report_interval, Duration::from_secs(30));
+        assert_eq!(config.rest_address(), config.compat.rest_address);
+        let node = config.node_config(&node::crypto::generate_key(), None).unwrap();
+        assert_eq!((node.cluster_id, node.shards.clone()), (1, vec![0, 1]));
+        assert!(node.store_url.unwrap().starts_with("postgres://"));
+        assert!(node.discv5.is_some() && node.filter && node.lightpush && node.peer_exchange);
+        // Every option of the one nwaku options type is in the example.
+        let table: toml::Table = toml::from_str(text).unwrap();
+        let shown: std::collections::BTreeSet<&String> =
+            table["node"].as_table().unwrap().keys().collect();
+        let all = serde_json::to_value(NodeOptions::default()).unwrap();
+        let all: std::collections::BTreeSet<&String> = all.as_object().unwrap().keys().collect();
+        assert_eq!(shown, all, "deploy/agent.example.toml must show every [node] key");
+    }
+
+    #[test]
+    fn node_rest_and_metrics_serve_the_compat_ports_unless_compat_names_them() {
+        let config = AgentConfig::parse(&format!(
+            "{MINIMAL}\n[node]\nrest = true\nrest-port = 18645\nmetrics-server = true"
+        ))
+        .unwrap();
+        assert_eq!(config.rest_address(), Some("127.0.0.1:18645".parse().unwrap()));
+        assert_eq!(config.metrics_address(), Some("127.0.0.1:8008".parse().unwrap()));
+        let config = AgentConfig::parse(&format!(
+            "{MINIMAL}\n[compat]\nrest-address = \"127.0.0.1:1\"\n[node]\nrest = true"
+        ))
+        .unwrap();
+        assert_eq!(config.rest_address(), Some("127.0.0.1:1".parse().unwrap()));
     }
 
     #[test]

@@ -10,8 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use controller::report::{ConfigStatus, Figures, StoreProbe};
-use node::service::NodeStats;
+use contract::{
+    desired::ConfigStatus,
+    report::{Figures, StoreProbe},
+};
+use node::running::NodeStats;
 
 /// Errors kept between two reports.
 pub const ERROR_BUFFER: usize = 16;

@@ -33,7 +33,7 @@ pub mod supervisor;
 
 use std::{net::SocketAddr, sync::Arc};
 
-use controller::report::DesiredConfig;
+use contract::desired::DesiredConfig;
 use k256::ecdsa::SigningKey;
 use tokio::{sync::watch, task::JoinHandle};
 
@@ -102,13 +102,13 @@ impl Agent {
             tasks: Vec::new(),
         };
         // Bind the ports before anything else runs, so a taken port fails the start.
-        if let Some(addr) = config.compat.rest_address {
+        if let Some(addr) = config.rest_address() {
             let router = compat::rest_router(supervisor.clone(), metrics.clone());
             let (bound, task) = compat::serve(addr, router, stopped.clone()).await?;
             agent.rest_addr = Some(bound);
             tasks.push(task);
         }
-        if let Some(addr) = config.compat.metrics_address {
+        if let Some(addr) = config.metrics_address() {
             let router = compat::metrics_router(supervisor.clone(), metrics);
             let (bound, task) = compat::serve(addr, router, stopped.clone()).await?;
             agent.metrics_addr = Some(bound);

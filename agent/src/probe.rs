@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use controller::report::StoreProbe;
+use contract::report::StoreProbe;
 use node::{message::WakuMessage, store::proto::StoreQueryRequest};
 
 use crate::supervisor::NodeInstance;

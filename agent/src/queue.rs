@@ -12,7 +12,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use controller::report::Figures;
+use contract::report::Figures;
 use serde::{Deserialize, Serialize};
 
 use crate::{error::AgentError, state::write_atomically};

@@ -12,7 +12,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use controller::report::{DesiredConfig, Enrolment, REPORT_VERSION, Report};
+use contract::{
+    desired::DesiredConfig,
+    enrolment::Enrolment,
+    report::{REPORT_VERSION, Report},
+};
 use tokio::sync::watch;
 
 use crate::{
@@ -31,10 +35,7 @@ use crate::{
 const MAX_REPLAYS: u32 = 3;
 
 /// Unix time in ms.
-pub fn now_ms() -> i64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
+pub use node::clock::now_ms;
 
 /// What keeps reports from the controller, for logging each episode once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -105,15 +105,9 @@ impl StateFile {
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file, synced, then renamed over it.
+/// Replaces `path` with `bytes` whole (see [`node::atomic_file`]).
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), AgentError> {
-    use std::io::Write;
-    let tmp = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&tmp).map_err(AgentError::disk(&tmp))?;
-    file.write_all(bytes).map_err(AgentError::disk(&tmp))?;
-    file.sync_all().map_err(AgentError::disk(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(AgentError::disk(path))
+    node::atomic_file::replace(path, bytes).map_err(AgentError::disk(path))
 }
 
 #[cfg(test)]

@@ -18,12 +18,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use controller::report::{ConfigStatus, DesiredConfig};
+use contract::desired::{ConfigStatus, DesiredConfig};
 use k256::ecdsa::SigningKey;
 use node::{
     config::NodeConfig,
     rest::DEFAULT_CACHE_CAPACITY,
-    service::{self, NodeHandle},
+    running::{self, NodeHandle},
 };
 use tokio::{
     sync::{mpsc, oneshot, watch},
@@ -210,7 +210,7 @@ async fn start_node(
     let probe_topic = (node_config.relay && store)
         .then(|| shards.first().map(|&s| node::topics::ShardTopic::new(cluster_id, s).to_string()))
         .flatten();
-    let (handle, task) = match tokio::time::timeout(limit, service::start(node_config)).await {
+    let (handle, task) = match tokio::time::timeout(limit, running::start(node_config)).await {
         Ok(Ok(started)) => started,
         Ok(Err(error)) => return Err(error.to_string()),
         Err(_) => return Err(format!("no answer within {limit:?}")),

@@ -10,7 +10,8 @@
 //! - [`config`] — [`config::ControllerConfig`] from TOML; secrets from files or the environment.
 //! - [`db`] — the database (Postgres, or a SQLite file by default): tokens, nodes, trees and
 //!   versions, the audit log, leases.
-//! - [`signed`] — agents' request signatures; [`report`] — the enrolment and report schema.
+//! - The enrolment and report schema and agents' request signatures are the `contract` crate's,
+//!   shared with the agent.
 //! - [`health`] — passing / warning / critical from report freshness and figures.
 //! - [`policy`] — which nodes a tree lists, and the client limits on tree size.
 //! - [`keyring`] — signing keys unlocked from keystores.
@@ -39,7 +40,5 @@ pub mod metrics;
 pub mod policy;
 pub mod publish;
 pub mod reachability;
-pub mod report;
 pub mod rollout;
-pub mod signed;
 pub mod tls_listener;

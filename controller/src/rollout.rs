@@ -13,8 +13,8 @@ use crate::{
         rollouts::{Rollout, RolloutState, Step, StepState},
     },
     health::Health,
-    report::DesiredConfig,
 };
+use contract::desired::DesiredConfig;
 
 /// Running rollouts looked at per pass.
 const RUNNING_SCANNED: i64 = 100;

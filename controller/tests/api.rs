@@ -7,12 +7,12 @@
 mod common;
 
 use common::agent::SimAgent as Agent;
+use contract::signing;
 use controller::{
     app::Controller,
     config::{ControllerConfig, DnsConfig, TreeConfig},
     keyring::Keyring,
     policy::TreePolicy,
-    signed,
 };
 use k256::ecdsa::SigningKey;
 use node::{
@@ -85,7 +85,7 @@ impl Fixture {
         let response = self
             .http
             .post(format!("{}{path}", self.base))
-            .header(signed::SIGNATURE_HEADER, signed::sign(key, body))
+            .header(signing::SIGNATURE_HEADER, signing::sign(key, body))
             .header("content-type", "application/json")
             .body(body.to_vec())
             .send()

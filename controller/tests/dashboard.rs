@@ -16,13 +16,13 @@ use std::{
 };
 
 use common::agent::{SimAgent, operator_get, token};
+use contract::report::{Figures, StoreProbe};
 use controller::{
     app::Controller,
     config::{ControllerConfig, DashboardConfig, DnsConfig, TreeConfig},
     keyring::Keyring,
     policy::TreePolicy,
     reachability::ReachabilityConfig,
-    report::{Figures, StoreProbe},
 };
 use serde_json::json;
 

@@ -21,7 +21,7 @@ use k256::ecdsa::SigningKey;
 use node::{
     config::NodeConfig,
     enrtree::NodeRecord,
-    service::{self, NodeHandle},
+    running::{self, NodeHandle},
 };
 use serde_json::{Value, json};
 
@@ -29,7 +29,7 @@ const ADMIN: &str = "reachability-test-token";
 
 async fn live_node(key: SigningKey, tcp_port: u16) -> (NodeHandle, NodeRecord) {
     let config = NodeConfig { key, tcp_port, websocket_port: None, ..NodeConfig::loopback() };
-    let (handle, _task) = service::start(config).await.unwrap();
+    let (handle, _task) = running::start(config).await.unwrap();
     let record = NodeRecord::from_enr(handle.enr()).unwrap();
     (handle, record)
 }

@@ -8,12 +8,9 @@
 mod common;
 
 use common::agent::{SimAgent, operator_get};
+use contract::{desired::ConfigStatus, report::Figures};
 use controller::{
-    app::Controller,
-    config::ControllerConfig,
-    keyring::Keyring,
-    reachability::ReachabilityConfig,
-    report::{ConfigStatus, Figures},
+    app::Controller, config::ControllerConfig, keyring::Keyring, reachability::ReachabilityConfig,
 };
 use serde_json::{Value, json};
 

@@ -44,9 +44,7 @@ pub fn read_kept(path: &Path) -> Option<discv5::Enr> {
 /// Keeps `enr` in `path`, replacing the file atomically (a crash leaves the old one or the new
 /// one, never half of either).
 pub fn keep(path: &Path, enr: &discv5::Enr) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, format!("{}\n", enr.to_base64()))?;
-    std::fs::rename(&tmp, path)
+    crate::atomic_file::replace(path, format!("{}\n", enr.to_base64()).as_bytes())
 }
 
 #[cfg(test)]

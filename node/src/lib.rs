@@ -10,6 +10,8 @@
 //!   checks every entry's hash and reports bad entries without giving up on the rest.
 //! - [`keystore`] — Web3 Secret Storage v3 keystores (scrypt or pbkdf2, aes-128-ctr, keccak MAC):
 //!   the only form in which wakufleet keeps private keys at rest.
+//! - [`clock`] — the wall clock, read in one place; [`atomic_file`] — files replaced whole
+//!   (temporary file, fsync, rename, fsync of the directory).
 //! - [`crypto`] — keccak256 and secp256k1 helpers shared by the modules above.
 //! - [`filter`] — filter v2 protobufs, limits and the push codec.
 //! - [`lightpush`] — lightpush v3 and legacy v2 protobufs and status codes.
@@ -29,11 +31,15 @@
 //! - [`probe`] — a libp2p handshake probe: is the node behind a record really at its address?
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
-//! - [`service_peers`] — quality scores of the store/filter/lightpush peers used as a client.
-//! - [`service`] — the running node: swarm task plus [`service::NodeHandle`].
+//! - [`options`] — [`options::NodeOptions`], nwaku's flags and TOML keys, one type for
+//!   `wakufleet node` and the agent's `[node]`, with one conversion into a `NodeConfig`.
+//! - [`running`] — the running node: its swarm task, split by protocol, plus
+//!   [`running::NodeHandle`]; the quality of the service peers it uses as a client.
 //! - [`rest`] — nwaku's REST API over a handle; [`metrics`] — Prometheus text under nwaku's
 //!   metric names.
 
+pub mod atomic_file;
+pub mod clock;
 pub mod codec;
 pub mod config;
 pub mod crypto;
@@ -47,13 +53,13 @@ pub mod lightpush;
 pub mod message;
 pub mod metadata;
 pub mod metrics;
+pub mod options;
 pub mod peer_exchange;
 pub mod peers;
 pub mod probe;
 pub mod relay;
 pub mod rest;
-pub mod service;
-pub mod service_peers;
+pub mod running;
 pub mod sql;
 pub mod store;
 pub mod tls;

@@ -116,12 +116,7 @@ impl WakuMessage {
 }
 
 /// The current Unix time in nanoseconds, as Waku timestamps are.
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_nanos()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub use crate::clock::now_ns;
 
 /// The 32-byte deterministic message hash: the key of stores and filters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

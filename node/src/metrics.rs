@@ -6,7 +6,7 @@ use prometheus::{
     Encoder, Gauge, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
-use crate::service::NodeStats;
+use crate::running::NodeStats;
 
 /// Errors while encoding metrics (only programming errors: duplicate names and the like).
 pub type MetricsError = prometheus::Error;

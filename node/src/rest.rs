@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     message::WakuMessage,
-    service::{NodeError, NodeEvent, NodeHandle},
+    running::{NodeError, NodeEvent, NodeHandle},
     topics::ShardTopic,
 };
 

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use node::{
-    config::NodeConfig, discovery_v5::Discv5Config, peers::Origin, service::start,
+    config::NodeConfig, discovery_v5::Discv5Config, peers::Origin, running::start,
     waku_enr::WakuEnr,
 };
 

@@ -10,7 +10,7 @@ use node::{
     filter::status,
     message::WakuMessage,
     message::now_ns,
-    service::{NodeEvent, start},
+    running::{NodeEvent, start},
 };
 use tokio::{sync::broadcast, time::timeout};
 
@@ -108,7 +108,7 @@ async fn subscribers_get_matching_messages_only() {
 /// to every subscribed peer that did not push a message another peer delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_filter_peer_that_omits_messages_ranks_last() {
-    use node::service_peers::ServiceKind;
+    use node::running::service_peers::ServiceKind;
     let (faithful, _) = start(NodeConfig { filter: true, ..NodeConfig::loopback() }).await.unwrap();
     // Subscribed on the same topic but cut off from the traffic: it never sees the messages.
     let (cut_off, _) = start(NodeConfig { filter: true, ..NodeConfig::loopback() }).await.unwrap();

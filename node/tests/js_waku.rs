@@ -11,7 +11,7 @@ use node::{
     config::NodeConfig,
     message::WakuMessage,
     message::now_ns,
-    service::{NodeEvent, start},
+    running::{NodeEvent, start},
 };
 use serde_json::Value;
 use tokio::{

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use node::{
     config::{NodeConfig, Retention},
-    service::start,
+    running::start,
 };
 
 async fn run_once(dir: &std::path::Path, i: usize) {

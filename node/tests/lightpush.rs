@@ -9,7 +9,7 @@ use node::{
     lightpush::status,
     message::WakuMessage,
     message::now_ns,
-    service::{NodeError, NodeEvent, start},
+    running::{NodeError, NodeEvent, start},
 };
 use tokio::time::timeout;
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use node::{config::NodeConfig, discovery_v5::Discv5Config, peers::Origin, service::start};
+use node::{config::NodeConfig, discovery_v5::Discv5Config, peers::Origin, running::start};
 use tokio::time::timeout;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use node::{
     message::WakuMessage,
     message::now_ns,
     relay,
-    service::{NodeError, NodeEvent, NodeHandle, start},
+    running::{NodeError, NodeEvent, NodeHandle, start},
 };
 use tokio::{sync::broadcast, time::timeout};
 

@@ -113,7 +113,8 @@ async fn archive_and_page(url: String) {
     let ok = client.store_query(store.peer_id(), query(None)).await.unwrap();
     assert_eq!(ok.messages.len(), 7);
     // The client scored the store node: answered requests, none held against it (400s are ours).
-    let scores = client.service_peers(node::service_peers::ServiceKind::Store).await.unwrap();
+    let scores =
+        client.service_peers(node::running::service_peers::ServiceKind::Store).await.unwrap();
     assert_eq!(scores[0].0, store.peer_id());
     assert!(scores[0].1.successes >= 10 && scores[0].1.failures == 0, "{scores:?}");
     assert!(scores[0].1.latency_ms > 0.0);

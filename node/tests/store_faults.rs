@@ -11,7 +11,7 @@ use std::{path::Path, process::Command, time::Duration};
 
 use node::{
     message::{WakuMessage, now_ns},
-    service::NodeEvent,
+    running::NodeEvent,
     store::{proto::StoreQueryRequest, status},
 };
 use tokio::time::timeout;

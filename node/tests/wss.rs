@@ -9,7 +9,7 @@ use libp2p::multiaddr::Protocol;
 use node::{
     config::{NodeConfig, WssConfig},
     message::WakuMessage,
-    service::{NodeEvent, start},
+    running::{NodeEvent, start},
     waku_enr::WakuEnr,
 };
 use tokio::time::timeout;

@@ -13,14 +13,11 @@ use std::{
 };
 
 use anyhow::{Context, bail};
-use controller::{
-    app::Controller,
-    config::ControllerConfig,
-    db::now_ms,
-    keyring::Keyring,
+use contract::{
     report::{Figures, REPORT_VERSION, Report},
-    signed::{SIGNATURE_HEADER, sign},
+    signing::{SIGNATURE_HEADER, sign},
 };
+use controller::{app::Controller, config::ControllerConfig, db::now_ms, keyring::Keyring};
 use futures::{StreamExt, stream};
 use k256::ecdsa::SigningKey;
 use node::{

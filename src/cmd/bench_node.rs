@@ -11,7 +11,7 @@ use node::{
     discovery_v5::Discv5Config,
     message::WakuMessage,
     message::now_ns,
-    service::{NodeEvent, TARGET_RELAY_PEERS, start},
+    running::{NodeEvent, TARGET_RELAY_PEERS, start},
 };
 use tokio::{
     io::{AsyncBufReadExt, BufReader},

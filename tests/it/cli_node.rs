@@ -6,7 +6,7 @@ use std::{process::Stdio, time::Duration};
 use node::{
     config::NodeConfig,
     message::WakuMessage,
-    service::{NodeEvent, start},
+    running::{NodeEvent, start},
 };
 use serde_json::{Value, json};
 use tokio::{

@@ -9,7 +9,7 @@ use node::{
     crypto::generate_key,
     enrtree::{NodeRecord, Tree},
     message::WakuMessage,
-    service::{NodeEvent, start},
+    running::{NodeEvent, start},
 };
 use tokio::time::timeout;
 

@@ -14,13 +14,16 @@ use crate::{
     app::AppState,
     db::{nodes::ReportUpdate, now_ms, tokens::Redeem},
     error::{AppError, parse_json},
-    report::{Enrolment, Report, ReportError, check_fresh},
-    signed::{self, SIGNATURE_HEADER, key_hex},
+};
+use contract::{
+    enrolment::{Enrolled, Enrolment},
+    report::{Report, ReportAnswer, ReportError, check_fresh},
+    signing::{self, SIGNATURE_HEADER, key_hex},
 };
 
 fn signer(headers: &HeaderMap, body: &[u8]) -> Result<k256::ecdsa::VerifyingKey, AppError> {
     let header = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok());
-    signed::recover(body, header).map_err(|e| AppError::Unauthorized(e.to_string()))
+    signing::recover(body, header).map_err(|e| AppError::Unauthorized(e.to_string()))
 }
 
 fn report_error(error: ReportError) -> AppError {
@@ -64,7 +67,7 @@ pub async fn enrol(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+) -> Result<(StatusCode, Json<Enrolled>), AppError> {
     let key = signer(&headers, &body)?;
     let enrolment: Enrolment = parse_json(&body)?;
     check_fresh(enrolment.sent_at, now_ms(), state.config.max_skew_secs).map_err(report_error)?;
@@ -93,7 +96,7 @@ pub async fn enrol(
             serde_json::json!({ "label": label, "token": token.id, "roles": token.roles }),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "nodeId": node_id }))))
+    Ok((StatusCode::CREATED, Json(Enrolled { node_id })))
 }
 
 /// `POST /api/v1/reports`: a signed health report.
@@ -101,7 +104,7 @@ pub async fn report(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+) -> Result<(StatusCode, Json<ReportAnswer>), AppError> {
     let key = signer(&headers, &body)?;
     let report: Report = parse_json(&body)?;
     report.check(now_ms(), state.config.max_skew_secs).map_err(report_error)?;
@@ -136,10 +139,6 @@ pub async fn report(
     if may_change_membership(&state, &node, &report, &body) {
         state.wake.notify_one();
     }
-    // The agent applies each version once and reports it applied or failed.
-    let mut answer = serde_json::json!({ "counter": report.counter });
-    if let Some(desired) = &node.desired_config {
-        answer["desired"] = serde_json::json!(desired);
-    }
+    let answer = ReportAnswer { counter: Some(report.counter), desired: node.desired_config };
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }

@@ -1,5 +1,5 @@
 //! The HTTP API (JSON). Agents' endpoints are authenticated by their signatures
-//! ([`crate::signed`]); operators' endpoints by a bearer token. Bodies are limited to
+//! ([`contract::signing`]); operators' endpoints by a bearer token. Bodies are limited to
 //! [`MAX_BODY`] bytes (413 beyond).
 //!
 //! - [`agents`] — `POST /api/v1/enrol`, `POST /api/v1/reports`.

@@ -140,8 +140,8 @@ pub async fn put_node_config(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let actor = operator(&state, &headers)?;
     let NodeConfigRequest { roles, shards, max_connections } = parse_json(&body)?;
-    let config = crate::report::DesiredConfig { version: 0, roles, shards, max_connections };
-    config.check().map_err(AppError::Unprocessable)?;
+    let config = contract::desired::DesiredConfig { version: 0, roles, shards, max_connections };
+    config.check().map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let stored = state
         .db
         .set_desired_config(&id, config)
@@ -259,9 +259,9 @@ pub async fn create_rollout(
         ));
     }
     let NodeConfigRequest { roles, shards, max_connections } = request.config;
-    let config = crate::report::DesiredConfig { version: 0, roles, shards, max_connections };
-    config.check().map_err(AppError::Unprocessable)?;
-    if config == crate::report::DesiredConfig::default() {
+    let config = contract::desired::DesiredConfig { version: 0, roles, shards, max_connections };
+    config.check().map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    if config == contract::desired::DesiredConfig::default() {
         return Err(AppError::BadRequest("config sets nothing".into()));
     }
     let known = state.db.nodes().await?;

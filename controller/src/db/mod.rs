@@ -92,9 +92,7 @@ impl Db {
 }
 
 /// The wall clock in Unix milliseconds, the unit of every time column.
-pub fn now_ms() -> i64 {
-    node::message::now_ns() / 1_000_000
-}
+pub use node::clock::now_ms;
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     column: &'static str,

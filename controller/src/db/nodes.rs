@@ -48,7 +48,7 @@ pub struct NodeRow {
     /// When that was checked.
     pub reachable_at: Option<i64>,
     /// The configuration operators want it to run.
-    pub desired_config: Option<crate::report::DesiredConfig>,
+    pub desired_config: Option<contract::desired::DesiredConfig>,
     /// Set while an operator works on it: never listed in a tree, no alerts.
     pub maintenance: Option<Maintenance>,
 }
@@ -56,7 +56,7 @@ pub struct NodeRow {
 impl NodeRow {
     /// The figures of the newest report (`None` before the first report, or if the stored
     /// body no longer parses).
-    pub fn figures(&self) -> Option<crate::report::Figures> {
+    pub fn figures(&self) -> Option<contract::report::Figures> {
         let figures = self.last_report.as_ref()?.get("figures")?;
         serde_json::from_value(figures.clone()).ok()
     }
@@ -274,8 +274,8 @@ impl Db {
     pub async fn set_desired_config(
         &self,
         node_id: &str,
-        mut config: crate::report::DesiredConfig,
-    ) -> Result<Option<crate::report::DesiredConfig>, DbError> {
+        mut config: contract::desired::DesiredConfig,
+    ) -> Result<Option<contract::desired::DesiredConfig>, DbError> {
         let mut tx = self.pool().begin().await?;
         let current: Option<Option<String>> =
             sqlx::query_scalar("SELECT desired_config FROM nodes WHERE node_id = $1")
@@ -283,7 +283,7 @@ impl Db {
                 .fetch_optional(&mut *tx)
                 .await?;
         let Some(current) = current else { return Ok(None) };
-        let previous: Option<crate::report::DesiredConfig> =
+        let previous: Option<contract::desired::DesiredConfig> =
             current.map(|c| from_json("nodes.desired_config", &c)).transpose()?;
         config.version = previous.map_or(1, |p| p.version + 1);
         sqlx::query("UPDATE nodes SET desired_config = $2 WHERE node_id = $1")

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use super::{Db, DbError, from_json, to_json};
-use crate::report::DesiredConfig;
+use contract::desired::DesiredConfig;
 
 /// Where a rollout is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

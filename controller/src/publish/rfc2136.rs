@@ -19,12 +19,7 @@
 //! With a TSIG key every request is signed and every answer must carry a valid signature by
 //! the same key; unsigned or badly signed answers are not trusted, even when they say NOERROR.
 
-use std::{
-    fmt,
-    net::SocketAddr,
-    str::FromStr,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use futures::future::BoxFuture;
 use hickory_proto::{
@@ -347,7 +342,7 @@ impl Rfc2136Publisher {
         let verifier = match &self.signer {
             None => None,
             Some(signer) => message
-                .finalize(signer, unix_now())
+                .finalize(signer, node::clock::now_secs())
                 .map_err(|e| self.invalid(format!("cannot sign the update: {e}")))?,
         };
         let bytes =
@@ -559,10 +554,6 @@ fn key_name(name: &str) -> Result<Name, Rfc2136ConfigError> {
     absolute_name(name).ok_or_else(|| Rfc2136ConfigError::KeyName(name.to_owned()))
 }
 
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 /// The RCODE mnemonic (RFC 6895 registry), which is what operators search for; hickory's
 /// `Display` gives prose instead.
 fn rcode_name(rcode: ResponseCode) -> String {
@@ -714,10 +705,15 @@ mod tests {
             300,
         )
         .unwrap();
-        let tsig =
-            TSigResponseContext::new(request.metadata.id, unix_now(), signer, request_mac, None)
-                .sign(&unsigned)
-                .unwrap();
+        let tsig = TSigResponseContext::new(
+            request.metadata.id,
+            node::clock::now_secs(),
+            signer,
+            request_mac,
+            None,
+        )
+        .sign(&unsigned)
+        .unwrap();
         let mut answer = answer;
         answer.set_signature(tsig);
         answer.to_vec().unwrap()

@@ -5,9 +5,9 @@
 
 use std::net::Ipv4Addr;
 
-use controller::{
+use contract::{
     report::{Figures, Report},
-    signed,
+    signing,
 };
 use k256::ecdsa::SigningKey;
 use node::enrtree::NodeRecord;
@@ -79,7 +79,7 @@ impl SimAgent {
     ) -> (u16, Value) {
         let response = http
             .post(format!("{base}{path}"))
-            .header(signed::SIGNATURE_HEADER, signed::sign(&self.key, body))
+            .header(signing::SIGNATURE_HEADER, signing::sign(&self.key, body))
             .header("content-type", "application/json")
             .body(body.to_vec())
             .send()

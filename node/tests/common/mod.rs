@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use node::{
     config::NodeConfig,
-    service::{NodeHandle, start},
+    running::{NodeHandle, start},
 };
 
 /// A fresh Postgres database for one test (see `node::sql::test_server`).

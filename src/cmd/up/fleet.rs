@@ -9,7 +9,7 @@ use std::{
 
 use agent::{
     Agent, AgentConfig,
-    config::{CompatSection, ControllerSection, NodeSection, ProbeSection, SupervisorSection},
+    config::{CompatSection, ControllerSection, ProbeSection, SupervisorSection},
     supervisor::SupervisorHandle,
 };
 use anyhow::Context;
@@ -24,7 +24,7 @@ use node::{
     config::NodeConfig,
     keystore::{KdfStrength, Keystore},
     rest,
-    service::NodeHandle,
+    running::NodeHandle,
 };
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -236,7 +236,7 @@ pub(super) async fn start_agent(
             metrics_address: Some(SocketAddr::new(loopback, metrics)),
         },
         probe: ProbeSection::default(),
-        node: NodeSection {
+        node: node::options::NodeOptions {
             nodekey: Some(keyfile),
             password_file: Some(password_file),
             listen_address: Some(loopback),
@@ -247,7 +247,7 @@ pub(super) async fn start_agent(
             discv5_udp_port: Some(udp),
             discv5_bootstrap_node: plan.discv5_bootstrap,
             ip_colocation_limit: Some(0),
-            ..NodeSection::default()
+            ..node::options::NodeOptions::default()
         },
     };
     let started = Instant::now();
@@ -328,7 +328,7 @@ pub(super) async fn start_bootstrap_node(
     };
     let max_message_size = config.max_message_size;
     let started = Instant::now();
-    let (handle, task) = node::service::start(config).await?;
+    let (handle, task) = node::running::start(config).await?;
     let mut servers = Vec::new();
     let rest_listener = bind(SocketAddr::new(loopback, ports.rest), "REST").await?;
     let rest = rest_listener.local_addr()?;

@@ -18,7 +18,7 @@ use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration}
 
 use anyhow::Context;
 use clap::Args;
-use node::{enrtree::NodeRecord, service::TARGET_RELAY_PEERS};
+use node::{enrtree::NodeRecord, running::TARGET_RELAY_PEERS};
 
 use self::{
     api::Api,

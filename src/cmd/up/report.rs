@@ -106,7 +106,7 @@ impl Summary {
             format!("min {lo:.2} s, median {mid:.2} s, max {hi:.2} s over {} nodes", seconds.len())
         });
         let (agents, joiner) = (self.agent_target, self.joiner_target);
-        if agents == node::service::TARGET_RELAY_PEERS {
+        if agents == node::running::TARGET_RELAY_PEERS {
             format!("{stats} (start to {agents} relay peers)")
         } else {
             format!(

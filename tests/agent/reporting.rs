@@ -4,7 +4,7 @@
 
 use std::{sync::atomic::Ordering, time::Duration};
 
-use node::{config::NodeConfig, service};
+use node::{config::NodeConfig, running};
 
 use crate::helpers::*;
 
@@ -13,7 +13,7 @@ async fn reports_figures_serves_nwaku_ports_and_survives_an_agent_restart() {
     capture_logs();
     let ctl = ControllerFixture::sqlite().await;
     let (peer, _peer_task) =
-        service::start(NodeConfig { cluster_id: 1, shards: vec![0], ..NodeConfig::loopback() })
+        running::start(NodeConfig { cluster_id: 1, shards: vec![0], ..NodeConfig::loopback() })
             .await
             .unwrap();
     let peer_addr = peer.listen_addrs()[0].clone();

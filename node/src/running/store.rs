@@ -1,14 +1,16 @@
-//! Serving store queries from the archive, archiving relayed messages, and the client side.
+//! Serving store queries from the archive, archiving relayed messages, retention, and the
+//! client side.
 //!
 //! Database work never runs on the swarm task: inserts go through a bounded queue to a writer
 //! task (when it is full, messages are dropped from the archive and counted — relay goes on),
 //! and queries run on their own tasks whose answers come back to the swarm task to be sent.
 
 use libp2p::request_response::{self, Message, ResponseChannel};
-use tokio::sync::mpsc;
+use std::time::Duration;
 
-use super::Service;
-use crate::service_peers::ServiceKind;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Service, service_peers::ServiceKind};
 use crate::{
     message::WakuMessage,
     store::{
@@ -100,5 +102,32 @@ impl Service {
 
     pub(super) fn send_store_answer(&mut self, (channel, response): StoreAnswer) {
         let _ = self.swarm.behaviour_mut().store.send_response(channel, response);
+    }
+}
+
+/// Applies the retention policy every minute until the service drops `stopped`'s sender.
+pub(super) async fn enforce_retention(
+    archive: store::archive::Archive,
+    retention: crate::config::Retention,
+    mut stopped: oneshot::Receiver<()>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = &mut stopped => return,
+        }
+        let result = match retention {
+            crate::config::Retention::Time(keep) => {
+                let keep = i64::try_from(keep.as_nanos()).unwrap_or(i64::MAX);
+                archive.delete_older_than(crate::message::now_ns().saturating_sub(keep)).await
+            }
+            crate::config::Retention::Size(bytes) => {
+                archive.shrink_to(i64::try_from(bytes).unwrap_or(i64::MAX)).await
+            }
+        };
+        if let Err(error) = result {
+            tracing::warn!(target: "node::store", %error, "retention failed");
+        }
     }
 }

@@ -3,8 +3,7 @@
 
 use libp2p::request_response::{self, Message};
 
-use super::{NodeError, Service};
-use crate::service_peers::ServiceKind;
+use super::{NodeError, Service, service_peers::ServiceKind};
 use crate::{
     lightpush::{LightPushRequest, LightPushResponse, PushResponse, PushRpc, status},
     message::{MessageError, WakuMessage},

@@ -1,5 +1,5 @@
-//! What agents send: enrolments and health reports (schema version 1), JSON bodies signed as
-//! [`crate::signed`] describes.
+//! Health reports (schema version 1): JSON bodies signed as [`crate::signing`] describes, and
+//! the controller's answer.
 //!
 //! A report carries two times: `measuredAt`, when the figures were taken, and `sentAt`, when
 //! this delivery was signed. Freshness is checked on `sentAt` (a report signed long ago is a
@@ -10,23 +10,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::desired::{ConfigStatus, DesiredConfig};
+
 /// The report schema version this controller reads.
 pub const REPORT_VERSION: u32 = 1;
-
-/// Enrolment: an agent redeems a one-time token and binds its node's key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Enrolment {
-    /// The one-time token.
-    pub token: String,
-    /// The node's ENR; the request must be signed with its key.
-    pub enr: String,
-    /// A label for operators (defaults to the token's).
-    #[serde(default)]
-    pub label: Option<String>,
-    /// When this was signed, Unix ms.
-    pub sent_at: i64,
-}
 
 /// A health report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,57 +87,6 @@ pub struct Figures {
     pub measured_from: Option<i64>,
 }
 
-/// Whether a desired configuration was applied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
-pub struct ConfigStatus {
-    /// The desired configuration's version.
-    pub version: u64,
-    /// Applied (the node runs it) or failed (the node runs the previous one).
-    pub applied: bool,
-    /// Why it failed.
-    pub error: Option<String>,
-}
-
-/// The configuration the controller wants a node to run. Absent fields leave the agent's own
-/// configuration as it is. Versions rise; an agent applies each version once.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct DesiredConfig {
-    /// Rises with every change.
-    pub version: u64,
-    /// Roles; `relay`, `store`, `filter`, `lightpush` and `peer-exchange` switch services on,
-    /// others (e.g. `boot`) are labels.
-    #[serde(default)]
-    pub roles: Option<Vec<String>>,
-    /// Relay shards.
-    #[serde(default)]
-    pub shards: Option<Vec<u16>>,
-    /// Most connections.
-    #[serde(default)]
-    pub max_connections: Option<usize>,
-}
-
-impl DesiredConfig {
-    /// Checks bounds: what an agent refuses to apply.
-    pub fn check(&self) -> Result<(), String> {
-        if let Some(roles) = &self.roles
-            && (roles.len() > 16 || roles.iter().any(|r| r.is_empty() || r.len() > 32))
-        {
-            return Err("at most 16 roles of 1..32 characters".into());
-        }
-        if let Some(shards) = &self.shards
-            && (shards.is_empty() || shards.len() > 64 || shards.iter().any(|&s| s > 1023))
-        {
-            return Err("1..64 shards, each at most 1023".into());
-        }
-        if self.max_connections.is_some_and(|m| !(1..=10_000).contains(&m)) {
-            return Err("max connections must be in 1..=10000".into());
-        }
-        Ok(())
-    }
-}
-
 /// A store probe: a store node asked for a message the agent published.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
@@ -161,6 +97,19 @@ pub struct StoreProbe {
     pub latency_ms: Option<f64>,
     /// What went wrong.
     pub error: Option<String>,
+}
+
+/// The controller's answer to an accepted report (202).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReportAnswer {
+    /// The accepted counter.
+    #[serde(default)]
+    pub counter: Option<u64>,
+    /// The configuration the controller wants this node to run, when it has one. The agent
+    /// applies each version once and reports it applied or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub desired: Option<DesiredConfig>,
 }
 
 /// Why a report or enrolment is refused (4xx).

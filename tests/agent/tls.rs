@@ -14,9 +14,9 @@ use serde_json::Value;
 
 use crate::helpers::*;
 
-#[path = "../../../controller/tests/common/agent.rs"]
+#[path = "../../controller/tests/common/agent.rs"]
 mod sim_agent;
-#[path = "../../../node/tests/support/fleet_ca.rs"]
+#[path = "../../node/tests/support/fleet_ca.rs"]
 mod support;
 use sim_agent::operator_get;
 

@@ -7,7 +7,7 @@
 //! an Ethereum transaction.
 
 use k256::ecdsa::{RecoveryId, Signature, SigningKey, VerifyingKey};
-use node::crypto::keccak256;
+use sha3::{Digest, Keccak256};
 
 /// The HTTP header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-wakufleet-signature";
@@ -29,7 +29,7 @@ fn digest(body: &[u8]) -> [u8; 32] {
     let mut data = Vec::with_capacity(DOMAIN.len() + body.len());
     data.extend_from_slice(DOMAIN);
     data.extend_from_slice(body);
-    keccak256(data)
+    Keccak256::digest(data).into()
 }
 
 /// Signs `body` with `key`: the header value.
@@ -62,7 +62,7 @@ pub fn recover(body: &[u8], header: Option<&str>) -> Result<VerifyingKey, Signed
 
 /// The hex compressed form of a key, as the registry stores it.
 pub fn key_hex(key: &VerifyingKey) -> String {
-    data_encoding::HEXLOWER.encode(&node::crypto::compressed_public_key(key))
+    data_encoding::HEXLOWER.encode(key.to_sec1_point(true).as_bytes())
 }
 
 #[cfg(test)]
@@ -71,7 +71,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_tampering() {
-        let key = node::crypto::generate_key();
+        let key = SigningKey::from_slice(&[7u8; 32]).unwrap();
         let header = sign(&key, b"{\"a\":1}");
         assert_eq!(recover(b"{\"a\":1}", Some(&header)).unwrap(), *key.verifying_key());
         // Another body recovers another key (or none): never the signer's.
@@ -79,5 +79,7 @@ mod tests {
         assert_eq!(recover(b"x", None), Err(SignedError::Missing));
         assert!(matches!(recover(b"x", Some("zz")), Err(SignedError::Malformed(_))));
         assert!(matches!(recover(b"x", Some(&header[..100])), Err(SignedError::Malformed(_))));
+        // The registry's form: 33-byte SEC1 compressed.
+        assert_eq!(key_hex(key.verifying_key()).len(), 66);
     }
 }

@@ -7,8 +7,7 @@ use libp2p::{
     request_response::{self, Message},
 };
 
-use super::{NodeEvent, Service};
-use crate::service_peers::ServiceKind;
+use super::{NodeEvent, Service, service_peers::ServiceKind};
 use crate::{
     filter::{
         FilterSubscribeRequest, FilterSubscribeResponse, FilterSubscribeType,

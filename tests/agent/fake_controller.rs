@@ -11,7 +11,7 @@ use std::{
 
 use agent::client::{ClientError, ControllerClient};
 use axum::{Router, body::Bytes, extract::State, http::StatusCode, routing::post};
-use controller::report::{REPORT_VERSION, Report};
+use contract::report::{REPORT_VERSION, Report};
 use serde_json::{Value, json};
 
 use crate::helpers::*;

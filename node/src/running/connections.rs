@@ -1,0 +1,68 @@
+//! Connection management: who is connected, dials toward the relay target, limits, and
+//! diversity (surplus fleet connections shed).
+
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, swarm::dial_opts::DialOpts};
+
+use super::{ALONE_RECOVERY, Service};
+use crate::peers::{Connected, ip_of};
+
+#[derive(Debug)]
+pub(super) struct PeerState {
+    pub(super) address: Multiaddr,
+    pub(super) inbound: bool,
+    pub(super) protocols: Vec<String>,
+    pub(super) agent: Option<String>,
+    pub(super) cluster: Option<u32>,
+    pub(super) shards: Vec<u32>,
+}
+
+impl Service {
+    pub(super) fn connected(&self) -> Connected {
+        let mut connected = Connected::default();
+        for (peer, state) in &self.peers {
+            connected.peers.insert(*peer, state.inbound);
+            if let Some(ip) = ip_of(&state.address) {
+                *connected.per_ip.entry(ip).or_default() += 1;
+            }
+        }
+        connected.relay = self.relay_peers().into_iter().collect();
+        connected
+    }
+
+    /// Dials toward the relay target, sheds surplus fleet connections, and goes back to the
+    /// bootstrap sources when alone.
+    pub(super) fn manage_connections(&mut self) {
+        let now = Instant::now();
+        self.expire_filter_subscriptions(now);
+        self.check_missed_pushes(now);
+        self.service_peers.retain_most_used(1000);
+        if self.peers.is_empty() {
+            let since = *self.alone_since.get_or_insert(now);
+            if now.duration_since(since) >= ALONE_RECOVERY {
+                self.alone_since = Some(now);
+                tracing::info!(target: "node", "no peers: going back to bootstrap sources");
+                self.start_dns_discovery(Duration::ZERO);
+            }
+        } else {
+            self.alone_since = None;
+        }
+        let connected = self.connected();
+        for (peer, addrs) in self.peer_manager.dial_candidates(&connected, now) {
+            if self.pending_dials.contains_key(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+            if let Err(error) = self.swarm.dial(opts) {
+                tracing::debug!(target: "node", %peer, %error, "dial not started");
+                self.peer_manager.on_dial_failure(&peer, now);
+            }
+        }
+        self.maybe_ask_for_peers(connected.relay.len(), now);
+        for peer in self.peer_manager.surplus_fleet_peers(&connected) {
+            tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+    }
+}

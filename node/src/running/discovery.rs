@@ -1,0 +1,192 @@
+//! Finding peers: DNS trees (EIP-1459), discv5 results, and peer exchange as client and server.
+
+use std::time::{Duration, Instant};
+
+use libp2p::{PeerId, request_response};
+
+use super::{DNS_RETRY, PX_EMPTY_RETRY, PX_INTERVAL, Service};
+use crate::{
+    dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
+    enrtree::LinkEntry,
+    peer_exchange::{self, PeerExchangeRpc},
+    peers::{FoundPeer, Origin},
+};
+
+/// Peers found by a discovery task.
+pub(super) struct Discovered {
+    pub(super) origin: Origin,
+    pub(super) peers: Vec<FoundPeer>,
+    /// Records or entries that were unusable (bad ENR, bad tree entry).
+    pub(super) invalid: u64,
+}
+
+pub(super) type FoundPeers = Vec<FoundPeer>;
+
+/// Resolves the trees and returns the dialable Waku peers of our cluster found in them.
+pub(super) async fn resolve_trees(
+    urls: &[LinkEntry],
+    server: Option<std::net::SocketAddr>,
+    cluster: u16,
+) -> (Vec<FoundPeer>, u64) {
+    let resolver =
+        match server.map_or_else(HickoryTxtResolver::system, HickoryTxtResolver::with_server) {
+            Ok(resolver) => resolver,
+            Err(error) => {
+                tracing::warn!(target: "node::dns", %error, "no DNS resolver");
+                return (Vec::new(), 0);
+            }
+        };
+    let client = TreeClient::new(resolver, ClientConfig::default());
+    let mut peers = Vec::new();
+    let mut invalid = 0;
+    for url in urls {
+        let resolution = client.resolve(url).await;
+        for error in resolution.errors() {
+            invalid += 1;
+            tracing::warn!(target: "node::dns", %url, %error, "bad tree entry");
+        }
+        for record in resolution.records() {
+            peers.extend(FoundPeer::from_record(record, cluster));
+        }
+    }
+    (peers, invalid)
+}
+
+impl Service {
+    /// Resolves the configured trees after `delay`, in the background; at most one at a time.
+    pub(super) fn start_dns_discovery(&mut self, delay: Duration) {
+        if self.dns_running || self.config.dns_discovery_urls.is_empty() {
+            return;
+        }
+        let urls: Vec<LinkEntry> = self
+            .config
+            .dns_discovery_urls
+            .iter()
+            .filter_map(|u| match u.parse() {
+                Ok(url) => Some(url),
+                Err(error) => {
+                    tracing::warn!(target: "node::dns", url = %u, %error, "invalid tree URL");
+                    None
+                }
+            })
+            .collect();
+        let server = self.config.dns_name_server;
+        let cluster = self.config.cluster_id;
+        let tx = self.discovered_tx.clone();
+        self.dns_running = true;
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let (peers, invalid) = resolve_trees(&urls, server, cluster).await;
+            let _ = tx.send(Discovered { origin: Origin::Dns, peers, invalid }).await;
+        });
+    }
+
+    pub(super) fn on_discovered(&mut self, found: Discovered) {
+        self.stats.invalid_records += found.invalid;
+        if found.origin == Origin::Dns {
+            self.dns_running = false;
+            self.stats.dns_discovered += found.peers.len() as u64;
+            if found.peers.is_empty() {
+                self.start_dns_discovery(DNS_RETRY);
+            }
+        }
+        let own = *self.swarm.local_peer_id();
+        for peer in found.peers {
+            if peer.peer_id == own {
+                continue;
+            }
+            // Records found by our own discovery are what peer exchange offers others.
+            if let Some(record) = &peer.record
+                && matches!(found.origin, Origin::Discv5 | Origin::Dns)
+            {
+                self.remember_for_exchange(peer.peer_id, record.clone());
+            }
+            self.peer_manager.add(peer.peer_id, peer.addrs, found.origin);
+        }
+        self.manage_connections();
+    }
+
+    pub(super) fn remember_for_exchange(
+        &mut self,
+        peer: PeerId,
+        record: crate::enrtree::NodeRecord,
+    ) {
+        self.px_cache.retain(|(p, _)| *p != peer);
+        if self.px_cache.len() >= peer_exchange::MAX_PEERS {
+            self.px_cache.pop_front();
+        }
+        self.px_cache.push_back((peer, record));
+    }
+
+    /// Asks one connected peer that serves peer exchange for more peers, at most every
+    /// [`PX_INTERVAL`].
+    pub(super) fn maybe_ask_for_peers(&mut self, relay_peers: usize, now: Instant) {
+        if !self.config.peer_exchange_client
+            || relay_peers >= self.peer_manager.config().target_relay_peers
+            || self.next_px_query.is_some_and(|t| t > now)
+        {
+            return;
+        }
+        let protocol = peer_exchange::PROTOCOL.to_string();
+        let server = self
+            .peers
+            .iter()
+            .find(|(_, state)| state.protocols.contains(&protocol))
+            .map(|(peer, _)| *peer);
+        if let Some(server) = server {
+            self.next_px_query = Some(now + PX_INTERVAL);
+            let request = PeerExchangeRpc::request(peer_exchange::DEFAULT_ASK);
+            self.swarm.behaviour_mut().peer_exchange.send_request(&server, request);
+        }
+    }
+
+    pub(super) fn on_peer_exchange_event(
+        &mut self,
+        event: request_response::Event<PeerExchangeRpc, PeerExchangeRpc>,
+    ) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request { request, channel, .. } => {
+                    let wanted = request.query.map_or(0, |q| q.num_peers);
+                    let wanted =
+                        usize::try_from(wanted).unwrap_or(usize::MAX).min(peer_exchange::MAX_PEERS);
+                    let offer: Vec<crate::enrtree::NodeRecord> = self
+                        .px_cache
+                        .iter()
+                        .rev()
+                        .filter(|(p, _)| *p != peer)
+                        .take(wanted)
+                        .map(|(_, r)| r.clone())
+                        .collect();
+                    self.stats.px_peers_sent += offer.len() as u64;
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .peer_exchange
+                        .send_response(channel, PeerExchangeRpc::respond(&offer));
+                }
+                request_response::Message::Response { response, .. } => {
+                    let cluster = self.config.cluster_id;
+                    let offered = response.response.as_ref().map_or(0, |r| r.peer_infos.len());
+                    let records = response.records();
+                    let invalid = (offered - records.len()) as u64;
+                    let peers: Vec<FoundPeer> = response
+                        .records()
+                        .into_iter()
+                        .filter_map(|r| FoundPeer::from_record(r, cluster))
+                        .collect();
+                    self.stats.px_peers_received += peers.len() as u64;
+                    if peers.is_empty() {
+                        // The server had nothing yet (its discovery may still be starting).
+                        self.next_px_query = Some(Instant::now() + PX_EMPTY_RETRY);
+                    }
+                    self.on_discovered(Discovered { origin: Origin::PeerExchange, peers, invalid });
+                }
+            },
+            request_response::Event::OutboundFailure { peer, error, .. } => {
+                tracing::debug!(target: "node::px", %peer, %error, "peer exchange request failed");
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,558 @@
+//! The running node: a libp2p swarm driven by one task, and the [`NodeHandle`] other code talks
+//! to it through.
+//!
+//! The task owns all state; the handle sends commands over a bounded channel and gets answers on
+//! oneshot channels. Events (messages, peers) go out on a bounded broadcast channel: a slow
+//! listener loses the oldest events instead of stalling the node.
+//!
+//! # Layout
+//!
+//! - this file — [`start`], the task's state and its event loop: commands, swarm events.
+//! - [`handle`] — [`NodeHandle`] and the commands it sends; [`events`] — [`NodeEvent`],
+//!   [`PeerInfo`], [`NodeStats`]; [`error`] — [`NodeError`].
+//! - `swarm` — transports and the behaviours Waku mounts; `local_enr` — the ENR this node
+//!   announces.
+//! - One file per protocol, each the task's handling of it: `relay`, `metadata`, `discovery`
+//!   (DNS trees, discv5, peer exchange), `connections` (dials, limits, diversity), `store`,
+//!   `filter`, `lightpush` (serving them, and asking service peers as a client).
+//! - [`service_peers`] — the quality of the service peers this node uses as a client.
+
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    net::IpAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::StreamExt;
+use libp2p::{
+    Multiaddr, PeerId, Swarm, gossipsub, identify,
+    multiaddr::Protocol,
+    request_response,
+    swarm::{SwarmEvent, dial_opts::DialOpts},
+};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+mod connections;
+mod discovery;
+pub mod error;
+pub mod events;
+mod filter;
+pub mod handle;
+mod lightpush;
+mod local_enr;
+mod metadata;
+mod relay;
+pub mod service_peers;
+mod store;
+mod swarm;
+
+pub use error::NodeError;
+pub use events::{NodeEvent, NodeStats, PeerInfo};
+pub use handle::NodeHandle;
+
+use crate::{
+    config::NodeConfig,
+    discovery_v5::Discovery,
+    enrtree::record::Enr,
+    message::{MessageHash, WakuMessage},
+    metadata::WakuMetadata,
+    peers::{Origin, PeerManager, ip_of, peer_of},
+    topics::ShardTopic,
+    waku_enr,
+};
+use connections::PeerState;
+use discovery::{Discovered, FoundPeers};
+use handle::Command;
+use local_enr::build_local_enr;
+use store::enforce_retention;
+use swarm::{Behaviour, BehaviourEvent, build_swarm, wait_for_listeners};
+
+/// Relay peers a node aims for; also the mark for "bootstrapped".
+pub const TARGET_RELAY_PEERS: usize = 6;
+/// Commands queued from handles before senders wait.
+const COMMAND_CAPACITY: usize = 256;
+/// How long start-up waits for the listeners to report their addresses.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often connections are reviewed (dials, limits, diversity).
+const MANAGE_INTERVAL: Duration = Duration::from_secs(1);
+/// With no peer at all for this long, go back to the bootstrap sources.
+const ALONE_RECOVERY: Duration = Duration::from_secs(10);
+/// Retry interval for DNS discovery that found nothing (nwaku: 30 s).
+const DNS_RETRY: Duration = Duration::from_secs(30);
+/// How often to ask for peers by peer exchange while short of relay peers.
+const PX_INTERVAL: Duration = Duration::from_secs(10);
+/// Sooner retry when the last peer-exchange answer was empty.
+const PX_EMPTY_RETRY: Duration = Duration::from_secs(2);
+/// Discovery results waiting for the service.
+const DISCOVERY_CAPACITY: usize = 64;
+
+/// What never changes while the node runs.
+#[derive(Debug)]
+struct Identity {
+    peer_id: PeerId,
+    listen_addrs: Vec<Multiaddr>,
+    enr: Enr,
+    cluster: u16,
+    num_shards_in_network: u16,
+}
+
+struct Service {
+    swarm: Swarm<Behaviour>,
+    archive: Option<crate::store::archive::Archive>,
+    archive_queue: Option<mpsc::Sender<(String, WakuMessage)>>,
+    archive_errors: Arc<std::sync::atomic::AtomicU64>,
+    /// Dropped with the service: stops the retention task.
+    _retention_stop: oneshot::Sender<()>,
+    store_answers: mpsc::Sender<store::StoreAnswer>,
+    pending_store: HashMap<
+        request_response::OutboundRequestId,
+        service_peers::Pending<crate::store::proto::StoreQueryResponse>,
+    >,
+    filter_subscribers: HashMap<PeerId, filter::Subscriber>,
+    filter_client: service_peers::FilterClient,
+    recent: HashMap<MessageHash, service_peers::Arrival>,
+    service_peers: service_peers::ServicePeers,
+    /// Filter requests in flight, with the request (applied to `filter_client` on success).
+    pending_filter: HashMap<
+        request_response::OutboundRequestId,
+        (
+            service_peers::Pending<crate::filter::FilterSubscribeResponse>,
+            crate::filter::FilterSubscribeRequest,
+        ),
+    >,
+    pending_lightpush: HashMap<
+        request_response::OutboundRequestId,
+        service_peers::Pending<crate::lightpush::LightPushResponse>,
+    >,
+    px_cache: std::collections::VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
+    next_px_query: Option<Instant>,
+    discovery: Option<Discovery>,
+    peer_manager: PeerManager,
+    discovered_tx: mpsc::Sender<Discovered>,
+    dns_running: bool,
+    alone_since: Option<Instant>,
+    config: NodeConfig,
+    events: broadcast::Sender<NodeEvent>,
+    peers: HashMap<PeerId, PeerState>,
+    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NodeError>>>>,
+    subscribed: HashSet<String>,
+    started: Instant,
+    reached_target: Option<Duration>,
+    stats: NodeStats,
+}
+
+/// Starts a node; returns its handle and the task that runs it.
+pub async fn start(
+    config: NodeConfig,
+) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
+    let keypair = waku_enr::keypair(&config.key).map_err(|e| NodeError::Config(e.to_string()))?;
+    let peer_id = keypair.public().to_peer_id();
+    let mut swarm = build_swarm(keypair, &config).await?;
+
+    let ip_protocol = match config.listen_ip {
+        IpAddr::V4(ip) => Protocol::Ip4(ip),
+        IpAddr::V6(ip) => Protocol::Ip6(ip),
+    };
+    let tcp_addr =
+        Multiaddr::empty().with(ip_protocol.clone()).with(Protocol::Tcp(config.tcp_port));
+    swarm.listen_on(tcp_addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    if let Some(port) = config.websocket_port {
+        let ws = Multiaddr::empty()
+            .with(ip_protocol.clone())
+            .with(Protocol::Tcp(port))
+            .with(Protocol::Ws("/".into()));
+        swarm.listen_on(ws).map_err(|e| NodeError::Transport(e.to_string()))?;
+    }
+    if let Some(wss) = &config.websocket_secure {
+        let addr = Multiaddr::empty()
+            .with(ip_protocol)
+            .with(Protocol::Tcp(wss.port))
+            .with(Protocol::Wss("/".into()));
+        swarm.listen_on(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    }
+    let expected = 1
+        + usize::from(config.websocket_port.is_some())
+        + usize::from(config.websocket_secure.is_some());
+    let listen_addrs = wait_for_listeners(&mut swarm, expected).await?;
+
+    let discv5_socket = match &config.discv5 {
+        Some(d) => {
+            let ip = config.listen_ip;
+            Some(
+                crate::discovery_v5::bind(ip, d.udp_port)
+                    .await
+                    .map_err(|e| NodeError::Transport(e.to_string()))?,
+            )
+        }
+        None => None,
+    };
+    let udp_port = discv5_socket.as_ref().and_then(|s| s.local_addr().ok()).map(|a| a.port());
+    let discv5_enr = build_local_enr(&config, &listen_addrs, udp_port)?;
+    let enr: Enr = discv5_enr
+        .to_base64()
+        .parse::<crate::enrtree::NodeRecord>()
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        .enr()
+        .clone();
+    let (discv5_tx, discv5_rx) = mpsc::channel::<FoundPeers>(DISCOVERY_CAPACITY);
+    let discovery = match (&config.discv5, discv5_socket) {
+        (Some(d), Some(socket)) => Some(
+            Discovery::start(
+                &config.key,
+                discv5_enr,
+                socket,
+                &d.bootstrap,
+                config.cluster_id,
+                discv5_tx,
+            )
+            .await
+            .map_err(|e| NodeError::Config(e.to_string()))?,
+        ),
+        _ => None,
+    };
+    let identity = Arc::new(Identity {
+        peer_id,
+        listen_addrs: listen_addrs.iter().map(|a| a.clone().with(Protocol::P2p(peer_id))).collect(),
+        enr,
+        cluster: config.cluster_id,
+        num_shards_in_network: config.num_shards_in_network,
+    });
+    let (events, _) = broadcast::channel(config.event_capacity.max(16));
+    let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
+    let (discovered_tx, discovered_rx) = mpsc::channel(DISCOVERY_CAPACITY);
+    let archive = match &config.store_url {
+        Some(url) => Some(
+            crate::store::archive::Archive::connect(url)
+                .await
+                .map_err(|e| NodeError::Config(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let archive_errors = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (retention_stop, retention_stopped) = oneshot::channel();
+    let archive_queue = archive.clone().map(|archive| {
+        let (tx, rx) = mpsc::channel(store::ARCHIVE_QUEUE);
+        tokio::spawn(store::archive_writer(archive.clone(), rx, archive_errors.clone()));
+        if let Some(retention) = config.store_retention {
+            tokio::spawn(enforce_retention(archive, retention, retention_stopped));
+        }
+        tx
+    });
+    let (store_answers, store_answers_rx) = mpsc::channel(COMMAND_CAPACITY);
+    let mut service = Service {
+        swarm,
+        archive,
+        archive_queue,
+        archive_errors,
+        _retention_stop: retention_stop,
+        store_answers,
+        pending_store: HashMap::new(),
+        filter_subscribers: HashMap::new(),
+        pending_filter: HashMap::new(),
+        filter_client: HashMap::new(),
+        recent: HashMap::new(),
+        service_peers: service_peers::ServicePeers::default(),
+        pending_lightpush: HashMap::new(),
+        px_cache: std::collections::VecDeque::new(),
+        next_px_query: None,
+        discovery,
+        peer_manager: PeerManager::new(
+            config.peer_manager.clone(),
+            config.fleet_peers.iter().copied(),
+        ),
+        discovered_tx,
+        dns_running: false,
+        alone_since: Some(Instant::now()),
+        config,
+        events: events.clone(),
+        peers: HashMap::new(),
+        pending_dials: HashMap::new(),
+        subscribed: HashSet::new(),
+        started: Instant::now(),
+        reached_target: None,
+        stats: NodeStats::default(),
+    };
+    if service.config.relay {
+        let topics: Vec<String> = service
+            .config
+            .shards
+            .iter()
+            .map(|&s| ShardTopic::new(service.config.cluster_id, s).to_string())
+            .collect();
+        for topic in topics {
+            service.subscribe(&topic)?;
+        }
+    }
+    for address in service.config.static_nodes.clone() {
+        match peer_of(&address) {
+            Some(peer) => service.peer_manager.add(peer, vec![address], Origin::Static),
+            None => {
+                tracing::warn!(target: "node", %address, "static node needs /p2p/<peer id>; ignored")
+            }
+        }
+    }
+    service.start_dns_discovery(Duration::ZERO);
+    tracing::info!(target: "node", %peer_id, addrs = ?identity.listen_addrs, "node started");
+    let task = tokio::spawn(service.run(receiver, discovered_rx, discv5_rx, store_answers_rx));
+    Ok((NodeHandle { commands, events, identity }, task))
+}
+
+/// A random request id (16 random bytes, hex).
+pub(crate) fn request_id() -> String {
+    let mut bytes = [0u8; 16];
+    crate::crypto::random_bytes(&mut bytes);
+    data_encoding::HEXLOWER.encode(&bytes)
+}
+
+impl Service {
+    async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        mut discovered: mpsc::Receiver<Discovered>,
+        mut discv5_found: mpsc::Receiver<FoundPeers>,
+        mut store_answers: mpsc::Receiver<store::StoreAnswer>,
+    ) {
+        let mut manage = tokio::time::interval(MANAGE_INTERVAL);
+        manage.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = commands.recv() => match command {
+                    Some(Command::Shutdown) | None => break,
+                    Some(command) => self.on_command(command),
+                },
+                Some(found) = discovered.recv() => self.on_discovered(found),
+                Some(answer) = store_answers.recv() => self.send_store_answer(answer),
+                Some(peers) = discv5_found.recv() => self.on_discovered(Discovered { origin: Origin::Discv5, peers, invalid: 0 }),
+                _ = manage.tick() => self.manage_connections(),
+            }
+        }
+        tracing::info!(target: "node", "node stopped");
+    }
+
+    /// Resolves the configured trees after `delay`, in the background; at most one at a time.
+    fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Publish { topic, message, reply } => {
+                let _ = reply.send(self.publish(&topic, message));
+            }
+            Command::Subscribe { topic, subscribe, reply } => {
+                let result = if subscribe {
+                    self.subscribe(&topic)
+                } else {
+                    self.subscribed.remove(&topic);
+                    let _ = self
+                        .swarm
+                        .behaviour_mut()
+                        .relay
+                        .unsubscribe(&gossipsub::IdentTopic::new(&topic));
+                    Ok(())
+                };
+                let _ = reply.send(result);
+            }
+            Command::Dial { address, reply } => match peer_of(&address) {
+                Some(peer) if self.swarm.is_connected(&peer) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Some(peer) => {
+                    let opts = DialOpts::peer_id(peer).addresses(vec![address]).build();
+                    match self.swarm.dial(opts) {
+                        Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
+                        Err(e) => {
+                            let _ = reply.send(Err(NodeError::Dial(e.to_string())));
+                        }
+                    }
+                }
+                None => {
+                    let _ = reply.send(Err(NodeError::Dial("address needs /p2p/<peer id>".into())));
+                }
+            },
+            Command::Stats { reply } => {
+                let _ = reply.send(self.stats());
+            }
+            Command::Peers { reply } => {
+                let _ = reply.send(self.peer_list());
+            }
+            Command::StoreLocal { request, reply } => match self.archive.clone() {
+                None => {
+                    let _ = reply
+                        .send(Err(NodeError::Request("store is not mounted on this node".into())));
+                }
+                Some(archive) => {
+                    tokio::spawn(async move {
+                        let _ = reply.send(Ok(crate::store::answer(&archive, &request).await));
+                    });
+                }
+            },
+            Command::Store { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().store.send_request(&peer, request);
+                self.pending_store.insert(id, service_peers::Pending::new(reply, peer));
+            }
+            Command::Filter { peer, request, reply } => {
+                let id = self
+                    .swarm
+                    .behaviour_mut()
+                    .filter_subscribe
+                    .send_request(&peer, request.clone());
+                self.pending_filter.insert(id, (service_peers::Pending::new(reply, peer), request));
+            }
+            Command::LightPush { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().lightpush.send_request(&peer, request);
+                self.pending_lightpush.insert(id, service_peers::Pending::new(reply, peer));
+            }
+            Command::ServicePeers { kind, reply } => {
+                let _ = reply.send(self.ranked_service_peers(kind));
+            }
+            Command::Shutdown => {}
+        }
+    }
+
+    fn stats(&self) -> NodeStats {
+        let mut stats = self.stats.clone();
+        stats.peers_inbound = self.peers.values().filter(|p| p.inbound).count();
+        stats.peers_outbound = self.peers.len() - stats.peers_inbound;
+        stats.peers_by_protocol = BTreeMap::new();
+        stats.peers_by_direction_protocol = BTreeMap::new();
+        for peer in self.peers.values() {
+            let direction = if peer.inbound { "in" } else { "out" };
+            for protocol in &peer.protocols {
+                *stats.peers_by_protocol.entry(protocol.clone()).or_default() += 1;
+                *stats
+                    .peers_by_direction_protocol
+                    .entry((direction.to_owned(), protocol.clone()))
+                    .or_default() += 1;
+            }
+        }
+        let relay_peers = self.relay_peers();
+        stats.relay_peers = relay_peers.len();
+        stats.fleet_relay_share = (!relay_peers.is_empty()).then(|| {
+            relay_peers.iter().filter(|p| self.peer_manager.is_fleet(p)).count() as f64
+                / relay_peers.len() as f64
+        });
+        stats.known_peers = self.peer_manager.known_len();
+        stats.filter_subscribers = self.filter_subscribers.len();
+        stats.archive_errors = self.archive_errors.load(std::sync::atomic::Ordering::Relaxed);
+        stats.discv5_table_size = self.discovery.as_ref().map_or(0, Discovery::table_size);
+        stats.mesh_per_topic = self
+            .subscribed
+            .iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    self.swarm.behaviour().relay.mesh_peers(&crate::relay::topic_hash(t)).count(),
+                )
+            })
+            .collect();
+        stats.time_to_target_relay_peers = self.reached_target;
+        stats.uptime = self.started.elapsed();
+        stats
+    }
+
+    fn peer_list(&self) -> Vec<PeerInfo> {
+        let relay_peers: HashSet<PeerId> = self.relay_peers().into_iter().collect();
+        self.peers
+            .iter()
+            .map(|(peer_id, state)| PeerInfo {
+                peer_id: *peer_id,
+                address: state.address.clone(),
+                inbound: state.inbound,
+                protocols: state.protocols.clone(),
+                agent: state.agent.clone(),
+                cluster: state.cluster,
+                shards: state.shards.clone(),
+                relay: relay_peers.contains(peer_id),
+                origin: self.peer_manager.origin(peer_id),
+                fleet: self.peer_manager.is_fleet(peer_id),
+                score: self.swarm.behaviour().relay.peer_score(peer_id),
+            })
+            .collect()
+    }
+
+    fn emit(&self, event: NodeEvent) {
+        // No listener is fine.
+        let _ = self.events.send(event);
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::ConnectionEstablished {
+                peer_id,
+                endpoint,
+                num_established,
+                connection_id,
+                ..
+            } => {
+                let inbound = endpoint.is_listener();
+                let address = endpoint.get_remote_address().clone();
+                if inbound
+                    && num_established.get() == 1
+                    && let Err(refusal) =
+                        self.peer_manager.admit_inbound(ip_of(&address), &self.connected())
+                {
+                    tracing::debug!(target: "node", peer = %peer_id, %refusal, "refusing inbound connection");
+                    self.stats.refused_inbound += 1;
+                    self.swarm.close_connection(connection_id);
+                    return;
+                }
+                self.peer_manager.on_connected(peer_id, &address, inbound);
+                self.peers.entry(peer_id).or_insert_with(|| PeerState {
+                    address,
+                    inbound,
+                    protocols: Vec::new(),
+                    agent: None,
+                    cluster: None,
+                    shards: Vec::new(),
+                });
+                if num_established.get() == 1 {
+                    let ours = WakuMetadata::new(self.config.cluster_id, &self.config.shards);
+                    self.swarm.behaviour_mut().metadata.send_request(&peer_id, ours);
+                    self.emit(NodeEvent::PeerConnected { peer: peer_id, inbound });
+                }
+                for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
+                    let _ = reply.send(Ok(()));
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
+                if self.peers.remove(&peer_id).is_some() =>
+            {
+                self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
+            }
+            SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                self.peer_manager.on_dial_failure(&peer, Instant::now());
+                for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
+                    let _ = reply.send(Err(NodeError::Dial(error.to_string())));
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                if let Some(state) = self.peers.get_mut(&peer_id) {
+                    state.protocols = info.protocols.iter().map(ToString::to_string).collect();
+                    state.agent = Some(info.agent_version);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {
+                self.on_peer_exchange_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Store(event)) => self.on_store_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::FilterSubscribe(event)) => {
+                self.on_filter_subscribe_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::FilterPush(event)) => {
+                self.on_filter_push_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Lightpush(event)) => {
+                self.on_lightpush_event(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::LightpushLegacy(event)) => {
+                self.on_lightpush_legacy_event(event)
+            }
+            _ => {}
+        }
+    }
+}
