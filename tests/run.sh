@@ -46,7 +46,7 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 # Databases that earlier runs' tests created.
-psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'wakufleet_test_%'" 2>/dev/null |
+psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'wakufleet_test_%' OR datname LIKE 'wakufleet_agent_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
 
 # js-waku, the interop peer, with Node.js 22 from npm (the machine's Node may be older); the

@@ -109,7 +109,7 @@ impl Controller {
                 tracing::warn!(target: "ctl", tree = %tree.name, "tree retired over the API is still in the configuration: left as it is");
                 continue;
             }
-            crate::api::define_tree(&db, &config, &keyring, tree, "config")
+            crate::tree_definition::define(&db, &config, &keyring, tree, "config")
                 .await
                 .map_err(|e| ConfigError::Invalid(format!("tree {}: {e}", tree.name)))?;
         }
@@ -189,8 +189,8 @@ impl Controller {
     }
 
     /// Runs one reconcile pass now.
-    pub async fn reconcile_now(&self) -> Result<(), crate::engine::EngineError> {
-        crate::engine::reconcile(&self.state).await
+    pub async fn reconcile_now(&self) -> Result<(), crate::reconcile::ReconcileError> {
+        crate::reconcile::reconcile(&self.state).await
     }
 
     /// Stops the HTTP server and the loop; releases the publisher lease.
@@ -207,7 +207,7 @@ async fn reconcile_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
     let interval = Duration::from_millis(state.config.reconcile_interval_ms.max(100));
     loop {
         let started = std::time::Instant::now();
-        let result = crate::engine::reconcile(&state).await;
+        let result = crate::reconcile::reconcile(&state).await;
         state.metrics.reconcile_pass(started.elapsed(), result.is_ok());
         if let Err(error) = result {
             tracing::warn!(target: "ctl", %error, "reconcile pass failed");

@@ -144,7 +144,7 @@ pub struct TreeConfig {
     /// Where it is published.
     pub domain: String,
     /// `key:<name>` or `offline`.
-    pub signer: String,
+    pub signer: crate::tree_definition::Signer,
     /// Who is listed.
     #[serde(default)]
     pub policy: TreePolicy,

@@ -31,7 +31,8 @@ pub enum AppError {
     /// Would produce something clients cannot use (422).
     #[error("{0}")]
     Unprocessable(String),
-    /// The database failed (503: try again).
+    /// The database failed (503: try again). The cause is logged, never sent: it may name
+    /// tables, hosts or SQL.
     #[error("database unavailable: {0}")]
     Database(#[from] DbError),
 }
@@ -50,7 +51,11 @@ impl IntoResponse for AppError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
         };
-        (status, Json(serde_json::json!({ "error": self.to_string() }))).into_response()
+        let message = match &self {
+            Self::Database(_) => "database unavailable; try again".to_owned(),
+            other => other.to_string(),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
     }
 }
 

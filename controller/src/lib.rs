@@ -14,13 +14,16 @@
 //!   shared with the agent.
 //! - [`health`] — passing / warning / critical from report freshness and figures.
 //! - [`policy`] — which nodes a tree lists, and the client limits on tree size.
+//! - [`tree_definition`] — tree definitions checked and stored, from the configuration or the
+//!   API; signers (`key:<name>`, `offline`) and links (`enrtree://…`, `tree:<name>`) as types.
 //! - [`keyring`] — signing keys unlocked from keystores.
 //! - [`metrics`] — `GET /metrics`: this instance's counters and the fleet's state for
 //!   Prometheus.
 //! - [`reachability`] — libp2p handshakes with every node at its advertised address.
 //! - [`rollout`] — one desired configuration taken to many nodes a few at a time, gated on
 //!   their health.
-//! - [`engine`] — one reconcile pass: health, tree builds, signing, publication, DNS.
+//! - [`reconcile`] — one reconcile pass, one file per step: health, builds (and online
+//!   signing), publication, the built-in DNS server's zone.
 //! - [`dashboard`] — the read-only HTML dashboard at `/dashboard` (askama templates in the
 //!   workspace's `templates/`).
 //! - [`tls_listener`] — HTTPS on the API's port: TLS handshakes done concurrently.
@@ -32,7 +35,7 @@ pub mod app;
 pub mod config;
 pub mod dashboard;
 pub mod db;
-pub mod engine;
+
 pub mod error;
 pub mod health;
 pub mod keyring;
@@ -40,5 +43,7 @@ pub mod metrics;
 pub mod policy;
 pub mod publish;
 pub mod reachability;
+pub mod reconcile;
 pub mod rollout;
 pub mod tls_listener;
+pub mod tree_definition;

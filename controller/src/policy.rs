@@ -29,7 +29,7 @@ pub struct TreePolicy {
     pub max_entries: usize,
     /// Links to other trees: `enrtree://…` URLs, or `tree:<name>` for a tree of this controller.
     #[serde(default)]
-    pub links: Vec<String>,
+    pub links: Vec<crate::tree_definition::TreeLink>,
     /// `false` for a links-only tree: the stable entry point whose URL clients keep while the
     /// trees it links to are re-keyed (see the README's key rotation procedure).
     #[serde(default = "yes")]

@@ -59,7 +59,7 @@ async fn start(database_url: Option<String>) -> Fixture {
         trees: vec![TreeConfig {
             name: "boot".into(),
             domain: "boot.fleet.test".into(),
-            signer: "key:dev".into(),
+            signer: controller::tree_definition::Signer::Key("dev".into()),
             policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
         }],
         ..ControllerConfig::default()
@@ -495,10 +495,8 @@ async fn key_rotation_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_rotation_on_postgres() {
-    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-        .await
-        .unwrap();
-    key_rotation_scenario(start(Some(url)).await).await;
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    key_rotation_scenario(start(Some(database.url().to_owned())).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,21 +506,17 @@ async fn fleet_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fleet_on_postgres() {
-    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-        .await
-        .unwrap();
-    fleet_scenario(start(Some(url)).await).await;
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    fleet_scenario(start(Some(database.url().to_owned())).await).await;
 }
 
 #[tokio::test]
 async fn the_audit_log_is_append_only_on_both_backends() {
     let dir = tempfile::tempdir().unwrap();
-    for url in [
-        format!("sqlite://{}", dir.path().join("a.db").display()),
-        node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-            .await
-            .unwrap(),
-    ] {
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    for url in
+        [format!("sqlite://{}", dir.path().join("a.db").display()), database.url().to_owned()]
+    {
         let db = controller::db::Db::connect(&url).await.unwrap();
         db.audit("operator:admin", "token.create", "x", json!({})).await.unwrap();
         let (pool, _) = node::sql::connect(&url, 1).await.unwrap();

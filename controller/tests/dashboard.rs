@@ -68,13 +68,13 @@ fn config(dir: &Path, dashboard: DashboardConfig, database_url: String) -> Contr
             TreeConfig {
                 name: "boot".into(),
                 domain: "boot.fleet.test".into(),
-                signer: "key:dev".into(),
+                signer: controller::tree_definition::Signer::Key("dev".into()),
                 policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
             },
             TreeConfig {
                 name: "cold".into(),
                 domain: "cold.fleet.test".into(),
-                signer: "offline".into(),
+                signer: controller::tree_definition::Signer::Offline,
                 policy: TreePolicy::default(),
             },
         ],
@@ -390,8 +390,6 @@ async fn dashboard_login_and_errors_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_login_and_errors_on_postgres() {
-    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-        .await
-        .unwrap();
-    login_and_errors(url).await;
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    login_and_errors(database.url().to_owned()).await;
 }

@@ -22,9 +22,8 @@ const ADMIN: &str = "lost-database-test-token";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn losing_the_database_turns_health_to_503_and_loses_nothing_silently() {
-    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-        .await
-        .unwrap();
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    let url = database.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, ADMIN).unwrap();

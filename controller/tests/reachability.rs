@@ -74,7 +74,7 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
         trees: vec![TreeConfig {
             name: "boot".into(),
             domain: "boot.fleet.test".into(),
-            signer: "key:dev".into(),
+            signer: controller::tree_definition::Signer::Key("dev".into()),
             policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
         }],
         ..ControllerConfig::default()

@@ -198,8 +198,6 @@ async fn rollouts_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollouts_on_postgres() {
-    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-        .await
-        .unwrap();
-    scenario(url).await;
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    scenario(database.url().to_owned()).await;
 }

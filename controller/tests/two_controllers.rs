@@ -38,7 +38,7 @@ async fn start(database_url: &str, key: &SigningKey, token_file: &std::path::Pat
         trees: vec![TreeConfig {
             name: "boot".into(),
             domain: "boot.fleet.test".into(),
-            signer: "key:dev".into(),
+            signer: controller::tree_definition::Signer::Key("dev".into()),
             policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
         }],
         ..ControllerConfig::default()
@@ -68,9 +68,8 @@ fn publishers(controllers: &[&Controller]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
-    let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
-        .await
-        .unwrap();
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    let url = database.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("admin-token");
     std::fs::write(&token_file, ADMIN).unwrap();

@@ -155,6 +155,47 @@ pub async fn create_postgres_database(server: &str, prefix: &str) -> Result<Stri
     Ok(format!("{server}/{name}"))
 }
 
+/// The prefix of every database [`TestDatabase`] makes; `tests/run.sh` drops leftovers of
+/// killed runs by it.
+pub const TEST_DATABASE_PREFIX: &str = "wakufleet_test";
+
+/// A fresh Postgres database on [`test_server`] for one test or benchmark run, dropped when the
+/// guard goes out of scope (other sessions are closed first), so a run leaves none behind.
+#[derive(Debug)]
+pub struct TestDatabase {
+    url: String,
+}
+
+impl TestDatabase {
+    /// Creates `wakufleet_test_<random hex>`.
+    pub async fn create() -> Result<Self, SqlError> {
+        let url = create_postgres_database(&test_server(), TEST_DATABASE_PREFIX).await?;
+        Ok(Self { url })
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // Drop runs inside a runtime (a test's) that cannot be blocked on: the drop gets a
+        // thread and a runtime of its own, and is waited for so the database is gone after.
+        let url = std::mem::take(&mut self.url);
+        let dropped = std::thread::spawn(move || {
+            let runtime =
+                tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            runtime.block_on(drop_postgres_database(&url)).err()
+        })
+        .join();
+        if let Ok(Some(error)) = dropped {
+            tracing::warn!(target: "node::sql", %error, "test database not dropped");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

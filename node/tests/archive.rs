@@ -13,20 +13,23 @@ use node::{
 const TOPIC: &str = "/waku/2/rs/0/0";
 const CONTENT: &str = "/wakufleet/1/store/proto";
 
-/// A fresh Postgres database for one test.
-async fn postgres_archive() -> Archive {
-    Archive::connect(&common::postgres_database().await).await.unwrap()
+/// What keeps a backend's storage while a test runs: a directory or a database (dropped after).
+#[allow(dead_code)]
+enum Keep {
+    Dir(tempfile::TempDir),
+    Database(node::sql::TestDatabase),
 }
 
-async fn backends() -> Vec<(Archive, Option<tempfile::TempDir>)> {
+async fn backends() -> Vec<(Archive, Keep)> {
     let dir = tempfile::tempdir().unwrap();
     let sqlite = Archive::connect(&format!("sqlite://{}", dir.path().join("store.db").display()))
         .await
         .unwrap();
     assert_eq!(sqlite.backend(), Backend::Sqlite);
-    let postgres = postgres_archive().await;
+    let database = common::postgres_database().await;
+    let postgres = Archive::connect(database.url()).await.unwrap();
     assert_eq!(postgres.backend(), Backend::Postgres);
-    vec![(sqlite, Some(dir)), (postgres, None)]
+    vec![(sqlite, Keep::Dir(dir)), (postgres, Keep::Database(database))]
 }
 
 fn message(i: i64, content: &str) -> WakuMessage {

@@ -24,7 +24,8 @@ async fn a_sqlite_store_node_archives_relayed_messages_and_pages_through_them() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgres_store_node_archives_relayed_messages_and_pages_through_them() {
-    archive_and_page(common::postgres_database().await).await;
+    let database = common::postgres_database().await;
+    archive_and_page(database.url().to_owned()).await;
 }
 
 async fn archive_and_page(url: String) {

@@ -62,23 +62,28 @@ pub struct ControllerFixture {
     pub database_url: String,
     pub http: reqwest::Client,
     dir: tempfile::TempDir,
+    /// Dropped last, after the controller.
+    _database: Option<node::sql::TestDatabase>,
 }
 
 impl ControllerFixture {
     pub async fn sqlite() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("controller.db").display());
-        Self::with_database(dir, url).await
+        Self::with_database(dir, url, None).await
     }
 
     pub async fn postgres() -> Self {
-        let url = node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_agent")
-            .await
-            .unwrap();
-        Self::with_database(tempfile::tempdir().unwrap(), url).await
+        let database = node::sql::TestDatabase::create().await.unwrap();
+        let url = database.url().to_owned();
+        Self::with_database(tempfile::tempdir().unwrap(), url, Some(database)).await
     }
 
-    async fn with_database(dir: tempfile::TempDir, database_url: String) -> Self {
+    async fn with_database(
+        dir: tempfile::TempDir,
+        database_url: String,
+        database: Option<node::sql::TestDatabase>,
+    ) -> Self {
         std::fs::write(dir.path().join("admin-token"), ADMIN).unwrap();
         let mut fixture = Self {
             controller: None,
@@ -86,6 +91,7 @@ impl ControllerFixture {
             database_url,
             http: reqwest::Client::new(),
             dir,
+            _database: database,
         };
         fixture.start(300).await;
         fixture

@@ -3,12 +3,20 @@
 //! [`MAX_BODY`] bytes (413 beyond).
 //!
 //! - [`agents`] — `POST /api/v1/enrol`, `POST /api/v1/reports`.
-//! - [`operators`] — tokens, nodes, trees, offline signing, the audit log.
+//! - Operators', one file per resource: [`tokens`], [`nodes`], [`rollouts`], [`trees`] (with
+//!   offline signing), [`audit`]; each handler takes the [`extract::Operator`] extractor, so
+//!   none is reachable without the operators' token.
+//! - [`extract`] — [`extract::Operator`] and [`extract::JsonBody`].
 //! - [`openapi`] — `GET /openapi.json`.
 
 pub mod agents;
+pub mod audit;
+pub mod extract;
+pub mod nodes;
 pub mod openapi;
-pub mod operators;
+pub mod rollouts;
+pub mod tokens;
+pub mod trees;
 
 use std::sync::Arc;
 
@@ -18,8 +26,6 @@ use axum::{
     http::HeaderMap,
     routing::{get, post, put},
 };
-
-pub use operators::define_tree;
 
 use crate::{app::AppState, error::AppError};
 
@@ -34,25 +40,25 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/metrics", get(crate::metrics::scrape))
         .route("/api/v1/enrol", post(agents::enrol))
         .route("/api/v1/reports", post(agents::report))
-        .route("/api/v1/tokens", post(operators::create_token).get(operators::tokens))
-        .route("/api/v1/nodes", get(operators::nodes))
-        .route("/api/v1/nodes/{id}", get(operators::node))
-        .route("/api/v1/nodes/{id}/config", put(operators::put_node_config))
+        .route("/api/v1/tokens", post(tokens::create_token).get(tokens::tokens))
+        .route("/api/v1/nodes", get(nodes::nodes))
+        .route("/api/v1/nodes/{id}", get(nodes::node))
+        .route("/api/v1/nodes/{id}/config", put(nodes::put_node_config))
         .route(
             "/api/v1/nodes/{id}/maintenance",
-            put(operators::start_maintenance).delete(operators::end_maintenance),
+            put(nodes::start_maintenance).delete(nodes::end_maintenance),
         )
-        .route("/api/v1/rollouts", post(operators::create_rollout).get(operators::rollouts))
-        .route("/api/v1/rollouts/{id}", get(operators::rollout).delete(operators::cancel_rollout))
-        .route("/api/v1/trees", get(operators::trees))
-        .route("/api/v1/trees/{name}", put(operators::put_tree).get(operators::tree))
-        .route("/api/v1/trees/{name}/sign-request", get(operators::sign_request))
-        .route("/api/v1/trees/{name}/signature", post(operators::upload_signature))
+        .route("/api/v1/rollouts", post(rollouts::create_rollout).get(rollouts::rollouts))
+        .route("/api/v1/rollouts/{id}", get(rollouts::rollout).delete(rollouts::cancel_rollout))
+        .route("/api/v1/trees", get(trees::trees))
+        .route("/api/v1/trees/{name}", put(trees::put_tree).get(trees::tree))
+        .route("/api/v1/trees/{name}/sign-request", get(trees::sign_request))
+        .route("/api/v1/trees/{name}/signature", post(trees::upload_signature))
         .route(
             "/api/v1/trees/{name}/retire",
-            post(operators::retire_tree).delete(operators::cancel_retirement),
+            post(trees::retire_tree).delete(trees::cancel_retirement),
         )
-        .route("/api/v1/audit", get(operators::audit))
+        .route("/api/v1/audit", get(audit::audit))
         .merge(crate::dashboard::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))

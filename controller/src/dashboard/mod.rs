@@ -438,7 +438,9 @@ async fn tree_page(
                 },
             ),
         ],
-        links: published.map(|v| v.links.clone()).unwrap_or_else(|| policy.links.clone()),
+        links: published
+            .map(|v| v.links.clone())
+            .unwrap_or_else(|| policy.links.iter().map(ToString::to_string).collect()),
         members,
         versions: versions.iter().map(VersionView::new).collect(),
         pending_seq: versions.iter().find(|v| v.state == VersionState::Pending).map(|v| v.seq),

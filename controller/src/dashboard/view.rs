@@ -286,7 +286,7 @@ impl TreeView {
                 .public_key
                 .as_ref()
                 .map_or_else(|| NONE.into(), |key| format!("enrtree://{key}@{}", tree.domain)),
-            signer: tree.signer.clone(),
+            signer: tree.signer.to_string(),
             seq: opt(published.map(|v| v.seq)),
             records: published.map_or_else(
                 || NONE.into(),

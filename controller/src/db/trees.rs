@@ -17,7 +17,7 @@ pub struct TreeRow {
     /// Who is listed.
     pub policy: TreePolicy,
     /// Who signs: `key:<name>` (a keystore the controller holds) or `offline`.
-    pub signer: String,
+    pub signer: crate::tree_definition::Signer,
     /// The public key its URL carries, once known (base32 compressed key).
     pub public_key: Option<String>,
     /// Why the last build failed, if it did.
@@ -112,7 +112,7 @@ impl Db {
         .bind(&tree.name)
         .bind(&tree.domain)
         .bind(to_json(&tree.policy))
-        .bind(&tree.signer)
+        .bind(tree.signer.to_string())
         .bind(&tree.public_key)
         .bind(now)
         .execute(self.pool())
@@ -327,7 +327,10 @@ fn tree_from_row(row: &sqlx::any::AnyRow) -> Result<TreeRow, DbError> {
         name: row.try_get(0)?,
         domain: row.try_get(1)?,
         policy: from_json("trees.policy", &policy)?,
-        signer: row.try_get(3)?,
+        signer: {
+            let text: String = row.try_get(3)?;
+            text.parse().map_err(|message| DbError::Corrupt { column: "trees.signer", message })?
+        },
         public_key: row.try_get(4)?,
         last_error: row.try_get(5)?,
         retire_at: row.try_get(6)?,

@@ -9,9 +9,10 @@ use node::{
     running::{NodeHandle, start},
 };
 
-/// A fresh Postgres database for one test (see `node::sql::test_server`).
-pub(crate) async fn postgres_database() -> String {
-    node::sql::create_postgres_database(&node::sql::test_server(), "wakufleet_test")
+/// A fresh Postgres database for one test (see `node::sql::test_server`), dropped with the
+/// guard.
+pub(crate) async fn postgres_database() -> node::sql::TestDatabase {
+    node::sql::TestDatabase::create()
         .await
         .expect("Postgres on 127.0.0.1:5432 (bash tests/run.sh starts it)")
 }

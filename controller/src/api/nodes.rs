@@ -1,0 +1,118 @@
+//! `/api/v1/nodes`: the registry, desired configurations and maintenance.
+
+use std::sync::Arc;
+
+use axum::{
+    Json,
+    extract::{Path, State},
+};
+use serde::Deserialize;
+
+use super::extract::{JsonBody, Operator};
+use crate::{app::AppState, db::now_ms, error::AppError};
+
+/// `GET /api/v1/nodes`.
+pub async fn nodes(
+    State(state): State<Arc<AppState>>,
+    _operator: Operator,
+) -> Result<Json<serde_json::Value>, AppError> {
+    Ok(Json(serde_json::json!({ "nodes": state.db.nodes().await? })))
+}
+
+/// `GET /api/v1/nodes/{id}`: the node, its newest report and its ENR history.
+pub async fn node(
+    State(state): State<Arc<AppState>>,
+    _operator: Operator,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let node =
+        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    let history: Vec<serde_json::Value> = state
+        .db
+        .enr_history(&id)
+        .await?
+        .into_iter()
+        .map(|(seq, enr, first_seen)| serde_json::json!({ "seq": seq, "enr": enr, "firstSeen": first_seen }))
+        .collect();
+    Ok(Json(serde_json::json!({ "node": node, "enrHistory": history })))
+}
+
+/// `PUT /api/v1/nodes/{id}/config` body: what the node should run; the controller numbers it.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeConfigRequest {
+    /// Roles (services on or off).
+    #[serde(default)]
+    pub roles: Option<Vec<String>>,
+    /// Relay shards.
+    #[serde(default)]
+    pub shards: Option<Vec<u16>>,
+    /// Most connections.
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+}
+
+/// `PUT /api/v1/nodes/{id}/config`: the configuration the node's agent applies (it reports
+/// the version as applied or failed); handed out with every report answer.
+pub async fn put_node_config(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+    JsonBody(NodeConfigRequest { roles, shards, max_connections }): JsonBody<NodeConfigRequest>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let config = contract::desired::DesiredConfig { version: 0, roles, shards, max_connections };
+    config.check().map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    let stored = state
+        .db
+        .set_desired_config(&id, config)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    state.db.audit(&actor, "node.config", &id, serde_json::json!(stored)).await?;
+    Ok(Json(serde_json::json!({ "nodeId": id, "desired": stored })))
+}
+
+/// `PUT /api/v1/nodes/{id}/maintenance` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MaintenanceRequest {
+    /// Why, for the dashboard and the audit log (1..=200 characters).
+    pub reason: String,
+}
+
+/// `PUT /api/v1/nodes/{id}/maintenance`: the node leaves every tree at the next pass (before
+/// the operator takes it down, so clients never get a record of a node being worked on) and
+/// raises no alerts until the maintenance ends.
+pub async fn start_maintenance(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+    JsonBody(MaintenanceRequest { reason }): JsonBody<MaintenanceRequest>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let reason = reason.trim().to_owned();
+    if reason.is_empty() || reason.chars().count() > 200 {
+        return Err(AppError::BadRequest("reason must be 1..=200 characters".into()));
+    }
+    let maintenance = crate::db::nodes::Maintenance { reason, by: actor.clone(), since: now_ms() };
+    if !state.db.set_maintenance(&id, Some(&maintenance)).await? {
+        return Err(AppError::NotFound(format!("no node {id}")));
+    }
+    state.db.audit(&actor, "node.maintenance.start", &id, serde_json::json!(maintenance)).await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": maintenance })))
+}
+
+/// `DELETE /api/v1/nodes/{id}/maintenance`: the node may be listed again once healthy.
+pub async fn end_maintenance(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let node =
+        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    if node.maintenance.is_some() {
+        state.db.set_maintenance(&id, None).await?;
+        state.db.audit(&actor, "node.maintenance.end", &id, serde_json::json!({})).await?;
+        state.wake.notify_one();
+    }
+    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": null })))
+}

@@ -1,0 +1,66 @@
+//! `/api/v1/tokens`: one-time enrolment tokens, shown once, only their digest kept.
+
+use std::sync::Arc;
+
+use axum::{Json, extract::State, http::StatusCode};
+use serde::Deserialize;
+
+use super::extract::{JsonBody, Operator};
+use crate::{app::AppState, db::now_ms, error::AppError};
+
+/// Longest enrolment token lifetime.
+const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
+
+/// `POST /api/v1/tokens` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NewToken {
+    /// What the token is for.
+    pub label: String,
+    /// Roles the node starts with.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Lifetime (default one day, at most 30 days).
+    #[serde(default = "default_ttl")]
+    pub ttl_secs: u64,
+}
+
+fn default_ttl() -> u64 {
+    24 * 3600
+}
+
+/// `POST /api/v1/tokens`: a one-time enrolment token, shown once.
+pub async fn create_token(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    JsonBody(request): JsonBody<NewToken>,
+) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    if request.label.is_empty() || request.label.len() > 128 {
+        return Err(AppError::BadRequest("label must be 1..128 characters".into()));
+    }
+    if request.ttl_secs == 0 || request.ttl_secs > MAX_TOKEN_TTL_SECS {
+        return Err(AppError::BadRequest(format!("ttlSecs must be 1..={MAX_TOKEN_TTL_SECS}")));
+    }
+    let mut secret = [0u8; 24];
+    node::crypto::random_bytes(&mut secret);
+    let token = format!("wft_{}", data_encoding::BASE32_NOPAD.encode(&secret).to_lowercase());
+    let expires_at = now_ms() + request.ttl_secs as i64 * 1000;
+    let info =
+        state.db.create_token(&token, &request.label, &request.roles, &actor, expires_at).await?;
+    state
+        .db
+        .audit(&actor, "token.create", &info.id, serde_json::json!({ "label": info.label, "roles": info.roles, "expiresAt": expires_at }))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "token": token, "id": info.id, "expiresAt": expires_at })),
+    ))
+}
+
+/// `GET /api/v1/tokens`.
+pub async fn tokens(
+    State(state): State<Arc<AppState>>,
+    _operator: Operator,
+) -> Result<Json<serde_json::Value>, AppError> {
+    Ok(Json(serde_json::json!({ "tokens": state.db.tokens().await? })))
+}
