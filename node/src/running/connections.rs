@@ -1,12 +1,25 @@
 //! Connection management: who is connected, dials toward the relay target, limits, and
 //! diversity (surplus fleet connections shed).
 
-use std::time::{Duration, Instant};
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
 
-use libp2p::{Multiaddr, swarm::dial_opts::DialOpts};
+use libp2p::{Multiaddr, PeerId, swarm::dial_opts::DialOpts};
+use tokio::sync::oneshot;
 
-use super::{ALONE_RECOVERY, Service};
-use crate::peers::{Connected, ip_of};
+use super::{ALONE_RECOVERY, NodeError, Service};
+use crate::peers::{Connected, PeerManager, ip_of};
+
+/// Connection management's part of the swarm task.
+pub(super) struct ConnectionState {
+    pub(super) peer_manager: PeerManager,
+    /// Since when the node has had no peer at all.
+    pub(super) alone_since: Option<Instant>,
+    /// Callers of `dial` waiting for the connection.
+    pub(super) pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NodeError>>>>,
+}
 
 #[derive(Debug)]
 pub(super) struct PeerState {
@@ -37,30 +50,30 @@ impl Service {
         let now = Instant::now();
         self.expire_filter_subscriptions(now);
         self.check_missed_pushes(now);
-        self.service_peers.retain_most_used(1000);
+        self.client.service_peers.retain_most_used(1000);
         if self.peers.is_empty() {
-            let since = *self.alone_since.get_or_insert(now);
+            let since = *self.connections.alone_since.get_or_insert(now);
             if now.duration_since(since) >= ALONE_RECOVERY {
-                self.alone_since = Some(now);
+                self.connections.alone_since = Some(now);
                 tracing::info!(target: "node", "no peers: going back to bootstrap sources");
                 self.start_dns_discovery(Duration::ZERO);
             }
         } else {
-            self.alone_since = None;
+            self.connections.alone_since = None;
         }
         let connected = self.connected();
-        for (peer, addrs) in self.peer_manager.dial_candidates(&connected, now) {
-            if self.pending_dials.contains_key(&peer) {
+        for (peer, addrs) in self.connections.peer_manager.dial_candidates(&connected, now) {
+            if self.connections.pending_dials.contains_key(&peer) {
                 continue;
             }
             let opts = DialOpts::peer_id(peer).addresses(addrs).build();
             if let Err(error) = self.swarm.dial(opts) {
                 tracing::debug!(target: "node", %peer, %error, "dial not started");
-                self.peer_manager.on_dial_failure(&peer, now);
+                self.connections.peer_manager.on_dial_failure(&peer, now);
             }
         }
         self.maybe_ask_for_peers(connected.relay.len(), now);
-        for peer in self.peer_manager.surplus_fleet_peers(&connected) {
+        for peer in self.connections.peer_manager.surplus_fleet_peers(&connected) {
             tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
             let _ = self.swarm.disconnect_peer_id(peer);
         }

@@ -2,15 +2,29 @@
 
 use std::time::{Duration, Instant};
 
+use std::collections::VecDeque;
+
 use libp2p::{PeerId, request_response};
+use tokio::sync::mpsc;
 
 use super::{DNS_RETRY, PX_EMPTY_RETRY, PX_INTERVAL, Service};
 use crate::{
+    discovery_v5::Discovery,
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
     enrtree::LinkEntry,
     peer_exchange::{self, PeerExchangeRpc},
     peers::{FoundPeer, Origin},
 };
+
+/// Discovery's part of the swarm task: discv5, DNS lookups, and peer exchange's cache.
+pub(super) struct DiscoveryState {
+    /// Records found by our own discovery, offered to peer-exchange clients.
+    pub(super) px_cache: VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
+    pub(super) next_px_query: Option<Instant>,
+    pub(super) discv5: Option<Discovery>,
+    pub(super) discovered_tx: mpsc::Sender<Discovered>,
+    pub(super) dns_running: bool,
+}
 
 /// Peers found by a discovery task.
 pub(super) struct Discovered {
@@ -55,7 +69,7 @@ pub(super) async fn resolve_trees(
 impl Service {
     /// Resolves the configured trees after `delay`, in the background; at most one at a time.
     pub(super) fn start_dns_discovery(&mut self, delay: Duration) {
-        if self.dns_running || self.config.dns_discovery_urls.is_empty() {
+        if self.discovery.dns_running || self.config.dns_discovery_urls.is_empty() {
             return;
         }
         let urls: Vec<LinkEntry> = self
@@ -72,8 +86,8 @@ impl Service {
             .collect();
         let server = self.config.dns_name_server;
         let cluster = self.config.cluster_id;
-        let tx = self.discovered_tx.clone();
-        self.dns_running = true;
+        let tx = self.discovery.discovered_tx.clone();
+        self.discovery.dns_running = true;
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
             let (peers, invalid) = resolve_trees(&urls, server, cluster).await;
@@ -84,7 +98,7 @@ impl Service {
     pub(super) fn on_discovered(&mut self, found: Discovered) {
         self.stats.invalid_records += found.invalid;
         if found.origin == Origin::Dns {
-            self.dns_running = false;
+            self.discovery.dns_running = false;
             self.stats.dns_discovered += found.peers.len() as u64;
             if found.peers.is_empty() {
                 self.start_dns_discovery(DNS_RETRY);
@@ -101,7 +115,7 @@ impl Service {
             {
                 self.remember_for_exchange(peer.peer_id, record.clone());
             }
-            self.peer_manager.add(peer.peer_id, peer.addrs, found.origin);
+            self.connections.peer_manager.add(peer.peer_id, peer.addrs, found.origin);
         }
         self.manage_connections();
     }
@@ -111,19 +125,19 @@ impl Service {
         peer: PeerId,
         record: crate::enrtree::NodeRecord,
     ) {
-        self.px_cache.retain(|(p, _)| *p != peer);
-        if self.px_cache.len() >= peer_exchange::MAX_PEERS {
-            self.px_cache.pop_front();
+        self.discovery.px_cache.retain(|(p, _)| *p != peer);
+        if self.discovery.px_cache.len() >= peer_exchange::MAX_PEERS {
+            self.discovery.px_cache.pop_front();
         }
-        self.px_cache.push_back((peer, record));
+        self.discovery.px_cache.push_back((peer, record));
     }
 
     /// Asks one connected peer that serves peer exchange for more peers, at most every
     /// [`PX_INTERVAL`].
     pub(super) fn maybe_ask_for_peers(&mut self, relay_peers: usize, now: Instant) {
         if !self.config.peer_exchange_client
-            || relay_peers >= self.peer_manager.config().target_relay_peers
-            || self.next_px_query.is_some_and(|t| t > now)
+            || relay_peers >= self.connections.peer_manager.config().target_relay_peers
+            || self.discovery.next_px_query.is_some_and(|t| t > now)
         {
             return;
         }
@@ -134,7 +148,7 @@ impl Service {
             .find(|(_, state)| state.protocols.contains(&protocol))
             .map(|(peer, _)| *peer);
         if let Some(server) = server {
-            self.next_px_query = Some(now + PX_INTERVAL);
+            self.discovery.next_px_query = Some(now + PX_INTERVAL);
             let request = PeerExchangeRpc::request(peer_exchange::DEFAULT_ASK);
             self.swarm.behaviour_mut().peer_exchange.send_request(&server, request);
         }
@@ -151,6 +165,7 @@ impl Service {
                     let wanted =
                         usize::try_from(wanted).unwrap_or(usize::MAX).min(peer_exchange::MAX_PEERS);
                     let offer: Vec<crate::enrtree::NodeRecord> = self
+                        .discovery
                         .px_cache
                         .iter()
                         .rev()
@@ -178,7 +193,7 @@ impl Service {
                     self.stats.px_peers_received += peers.len() as u64;
                     if peers.is_empty() {
                         // The server had nothing yet (its discovery may still be starting).
-                        self.next_px_query = Some(Instant::now() + PX_EMPTY_RETRY);
+                        self.discovery.next_px_query = Some(Instant::now() + PX_EMPTY_RETRY);
                     }
                     self.on_discovered(Discovered { origin: Origin::PeerExchange, peers, invalid });
                 }

@@ -1,6 +1,9 @@
 //! Serving filter v2 (subscriptions, pings, pushes) and the client side of it.
 
-use std::{collections::HashSet, time::Instant};
+use std::{
+    collections::{HashMap, HashSet},
+    time::Instant,
+};
 
 use libp2p::{
     PeerId,
@@ -17,6 +20,11 @@ use crate::{
     message::WakuMessage,
     topics::ShardTopic,
 };
+
+/// Filter as a service node: who subscribed to what.
+pub(super) struct FilterServer {
+    pub(super) subscribers: HashMap<PeerId, Subscriber>,
+}
 
 /// A (pubsub topic, content topic) pair a subscriber wants.
 type Criterion = (String, String);
@@ -54,7 +62,7 @@ impl Service {
             }
         };
         match kind {
-            Ok(FilterSubscribeType::SubscriberPing) => match self.filter_subscribers.get_mut(&peer)
+            Ok(FilterSubscribeType::SubscriberPing) => match self.filter.subscribers.get_mut(&peer)
             {
                 Some(subscriber) => {
                     subscriber.last_seen = now;
@@ -67,19 +75,20 @@ impl Service {
                     Ok(wanted) => wanted,
                     Err(error) => return error,
                 };
-                if !self.filter_subscribers.contains_key(&peer)
-                    && self.filter_subscribers.len() >= MAX_SUBSCRIBERS
+                if !self.filter.subscribers.contains_key(&peer)
+                    && self.filter.subscribers.len() >= MAX_SUBSCRIBERS
                 {
                     return (status::SERVICE_UNAVAILABLE, Some("too many subscribers".into()));
                 }
                 let subscriber = self
-                    .filter_subscribers
+                    .filter
+                    .subscribers
                     .entry(peer)
                     .or_insert_with(|| Subscriber { criteria: HashSet::new(), last_seen: now });
                 let after: HashSet<_> = subscriber.criteria.iter().cloned().chain(wanted).collect();
                 if after.len() > MAX_CRITERIA_PER_SUBSCRIBER {
                     if subscriber.criteria.is_empty() {
-                        self.filter_subscribers.remove(&peer);
+                        self.filter.subscribers.remove(&peer);
                     }
                     return bad(&format!("more than {MAX_CRITERIA_PER_SUBSCRIBER} criteria"));
                 }
@@ -92,7 +101,7 @@ impl Service {
                     Ok(unwanted) => unwanted,
                     Err(error) => return error,
                 };
-                let Some(subscriber) = self.filter_subscribers.get_mut(&peer) else {
+                let Some(subscriber) = self.filter.subscribers.get_mut(&peer) else {
                     return (status::NOT_FOUND, Some("not subscribed".into()));
                 };
                 for criterion in &unwanted {
@@ -100,12 +109,12 @@ impl Service {
                 }
                 subscriber.last_seen = now;
                 if subscriber.criteria.is_empty() {
-                    self.filter_subscribers.remove(&peer);
+                    self.filter.subscribers.remove(&peer);
                 }
                 (status::SUCCESS, None)
             }
             Ok(FilterSubscribeType::UnsubscribeAll) => {
-                match self.filter_subscribers.remove(&peer) {
+                match self.filter.subscribers.remove(&peer) {
                     Some(_) => (status::SUCCESS, None),
                     None => (status::NOT_FOUND, Some("not subscribed".into())),
                 }
@@ -121,7 +130,8 @@ impl Service {
         }
         let key = (topic.to_owned(), message.content_topic.clone());
         let targets: Vec<PeerId> = self
-            .filter_subscribers
+            .filter
+            .subscribers
             .iter()
             .filter(|(_, s)| s.criteria.contains(&key))
             .map(|(peer, _)| *peer)
@@ -138,7 +148,7 @@ impl Service {
 
     /// Drops subscriptions not renewed within the TTL.
     pub(super) fn expire_filter_subscriptions(&mut self, now: Instant) {
-        self.filter_subscribers.retain(|_, s| now.duration_since(s.last_seen) < SUBSCRIPTION_TTL);
+        self.filter.subscribers.retain(|_, s| now.duration_since(s.last_seen) < SUBSCRIPTION_TTL);
     }
 
     pub(super) fn on_filter_subscribe_event(
@@ -164,7 +174,7 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                if let Some((pending, request)) = self.pending_filter.remove(&request_id) {
+                if let Some((pending, request)) = self.client.pending_filter.remove(&request_id) {
                     if response.status_code == status::SUCCESS {
                         self.apply_filter_request(pending.peer, &request);
                     }
@@ -172,7 +182,7 @@ impl Service {
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some((pending, _)) = self.pending_filter.remove(&request_id) {
+                if let Some((pending, _)) = self.client.pending_filter.remove(&request_id) {
                     self.settle(ServiceKind::Filter, pending, Err(error.to_string()));
                 }
             }

@@ -96,12 +96,12 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                if let Some(pending) = self.pending_lightpush.remove(&request_id) {
+                if let Some(pending) = self.client.pending_lightpush.remove(&request_id) {
                     self.settle(ServiceKind::Lightpush, pending, Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some(pending) = self.pending_lightpush.remove(&request_id) {
+                if let Some(pending) = self.client.pending_lightpush.remove(&request_id) {
                     self.settle(ServiceKind::Lightpush, pending, Err(error.to_string()));
                 }
             }

@@ -28,7 +28,6 @@ use futures::StreamExt;
 use libp2p::{
     Multiaddr, PeerId, Swarm, gossipsub, identify,
     multiaddr::Protocol,
-    request_response,
     swarm::{SwarmEvent, dial_opts::DialOpts},
 };
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -55,7 +54,6 @@ use crate::{
     config::NodeConfig,
     discovery_v5::Discovery,
     enrtree::record::Enr,
-    message::{MessageHash, WakuMessage},
     metadata::WakuMetadata,
     peers::{Origin, PeerManager, ip_of, peer_of},
     topics::ShardTopic,
@@ -97,49 +95,21 @@ struct Identity {
     num_shards_in_network: u16,
 }
 
+/// The swarm task's state: what every part shares here, each protocol's own in its file.
 struct Service {
     swarm: Swarm<Behaviour>,
-    archive: Option<crate::store::archive::Archive>,
-    archive_queue: Option<mpsc::Sender<(String, WakuMessage)>>,
-    archive_errors: Arc<std::sync::atomic::AtomicU64>,
-    /// Dropped with the service: stops the retention task.
-    _retention_stop: oneshot::Sender<()>,
-    store_answers: mpsc::Sender<store::StoreAnswer>,
-    pending_store: HashMap<
-        request_response::OutboundRequestId,
-        service_peers::Pending<crate::store::proto::StoreQueryResponse>,
-    >,
-    filter_subscribers: HashMap<PeerId, filter::Subscriber>,
-    filter_client: service_peers::FilterClient,
-    recent: HashMap<MessageHash, service_peers::Arrival>,
-    service_peers: service_peers::ServicePeers,
-    /// Filter requests in flight, with the request (applied to `filter_client` on success).
-    pending_filter: HashMap<
-        request_response::OutboundRequestId,
-        (
-            service_peers::Pending<crate::filter::FilterSubscribeResponse>,
-            crate::filter::FilterSubscribeRequest,
-        ),
-    >,
-    pending_lightpush: HashMap<
-        request_response::OutboundRequestId,
-        service_peers::Pending<crate::lightpush::LightPushResponse>,
-    >,
-    px_cache: std::collections::VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
-    next_px_query: Option<Instant>,
-    discovery: Option<Discovery>,
-    peer_manager: PeerManager,
-    discovered_tx: mpsc::Sender<Discovered>,
-    dns_running: bool,
-    alone_since: Option<Instant>,
     config: NodeConfig,
     events: broadcast::Sender<NodeEvent>,
     peers: HashMap<PeerId, PeerState>,
-    pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NodeError>>>>,
     subscribed: HashSet<String>,
     started: Instant,
     reached_target: Option<Duration>,
     stats: NodeStats,
+    store: store::StoreState,
+    filter: filter::FilterServer,
+    client: service_peers::ClientState,
+    discovery: discovery::DiscoveryState,
+    connections: connections::ConnectionState,
 }
 
 /// Starts a node; returns its handle and the task that runs it.
@@ -242,32 +212,40 @@ pub async fn start(
     let (store_answers, store_answers_rx) = mpsc::channel(COMMAND_CAPACITY);
     let mut service = Service {
         swarm,
-        archive,
-        archive_queue,
-        archive_errors,
-        _retention_stop: retention_stop,
-        store_answers,
-        pending_store: HashMap::new(),
-        filter_subscribers: HashMap::new(),
-        pending_filter: HashMap::new(),
-        filter_client: HashMap::new(),
-        recent: HashMap::new(),
-        service_peers: service_peers::ServicePeers::default(),
-        pending_lightpush: HashMap::new(),
-        px_cache: std::collections::VecDeque::new(),
-        next_px_query: None,
-        discovery,
-        peer_manager: PeerManager::new(
-            config.peer_manager.clone(),
-            config.fleet_peers.iter().copied(),
-        ),
-        discovered_tx,
-        dns_running: false,
-        alone_since: Some(Instant::now()),
+        store: store::StoreState {
+            archive,
+            archive_queue,
+            archive_errors,
+            _retention_stop: retention_stop,
+            store_answers,
+        },
+        filter: filter::FilterServer { subscribers: HashMap::new() },
+        client: service_peers::ClientState {
+            pending_store: HashMap::new(),
+            pending_filter: HashMap::new(),
+            filter_client: HashMap::new(),
+            recent: HashMap::new(),
+            service_peers: service_peers::ServicePeers::default(),
+            pending_lightpush: HashMap::new(),
+        },
+        discovery: discovery::DiscoveryState {
+            px_cache: std::collections::VecDeque::new(),
+            next_px_query: None,
+            discv5: discovery,
+            discovered_tx,
+            dns_running: false,
+        },
+        connections: connections::ConnectionState {
+            peer_manager: PeerManager::new(
+                config.peer_manager.clone(),
+                config.fleet_peers.iter().copied(),
+            ),
+            alone_since: Some(Instant::now()),
+            pending_dials: HashMap::new(),
+        },
         config,
         events: events.clone(),
         peers: HashMap::new(),
-        pending_dials: HashMap::new(),
         subscribed: HashSet::new(),
         started: Instant::now(),
         reached_target: None,
@@ -286,7 +264,7 @@ pub async fn start(
     }
     for address in service.config.static_nodes.clone() {
         match peer_of(&address) {
-            Some(peer) => service.peer_manager.add(peer, vec![address], Origin::Static),
+            Some(peer) => service.connections.peer_manager.add(peer, vec![address], Origin::Static),
             None => {
                 tracing::warn!(target: "node", %address, "static node needs /p2p/<peer id>; ignored")
             }
@@ -358,7 +336,9 @@ impl Service {
                 Some(peer) => {
                     let opts = DialOpts::peer_id(peer).addresses(vec![address]).build();
                     match self.swarm.dial(opts) {
-                        Ok(()) => self.pending_dials.entry(peer).or_default().push(reply),
+                        Ok(()) => {
+                            self.connections.pending_dials.entry(peer).or_default().push(reply)
+                        }
                         Err(e) => {
                             let _ = reply.send(Err(NodeError::Dial(e.to_string())));
                         }
@@ -374,7 +354,7 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }
-            Command::StoreLocal { request, reply } => match self.archive.clone() {
+            Command::StoreLocal { request, reply } => match self.store.archive.clone() {
                 None => {
                     let _ = reply
                         .send(Err(NodeError::Request("store is not mounted on this node".into())));
@@ -387,7 +367,7 @@ impl Service {
             },
             Command::Store { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().store.send_request(&peer, request);
-                self.pending_store.insert(id, service_peers::Pending::new(reply, peer));
+                self.client.pending_store.insert(id, service_peers::Pending::new(reply, peer));
             }
             Command::Filter { peer, request, reply } => {
                 let id = self
@@ -395,11 +375,13 @@ impl Service {
                     .behaviour_mut()
                     .filter_subscribe
                     .send_request(&peer, request.clone());
-                self.pending_filter.insert(id, (service_peers::Pending::new(reply, peer), request));
+                self.client
+                    .pending_filter
+                    .insert(id, (service_peers::Pending::new(reply, peer), request));
             }
             Command::LightPush { peer, request, reply } => {
                 let id = self.swarm.behaviour_mut().lightpush.send_request(&peer, request);
-                self.pending_lightpush.insert(id, service_peers::Pending::new(reply, peer));
+                self.client.pending_lightpush.insert(id, service_peers::Pending::new(reply, peer));
             }
             Command::ServicePeers { kind, reply } => {
                 let _ = reply.send(self.ranked_service_peers(kind));
@@ -427,13 +409,13 @@ impl Service {
         let relay_peers = self.relay_peers();
         stats.relay_peers = relay_peers.len();
         stats.fleet_relay_share = (!relay_peers.is_empty()).then(|| {
-            relay_peers.iter().filter(|p| self.peer_manager.is_fleet(p)).count() as f64
+            relay_peers.iter().filter(|p| self.connections.peer_manager.is_fleet(p)).count() as f64
                 / relay_peers.len() as f64
         });
-        stats.known_peers = self.peer_manager.known_len();
-        stats.filter_subscribers = self.filter_subscribers.len();
-        stats.archive_errors = self.archive_errors.load(std::sync::atomic::Ordering::Relaxed);
-        stats.discv5_table_size = self.discovery.as_ref().map_or(0, Discovery::table_size);
+        stats.known_peers = self.connections.peer_manager.known_len();
+        stats.filter_subscribers = self.filter.subscribers.len();
+        stats.archive_errors = self.store.archive_errors.load(std::sync::atomic::Ordering::Relaxed);
+        stats.discv5_table_size = self.discovery.discv5.as_ref().map_or(0, Discovery::table_size);
         stats.mesh_per_topic = self
             .subscribed
             .iter()
@@ -462,8 +444,8 @@ impl Service {
                 cluster: state.cluster,
                 shards: state.shards.clone(),
                 relay: relay_peers.contains(peer_id),
-                origin: self.peer_manager.origin(peer_id),
-                fleet: self.peer_manager.is_fleet(peer_id),
+                origin: self.connections.peer_manager.origin(peer_id),
+                fleet: self.connections.peer_manager.is_fleet(peer_id),
                 score: self.swarm.behaviour().relay.peer_score(peer_id),
             })
             .collect()
@@ -487,15 +469,17 @@ impl Service {
                 let address = endpoint.get_remote_address().clone();
                 if inbound
                     && num_established.get() == 1
-                    && let Err(refusal) =
-                        self.peer_manager.admit_inbound(ip_of(&address), &self.connected())
+                    && let Err(refusal) = self
+                        .connections
+                        .peer_manager
+                        .admit_inbound(ip_of(&address), &self.connected())
                 {
                     tracing::debug!(target: "node", peer = %peer_id, %refusal, "refusing inbound connection");
                     self.stats.refused_inbound += 1;
                     self.swarm.close_connection(connection_id);
                     return;
                 }
-                self.peer_manager.on_connected(peer_id, &address, inbound);
+                self.connections.peer_manager.on_connected(peer_id, &address, inbound);
                 self.peers.entry(peer_id).or_insert_with(|| PeerState {
                     address,
                     inbound,
@@ -509,7 +493,7 @@ impl Service {
                     self.swarm.behaviour_mut().metadata.send_request(&peer_id, ours);
                     self.emit(NodeEvent::PeerConnected { peer: peer_id, inbound });
                 }
-                for reply in self.pending_dials.remove(&peer_id).unwrap_or_default() {
+                for reply in self.connections.pending_dials.remove(&peer_id).unwrap_or_default() {
                     let _ = reply.send(Ok(()));
                 }
             }
@@ -519,8 +503,8 @@ impl Service {
                 self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                self.peer_manager.on_dial_failure(&peer, Instant::now());
-                for reply in self.pending_dials.remove(&peer).unwrap_or_default() {
+                self.connections.peer_manager.on_dial_failure(&peer, Instant::now());
+                for reply in self.connections.pending_dials.remove(&peer).unwrap_or_default() {
                     let _ = reply.send(Err(NodeError::Dial(error.to_string())));
                 }
             }

@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use libp2p::PeerId;
+use libp2p::{PeerId, request_response};
 use tokio::sync::oneshot;
 
 use super::{NodeError, Service};
@@ -21,6 +21,25 @@ use crate::{
     filter::{FilterSubscribeRequest, FilterSubscribeType},
     message::MessageHash,
 };
+
+/// This node as a client of service peers: requests in flight, its filter subscriptions, the
+/// messages it checks filter peers pushed, and every peer's score.
+pub(super) struct ClientState {
+    pub(super) pending_store: HashMap<
+        request_response::OutboundRequestId,
+        Pending<crate::store::proto::StoreQueryResponse>,
+    >,
+    /// Filter requests in flight, with the request (applied to `filter_client` on success).
+    pub(super) pending_filter: HashMap<
+        request_response::OutboundRequestId,
+        (Pending<crate::filter::FilterSubscribeResponse>, FilterSubscribeRequest),
+    >,
+    pub(super) pending_lightpush:
+        HashMap<request_response::OutboundRequestId, Pending<crate::lightpush::LightPushResponse>>,
+    pub(super) filter_client: FilterClient,
+    pub(super) recent: HashMap<MessageHash, Arrival>,
+    pub(super) service_peers: ServicePeers,
+}
 
 /// The client protocols that are scored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -190,10 +209,11 @@ impl Service {
             .filter(|(_, state)| state.protocols.contains(&protocol))
             .map(|(peer, _)| *peer)
             .collect();
-        self.service_peers
+        self.client
+            .service_peers
             .rank(kind, &candidates)
             .into_iter()
-            .map(|peer| (peer, self.service_peers.score(kind, &peer)))
+            .map(|peer| (peer, self.client.service_peers.score(kind, &peer)))
             .collect()
     }
 
@@ -206,9 +226,9 @@ impl Service {
         outcome: Result<T, String>,
     ) {
         if outcome.as_ref().is_ok_and(|answer| !answer.server_failed()) {
-            self.service_peers.success(kind, pending.peer, pending.sent.elapsed());
+            self.client.service_peers.success(kind, pending.peer, pending.sent.elapsed());
         } else {
-            self.service_peers.failure(kind, pending.peer);
+            self.client.service_peers.failure(kind, pending.peer);
         }
         let _ = pending.reply.send(outcome.map_err(NodeError::Request));
     }
@@ -216,8 +236,8 @@ impl Service {
     /// Whether a push of `criterion` from `peer` is one we asked for: a subscription we hold,
     /// or one still awaiting its answer (a push can overtake the answer to our subscribe).
     pub(super) fn expects_push(&self, peer: &PeerId, criterion: &(String, String)) -> bool {
-        self.filter_client.get(peer).is_some_and(|criteria| criteria.contains(criterion))
-            || self.pending_filter.values().any(|(pending, request)| {
+        self.client.filter_client.get(peer).is_some_and(|criteria| criteria.contains(criterion))
+            || self.client.pending_filter.values().any(|(pending, request)| {
                 pending.peer == *peer
                     && FilterSubscribeType::try_from(request.filter_subscribe_type)
                         == Ok(FilterSubscribeType::Subscribe)
@@ -234,17 +254,17 @@ impl Service {
             .filter_map(|c| request.pubsub_topic.as_ref().map(|t| (t.clone(), c.clone())));
         match FilterSubscribeType::try_from(request.filter_subscribe_type) {
             Ok(FilterSubscribeType::Subscribe) => {
-                self.filter_client.entry(peer).or_default().extend(criteria)
+                self.client.filter_client.entry(peer).or_default().extend(criteria)
             }
             Ok(FilterSubscribeType::Unsubscribe) => {
-                if let Some(set) = self.filter_client.get_mut(&peer) {
+                if let Some(set) = self.client.filter_client.get_mut(&peer) {
                     for criterion in criteria {
                         set.remove(&criterion);
                     }
                 }
             }
             Ok(FilterSubscribeType::UnsubscribeAll) => {
-                self.filter_client.remove(&peer);
+                self.client.filter_client.remove(&peer);
             }
             _ => {}
         }
@@ -258,20 +278,20 @@ impl Service {
         content_topic: &str,
         pushed_by: Option<PeerId>,
     ) {
-        if self.filter_client.is_empty() {
+        if self.client.filter_client.is_empty() {
             return;
         }
-        if self.recent.len() >= RECENT_LIMIT && !self.recent.contains_key(&hash) {
+        if self.client.recent.len() >= RECENT_LIMIT && !self.client.recent.contains_key(&hash) {
             return;
         }
-        let arrival = self.recent.entry(hash).or_insert_with(|| Arrival {
+        let arrival = self.client.recent.entry(hash).or_insert_with(|| Arrival {
             seen: Instant::now(),
             criterion: (topic.to_owned(), content_topic.to_owned()),
             pushed_by: HashSet::new(),
         });
         if let Some(peer) = pushed_by {
             arrival.pushed_by.insert(peer);
-            self.service_peers.delivered(peer);
+            self.client.service_peers.delivered(peer);
         }
     }
 
@@ -279,14 +299,16 @@ impl Service {
     /// within the window.
     pub(super) fn check_missed_pushes(&mut self, now: Instant) {
         let due: Vec<MessageHash> = self
+            .client
             .recent
             .iter()
             .filter(|(_, a)| now.duration_since(a.seen) >= PUSH_WINDOW)
             .map(|(h, _)| *h)
             .collect();
         for hash in due {
-            let Some(arrival) = self.recent.remove(&hash) else { continue };
+            let Some(arrival) = self.client.recent.remove(&hash) else { continue };
             let missing: Vec<PeerId> = self
+                .client
                 .filter_client
                 .iter()
                 .filter(|(peer, criteria)| {
@@ -295,7 +317,7 @@ impl Service {
                 .map(|(peer, _)| *peer)
                 .collect();
             for peer in missing {
-                self.service_peers.missed(peer);
+                self.client.service_peers.missed(peer);
             }
         }
     }

@@ -5,8 +5,12 @@
 //! task (when it is full, messages are dropped from the archive and counted — relay goes on),
 //! and queries run on their own tasks whose answers come back to the swarm task to be sent.
 
+use std::{
+    sync::{Arc, atomic::AtomicU64},
+    time::Duration,
+};
+
 use libp2p::request_response::{self, Message, ResponseChannel};
-use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -19,6 +23,17 @@ use crate::{
         proto::{StoreQueryRequest, StoreQueryResponse},
     },
 };
+
+/// The store's part of the swarm task: the archive, its writer's queue, and answers waiting to
+/// be sent.
+pub(super) struct StoreState {
+    pub(super) archive: Option<Archive>,
+    pub(super) archive_queue: Option<mpsc::Sender<(String, WakuMessage)>>,
+    pub(super) archive_errors: Arc<AtomicU64>,
+    /// Dropped with the service: stops the retention task.
+    pub(super) _retention_stop: oneshot::Sender<()>,
+    pub(super) store_answers: mpsc::Sender<StoreAnswer>,
+}
 
 /// Messages waiting to be archived.
 pub(super) const ARCHIVE_QUEUE: usize = 4096;
@@ -56,7 +71,7 @@ pub(super) async fn archive_writer(
 impl Service {
     /// Queues a relayed or published message for the archive (ephemeral ones are skipped).
     pub(super) fn archive(&mut self, topic: &str, message: &WakuMessage) {
-        let Some(queue) = &self.archive_queue else { return };
+        let Some(queue) = &self.store.archive_queue else { return };
         if message.is_ephemeral() {
             return;
         }
@@ -75,8 +90,8 @@ impl Service {
                 ..
             } => {
                 self.stats.store_queries += 1;
-                let Some(archive) = self.archive.clone() else { return };
-                let answers = self.store_answers.clone();
+                let Some(archive) = self.store.archive.clone() else { return };
+                let answers = self.store.store_answers.clone();
                 // Off the swarm task: a slow database must not hold up relay.
                 tokio::spawn(async move {
                     let response = store::answer(&archive, &request).await;
@@ -87,12 +102,12 @@ impl Service {
                 message: Message::Response { request_id, response },
                 ..
             } => {
-                if let Some(pending) = self.pending_store.remove(&request_id) {
+                if let Some(pending) = self.client.pending_store.remove(&request_id) {
                     self.settle(ServiceKind::Store, pending, Ok(response));
                 }
             }
             request_response::Event::OutboundFailure { request_id, error, .. } => {
-                if let Some(pending) = self.pending_store.remove(&request_id) {
+                if let Some(pending) = self.client.pending_store.remove(&request_id) {
                     self.settle(ServiceKind::Store, pending, Err(error.to_string()));
                 }
             }
