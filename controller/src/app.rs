@@ -101,9 +101,21 @@ impl Controller {
         keyring: Keyring,
         publishers: Vec<Box<dyn Publisher>>,
     ) -> Result<Self, StartError> {
+        Self::start_with_clock(config, keyring, publishers, Arc::new(node::clock::SystemClock))
+            .await
+    }
+
+    /// [`Controller::start`] on `clock`'s time: every report age, lease, retirement window and
+    /// rollout deadline is measured by it (tests move it forward instead of sleeping).
+    pub async fn start_with_clock(
+        config: ControllerConfig,
+        keyring: Keyring,
+        publishers: Vec<Box<dyn Publisher>>,
+        clock: Arc<dyn node::clock::Clock>,
+    ) -> Result<Self, StartError> {
         config.validate()?;
         let admin_token = config.admin_token()?;
-        let db = Db::connect(&config.database_url).await?;
+        let db = Db::connect(&config.database_url).await?.with_clock(clock);
         for tree in &config.trees {
             if db.tree(&tree.name).await?.is_some_and(|t| t.retire_at.is_some()) {
                 tracing::warn!(target: "ctl", tree = %tree.name, "tree retired over the API is still in the configuration: left as it is");

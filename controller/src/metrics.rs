@@ -24,7 +24,7 @@ use prometheus::{
 
 use crate::{
     app::AppState,
-    db::{DbError, now_ms, trees::VersionState},
+    db::{DbError, trees::VersionState},
     health::Health,
 };
 
@@ -190,7 +190,7 @@ fn health_value(health: Health) -> i64 {
 
 async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
     let registry = Registry::new();
-    let now = now_ms();
+    let now = state.db.now_ms();
     let nodes = state.db.nodes().await?;
 
     let by_health = IntGaugeVec::new(

@@ -9,7 +9,6 @@ use crate::{
     db::{
         DbError,
         nodes::NodeRow,
-        now_ms,
         rollouts::{Rollout, RolloutState, Step, StepState},
     },
     health::Health,
@@ -52,7 +51,7 @@ fn merged(current: Option<&DesiredConfig>, rollout: &DesiredConfig) -> DesiredCo
 pub async fn advance_all(state: &AppState, nodes: &[NodeRow]) -> Result<(), DbError> {
     for mut rollout in state.db.rollouts(true, RUNNING_SCANNED).await? {
         if advance(state, &mut rollout, nodes).await? {
-            rollout.updated_at = now_ms();
+            rollout.updated_at = state.db.now_ms();
             state.db.update_rollout(&rollout).await?;
         }
     }
@@ -65,7 +64,7 @@ async fn advance(
     rollout: &mut Rollout,
     nodes: &[NodeRow],
 ) -> Result<bool, DbError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let mut changed = false;
     let mut halt: Option<String> = None;
     for step in rollout.steps.iter_mut().filter(|s| s.state == StepState::Applying) {

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     config::{ControllerConfig, TreeConfig},
-    db::{Db, DbError, now_ms, trees::TreeRow},
+    db::{Db, DbError, trees::TreeRow},
     keyring::Keyring,
 };
 
@@ -179,7 +179,7 @@ pub async fn define(
         return Ok(true);
     }
     if let Some(old) = &existing {
-        if old.retire_at.is_some_and(|at| at > now_ms()) {
+        if old.retire_at.is_some_and(|at| at > db.now_ms()) {
             return Err(DefinitionError::Conflict(format!(
                 "tree {name} is being retired; cancel that first (DELETE /api/v1/trees/{name}/retire)"
             )));

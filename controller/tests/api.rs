@@ -29,6 +29,8 @@ const ADMIN: &str = "test-operator-token";
 
 struct Fixture {
     controller: Controller,
+    /// The controller's clock: windows and deadlines are reached by moving it, not by sleeping.
+    clock: node::clock::TestClock,
     http: reqwest::Client,
     base: String,
     _dir: tempfile::TempDir,
@@ -64,9 +66,17 @@ async fn start(database_url: Option<String>) -> Fixture {
         }],
         ..ControllerConfig::default()
     };
-    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let clock = node::clock::TestClock::new();
+    let controller = Controller::start_with_clock(
+        config,
+        keyring,
+        Vec::new(),
+        std::sync::Arc::new(clock.clone()),
+    )
+    .await
+    .unwrap();
     let base = format!("http://{}", controller.http_addr());
-    Fixture { controller, http: reqwest::Client::new(), base, _dir: dir }
+    Fixture { controller, clock, http: reqwest::Client::new(), base, _dir: dir }
 }
 
 impl Fixture {
@@ -167,7 +177,7 @@ async fn fleet_scenario(fixture: Fixture) {
         .unwrap();
     assert_eq!(unsigned.status().as_u16(), 401);
     let mut stale: Value = serde_json::from_slice(&agents[0].report(6)).unwrap();
-    stale["sentAt"] = json!(controller::db::now_ms() - 3_600_000);
+    stale["sentAt"] = json!(node::clock::now_ms() - 3_600_000);
     stale["measuredAt"] = stale["sentAt"].clone();
     let stale = stale.to_string().into_bytes();
     assert_eq!(f.signed("/api/v1/reports", &agents[0].key, &stale).await.0, 401, "stale");
@@ -456,8 +466,8 @@ async fn key_rotation_scenario(fixture: Fixture) {
     assert_eq!(f.admin(Method::PUT, "/api/v1/trees/boot", Some(change)).await.0, 409);
 
     // After it, the old tree is gone (root first) and nothing else changed.
-    let wait = retire_at - controller::db::now_ms() + 100;
-    tokio::time::sleep(std::time::Duration::from_millis(wait.max(0) as u64)).await;
+    let wait = retire_at - node::clock::now_ms() + 100;
+    f.clock.advance(std::time::Duration::from_millis(wait.max(0) as u64));
     f.controller.reconcile_now().await.unwrap();
     let (enrs, errors) = f.try_resolve(&old_url).await;
     assert!(enrs.is_empty() && errors > 0, "the old tree must be gone: {enrs:?}");

@@ -9,10 +9,12 @@
 
 mod common;
 
+use common::poll::poll_until;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use common::agent::{SimAgent, operator_get, token};
@@ -96,7 +98,7 @@ async fn enrol_and_report(
         "token": token,
         "enr": agent.record.to_string(),
         "label": label,
-        "sentAt": controller::db::now_ms(),
+        "sentAt": node::clock::now_ms(),
     });
     let (status, answer) =
         agent.post(http, base, "/api/v1/enrol", enrolment.to_string().as_bytes()).await;
@@ -116,14 +118,6 @@ fn healthy(relay_peers: u32) -> Figures {
         store_probe: Some(StoreProbe { ok: true, latency_ms: Some(3.5), error: None }),
         peers_by_protocol: [("/vac/waku/relay/2.0.0".to_string(), relay_peers)].into(),
         ..Figures::default()
-    }
-}
-
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -176,7 +170,7 @@ async fn a_browser_shows_the_fleet_and_runs_none_of_its_markup() {
     enrol_and_report(&http, &base, &mut down, EVIL_LABEL, vec![5], broken).await;
 
     // The online tree is published; the offline one waits for a key holder.
-    wait_for("both trees built", async || {
+    poll_until("both trees built", Duration::from_secs(30), async || {
         let trees = operator_get(&http, &base, "/api/v1/trees", ADMIN).await;
         let state = |name: &str| {
             trees["trees"]

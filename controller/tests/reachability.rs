@@ -7,7 +7,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::poll::poll_until;
+
+use std::time::Duration;
 
 use common::agent::{SimAgent, operator_get};
 use controller::{
@@ -43,14 +45,6 @@ async fn node_json(http: &reqwest::Client, base: &str, member: &SimAgent) -> Val
     let url = format!("{base}/api/v1/nodes/{}", member.record.node_id_hex());
     let body: Value = http.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
     body["node"].clone()
-}
-
-async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -104,11 +98,15 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
         member.join(&http, &base, ADMIN, 6).await;
     }
 
-    wait_for("the live node confirmed and the others refused", async || {
-        node_json(&http, &base, &live).await["reachable"] == true
-            && node_json(&http, &base, &gone).await["reachable"] == false
-            && node_json(&http, &base, &impostor).await["reachable"] == false
-    })
+    poll_until(
+        "the live node confirmed and the others refused",
+        Duration::from_secs(30),
+        async || {
+            node_json(&http, &base, &live).await["reachable"] == true
+                && node_json(&http, &base, &gone).await["reachable"] == false
+                && node_json(&http, &base, &impostor).await["reachable"] == false
+        },
+    )
     .await;
     for member in [&gone, &impostor] {
         let node = node_json(&http, &base, member).await;
@@ -119,7 +117,7 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     assert_eq!(live_json["health"], "passing", "{live_json}");
 
     // Only the reachable node is listed.
-    wait_for("a tree of the live node only", async || {
+    poll_until("a tree of the live node only", Duration::from_secs(30), async || {
         let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
         let newest = &tree["versions"][0];
         newest["state"] == "published" && newest["enrs"] == json!([live.record.to_string()])
@@ -136,7 +134,7 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     let (_back, back_record) = live_node(gone.key.clone(), gone_port).await;
     assert_eq!(back_record.enr().tcp4(), Some(gone_port));
     gone.send_report(&http, &base, 6).await;
-    wait_for("the returning node confirmed", async || {
+    poll_until("the returning node confirmed", Duration::from_secs(30), async || {
         node_json(&http, &base, &gone).await["reachable"] == true
     })
     .await;

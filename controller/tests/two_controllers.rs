@@ -6,7 +6,9 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use common::poll::poll_until;
+
+use std::time::Duration;
 
 use common::agent::{SimAgent, operator_get};
 use controller::{
@@ -54,14 +56,6 @@ async fn resolve(controller: &Controller, url: &LinkEntry) -> (Vec<String>, usiz
     (enrs, resolution.errors().count())
 }
 
-async fn wait_for(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done().await {
-        assert!(Instant::now() < deadline, "{what} never happened");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn publishers(controllers: &[&Controller]) -> usize {
     controllers.iter().filter(|c| c.state().is_publisher()).count()
 }
@@ -91,7 +85,7 @@ async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
         let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
         tree["url"].as_str().map(|u| u.parse::<LinkEntry>().unwrap())
     };
-    wait_for("the tree on both DNS servers", Duration::from_secs(30), async || {
+    poll_until("the tree on both DNS servers", Duration::from_secs(30), async || {
         let Some(url) = tree_url().await else { return false };
         resolve(&a, &url).await == (all.clone(), 0) && resolve(&b, &url).await == (all.clone(), 0)
     })
@@ -107,7 +101,7 @@ async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
     agents[3].send_report(&http, &survivor_api, 0).await;
     let without: Vec<String> =
         all.iter().filter(|e| **e != agents[3].record.to_string()).cloned().collect();
-    wait_for(
+    poll_until(
         "the survivor publishes without the critical node",
         Duration::from_secs(30),
         async || resolve(&survivor, &url).await == (without.clone(), 0),

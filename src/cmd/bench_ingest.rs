@@ -17,9 +17,10 @@ use contract::{
     report::{Figures, REPORT_VERSION, Report},
     signing::{SIGNATURE_HEADER, sign},
 };
-use controller::{app::Controller, config::ControllerConfig, db::now_ms, keyring::Keyring};
+use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
 use futures::{StreamExt, stream};
 use k256::ecdsa::SigningKey;
+use node::clock::now_ms;
 use node::{
     crypto::generate_key,
     enrtree::NodeRecord,

@@ -11,13 +11,17 @@ async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
     let ctl = ControllerFixture::sqlite().await;
     let expired = "wft_expired-agent-test-token";
     let state = ctl.controller.as_ref().unwrap().state();
-    let past = controller::db::now_ms() - 60_000;
+    let past = node::clock::now_ms() - 60_000;
     state.db.create_token(expired, "old", &["boot".into()], "test", past).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = agent_config(dir.path(), &ctl.url(), "");
     let (agent, _key) = start_agent(config, expired).await;
     let id = node_id(&agent);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    poll_until("the refusal logged and reports queued", Duration::from_secs(10), async || {
+        !log_lines(&["enrolment token expired", &ctl.url()]).is_empty()
+            && agent.metrics().reports_queued.load(Ordering::Relaxed) > 3
+    })
+    .await;
 
     assert!(ctl.node(&id).await.is_none(), "not enrolled");
     assert!(!agent.metrics().enrolled.load(Ordering::Relaxed));
@@ -51,10 +55,14 @@ async fn clock_skew_is_a_clear_error_the_node_runs_and_reports_follow_once_fixed
     ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() >= Some(2)).await;
 
     // The controller now finds every sentAt too far off (as with a skewed clock).
-    let stopped_at = controller::db::now_ms();
+    let stopped_at = node::clock::now_ms();
     ctl.stop().await;
     ctl.start(-1).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    poll_until("the skew logged and 8 reports queued", Duration::from_secs(10), async || {
+        !log_lines(&["check this host's clock", &ctl.url()]).is_empty()
+            && agent.metrics().reports_queued.load(Ordering::Relaxed) >= 8
+    })
+    .await;
     let lines = log_lines(&["check this host's clock", &ctl.url()]);
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(agent.supervisor().current().is_some(), "the node keeps running");
@@ -63,16 +71,15 @@ async fn clock_skew_is_a_clear_error_the_node_runs_and_reports_follow_once_fixed
     let before = ctl.node(&id).await.unwrap()["lastCounter"].as_u64().unwrap();
 
     // Clock fixed: the backlog is delivered in order.
-    let fixed_at = controller::db::now_ms();
+    let fixed_at = node::clock::now_ms();
     ctl.stop().await;
     ctl.start(300).await;
     ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() > Some(before + 8))
         .await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while agent.metrics().reports_queued.load(Ordering::Relaxed) > 0 {
-        assert!(tokio::time::Instant::now() < deadline, "backlog not drained");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until("the backlog drained", Duration::from_secs(10), async || {
+        agent.metrics().reports_queued.load(Ordering::Relaxed) == 0
+    })
+    .await;
     let reports = ctl.reports(&id).await;
     assert!(reports.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 < w[1].1), "{reports:?}");
     let during = reports.iter().filter(|r| r.1 > stopped_at && r.1 < fixed_at).count();

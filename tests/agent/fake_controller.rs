@@ -63,14 +63,6 @@ async fn start_fake() -> (Arc<Fake>, String) {
     (fake, url)
 }
 
-async fn wait_for(what: &str, check: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !check() {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn garbage_and_500s_keep_reports_queued_and_the_node_running() {
     capture_logs();
@@ -78,7 +70,10 @@ async fn garbage_and_500s_keep_reports_queued_and_the_node_running() {
     let dir = tempfile::tempdir().unwrap();
     let (agent, _key) = start_agent(agent_config(dir.path(), &url, ""), "wft_fake").await;
     let metrics = agent.metrics().clone();
-    wait_for("failed deliveries", || metrics.reports_failed.load(Ordering::Relaxed) >= 5).await;
+    poll_until("failed deliveries", Duration::from_secs(10), async || {
+        metrics.reports_failed.load(Ordering::Relaxed) >= 5
+    })
+    .await;
     assert!(fake.accepted.lock().unwrap().is_empty());
     assert!(metrics.reports_queued.load(Ordering::Relaxed) >= 5);
     assert_eq!(metrics.outages.load(Ordering::Relaxed), 1);
@@ -90,7 +85,10 @@ async fn garbage_and_500s_keep_reports_queued_and_the_node_running() {
 
     // 200 with a garbage body: accepted (the status says so), the backlog drains in order.
     fake.mode.store(GARBAGE_200, Ordering::Relaxed);
-    wait_for("drained", || metrics.reports_queued.load(Ordering::Relaxed) == 0).await;
+    poll_until("drained", Duration::from_secs(10), async || {
+        metrics.reports_queued.load(Ordering::Relaxed) == 0
+    })
+    .await;
     let accepted = fake.accepted.lock().unwrap().clone();
     assert!(accepted.len() >= 5);
     assert!(accepted.windows(2).all(|w| w[0].counter < w[1].counter));
@@ -153,13 +151,19 @@ async fn desired_configuration_is_applied_or_rolled_back_and_reported() {
         "store-message-db-url = \"sqlite:///nonexistent-wakufleet-dir/x/store.db\"",
     );
     let (agent, _key) = start_agent(config, "wft_fake").await;
-    wait_for("a report", || !fake.accepted.lock().unwrap().is_empty()).await;
+    poll_until("a report", Duration::from_secs(10), async || {
+        !fake.accepted.lock().unwrap().is_empty()
+    })
+    .await;
     assert_eq!(fake.accepted.lock().unwrap()[0].shards, [0]);
 
     *fake.desired.lock().unwrap() =
         Some(json!({ "version": 1, "shards": [0, 3], "roles": ["relay", "filter", "boot"] }));
     let applied = |r: &Report| r.figures.config.as_ref().is_some_and(|c| c.version == 1);
-    wait_for("version 1 reported", || fake.accepted.lock().unwrap().iter().any(applied)).await;
+    poll_until("version 1 reported", Duration::from_secs(10), async || {
+        fake.accepted.lock().unwrap().iter().any(applied)
+    })
+    .await;
     let report = fake.accepted.lock().unwrap().iter().find(|r| applied(r)).unwrap().clone();
     assert!(report.figures.config.as_ref().unwrap().applied);
     assert_eq!(report.shards, [0, 3]);
@@ -171,7 +175,10 @@ async fn desired_configuration_is_applied_or_rolled_back_and_reported() {
     // version 1, reported as failed.
     *fake.desired.lock().unwrap() = Some(json!({ "version": 2, "roles": ["relay", "store"] }));
     let v2 = |r: &Report| r.figures.config.as_ref().is_some_and(|c| c.version == 2);
-    wait_for("version 2 reported", || fake.accepted.lock().unwrap().iter().any(v2)).await;
+    poll_until("version 2 reported", Duration::from_secs(10), async || {
+        fake.accepted.lock().unwrap().iter().any(v2)
+    })
+    .await;
     let report = fake.accepted.lock().unwrap().iter().find(|r| v2(r)).unwrap().clone();
     let status = report.figures.config.unwrap();
     assert!(!status.applied);
@@ -184,7 +191,10 @@ async fn desired_configuration_is_applied_or_rolled_back_and_reported() {
     let before = agent.supervisor().current().unwrap();
     *fake.desired.lock().unwrap() = Some(json!({ "version": 3, "shards": [2000] }));
     let v3 = |r: &Report| r.figures.config.as_ref().is_some_and(|c| c.version == 3);
-    wait_for("version 3 reported", || fake.accepted.lock().unwrap().iter().any(v3)).await;
+    poll_until("version 3 reported", Duration::from_secs(10), async || {
+        fake.accepted.lock().unwrap().iter().any(v3)
+    })
+    .await;
     let report = fake.accepted.lock().unwrap().iter().find(|r| v3(r)).unwrap().clone();
     assert!(report.figures.config.unwrap().error.unwrap().contains("1..64 shards"));
     assert!(Arc::ptr_eq(&before, &agent.supervisor().current().unwrap()), "not restarted");

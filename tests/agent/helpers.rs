@@ -10,7 +10,11 @@ use std::{
 
 use agent::{Agent, AgentConfig};
 use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
+pub(crate) use poll::poll_until;
 use serde_json::Value;
+
+#[path = "../../controller/tests/common/poll.rs"]
+mod poll;
 
 pub const ADMIN: &str = "agent-test-operator-token";
 

@@ -76,7 +76,10 @@ async fn compat_port_says_initializing_while_the_node_is_down_and_shutdown_is_cl
     let info: serde_json::Value = serde_json::from_str(&info).unwrap();
     assert!(info["enrUri"].as_str().unwrap().starts_with("enr:"));
     agent.supervisor().kill_node().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    poll_until("the node seen down", Duration::from_secs(2), async || {
+        get(rest, "/health").await.0 == 503
+    })
+    .await;
     let (status, body) = get(rest, "/health").await;
     assert_eq!(status, 503);
     assert!(body.contains("INITIALIZING"), "{body}");

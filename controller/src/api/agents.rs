@@ -12,7 +12,7 @@ use node::enrtree::NodeRecord;
 
 use crate::{
     app::AppState,
-    db::{nodes::ReportUpdate, now_ms, tokens::Redeem},
+    db::{nodes::ReportUpdate, tokens::Redeem},
     error::{AppError, parse_json},
 };
 use contract::{
@@ -59,7 +59,7 @@ fn may_change_membership(
         after.last_measured_at = Some(report.measured_at);
         after.last_report = serde_json::from_slice(body).ok();
     }
-    crate::health::evaluate(&after, &state.config.health, now_ms()).0 != node.health
+    crate::health::evaluate(&after, &state.config.health, state.db.now_ms()).0 != node.health
 }
 
 /// `POST /api/v1/enrol`: redeem a one-time token and bind the node's key.
@@ -70,7 +70,8 @@ pub async fn enrol(
 ) -> Result<(StatusCode, Json<Enrolled>), AppError> {
     let key = signer(&headers, &body)?;
     let enrolment: Enrolment = parse_json(&body)?;
-    check_fresh(enrolment.sent_at, now_ms(), state.config.max_skew_secs).map_err(report_error)?;
+    check_fresh(enrolment.sent_at, state.db.now_ms(), state.config.max_skew_secs)
+        .map_err(report_error)?;
     let record = parse_enr(&enrolment.enr)?;
     if key_hex(&record.enr().public_key()) != key_hex(&key) {
         return Err(AppError::Unauthorized("enrolment not signed by the ENR's key".into()));
@@ -107,7 +108,7 @@ pub async fn report(
 ) -> Result<(StatusCode, Json<ReportAnswer>), AppError> {
     let key = signer(&headers, &body)?;
     let report: Report = parse_json(&body)?;
-    report.check(now_ms(), state.config.max_skew_secs).map_err(report_error)?;
+    report.check(state.db.now_ms(), state.config.max_skew_secs).map_err(report_error)?;
     let node = state.db.node(&report.node_id).await?.ok_or_else(|| {
         AppError::NotFound(format!("unknown node {}: enrol first", report.node_id))
     })?;

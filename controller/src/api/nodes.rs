@@ -9,7 +9,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::extract::{JsonBody, Operator};
-use crate::{app::AppState, db::now_ms, error::AppError};
+use crate::{app::AppState, error::AppError};
 
 /// `GET /api/v1/nodes`.
 pub async fn nodes(
@@ -92,7 +92,8 @@ pub async fn start_maintenance(
     if reason.is_empty() || reason.chars().count() > 200 {
         return Err(AppError::BadRequest("reason must be 1..=200 characters".into()));
     }
-    let maintenance = crate::db::nodes::Maintenance { reason, by: actor.clone(), since: now_ms() };
+    let maintenance =
+        crate::db::nodes::Maintenance { reason, by: actor.clone(), since: state.db.now_ms() };
     if !state.db.set_maintenance(&id, Some(&maintenance)).await? {
         return Err(AppError::NotFound(format!("no node {id}")));
     }

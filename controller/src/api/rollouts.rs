@@ -13,7 +13,7 @@ use super::{
     extract::{JsonBody, Operator},
     nodes::NodeConfigRequest,
 };
-use crate::{app::AppState, db::now_ms, error::AppError};
+use crate::{app::AppState, error::AppError};
 
 /// `POST /api/v1/rollouts` body.
 #[derive(Debug, Deserialize)]
@@ -84,7 +84,7 @@ pub async fn create_rollout(
     }
     let mut id = [0u8; 8];
     node::crypto::random_bytes(&mut id);
-    let now = now_ms();
+    let now = state.db.now_ms();
     let rollout = crate::db::rollouts::Rollout {
         id: data_encoding::HEXLOWER.encode(&id),
         created_at: now,
@@ -155,7 +155,7 @@ pub async fn cancel_rollout(
         return Err(AppError::Conflict(format!("rollout {id} is not running")));
     }
     rollout.state = crate::db::rollouts::RolloutState::Cancelled;
-    rollout.updated_at = now_ms();
+    rollout.updated_at = state.db.now_ms();
     state.db.update_rollout(&rollout).await?;
     state.db.audit(&actor, "rollout.cancel", &id, serde_json::json!({})).await?;
     Ok(Json(serde_json::json!({ "rollout": rollout })))

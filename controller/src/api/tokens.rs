@@ -6,7 +6,7 @@ use axum::{Json, extract::State, http::StatusCode};
 use serde::Deserialize;
 
 use super::extract::{JsonBody, Operator};
-use crate::{app::AppState, db::now_ms, error::AppError};
+use crate::{app::AppState, error::AppError};
 
 /// Longest enrolment token lifetime.
 const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
@@ -44,7 +44,7 @@ pub async fn create_token(
     let mut secret = [0u8; 24];
     node::crypto::random_bytes(&mut secret);
     let token = format!("wft_{}", data_encoding::BASE32_NOPAD.encode(&secret).to_lowercase());
-    let expires_at = now_ms() + request.ttl_secs as i64 * 1000;
+    let expires_at = state.db.now_ms() + request.ttl_secs as i64 * 1000;
     let info =
         state.db.create_token(&token, &request.label, &request.roles, &actor, expires_at).await?;
     state

@@ -19,10 +19,7 @@ use super::extract::{JsonBody, Operator};
 use crate::{
     app::AppState,
     config::TreeConfig,
-    db::{
-        now_ms,
-        trees::{TreeRow, VersionState},
-    },
+    db::trees::{TreeRow, VersionState},
     error::AppError,
     policy::TreePolicy,
     tree_definition::{self, DefinitionError, Signer, TreeLink},
@@ -108,7 +105,7 @@ pub async fn retire_tree(
     }
     // Never shorter than the root TTL: a client that just fetched the root can walk it.
     let overlap_ms = overlap_secs.max(u64::from(state.config.root_ttl)).saturating_mul(1000);
-    let retire_at = now_ms().saturating_add(i64::try_from(overlap_ms).unwrap_or(i64::MAX));
+    let retire_at = state.db.now_ms().saturating_add(i64::try_from(overlap_ms).unwrap_or(i64::MAX));
     state.db.set_tree_retire_at(&name, Some(retire_at)).await?;
     state
         .db
@@ -133,7 +130,7 @@ pub async fn cancel_retirement(
         state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
     match tree.retire_at {
         None => return Err(AppError::Conflict(format!("tree {name} is not being retired"))),
-        Some(at) if at <= now_ms() => {
+        Some(at) if at <= state.db.now_ms() => {
             return Err(AppError::Conflict(format!(
                 "tree {name} was removed; define it again with PUT to publish it anew"
             )));

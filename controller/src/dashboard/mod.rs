@@ -30,7 +30,7 @@ use self::view::{
 use crate::{
     app::AppState,
     db::{
-        DbError, now_ms,
+        DbError,
         rollouts::{Rollout, RolloutState},
         trees::VersionState,
     },
@@ -194,7 +194,7 @@ struct Overview {
 }
 
 async fn overview(State(state): State<Arc<AppState>>) -> Result<Response, PageError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let mut rows = state.db.nodes().await?;
     // Worst first, then by label: what needs a look is at the top.
     rows.sort_by(|a, b| {
@@ -281,7 +281,7 @@ async fn node_page(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let row =
         state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
     let figures = row.figures().unwrap_or_default();
@@ -389,7 +389,7 @@ async fn tree_page(
     State(state): State<Arc<AppState>>,
     Path(name): Path<String>,
 ) -> Result<Response, PageError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let tree =
         state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
     let versions = state.db.versions(&tree.name, VERSIONS_SHOWN).await?;

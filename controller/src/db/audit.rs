@@ -3,7 +3,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, DbError, now_ms};
+use super::{Db, DbError};
 
 /// One audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,7 +35,7 @@ impl Db {
         sqlx::query(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
         )
-        .bind(now_ms())
+        .bind(self.now_ms())
         .bind(actor)
         .bind(action)
         .bind(subject)

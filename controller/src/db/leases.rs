@@ -2,7 +2,7 @@
 //! before expiry; another controller takes over once the lease has expired. Works the same on
 //! SQLite and Postgres (an upsert guarded by holder or expiry), unlike advisory locks.
 
-use super::{Db, DbError, now_ms};
+use super::{Db, DbError};
 
 impl Db {
     /// Takes or renews lease `name` for `holder` for `ttl_ms`. Returns whether `holder` has it.
@@ -12,7 +12,7 @@ impl Db {
         holder: &str,
         ttl_ms: i64,
     ) -> Result<bool, DbError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let result = sqlx::query(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at \

@@ -10,6 +10,9 @@ pub mod rollouts;
 pub mod tokens;
 pub mod trees;
 
+use std::sync::Arc;
+
+use node::clock::{Clock, SystemClock};
 use node::sql::{Backend, Migration, SqlError};
 use sqlx::AnyPool;
 
@@ -61,6 +64,8 @@ pub enum DbError {
 pub struct Db {
     pool: AnyPool,
     backend: Backend,
+    /// Every time the controller stores or decides on comes from here.
+    clock: Arc<dyn Clock>,
 }
 
 impl Db {
@@ -72,7 +77,17 @@ impl Db {
             Backend::Postgres => POSTGRES_MIGRATIONS,
         };
         node::sql::migrate(&pool, "controller", migrations).await?;
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, clock: Arc::new(SystemClock) })
+    }
+
+    /// The same database read and written on `clock`'s time (tests move it forward).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Self { clock, ..self }
+    }
+
+    /// The controller's time in Unix milliseconds, the unit of every time column.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The backend in use.
@@ -90,9 +105,6 @@ impl Db {
         &self.pool
     }
 }
-
-/// The wall clock in Unix milliseconds, the unit of every time column.
-pub use node::clock::now_ms;
 
 pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
     column: &'static str,

@@ -4,7 +4,7 @@
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Db, DbError, from_json, now_ms, to_json};
+use super::{Db, DbError, from_json, to_json};
 use crate::health::Health;
 
 /// A registered node.
@@ -123,7 +123,7 @@ impl Db {
         enr: &str,
         enr_seq: u64,
     ) -> Result<(), DbError> {
-        let now = now_ms();
+        let now = self.now_ms();
         sqlx::query(
             "INSERT INTO nodes (node_id, public_key, label, roles, shards, enr, enr_seq, enrolled_at, last_counter, health, health_reason) \
              VALUES ($1, $2, $3, $4, '[]', $5, $6, $7, 0, 'critical', 'no report yet') \
@@ -169,7 +169,7 @@ impl Db {
         update: &ReportUpdate<'_>,
         keep: i64,
     ) -> Result<bool, DbError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let mut tx = self.pool().begin().await?;
         let newer = "$4 >= COALESCE(last_measured_at, 0)";
         let sql = format!(
@@ -314,7 +314,7 @@ impl Db {
         sqlx::query("UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1")
             .bind(node_id)
             .bind(i64::from(reachable))
-            .bind(now_ms())
+            .bind(self.now_ms())
             .execute(self.pool())
             .await?;
         Ok(())

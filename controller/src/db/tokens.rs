@@ -5,7 +5,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Db, DbError, from_json, now_ms, to_json};
+use super::{Db, DbError, from_json, to_json};
 
 /// A token as listed (never the secret).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -61,7 +61,7 @@ impl Db {
             id: token_id(token),
             label: label.to_owned(),
             roles: roles.to_vec(),
-            created_at: now_ms(),
+            created_at: self.now_ms(),
             created_by: created_by.to_owned(),
             expires_at,
             used_at: None,
@@ -105,7 +105,7 @@ impl Db {
     /// Marks the token used by `node_id`, once: of two agents racing with the same token only
     /// one wins.
     pub async fn redeem_token(&self, token: &str, node_id: &str) -> Result<Redeem, DbError> {
-        let now = now_ms();
+        let now = self.now_ms();
         let result = sqlx::query(
             "UPDATE enrolment_tokens SET used_at = $1, node_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
         )

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
-use super::{Db, DbError, from_json, now_ms, to_json};
+use super::{Db, DbError, from_json, to_json};
 use crate::policy::TreePolicy;
 
 /// A tree definition.
@@ -104,7 +104,7 @@ const VERSION_COLUMNS: &str = "tree, seq, state, enrs, links, root, signature, c
 impl Db {
     /// Creates or redefines a tree.
     pub async fn put_tree(&self, tree: &TreeRow) -> Result<(), DbError> {
-        let now = now_ms();
+        let now = self.now_ms();
         sqlx::query(
             "INSERT INTO trees (name, domain, policy, signer, public_key, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6) \
              ON CONFLICT (name) DO UPDATE SET domain = excluded.domain, policy = excluded.policy, signer = excluded.signer, public_key = excluded.public_key, updated_at = excluded.updated_at, retire_at = NULL",
@@ -265,7 +265,7 @@ impl Db {
         .bind(tree)
         .bind(seq as i64)
         .bind(signature)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(self.pool())
         .await?;
         Ok(result.rows_affected() == 1)
@@ -301,7 +301,7 @@ impl Db {
         )
         .bind(tree)
         .bind(seq as i64)
-        .bind(now_ms())
+        .bind(self.now_ms())
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

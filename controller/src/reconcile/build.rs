@@ -8,7 +8,6 @@ use crate::{
     app::AppState,
     db::{
         nodes::NodeRow,
-        now_ms,
         trees::{TreeRow, VersionRow, VersionState},
     },
     tree_definition::{Signer, TreeLink},
@@ -95,7 +94,7 @@ pub(super) async fn build(
     let mut built =
         Tree::build(seq, records, links).map_err(|e| ReconcileError::Tree(e.to_string()))?;
     built.check_sizes(&tree.domain).map_err(|e| ReconcileError::Tree(e.to_string()))?;
-    let now = now_ms();
+    let now = state.db.now_ms();
     let (state_after, signature) = match &tree.signer {
         Signer::Key(key_name) => {
             let key = state.keyring.get(key_name).ok_or_else(|| {

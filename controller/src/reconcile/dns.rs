@@ -4,10 +4,7 @@ use std::collections::BTreeMap;
 
 use crate::{
     app::AppState,
-    db::{
-        now_ms,
-        trees::{TreeRow, VersionState},
-    },
+    db::trees::{TreeRow, VersionState},
     publish::zone::{TxtZone, in_zone},
 };
 
@@ -44,7 +41,7 @@ pub(super) async fn sync_dns(state: &AppState, trees: &[TreeRow]) -> Result<(), 
             }
         }
     }
-    let serial = u32::try_from(now_ms() / 1000 % i64::from(u32::MAX)).unwrap_or(1);
+    let serial = u32::try_from(state.db.now_ms() / 1000 % i64::from(u32::MAX)).unwrap_or(1);
     let mut zone = TxtZone::new(&origin, serial);
     zone.records = records.into_values().collect();
     if let Err(error) = dns.replace(&zone).await {

@@ -3,17 +3,14 @@
 
 use crate::{
     app::AppState,
-    db::{
-        nodes::{HealthChange, NodeRow},
-        now_ms,
-    },
+    db::nodes::{HealthChange, NodeRow},
     health::{Health, evaluate},
 };
 
 use super::ReconcileError;
 
 pub(super) async fn update_health(state: &AppState) -> Result<Vec<NodeRow>, ReconcileError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     let mut nodes = state.db.nodes().await?;
     let mut changed = Vec::new();
     for (index, node) in nodes.iter_mut().enumerate() {

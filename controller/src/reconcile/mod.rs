@@ -21,10 +21,7 @@ mod publish;
 
 pub use build::{tree_of, unsigned_tree_of};
 
-use crate::{
-    app::AppState,
-    db::{DbError, now_ms},
-};
+use crate::{app::AppState, db::DbError};
 use dns::sync_dns;
 use health::update_health;
 
@@ -54,7 +51,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
     let nodes = update_health(state).await?;
     if held {
         crate::rollout::advance_all(state, &nodes).await?;
-        let now = now_ms();
+        let now = state.db.now_ms();
         for tree in state.db.trees().await? {
             if tree.retire_at.is_some_and(|at| at <= now) {
                 continue; // removed: no new versions

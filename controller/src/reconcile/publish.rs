@@ -7,10 +7,7 @@ use node::enrtree::signature::decode_public_key;
 
 use crate::{
     app::AppState,
-    db::{
-        now_ms,
-        trees::{TreeRow, VersionRow, VersionState},
-    },
+    db::trees::{TreeRow, VersionRow, VersionState},
     publish::{
         ChangeSet, RecordChange,
         zone::{TxtRecord, TxtZone},
@@ -41,7 +38,7 @@ pub(super) fn zone_of(
 /// Publishes the newest signed version of every tree, and retires superseded leaves whose
 /// grace period is over (the lease holder only).
 pub(super) async fn publish(state: &AppState, trees: &[TreeRow]) -> Result<(), ReconcileError> {
-    let now = now_ms();
+    let now = state.db.now_ms();
     for tree in trees {
         if tree.retire_at.is_some_and(|at| at <= now) {
             remove(state, tree).await?;

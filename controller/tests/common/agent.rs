@@ -39,7 +39,7 @@ impl SimAgent {
 
     /// An enrolment body redeeming `token`.
     pub(crate) fn enrolment(&self, token: &str) -> Vec<u8> {
-        let now = controller::db::now_ms();
+        let now = node::clock::now_ms();
         json!({ "token": token, "enr": self.record.to_string(), "sentAt": now })
             .to_string()
             .into_bytes()
@@ -53,7 +53,7 @@ impl SimAgent {
     /// The next report body: roles boot and relay, `shards` of cluster 1, `figures`.
     pub(crate) fn report_with(&mut self, shards: Vec<u16>, figures: Figures) -> Vec<u8> {
         self.counter += 1;
-        let now = controller::db::now_ms();
+        let now = node::clock::now_ms();
         let report = Report {
             version: 1,
             node_id: self.node_id(),
