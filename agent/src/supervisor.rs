@@ -440,7 +440,7 @@ mod tests {
     #[tokio::test]
     async fn a_panicking_node_task_is_told_apart_from_a_killed_one() {
         // The supervisor restarts on any end of the node's task (the kill path is exercised 20
-        // times in tests/it/supervise.rs); here: a panic is recognised and its message kept.
+        // times in tests/agent/supervise.rs); here: a panic is recognised and its message kept.
         let panicked = tokio::spawn(async { panic!("swarm poisoned") });
         assert_eq!(describe_end(panicked.await), "the node panicked: swarm poisoned");
         let formatted = tokio::spawn(async { panic!("peer {} misbehaved", 7) });

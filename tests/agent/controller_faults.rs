@@ -34,13 +34,17 @@ async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
 
     // The operator hands out a new token: enrolled without restarting the agent, and the
     // reports measured meanwhile arrive.
+    let token_at = node::clock::now_ms();
     std::fs::write(dir.path().join("token"), ctl.token().await).unwrap();
     let node =
         ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() > Some(3)).await;
     assert_eq!(node["label"], "agent-test");
     let reports = ctl.reports(&id).await;
-    let first_measured = reports[0].1;
-    assert!(first_measured < reports[0].2 - 500, "queued before enrolment, sent after");
+    let (first_measured, first_sent) = (reports[0].1, reports[0].2);
+    assert!(
+        first_measured < token_at && first_sent >= token_at,
+        "queued before enrolment, sent after: measured {first_measured}, sent {first_sent}, token at {token_at}"
+    );
     agent.shutdown().await;
 }
 

@@ -1,6 +1,6 @@
 //! A `knotd` of our own for tests: a free loopback port, a TSIG key and a `fleet.test` zone
 //! that only that key may update (and loopback may transfer), read back with `kdig` — Knot's
-//! own client, so checks do not share our encoder. Used by `controller/tests/rfc2136.rs` and,
+//! own client, so checks do not share our encoder. Used by `controller/tests/it/rfc2136.rs` and,
 //! through `#[path]`, by the kill-during-publish test in `tests/it`.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 

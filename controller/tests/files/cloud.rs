@@ -13,7 +13,7 @@ use controller::publish::{
 use node::{crypto::generate_key, enrtree::LinkEntry};
 use serde_json::{Value, json};
 
-use crate::{
+use crate::files::{
     cloudflare_fake, route53_fake,
     trees::{DOMAIN, Published, assert_whole_tree, new_files, node_records},
 };
@@ -340,7 +340,7 @@ async fn an_output_directory_that_cannot_be_written_is_an_io_error() {
 
     // A read-only directory (permissions do not bind root, so only checked for other users).
     #[cfg(unix)]
-    if !crate::trees::running_as_root(dir.path()) {
+    if !crate::files::trees::running_as_root(dir.path()) {
         use std::os::unix::fs::PermissionsExt;
         let read_only = dir.path().join("read-only");
         std::fs::create_dir(&read_only).unwrap();

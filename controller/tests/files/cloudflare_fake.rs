@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use crate::route53_fake::decode_txt;
+use crate::files::route53_fake::decode_txt;
 
 /// One record.
 #[derive(Debug, Clone, PartialEq, Eq)]

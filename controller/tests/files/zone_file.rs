@@ -9,7 +9,7 @@ use controller::publish::{
 };
 use node::{crypto::generate_key, enrtree::LinkEntry};
 
-use crate::trees::{DOMAIN, Published, assert_whole_tree, node_records};
+use crate::files::trees::{DOMAIN, Published, assert_whole_tree, node_records};
 
 /// What BIND reads from a zone file.
 struct Bind {

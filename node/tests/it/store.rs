@@ -1,9 +1,7 @@
 //! Store v3 between Rust nodes: a store node archives what it relays, once, and answers queries
 //! with the protocol's exact paging and status codes.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

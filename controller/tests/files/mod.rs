@@ -2,7 +2,6 @@
 //! Cloudflare change files fed in order to fakes that apply them by those APIs' rules. After
 //! every file the tree client walks the records: the old tree or the new one, never a broken
 //! one.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod cloud;
 mod cloudflare_fake;

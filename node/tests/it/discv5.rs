@@ -1,7 +1,5 @@
 //! Three nodes on loopback find each other through discv5 alone, from one bootstrap ENR.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use node::{

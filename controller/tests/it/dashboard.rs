@@ -5,9 +5,7 @@
 //! tree — and run none of the markup the agents sent. The login and the error pages are
 //! checked over plain HTTP, on SQLite and on a real Postgres.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use common::poll::poll_until;
 

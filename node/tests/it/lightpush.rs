@@ -1,7 +1,5 @@
 //! Lightpush between Rust nodes: a light client pushes through a service node, which relays.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use node::{

@@ -1,7 +1,5 @@
 //! Rust nodes on loopback: transports, metadata handshake, relay both ways, validation.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use futures::StreamExt;

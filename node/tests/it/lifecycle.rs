@@ -2,8 +2,6 @@
 //! the REST API's message cache. An agent restarts its node many times over its life; a task
 //! left behind per restart would be a slow leak.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::{Duration, Instant};
 
 use node::{

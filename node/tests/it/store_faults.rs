@@ -3,9 +3,7 @@
 //! throwaway Postgres cluster of its own (initdb + pg_ctl on a free port), so the machine's
 //! server is never stopped.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::{path::Path, process::Command, time::Duration};
 

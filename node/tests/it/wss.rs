@@ -1,8 +1,6 @@
 //! Secure WebSocket: a node serving a certificate (as nwaku's `--websocket-secure-*`) issued by a
 //! private fleet CA; a peer trusting that CA relays over `/wss`, a peer that does not cannot connect.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use libp2p::multiaddr::Protocol;
@@ -14,9 +12,7 @@ use node::{
 };
 use tokio::time::timeout;
 
-#[path = "support/fleet_ca.rs"]
-mod support;
-use support::fleet_ca;
+use crate::fleet_ca::fleet_ca;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_over_wss_with_a_trusted_certificate() {

@@ -2,9 +2,7 @@
 //! free loopback port with a TSIG key and a `fleet.test` zone that only that key may update,
 //! publishes change sets, and reads the result back with `kdig` (Knot's own client, so the
 //! check does not share our encoder).
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,9 +2,7 @@
 //! exactly one (the holder of the publisher lease) builds and publishes, every one serves the
 //! published tree from its own DNS server, and when the publisher stops another takes over.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use common::poll::poll_until;
 

@@ -3,9 +3,7 @@
 //! with a clear message instead of hanging, and reports are refused as "try again" — nothing
 //! panics, and the process still stops cleanly.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

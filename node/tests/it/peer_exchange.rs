@@ -1,7 +1,5 @@
 //! Peer exchange between Rust nodes: a node that knows only one peer learns a third from it.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use node::{config::NodeConfig, discovery_v5::Discv5Config, peers::Origin, running::start};

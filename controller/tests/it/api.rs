@@ -2,9 +2,7 @@
 //! database per test): enrolment, signed reports and what is refused, health, tree builds,
 //! online and offline signing, and the built-in DNS server resolved by the tree client.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use common::agent::SimAgent as Agent;
 use contract::signing;

@@ -3,9 +3,7 @@
 //! refuses it halts the rollout and the node after it is left alone; bad requests change
 //! nothing; a running rollout can be cancelled.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use common::agent::{SimAgent, operator_get};
 use contract::{desired::ConfigStatus, report::Figures};

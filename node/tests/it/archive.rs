@@ -1,9 +1,7 @@
 //! The message archive against both backends: SQLite in a temporary file and a real Postgres
 //! server (a fresh database per test; `WAKUFLEET_TEST_POSTGRES` overrides the server URL).
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use node::{
     message::{MessageHash, WakuMessage},

@@ -3,9 +3,7 @@
 //! live node under another key, is unreachable after two failed rounds — critical, and left out
 //! of the tree — and a node that comes back is listed again.
 
-#![allow(clippy::unwrap_used)]
-
-mod common;
+use crate::common;
 
 use common::poll::poll_until;
 

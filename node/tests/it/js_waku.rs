@@ -3,8 +3,6 @@
 //! js-waku light node (@waku/sdk 0.0.36) records our metadata handshake. Node.js 22 and the
 //! packages come from npm; `bash tests/run.sh` installs them from the committed lockfiles.
 
-#![allow(clippy::unwrap_used)]
-
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use node::{

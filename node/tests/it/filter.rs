@@ -1,8 +1,6 @@
 //! Filter v2 between Rust nodes: a light client subscribes at a service node and receives the
 //! matching messages, relayed or lightpushed, and only those; nwaku's 400/404 rules hold.
 
-#![allow(clippy::unwrap_used)]
-
 use std::time::Duration;
 
 use node::{
