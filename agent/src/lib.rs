@@ -6,14 +6,16 @@
 //!
 //! - [`Agent`] (this file) — starts the parts below together and stops them together.
 //! - [`config`] — `agent.toml`: controller, supervisor, compatibility ports, probe, and the
-//!   node under nwaku's flag names; the node key from a keystore.
+//!   node as `node::options::NodeOptions` (nwaku's flag names, the same type `wakufleet node`
+//!   reads); the node key from a keystore.
 //! - [`supervisor`] — starts the node health-checked, restarts it with backoff, applies
 //!   desired configurations (rolling back on failure), stops it cleanly.
 //! - [`figures`] — report schema v1 figures from node stats and the agent's own counters.
 //! - [`probe`] — the store probe: publish, then find the message in the store.
 //! - [`queue`] — reports waiting on disk, in order, bounded by merging the oldest.
 //! - [`state`] — the enrolment and the report counter, persisted.
-//! - [`client`] — the controller's signed agent API and what its answers mean.
+//! - [`client`] — the controller's signed agent API and what its answers mean; the schema and
+//!   signatures are the `contract` crate's, shared with the controller.
 //! - [`reporter`] — measure, enrol once, deliver in order; outages logged once.
 //! - [`compat`] — nwaku's REST API and `/metrics` on stable local ports.
 //! - [`metrics`] — the agent's own Prometheus metrics.

@@ -335,7 +335,7 @@ impl ControllerConfig {
         Ok(())
     }
 
-    /// The operators' token, from the file or the environment.
+    /// The admin token, from the file or the environment.
     pub fn admin_token(&self) -> Result<Option<String>, ConfigError> {
         if let Some(path) = &self.admin_token_file {
             let text = std::fs::read_to_string(path)

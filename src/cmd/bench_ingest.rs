@@ -28,7 +28,7 @@ use node::{
 };
 use serde_json::json;
 
-/// The operators' token of the benchmark's controller.
+/// The admin token of the benchmark's controller.
 const ADMIN_TOKEN: &str = "bench-operator-token";
 
 /// One simulated agent.

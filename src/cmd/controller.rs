@@ -1,6 +1,6 @@
 //! `wakufleet controller`: the central service — HTTP API, reconcile loop, built-in DNS server
 //! and external publishers — from a TOML file (`deploy/controller.example.toml`). Secrets
-//! (operator token, keystore passwords, TSIG keys) come only from files or the environment.
+//! (admin token, keystore passwords, TSIG keys) come only from files or the environment.
 
 use std::{net::SocketAddr, path::PathBuf};
 

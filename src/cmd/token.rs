@@ -1,5 +1,5 @@
 //! `wakufleet token create`: a one-time enrolment token from the controller's API, for scripts
-//! and provisioning (Ansible, compose) in place of hand-written curl. The operators' token
+//! and provisioning (Ansible, compose) in place of hand-written curl. The admin token
 //! comes from a file or `$WAKUFLEET_ADMIN_TOKEN`, never from argv; the new token goes to a
 //! mode-0600 file (or standard output), where an agent's `token_file` can read it.
 
@@ -24,7 +24,7 @@ pub(crate) struct CreateArgs {
     /// The controller's base URL, e.g. `http://controller:8080`.
     #[arg(long, env = "WAKUFLEET_CONTROLLER", value_name = "URL")]
     controller: String,
-    /// File holding the operators' token (else `$WAKUFLEET_ADMIN_TOKEN`).
+    /// File holding the admin token (else `$WAKUFLEET_ADMIN_TOKEN`).
     #[arg(long, value_name = "FILE")]
     admin_token_file: Option<PathBuf>,
     /// With an `https://` controller: PEM certificates trusted besides the web PKI roots.
@@ -73,7 +73,7 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         None => std::env::var(ADMIN_TOKEN_ENV).unwrap_or_default(),
     };
     if admin.is_empty() {
-        bail!("no operators' token: give --admin-token-file or set ${ADMIN_TOKEN_ENV}");
+        bail!("no admin token: give --admin-token-file or set ${ADMIN_TOKEN_ENV}");
     }
     let url = format!("{}/api/v1/tokens", args.controller.trim_end_matches('/'));
     let body = json!({ "label": args.label, "roles": args.roles, "ttlSecs": args.ttl.as_secs() });

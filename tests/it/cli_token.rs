@@ -1,5 +1,5 @@
 //! `wakufleet token create` against a real controller: the token lands in a mode-0600 file and
-//! an agent enrols with it; a wrong operators' token, an existing file and an unreachable
+//! an agent enrols with it; a wrong admin token, an existing file and an unreachable
 //! controller each fail with one clear line and leave no file behind.
 
 use std::{os::unix::fs::PermissionsExt, path::Path, process::Output, time::Duration};
@@ -74,17 +74,13 @@ async fn a_token_from_the_cli_enrols_an_agent() {
     assert!(kept.status.success(), "{}", stderr(&kept));
     assert_eq!(std::fs::read_to_string(&out).unwrap().trim(), token);
 
-    // A wrong operators' token: the controller's reason, and no file.
+    // A wrong admin token: the controller's reason, and no file.
     let other = dir.path().join("agent-2.token");
     let wrong =
         token_create("not-the-token", &[&args[..], &["--out", other.to_str().unwrap()]].concat())
             .await;
     assert!(!wrong.status.success());
-    assert!(
-        stderr(&wrong).contains("401 Unauthorized: wrong operator token"),
-        "{}",
-        stderr(&wrong)
-    );
+    assert!(stderr(&wrong).contains("401 Unauthorized: wrong admin token"), "{}", stderr(&wrong));
     assert!(!other.exists());
     // Without --out, the token is printed.
     let printed = token_create(ADMIN, &args).await;

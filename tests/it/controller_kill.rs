@@ -83,6 +83,24 @@ impl Gate {
         (c.received, c.forwarded, c.answered)
     }
 
+    /// Until nothing has passed the gate for `quiet`, with every message answered: no
+    /// publication (a retirement of superseded leaves, say) is in flight when a test closes it.
+    async fn settle(&self, quiet: Duration) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = self.counts();
+        let mut since = Instant::now();
+        loop {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            let now = self.counts();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            } else if now.0 == now.1 && now.1 == now.2 && since.elapsed() >= quiet {
+                return;
+            }
+            assert!(Instant::now() < deadline, "gate: never quiet: {now:?}");
+        }
+    }
+
     /// Until `done` holds for the counts (received, forwarded, answered).
     async fn wait(&self, what: &str, done: impl Fn((usize, usize, usize)) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -299,8 +317,9 @@ async fn killing_the_controller_mid_publication_never_breaks_the_served_tree() {
     let url: LinkEntry = tree_state(&http, &ctl).await["url"].as_str().unwrap().parse().unwrap();
     let five = enrs_of(&agents);
     assert_eq!(resolve(&knot, &url).await, five);
-    // Let the first version's predecessors (if any) retire, so the gate sees only our steps.
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    // Let the first version's predecessors (if any) retire, so the gate sees only our steps:
+    // quiet for longer than the root TTL (1 s), after which their leaves go.
+    gate.settle(Duration::from_millis(1_500)).await;
 
     // Kill point 1: the new version is built and signed, its UPDATE is held before knotd.
     gate.allow(0, 0);

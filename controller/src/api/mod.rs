@@ -5,7 +5,7 @@
 //! - [`agents`] — `POST /api/v1/enrol`, `POST /api/v1/reports`.
 //! - Operators', one file per resource: [`tokens`], [`nodes`], [`rollouts`], [`trees`] (with
 //!   offline signing), [`audit`]; each handler takes the [`extract::Operator`] extractor, so
-//!   none is reachable without the operators' token.
+//!   none is reachable without the admin token.
 //! - [`extract`] — [`extract::Operator`] and [`extract::JsonBody`].
 //! - [`openapi`] — `GET /openapi.json`.
 
@@ -96,7 +96,7 @@ async fn health(
 pub fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
     let Some(expected) = &state.admin_token else {
         return Err(AppError::Unauthorized(
-            "no operator token is configured (admin_token_file or $WAKUFLEET_ADMIN_TOKEN)".into(),
+            "no admin token is configured (admin_token_file or $WAKUFLEET_ADMIN_TOKEN)".into(),
         ));
     };
     let given = headers
@@ -104,14 +104,14 @@ pub fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, AppErro
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer <token>".into()))?;
-    if !is_operator_token(expected, given.as_bytes()) {
-        return Err(AppError::Unauthorized("wrong operator token".into()));
+    if !is_admin_token(expected, given.as_bytes()) {
+        return Err(AppError::Unauthorized("wrong admin token".into()));
     }
     Ok("operator:admin".into())
 }
 
-/// Whether `given` is the operators' token. Digests are compared, so the time taken says
+/// Whether `given` is the admin token. Digests are compared, so the time taken says
 /// nothing about how much of the token matched.
-pub(crate) fn is_operator_token(expected: &str, given: &[u8]) -> bool {
+pub(crate) fn is_admin_token(expected: &str, given: &[u8]) -> bool {
     node::crypto::keccak256(given) == node::crypto::keccak256(expected.as_bytes())
 }

@@ -4,7 +4,7 @@
 //!
 //! Server-rendered with askama (templates in the workspace's `templates/dashboard/`), no
 //! script at all, so the Content-Security-Policy forbids every script. Unless configured
-//! public, the browser logs in with HTTP Basic: any user name, the operators' token as the
+//! public, the browser logs in with HTTP Basic: any user name, the admin token as the
 //! password.
 //!
 //! - [`view`] — rows turned into what the pages print.
@@ -88,13 +88,13 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
-/// Checks an HTTP Basic login whose password is the operators' token.
+/// Checks an HTTP Basic login whose password is the admin token.
 fn login(state: &AppState, headers: &HeaderMap) -> Result<(), String> {
     if state.config.dashboard.public {
         return Ok(());
     }
     let Some(expected) = &state.admin_token else {
-        return Err("the dashboard needs a login, and no operator token is configured \
+        return Err("the dashboard needs a login, and no admin token is configured \
                     (admin_token_file or $WAKUFLEET_ADMIN_TOKEN), or set dashboard.public"
             .into());
     };
@@ -102,7 +102,7 @@ fn login(state: &AppState, headers: &HeaderMap) -> Result<(), String> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
-        .ok_or("log in with any user name and the operators' token as the password")?;
+        .ok_or("log in with any user name and the admin token as the password")?;
     let decoded = data_encoding::BASE64
         .decode(credentials.trim().as_bytes())
         .map_err(|_| "the login is not valid Basic credentials")?;
@@ -111,8 +111,8 @@ fn login(state: &AppState, headers: &HeaderMap) -> Result<(), String> {
         .position(|b| *b == b':')
         .map(|colon| &decoded[colon + 1..])
         .ok_or("the login is not valid Basic credentials")?;
-    if !crate::api::is_operator_token(expected, password) {
-        return Err("wrong password: use the operators' token".into());
+    if !crate::api::is_admin_token(expected, password) {
+        return Err("wrong password: use the admin token".into());
     }
     Ok(())
 }

@@ -118,7 +118,7 @@ impl SimAgent {
     }
 }
 
-/// A one-time enrolment token for `roles`, created with the operators' token `admin`.
+/// A one-time enrolment token for `roles`, created with the admin token `admin`.
 pub(crate) async fn token(
     http: &reqwest::Client,
     base: &str,
@@ -137,7 +137,7 @@ pub(crate) async fn token(
     body["token"].as_str().unwrap().to_owned()
 }
 
-/// GET `base` + `path` with the operators' token `admin`: the JSON answer.
+/// GET `base` + `path` with the admin token `admin`: the JSON answer.
 pub(crate) async fn operator_get(
     http: &reqwest::Client,
     base: &str,

@@ -1,6 +1,11 @@
 //! The node's errors.
 
+use libp2p::Multiaddr;
+
 use crate::message::MessageError;
+
+/// What caused a failure, kept whole so `error:` lines and logs show the chain.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
 
 /// Errors of the node.
 #[derive(Debug, thiserror::Error)]
@@ -8,7 +13,26 @@ pub enum NodeError {
     /// The configuration cannot work.
     #[error("invalid configuration: {0}")]
     Config(String),
-    /// A transport could not be set up or a listener failed.
+    /// A part of the node could not be set up from the configuration (its message quotes the
+    /// cause, which is also its source).
+    #[error("{what}: {cause}")]
+    Setup {
+        /// What was being set up.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        cause: Cause,
+    },
+    /// A listener could not be opened.
+    #[error("cannot listen on {address}: {cause}")]
+    Listen {
+        /// The address.
+        address: Multiaddr,
+        /// Why.
+        #[source]
+        cause: Cause,
+    },
+    /// A transport failed while running or a listener went away.
     #[error("transport: {0}")]
     Transport(String),
     /// The message may not be published.
@@ -32,4 +56,11 @@ pub enum NodeError {
     /// The node has stopped.
     #[error("the node has stopped")]
     Stopped,
+}
+
+impl NodeError {
+    /// A [`NodeError::Setup`] of `what`, for `map_err`.
+    pub(crate) fn setup<E: Into<Cause>>(what: &'static str) -> impl FnOnce(E) -> Self {
+        move |cause| Self::Setup { what, cause: cause.into() }
+    }
 }

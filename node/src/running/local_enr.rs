@@ -60,7 +60,7 @@ pub(super) fn build_local_enr(
     };
     let key = enr::CombinedKey::from(config.key.clone());
     let build = |enr_config: &WakuEnrConfig| {
-        waku_enr::build_enr(&key, enr_config).map_err(|e| NodeError::Config(e.to_string()))
+        waku_enr::build_enr(&key, enr_config).map_err(NodeError::setup("the local ENR"))
     };
     let fresh = build(&enr_config)?;
     let Some(path) = &config.enr_file else { return Ok(fresh) };

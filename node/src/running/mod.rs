@@ -116,7 +116,7 @@ struct Service {
 pub async fn start(
     config: NodeConfig,
 ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
-    let keypair = waku_enr::keypair(&config.key).map_err(|e| NodeError::Config(e.to_string()))?;
+    let keypair = waku_enr::keypair(&config.key).map_err(NodeError::setup("the node key"))?;
     let peer_id = keypair.public().to_peer_id();
     let mut swarm = build_swarm(keypair, &config).await?;
 
@@ -126,20 +126,26 @@ pub async fn start(
     };
     let tcp_addr =
         Multiaddr::empty().with(ip_protocol.clone()).with(Protocol::Tcp(config.tcp_port));
-    swarm.listen_on(tcp_addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+    swarm
+        .listen_on(tcp_addr.clone())
+        .map_err(|e| NodeError::Listen { address: tcp_addr, cause: e.into() })?;
     if let Some(port) = config.websocket_port {
         let ws = Multiaddr::empty()
             .with(ip_protocol.clone())
             .with(Protocol::Tcp(port))
             .with(Protocol::Ws("/".into()));
-        swarm.listen_on(ws).map_err(|e| NodeError::Transport(e.to_string()))?;
+        swarm
+            .listen_on(ws.clone())
+            .map_err(|e| NodeError::Listen { address: ws, cause: e.into() })?;
     }
     if let Some(wss) = &config.websocket_secure {
         let addr = Multiaddr::empty()
             .with(ip_protocol)
             .with(Protocol::Tcp(wss.port))
             .with(Protocol::Wss("/".into()));
-        swarm.listen_on(addr).map_err(|e| NodeError::Transport(e.to_string()))?;
+        swarm
+            .listen_on(addr.clone())
+            .map_err(|e| NodeError::Listen { address: addr, cause: e.into() })?;
     }
     let expected = 1
         + usize::from(config.websocket_port.is_some())
@@ -152,7 +158,7 @@ pub async fn start(
             Some(
                 crate::discovery_v5::bind(ip, d.udp_port)
                     .await
-                    .map_err(|e| NodeError::Transport(e.to_string()))?,
+                    .map_err(NodeError::setup("the discv5 UDP socket"))?,
             )
         }
         None => None,
@@ -162,7 +168,7 @@ pub async fn start(
     let enr: Enr = discv5_enr
         .to_base64()
         .parse::<crate::enrtree::NodeRecord>()
-        .map_err(|e| NodeError::Config(e.to_string()))?
+        .map_err(NodeError::setup("the local ENR"))?
         .enr()
         .clone();
     let (discv5_tx, discv5_rx) = mpsc::channel::<FoundPeers>(DISCOVERY_CAPACITY);
@@ -177,7 +183,7 @@ pub async fn start(
                 discv5_tx,
             )
             .await
-            .map_err(|e| NodeError::Config(e.to_string()))?,
+            .map_err(NodeError::setup("discv5"))?,
         ),
         _ => None,
     };
@@ -195,7 +201,7 @@ pub async fn start(
         Some(url) => Some(
             crate::store::archive::Archive::connect(url)
                 .await
-                .map_err(|e| NodeError::Config(e.to_string()))?,
+                .map_err(NodeError::setup("the store database"))?,
         ),
         None => None,
     };

@@ -32,9 +32,8 @@ pub(super) async fn build_swarm(
     keypair: libp2p::identity::Keypair,
     config: &NodeConfig,
 ) -> Result<Swarm<Behaviour>, NodeError> {
-    let transport_error = |e: &dyn std::fmt::Display| NodeError::Transport(e.to_string());
     let relay_config =
-        relay::config(config.max_message_size).map_err(|e| NodeError::Config(e.to_string()))?;
+        relay::config(config.max_message_size).map_err(NodeError::setup("relay parameters"))?;
     let agent = config.agent_version.clone();
     let colocation_limit = config.peer_manager.max_peers_per_ip;
     // Serve peer exchange only when asked to; always able to ask.
@@ -48,7 +47,7 @@ pub(super) async fn build_swarm(
     let store_support =
         if config.store_url.is_some() { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
     let websocket_tls =
-        crate::tls::websocket_tls(config).map_err(|e| NodeError::Config(e.to_string()))?;
+        crate::tls::websocket_tls(config).map_err(NodeError::setup("the WSS certificate"))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
         .with_tcp(
@@ -56,11 +55,11 @@ pub(super) async fn build_swarm(
             noise::Config::new,
             (yamux::Config::default, libp2p_mplex::Config::default),
         )
-        .map_err(|e| transport_error(&e))?
+        .map_err(NodeError::setup("the libp2p transport"))?
         .with_other_transport(|key| crate::tls::websocket_transport(key, websocket_tls))
-        .map_err(|e| transport_error(&e))?
+        .map_err(NodeError::setup("the libp2p transport"))?
         .with_dns()
-        .map_err(|e| transport_error(&e))?
+        .map_err(NodeError::setup("the libp2p transport"))?
         .with_behaviour(|key| {
             let mut gossip =
                 gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, relay_config)?;
@@ -112,7 +111,7 @@ pub(super) async fn build_swarm(
                 ),
             })
         })
-        .map_err(|e| transport_error(&e))?
+        .map_err(NodeError::setup("the libp2p transport"))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(120)))
         .build();
     Ok(swarm)

@@ -85,14 +85,14 @@ pub(super) fn dev_key(dir: &Path, name: &str) -> anyhow::Result<(SigningKey, Pat
     Ok((key, keyfile, password_file))
 }
 
-/// A random secret in URL-safe text (passwords, the operator token).
+/// A random secret in URL-safe text (passwords, the admin token).
 pub(super) fn random_secret() -> String {
     let mut secret = [0u8; 24];
     node::crypto::random_bytes(&mut secret);
     data_encoding::BASE64URL_NOPAD.encode(&secret)
 }
 
-/// The operators' token in `dir/admin-token` (mode 0600), created once.
+/// The admin token in `dir/admin-token` (mode 0600), created once.
 pub(super) fn admin_token(dir: &Path) -> anyhow::Result<(String, PathBuf)> {
     let path = dir.join("admin-token");
     if !path.exists() {

@@ -119,7 +119,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
 
     let (signing_key, keyfile, _) =
         fleet::dev_key(dir, "dev-signing-key").context("development signing key")?;
-    let (token, token_file) = fleet::admin_token(dir).context("operator token")?;
+    let (token, token_file) = fleet::admin_token(dir).context("admin token")?;
     let controller = fleet::start_controller(fleet::ControllerPlan {
         dir,
         api: args.api,

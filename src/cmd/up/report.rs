@@ -46,12 +46,12 @@ impl Summary {
             println!("  dashboard:      http://{}/dashboard", self.api);
         } else {
             println!(
-                "  dashboard:      http://{}/dashboard (log in: any user, the operator token)",
+                "  dashboard:      http://{}/dashboard (log in: any user, the admin token)",
                 self.api
             );
         }
         println!("  controller API: http://{}/api/v1 (OpenAPI at /openapi.json)", self.api);
-        println!("  operator token: {} (Authorization: Bearer …)", self.token_file.display());
+        println!("  admin token: {} (Authorization: Bearer …)", self.token_file.display());
         println!("  metrics:        http://{}/metrics", self.api);
         println!("  DNS server:     {} (UDP and TCP), zone {}", self.dns, self.zone);
         println!(
