@@ -77,6 +77,9 @@ pub struct NodeConfig {
     /// File keeping the newest ENR, so that its `seq` rises when the record changes across
     /// restarts (see [`crate::enr_seq`]). Default: none (`seq` 1 on every start).
     pub enr_file: Option<std::path::PathBuf>,
+    /// Store queries answered at once; more are refused with 503 (each runs on its own task
+    /// against the database, so without a bound a flood of queries is a flood of tasks).
+    pub max_store_queries_in_flight: usize,
 }
 
 impl Default for NodeConfig {
@@ -110,6 +113,7 @@ impl Default for NodeConfig {
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             event_capacity: 1024,
             enr_file: None,
+            max_store_queries_in_flight: 32,
         }
     }
 }

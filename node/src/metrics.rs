@@ -78,7 +78,17 @@ pub fn render(stats: &NodeStats, version: &str) -> Result<String, MetricsError> 
     errors.with_label_values(&["metadata_rejection"]).inc_by(stats.metadata_rejections);
     errors.with_label_values(&["refused_inbound"]).inc_by(stats.refused_inbound);
     errors.with_label_values(&["invalid_record"]).inc_by(stats.invalid_records);
+    errors.with_label_values(&["store_query_refused"]).inc_by(stats.store_queries_refused);
     registry.register(Box::new(errors))?;
+
+    let queries = IntCounterVec::new(
+        Opts::new("waku_store_queries_total", "Store queries served, by outcome"),
+        &["outcome"],
+    )?;
+    let refused = stats.store_queries_refused;
+    queries.with_label_values(&["answered"]).inc_by(stats.store_queries.saturating_sub(refused));
+    queries.with_label_values(&["refused"]).inc_by(refused);
+    registry.register(Box::new(queries))?;
 
     let store = IntGauge::new("waku_peer_store_size", "Known peers")?;
     store.set(as_i64(stats.known_peers));

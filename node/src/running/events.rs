@@ -128,6 +128,8 @@ pub struct NodeStats {
     pub invalid_records: u64,
     /// Store queries served.
     pub store_queries: u64,
+    /// Store queries refused with 503 because as many were being answered already.
+    pub store_queries_refused: u64,
     /// Messages not archived because the archive queue was full.
     pub archive_dropped: u64,
     /// Messages the archive failed to store (database errors).

@@ -224,6 +224,7 @@ pub async fn start(
             archive_errors,
             _retention_stop: retention_stop,
             store_answers,
+            query_slots: Arc::new(tokio::sync::Semaphore::new(config.max_store_queries_in_flight)),
         },
         filter: filter::FilterServer { subscribers: HashMap::new() },
         client: service_peers::ClientState {

@@ -116,14 +116,40 @@ impl Service {
     ) -> Result<WakuMessage, MessageError> {
         let waku = WakuMessage::decode_bounded(&message.data, self.config.max_message_size)?;
         if let Some(drift) = self.config.max_timestamp_drift {
-            let now = crate::message::now_ns();
             let stamp = waku.timestamp.unwrap_or(0);
-            if (now - stamp).unsigned_abs() > drift.as_nanos() as u64 {
+            if !within_drift(crate::message::now_ns(), stamp, drift) {
                 return Err(MessageError::Decode(format!(
                     "timestamp {stamp} drifts more than {drift:?}"
                 )));
             }
         }
         Ok(waku)
+    }
+}
+
+/// Whether a peer-supplied `stamp` (ns) is within `drift` of `now`. Any i64 may arrive: the
+/// difference is taken without overflow (`now - stamp` panics in debug builds for
+/// `stamp = i64::MIN`).
+fn within_drift(now: i64, stamp: i64, drift: std::time::Duration) -> bool {
+    u128::from(now.abs_diff(stamp)) <= drift.as_nanos()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::within_drift;
+
+    #[test]
+    fn drift_is_checked_for_every_i64_without_overflow() {
+        let now = 1_700_000_000_000_000_000;
+        let drift = Duration::from_secs(20);
+        assert!(within_drift(now, now - 19_000_000_000, drift));
+        assert!(within_drift(now, now + 20_000_000_000, drift));
+        assert!(!within_drift(now, now + 21_000_000_000, drift));
+        for stamp in [i64::MIN, i64::MIN + 1, -1, 0, i64::MAX] {
+            assert!(!within_drift(now, stamp, drift), "{stamp}");
+        }
+        assert!(within_drift(i64::MAX, i64::MAX, Duration::ZERO));
     }
 }

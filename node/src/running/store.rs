@@ -12,7 +12,7 @@ use std::{
 
 use libp2p::request_response::{self, Message, ResponseChannel};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Service, service_peers::ServiceKind};
 use crate::{
@@ -33,6 +33,8 @@ pub(super) struct StoreState {
     /// Dropped with the service: stops the retention task.
     pub(super) _retention_stop: oneshot::Sender<()>,
     pub(super) store_answers: mpsc::Sender<StoreAnswer>,
+    /// One permit per inbound query being answered.
+    pub(super) query_slots: Arc<Semaphore>,
 }
 
 /// Messages waiting to be archived.
@@ -91,10 +93,17 @@ impl Service {
             } => {
                 self.stats.store_queries += 1;
                 let Some(archive) = self.store.archive.clone() else { return };
+                let Ok(slot) = self.store.query_slots.clone().try_acquire_owned() else {
+                    self.stats.store_queries_refused += 1;
+                    let busy = store::busy(&request);
+                    let _ = self.swarm.behaviour_mut().store.send_response(channel, busy);
+                    return;
+                };
                 let answers = self.store.store_answers.clone();
                 // Off the swarm task: a slow database must not hold up relay.
                 tokio::spawn(async move {
                     let response = store::answer(&archive, &request).await;
+                    drop(slot);
                     let _ = answers.send((channel, response)).await;
                 });
             }

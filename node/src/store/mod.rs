@@ -43,6 +43,17 @@ pub async fn answer(
     to_response(request.request_id.clone(), answer)
 }
 
+/// The answer to a query refused because the node is answering as many as it will at once.
+pub fn busy(request: &proto::StoreQueryRequest) -> proto::StoreQueryResponse {
+    proto::StoreQueryResponse {
+        request_id: request.request_id.clone(),
+        status_code: Some(status::SERVICE_UNAVAILABLE),
+        status_desc: Some("too many store queries in flight; try again".into()),
+        messages: Vec::new(),
+        pagination_cursor: None,
+    }
+}
+
 /// Turns a protocol request into an archive query, or says why it is malformed.
 fn to_query(request: &proto::StoreQueryRequest) -> Result<archive::StoreQuery, String> {
     let hash = |bytes: &Vec<u8>| -> Result<crate::message::MessageHash, String> {

@@ -121,3 +121,36 @@ async fn archive_and_page(url: String) {
     assert_eq!(stats.archive_errors, 0);
     assert!(stats.store_queries >= 5);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_beyond_the_in_flight_bound_are_refused_with_503_and_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("store.db").display());
+    // No slot at all: every query meets a node already answering as many as it will.
+    let (store, _task) = node::running::start(node::config::NodeConfig {
+        store_url: Some(url),
+        max_store_queries_in_flight: 0,
+        ..node::config::NodeConfig::loopback()
+    })
+    .await
+    .unwrap();
+    let (client, _task) = node::running::start(node::config::NodeConfig {
+        relay: false,
+        ..node::config::NodeConfig::loopback()
+    })
+    .await
+    .unwrap();
+    client.dial(store.listen_addrs()[0].clone()).await.unwrap();
+    let request = node::store::proto::StoreQueryRequest {
+        include_data: true,
+        pubsub_topic: Some("/waku/2/rs/0/0".into()),
+        ..Default::default()
+    };
+    let answer = client.store_query(store.peer_id(), request).await.unwrap();
+    assert_eq!(answer.status_code, Some(503), "{answer:?}");
+    assert!(answer.status_desc.unwrap().contains("too many store queries"));
+    let stats = store.stats().await.unwrap();
+    assert_eq!((stats.store_queries, stats.store_queries_refused), (1, 1));
+    let metrics = node::metrics::render(&stats, "test").unwrap();
+    assert!(metrics.contains("waku_store_queries_total{outcome=\"refused\"} 1"), "{metrics}");
+}
