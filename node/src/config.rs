@@ -87,7 +87,7 @@ impl Default for NodeConfig {
         Self {
             key: crate::crypto::generate_key(),
             listen_ip: IpAddr::from([0, 0, 0, 0]),
-            tcp_port: 60_000,
+            tcp_port: crate::options::DEFAULT_TCP_PORT,
             websocket_port: None,
             websocket_secure: None,
             tls_trust_pem: Vec::new(),

@@ -3,7 +3,7 @@
 //! with a clear message instead of hanging, and reports are refused as "try again" — nothing
 //! panics, and the process still stops cleanly.
 
-use crate::common;
+use crate::common::{self, controller::test_config};
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,6 @@ use controller::{
     app::Controller,
     config::{ControllerConfig, DashboardConfig},
     keyring::Keyring,
-    reachability::ReachabilityConfig,
 };
 use serde_json::Value;
 
@@ -23,16 +22,10 @@ async fn losing_the_database_turns_health_to_503_and_loses_nothing_silently() {
     let database = node::sql::TestDatabase::create().await.unwrap();
     let url = database.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
     let config = ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: url.clone(),
-        admin_token_file: Some(token_file),
         reconcile_interval_ms: 200,
-        reachability: ReachabilityConfig { enabled: false, ..ReachabilityConfig::default() },
         dashboard: DashboardConfig { public: true, ..DashboardConfig::default() },
-        ..ControllerConfig::default()
+        ..test_config(dir.path(), ADMIN, Some(&url))
     };
     let controller = Controller::start(config, Keyring::default(), Vec::new()).await.unwrap();
     let base = format!("http://{}", controller.http_addr());

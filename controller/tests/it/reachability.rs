@@ -3,7 +3,10 @@
 //! live node under another key, is unreachable after two failed rounds — critical, and left out
 //! of the tree — and a node that comes back is listed again.
 
-use crate::common;
+use crate::common::{
+    self,
+    controller::{boot_tree, test_config, test_dns},
+};
 
 use common::poll::poll_until;
 
@@ -11,11 +14,7 @@ use std::time::Duration;
 
 use common::agent::{SimAgent, operator_get};
 use controller::{
-    app::Controller,
-    config::{ControllerConfig, DnsConfig, TreeConfig},
-    keyring::Keyring,
-    policy::TreePolicy,
-    reachability::ReachabilityConfig,
+    app::Controller, config::ControllerConfig, keyring::Keyring, reachability::ReachabilityConfig,
 };
 use k256::ecdsa::SigningKey;
 use node::{
@@ -50,26 +49,16 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     let dir = tempfile::tempdir().unwrap();
     let mut keyring = Keyring::default();
     keyring.insert("dev", node::crypto::generate_key());
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
     let config = ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", dir.path().join("controller.db").display()),
-        admin_token_file: Some(token_file),
         reconcile_interval_ms: 200,
-        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
+        dns: test_dns(),
         reachability: ReachabilityConfig {
             interval_ms: 300,
             timeout_ms: 2_000,
             ..ReachabilityConfig::default()
         },
-        trees: vec![TreeConfig {
-            name: "boot".into(),
-            domain: "boot.fleet.test".into(),
-            signer: controller::tree_definition::Signer::Key("dev".into()),
-            policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
-        }],
-        ..ControllerConfig::default()
+        trees: vec![boot_tree()],
+        ..test_config(dir.path(), ADMIN, None)
     };
     let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
     let base = format!("http://{}", controller.http_addr());

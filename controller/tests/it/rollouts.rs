@@ -3,13 +3,11 @@
 //! refuses it halts the rollout and the node after it is left alone; bad requests change
 //! nothing; a running rollout can be cancelled.
 
-use crate::common;
+use crate::common::{self, controller::test_config};
 
 use common::agent::{SimAgent, operator_get};
 use contract::{desired::ConfigStatus, report::Figures};
-use controller::{
-    app::Controller, config::ControllerConfig, keyring::Keyring, reachability::ReachabilityConfig,
-};
+use controller::{app::Controller, keyring::Keyring};
 use serde_json::{Value, json};
 
 const ADMIN: &str = "rollout-test-token";
@@ -59,17 +57,7 @@ fn steps(rollout: &Value) -> Vec<String> {
 
 async fn scenario(database_url: String) {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
-    let config = ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url,
-        admin_token_file: Some(token_file),
-        // The test drives every pass.
-        reconcile_interval_ms: 3_600_000,
-        reachability: ReachabilityConfig { enabled: false, ..ReachabilityConfig::default() },
-        ..ControllerConfig::default()
-    };
+    let config = test_config(dir.path(), ADMIN, Some(&database_url));
     let controller = Controller::start(config, Keyring::default(), Vec::new()).await.unwrap();
     let base = format!("http://{}", controller.http_addr());
     let http = reqwest::Client::new();

@@ -2,20 +2,17 @@
 //! exactly one (the holder of the publisher lease) builds and publishes, every one serves the
 //! published tree from its own DNS server, and when the publisher stops another takes over.
 
-use crate::common;
+use crate::common::{
+    self,
+    controller::{boot_tree, test_config, test_dns},
+};
 
 use common::poll::poll_until;
 
 use std::time::Duration;
 
 use common::agent::{SimAgent, operator_get};
-use controller::{
-    app::Controller,
-    config::{ControllerConfig, DnsConfig, TreeConfig},
-    keyring::Keyring,
-    policy::TreePolicy,
-    reachability::ReachabilityConfig,
-};
+use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
 use k256::ecdsa::SigningKey;
 use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
@@ -24,24 +21,15 @@ use node::{
 
 const ADMIN: &str = "two-controllers-token";
 
-async fn start(database_url: &str, key: &SigningKey, token_file: &std::path::Path) -> Controller {
+async fn start(database_url: &str, key: &SigningKey, dir: &std::path::Path) -> Controller {
     let mut keyring = Keyring::default();
     keyring.insert("dev", key.clone());
     let config = ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url.to_owned(),
-        admin_token_file: Some(token_file.to_owned()),
         reconcile_interval_ms: 200,
         root_ttl: 1,
-        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
-        reachability: ReachabilityConfig { enabled: false, ..ReachabilityConfig::default() },
-        trees: vec![TreeConfig {
-            name: "boot".into(),
-            domain: "boot.fleet.test".into(),
-            signer: controller::tree_definition::Signer::Key("dev".into()),
-            policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
-        }],
-        ..ControllerConfig::default()
+        dns: test_dns(),
+        trees: vec![boot_tree()],
+        ..test_config(dir, ADMIN, Some(database_url))
     };
     Controller::start(config, keyring, Vec::new()).await.unwrap()
 }
@@ -63,11 +51,9 @@ async fn one_publisher_among_controllers_sharing_postgres_and_a_takeover() {
     let database = node::sql::TestDatabase::create().await.unwrap();
     let url = database.url().to_owned();
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
     let key = node::crypto::generate_key();
-    let a = start(&url, &key, &token_file).await;
-    let b = start(&url, &key, &token_file).await;
+    let a = start(&url, &key, dir.path()).await;
+    let b = start(&url, &key, dir.path()).await;
     let http = reqwest::Client::new();
 
     // Agents talk to either controller, as behind a load balancer.
