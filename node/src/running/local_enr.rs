@@ -18,7 +18,15 @@ pub(super) fn build_local_enr(
     udp_port: Option<u16>,
 ) -> Result<discv5::Enr, NodeError> {
     let announce = config.announce_ip.unwrap_or(if config.listen_ip.is_unspecified() {
-        IpAddr::from([127, 0, 0, 1])
+        let loopback = IpAddr::from([127, 0, 0, 1]);
+        tracing::warn!(
+            target: "node",
+            listen = %config.listen_ip,
+            announce = %loopback,
+            "listening on every interface without --ext-ip: the ENR announces {loopback}, which \
+             only this host can reach; set --ext-ip to the address peers should dial"
+        );
+        loopback
     } else {
         config.listen_ip
     });

@@ -70,6 +70,9 @@ use swarm::{Behaviour, BehaviourEvent, build_swarm, wait_for_listeners};
 pub const TARGET_RELAY_PEERS: usize = 6;
 /// Commands queued from handles before senders wait.
 const COMMAND_CAPACITY: usize = 256;
+/// Once every listener reported an address, how long to wait for more of them (the other
+/// interfaces of a listener on 0.0.0.0).
+const LISTEN_SETTLE: Duration = Duration::from_millis(50);
 /// How long start-up waits for the listeners to report their addresses.
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often connections are reviewed (dials, limits, diversity).
@@ -126,31 +129,35 @@ pub async fn start(
     };
     let tcp_addr =
         Multiaddr::empty().with(ip_protocol.clone()).with(Protocol::Tcp(config.tcp_port));
-    swarm
-        .listen_on(tcp_addr.clone())
-        .map_err(|e| NodeError::Listen { address: tcp_addr, cause: e.into() })?;
+    let mut listeners = Vec::new();
+    listeners.push(
+        swarm
+            .listen_on(tcp_addr.clone())
+            .map_err(|e| NodeError::Listen { address: tcp_addr, cause: e.into() })?,
+    );
     if let Some(port) = config.websocket_port {
         let ws = Multiaddr::empty()
             .with(ip_protocol.clone())
             .with(Protocol::Tcp(port))
             .with(Protocol::Ws("/".into()));
-        swarm
-            .listen_on(ws.clone())
-            .map_err(|e| NodeError::Listen { address: ws, cause: e.into() })?;
+        listeners.push(
+            swarm
+                .listen_on(ws.clone())
+                .map_err(|e| NodeError::Listen { address: ws, cause: e.into() })?,
+        );
     }
     if let Some(wss) = &config.websocket_secure {
         let addr = Multiaddr::empty()
             .with(ip_protocol)
             .with(Protocol::Tcp(wss.port))
             .with(Protocol::Wss("/".into()));
-        swarm
-            .listen_on(addr.clone())
-            .map_err(|e| NodeError::Listen { address: addr, cause: e.into() })?;
+        listeners.push(
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| NodeError::Listen { address: addr, cause: e.into() })?,
+        );
     }
-    let expected = 1
-        + usize::from(config.websocket_port.is_some())
-        + usize::from(config.websocket_secure.is_some());
-    let listen_addrs = wait_for_listeners(&mut swarm, expected).await?;
+    let listen_addrs = wait_for_listeners(&mut swarm, &listeners).await?;
 
     let discv5_socket = match &config.discv5 {
         Some(d) => {

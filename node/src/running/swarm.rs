@@ -5,13 +5,15 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use libp2p::{
-    Multiaddr, Swarm, gossipsub, identify, noise, ping,
+    Multiaddr, Swarm,
+    core::transport::ListenerId,
+    gossipsub, identify, noise, ping,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, SwarmEvent},
     tcp, yamux,
 };
 
-use super::{LISTEN_TIMEOUT, NodeError};
+use super::{LISTEN_SETTLE, LISTEN_TIMEOUT, NodeError};
 use crate::{config::NodeConfig, filter, lightpush, metadata, peer_exchange, relay, store};
 
 #[derive(NetworkBehaviour)]
@@ -132,23 +134,39 @@ where
     request_response::Behaviour::with_codec(codec, [(id, support)], config)
 }
 
+/// Every address of every listener in `listeners`. A listener on an unspecified address
+/// (0.0.0.0) reports one address per interface, so counting addresses is not enough: this waits
+/// until each listener has reported one, then takes the rest of the burst (the interfaces are
+/// reported together) until [`LISTEN_SETTLE`] passes without a new one.
 pub(super) async fn wait_for_listeners(
     swarm: &mut Swarm<Behaviour>,
-    expected: usize,
+    listeners: &[ListenerId],
 ) -> Result<Vec<Multiaddr>, NodeError> {
-    let mut addrs = Vec::new();
+    let mut addrs: Vec<(ListenerId, Multiaddr)> = Vec::new();
     let deadline = tokio::time::sleep(LISTEN_TIMEOUT);
     tokio::pin!(deadline);
-    while addrs.len() < expected {
+    loop {
+        let all_up = listeners.iter().all(|l| addrs.iter().any(|(id, _)| id == l));
+        let settle = tokio::time::sleep(if all_up { LISTEN_SETTLE } else { LISTEN_TIMEOUT });
         tokio::select! {
             event = swarm.select_next_some() => match event {
-                SwarmEvent::NewListenAddr { address, .. } => addrs.push(address),
+                SwarmEvent::NewListenAddr { listener_id, address } => addrs.push((listener_id, address)),
                 SwarmEvent::ListenerError { error, .. } => return Err(NodeError::Transport(error.to_string())),
                 SwarmEvent::ListenerClosed { reason: Err(error), .. } => return Err(NodeError::Transport(error.to_string())),
                 _ => {}
             },
+            () = settle, if all_up => break,
             () = &mut deadline => return Err(NodeError::Transport("listeners did not come up".into())),
         }
     }
-    Ok(addrs)
+    // In the order the listeners were opened (TCP, then WebSocket, then WSS), each listener's
+    // loopback address first: the one a caller on this host dials.
+    let mut ordered = Vec::with_capacity(addrs.len());
+    for listener in listeners {
+        let mut own: Vec<Multiaddr> =
+            addrs.iter().filter(|(id, _)| id == listener).map(|(_, a)| a.clone()).collect();
+        own.sort_by_key(|a| !crate::peers::ip_of(a).is_some_and(|ip| ip.is_loopback()));
+        ordered.extend(own);
+    }
+    Ok(ordered)
 }

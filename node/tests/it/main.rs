@@ -13,6 +13,7 @@ mod filter;
 mod js_waku;
 mod lifecycle;
 mod lightpush;
+mod listen;
 mod peer_exchange;
 mod relay;
 mod store;

@@ -1,0 +1,56 @@
+//! A node listening as a server does by default: on every interface (0.0.0.0). Each listener
+//! reports one address per interface; every one of them is recorded, the WebSocket listener's
+//! too, and the ENR announces the WebSocket address web clients need.
+
+use std::{net::IpAddr, time::Duration};
+
+use libp2p::multiaddr::{Multiaddr, Protocol};
+use node::{config::NodeConfig, running::start, waku_enr::WakuEnr};
+
+fn ip(addr: &Multiaddr) -> Option<IpAddr> {
+    node::peers::ip_of(addr)
+}
+
+fn is_ws(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| matches!(p, Protocol::Ws(_)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_every_interface_all_listen_addresses_are_recorded_and_websocket_announced() {
+    let config = NodeConfig {
+        listen_ip: IpAddr::from([0, 0, 0, 0]),
+        tcp_port: 0,
+        websocket_port: Some(0),
+        ..NodeConfig::loopback()
+    };
+    let (node, _task) = start(config).await.unwrap();
+    let addrs = node.listen_addrs();
+    let (ws, tcp): (Vec<&Multiaddr>, Vec<&Multiaddr>) = addrs.iter().partition(|a| is_ws(a));
+    // One address per interface for each listener: as many WebSocket as TCP addresses (before,
+    // the TCP listener's interfaces used up the count and WebSocket went missing).
+    assert!(!ws.is_empty(), "no WebSocket address among {addrs:?}");
+    assert_eq!(ws.len(), tcp.len(), "{addrs:?}");
+    // The loopback address first, for callers on this host.
+    assert!(ip(tcp[0]).is_some_and(|i| i.is_loopback()), "{addrs:?}");
+    assert!(node.websocket_addr().and_then(|a| ip(&a)).is_some_and(|i| i.is_loopback()));
+
+    // The ENR carries the WebSocket address (js-waku finds nodes through it).
+    let waku = WakuEnr::decode(&node.enr()).unwrap();
+    let ws_port =
+        ws[0].iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None });
+    assert!(
+        waku.multiaddrs.iter().any(|m| is_ws(m)
+            && m.iter().any(|p| matches!(p, Protocol::Tcp(port) if Some(port) == ws_port))),
+        "{:?}",
+        waku.multiaddrs
+    );
+
+    // And another node connects over that WebSocket listener.
+    let (peer, _task) = start(NodeConfig::loopback()).await.unwrap();
+    peer.dial(node.websocket_addr().unwrap()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !node.peers().await.unwrap().iter().any(|p| p.peer_id == peer.peer_id()) {
+        assert!(tokio::time::Instant::now() < deadline, "the WebSocket dial never connected");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
