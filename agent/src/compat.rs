@@ -46,6 +46,7 @@ async fn forward(State(state): State<CompatState>, request: Request) -> Response
         if request.uri().path() == "/health" {
             let body = serde_json::json!({
                 "nodeHealth": "INITIALIZING",
+                "connectionStatus": "Disconnected",
                 "protocolsHealth": [{ "Relay": "NOT_READY", "desc": "the node is restarting" }],
             });
             return (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response();

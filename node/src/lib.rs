@@ -35,6 +35,8 @@
 //!   `wakufleet node` and the agent's `[node]`, with one conversion into a `NodeConfig`.
 //! - [`running`] — the running node: its swarm task, split by protocol, plus
 //!   [`running::NodeHandle`]; the quality of the service peers it uses as a client.
+//! - [`health`] — nwaku's `/health` report from a node's figures (an isolated node is not
+//!   ready).
 //! - [`rest`] — nwaku's REST API over a handle; [`metrics`] — Prometheus text under nwaku's
 //!   metric names.
 
@@ -48,6 +50,7 @@ pub mod dnsdisc;
 pub mod enr_seq;
 pub mod enrtree;
 pub mod filter;
+pub mod health;
 pub mod keystore;
 pub mod lightpush;
 pub mod message;

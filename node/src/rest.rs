@@ -192,16 +192,23 @@ async fn fill_cache(
     }
 }
 
+/// nwaku's `/health`: 200 with the report whenever it completes (a node with no peers is
+/// answered 200 with Relay NOT_READY, as nwaku does), 503 when the node has stopped.
 async fn health(State(state): State<RestState>) -> Response {
-    let (status, health) = match state.node.stats().await {
-        Ok(_) => (StatusCode::OK, "READY"),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "SHUTTING_DOWN"),
-    };
-    let body = serde_json::json!({
-        "nodeHealth": health,
-        "protocolsHealth": [{ "Relay": health, "desc": "" }],
-    });
-    (status, Json(body)).into_response()
+    match state.node.stats().await {
+        Ok(stats) => {
+            let report = crate::health::HealthReport::of(&stats, state.node.mounted());
+            (StatusCode::OK, Json(report.to_json())).into_response()
+        }
+        Err(_) => {
+            let body = serde_json::json!({
+                "nodeHealth": "SHUTTING_DOWN",
+                "connectionStatus": "Disconnected",
+                "protocolsHealth": [{ "Relay": "NOT_READY", "desc": "the node has stopped" }],
+            });
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body)).into_response()
+        }
+    }
 }
 
 async fn info(State(state): State<RestState>) -> Json<serde_json::Value> {

@@ -96,8 +96,19 @@ async fn rest_metrics_and_relay_like_nwaku() {
     let rest = node.rest.clone();
     let get = |path: &str| http.get(format!("{rest}{path}")).send();
 
-    let health: Value = get("/health").await.unwrap().json().await.unwrap();
+    // Alone, the node runs but is not ready to relay: nwaku's words, and a 200 report (a check
+    // reads the body, as it does of nwaku's).
+    let answer = get("/health").await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let health: Value = answer.json().await.unwrap();
     assert_eq!(health["nodeHealth"], "READY");
+    assert_eq!(health["connectionStatus"], "Disconnected", "{health}");
+    assert_eq!(
+        health["protocolsHealth"][0],
+        json!({ "Relay": "NOT_READY", "desc": "No connected peers" })
+    );
+    assert_eq!(health["protocolsHealth"][1]["Store"], "READY", "{health}");
+    assert_eq!(health["shardsHealth"][0]["health"], "UNHEALTHY", "{health}");
     let info: Value = get("/debug/v1/info").await.unwrap().json().await.unwrap();
     let addrs: Vec<String> = info["listenAddresses"]
         .as_array()
@@ -133,6 +144,18 @@ async fn rest_metrics_and_relay_like_nwaku() {
     assert!(peers[0]["multiaddr"].as_str().unwrap().ends_with(&peer.peer_id().to_string()));
     assert!(peers[0]["protocols"].as_array().unwrap().contains(&json!("/vac/waku/relay/2.0.0")));
     assert_eq!(peers[0]["connected"], true);
+    let relay_ready = timeout(Duration::from_secs(20), async {
+        loop {
+            let health: Value = get("/health").await.unwrap().json().await.unwrap();
+            if health["protocolsHealth"][0]["Relay"] == "READY" {
+                return health;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(relay_ready["connectionStatus"], "PartiallyConnected", "one peer: {relay_ready}");
 
     // Relay over REST: subscribe, read what the peer publishes, publish to the peer.
     let posted = http

@@ -95,6 +95,11 @@ impl NodeHandle {
         self.identity.listen_addrs.iter().find(|a| is_secure_ws(a)).cloned()
     }
 
+    /// The protocols this node serves.
+    pub fn mounted(&self) -> crate::health::Mounted {
+        self.identity.mounted
+    }
+
     /// The node's current ENR.
     pub fn enr(&self) -> Enr {
         self.identity.enr.clone()

@@ -96,6 +96,7 @@ struct Identity {
     enr: Enr,
     cluster: u16,
     num_shards_in_network: u16,
+    mounted: crate::health::Mounted,
 }
 
 /// The swarm task's state: what every part shares here, each protocol's own in its file.
@@ -200,6 +201,13 @@ pub async fn start(
         enr,
         cluster: config.cluster_id,
         num_shards_in_network: config.num_shards_in_network,
+        mounted: crate::health::Mounted {
+            relay: config.relay,
+            store: config.store_url.is_some(),
+            filter: config.filter,
+            lightpush: config.lightpush,
+            peer_exchange: config.peer_exchange,
+        },
     });
     let (events, _) = broadcast::channel(config.event_capacity.max(16));
     let (commands, receiver) = mpsc::channel(COMMAND_CAPACITY);
