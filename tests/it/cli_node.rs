@@ -355,3 +355,21 @@ async fn the_node_key_comes_from_a_keystore_never_from_argv() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+#[test]
+fn a_port_another_process_holds_is_one_error_line_naming_the_address_and_the_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    crate::helpers::fails(
+        dir.path(),
+        &["node", "--listen-address", "127.0.0.1", "--tcp-port", &port],
+        &format!("cannot listen on /ip4/127.0.0.1/tcp/{port}: "),
+    );
+    let out = crate::helpers::wakufleet(
+        dir.path(),
+        &["node", "--listen-address", "127.0.0.1", "--tcp-port", &port],
+    );
+    // The operating system's reason, not just ours.
+    assert!(String::from_utf8_lossy(&out.stderr).contains("in use"), "{out:?}");
+}

@@ -89,9 +89,14 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
         "the live node confirmed and the others refused",
         Duration::from_secs(30),
         async || {
+            // Reachability is probed, then the next reconcile pass turns it into health.
+            let unreachable = async |member: &SimAgent| {
+                let node = node_json(&http, &base, member).await;
+                node["reachable"] == false && node["health"] == "critical"
+            };
             node_json(&http, &base, &live).await["reachable"] == true
-                && node_json(&http, &base, &gone).await["reachable"] == false
-                && node_json(&http, &base, &impostor).await["reachable"] == false
+                && unreachable(&gone).await
+                && unreachable(&impostor).await
         },
     )
     .await;
