@@ -2,16 +2,14 @@
 //! database per test): enrolment, signed reports and what is refused, health, tree builds,
 //! online and offline signing, and the built-in DNS server resolved by the tree client.
 
-use crate::common;
+use crate::common::{
+    self,
+    controller::{boot_tree, test_config, test_dns},
+};
 
 use common::agent::SimAgent as Agent;
 use contract::signing;
-use controller::{
-    app::Controller,
-    config::{ControllerConfig, DnsConfig, TreeConfig},
-    keyring::Keyring,
-    policy::TreePolicy,
-};
+use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
 use k256::ecdsa::SigningKey;
 use node::{
     dnsdisc::{ClientConfig, HickoryTxtResolver, TreeClient},
@@ -36,33 +34,15 @@ struct Fixture {
 
 async fn start(database_url: Option<String>) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
-    let token_file = dir.path().join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
     let mut keyring = Keyring::default();
     keyring.insert("dev", node::crypto::generate_key());
     keyring.insert("next", node::crypto::generate_key());
     let config = ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: database_url
-            .unwrap_or_else(|| format!("sqlite://{}", dir.path().join("controller.db").display())),
-        admin_token_file: Some(token_file),
-        // The test drives every pass itself.
-        reconcile_interval_ms: 3_600_000,
-        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
+        dns: test_dns(),
         root_ttl: 1,
         ttl: 60,
-        // The agents here are keys and records only: nothing listens at their addresses.
-        reachability: controller::reachability::ReachabilityConfig {
-            enabled: false,
-            ..Default::default()
-        },
-        trees: vec![TreeConfig {
-            name: "boot".into(),
-            domain: "boot.fleet.test".into(),
-            signer: controller::tree_definition::Signer::Key("dev".into()),
-            policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
-        }],
-        ..ControllerConfig::default()
+        trees: vec![boot_tree()],
+        ..test_config(dir.path(), ADMIN, database_url.as_deref())
     };
     let clock = node::clock::TestClock::new();
     let controller = Controller::start_with_clock(

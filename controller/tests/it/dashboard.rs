@@ -5,7 +5,10 @@
 //! tree — and run none of the markup the agents sent. The login and the error pages are
 //! checked over plain HTTP, on SQLite and on a real Postgres.
 
-use crate::common;
+use crate::common::{
+    self,
+    controller::{boot_tree, test_config, test_dns},
+};
 
 use common::poll::poll_until;
 
@@ -19,10 +22,9 @@ use common::agent::{SimAgent, operator_get, token};
 use contract::report::{Figures, StoreProbe};
 use controller::{
     app::Controller,
-    config::{ControllerConfig, DashboardConfig, DnsConfig, TreeConfig},
+    config::{ControllerConfig, DashboardConfig, TreeConfig},
     keyring::Keyring,
     policy::TreePolicy,
-    reachability::ReachabilityConfig,
 };
 use serde_json::json;
 
@@ -53,24 +55,12 @@ fn dump_dom(url: &str, profile: &Path) -> String {
 }
 
 fn config(dir: &Path, dashboard: DashboardConfig, database_url: String) -> ControllerConfig {
-    let token_file = dir.join("admin-token");
-    std::fs::write(&token_file, ADMIN).unwrap();
     ControllerConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url,
-        admin_token_file: Some(token_file),
         reconcile_interval_ms: 200,
-        dns: Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: "fleet.test".into() }),
-        // The simulated agents' records point at nothing.
-        reachability: ReachabilityConfig { enabled: false, ..ReachabilityConfig::default() },
+        dns: test_dns(),
         dashboard,
         trees: vec![
-            TreeConfig {
-                name: "boot".into(),
-                domain: "boot.fleet.test".into(),
-                signer: controller::tree_definition::Signer::Key("dev".into()),
-                policy: TreePolicy { roles: vec!["boot".into()], ..TreePolicy::default() },
-            },
+            boot_tree(),
             TreeConfig {
                 name: "cold".into(),
                 domain: "cold.fleet.test".into(),
@@ -78,7 +68,7 @@ fn config(dir: &Path, dashboard: DashboardConfig, database_url: String) -> Contr
                 policy: TreePolicy::default(),
             },
         ],
-        ..ControllerConfig::default()
+        ..test_config(dir, ADMIN, Some(&database_url))
     }
 }
 
