@@ -74,6 +74,10 @@ pub struct NodeOptions {
     /// Address announced in the ENR (default: the listen address, or 127.0.0.1).
     #[cfg_attr(feature = "cli", arg(long))]
     pub ext_ip: Option<IpAddr>,
+    /// nwaku's NAT setting: `extip:<IP>` announces that address (as `--ext-ip`); `any` and
+    /// `none` announce the listen address. UPnP and NAT-PMP are not supported.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub nat: Option<String>,
     /// libp2p TCP port (default 60000).
     #[cfg_attr(feature = "cli", arg(long))]
     pub tcp_port: Option<u16>,
@@ -227,6 +231,7 @@ impl NodeOptions {
             password_file: self.password_file.or(under.password_file),
             listen_address: self.listen_address.or(under.listen_address),
             ext_ip: self.ext_ip.or(under.ext_ip),
+            nat: self.nat.or(under.nat),
             tcp_port: self.tcp_port.or(under.tcp_port),
             websocket_support: self.websocket_support.or(under.websocket_support),
             websocket_port: self.websocket_port.or(under.websocket_port),
@@ -337,6 +342,22 @@ impl NodeOptions {
         if let Some(limit) = self.ip_colocation_limit {
             peer_manager.max_peers_per_ip = limit;
         }
+        let announce_ip = match (self.ext_ip, self.nat.as_deref()) {
+            (Some(ip), _) => Some(ip),
+            (None, None | Some("any" | "none")) => None,
+            (None, Some(nat)) => match nat.strip_prefix("extip:") {
+                Some(ip) => {
+                    Some(ip.parse::<IpAddr>().map_err(|e| OptionsError::new("nat", nat, e))?)
+                }
+                None => {
+                    return Err(OptionsError::new(
+                        "nat",
+                        nat,
+                        "use extip:<IP> (or any, none); UPnP and NAT-PMP are not supported",
+                    ));
+                }
+            },
+        };
         let websocket_port = self.websocket_port.unwrap_or(DEFAULT_WEBSOCKET_PORT);
         let secure = self.websocket_secure_support.unwrap_or(false);
         let websocket_secure = if secure {
@@ -376,7 +397,7 @@ impl NodeOptions {
                 .then_some(websocket_port),
             websocket_secure,
             tls_trust_pem,
-            announce_ip: self.ext_ip,
+            announce_ip,
             cluster_id: self.cluster_id.unwrap_or(defaults.cluster_id),
             shards,
             num_shards_in_network: self
@@ -512,6 +533,26 @@ mod tests {
         for (text, key) in cases {
             let error = parse(text).unwrap().node_config(context()).unwrap_err();
             assert_eq!(error.key, key, "{text}: {error}");
+        }
+    }
+
+    #[test]
+    fn nat_extip_announces_like_ext_ip_and_ext_ip_wins() {
+        let config = parse("nat = \"extip:203.0.113.7\"").unwrap().node_config(context()).unwrap();
+        assert_eq!(config.announce_ip, Some(IpAddr::from([203, 0, 113, 7])));
+        let both = parse("nat = \"extip:203.0.113.7\"\next-ip = \"198.51.100.1\"").unwrap();
+        assert_eq!(
+            both.node_config(context()).unwrap().announce_ip,
+            Some(IpAddr::from([198, 51, 100, 1]))
+        );
+        for plain in ["any", "none"] {
+            let options = parse(&format!("nat = {plain:?}")).unwrap();
+            assert_eq!(options.node_config(context()).unwrap().announce_ip, None);
+        }
+        for bad in ["upnp", "extip:nope"] {
+            let error =
+                parse(&format!("nat = {bad:?}")).unwrap().node_config(context()).unwrap_err();
+            assert_eq!(error.key, "nat", "{bad}: {error}");
         }
     }
 

@@ -373,3 +373,14 @@ fn a_port_another_process_holds_is_one_error_line_naming_the_address_and_the_cau
     // The operating system's reason, not just ours.
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use"), "{out:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_extip_is_the_address_the_enr_announces() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = spawn_node(dir.path(), &["--nat=extip:127.0.0.2"]).await;
+    let info: Value =
+        reqwest::get(format!("{}/debug/v1/info", node.rest)).await.unwrap().json().await.unwrap();
+    let record: node::enrtree::NodeRecord = info["enrUri"].as_str().unwrap().parse().unwrap();
+    assert_eq!(record.enr().ip4(), Some(std::net::Ipv4Addr::new(127, 0, 0, 2)), "{info}");
+    node.child.kill().await.unwrap();
+}
