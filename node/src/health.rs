@@ -32,14 +32,12 @@ pub struct Mounted {
     pub peer_exchange: bool,
 }
 
-/// One protocol's entry: `{"Relay": "READY", "desc": ""}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One protocol's entry, `{"Relay": "READY", "desc": ""}` in JSON (see [`HealthReport::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProtocolHealth {
     /// nwaku's protocol name, the JSON key of the status.
-    #[serde(skip)]
     pub protocol: &'static str,
     /// INITIALIZING, READY, NOT_READY or NOT_MOUNTED.
-    #[serde(skip)]
     pub status: &'static str,
     /// Why, when not ready.
     pub desc: String,

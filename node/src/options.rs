@@ -192,22 +192,50 @@ pub struct NodeOptions {
     pub max_msg_size: Option<usize>,
 }
 
-/// A list written as nwaku repeats a flag (`[a, b]`), or one value (`a`).
+/// A list written as nwaku repeats a flag (`[a, b]`), or one value (`a`). A wrong value gets
+/// the element type's own error ("invalid type: string \"x\", expected u16"), not a generic one.
 fn one_or_many<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
 {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany<T> {
-        Many(Vec<T>),
-        One(T),
+    use serde::de::{self, IntoDeserializer, SeqAccess, Visitor};
+
+    struct OneOrMany<T>(std::marker::PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for OneOrMany<T> {
+        type Value = Vec<T>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a value or a list of values")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            let mut values = Vec::new();
+            while let Some(value) = seq.next_element()? {
+                values.push(value);
+            }
+            Ok(values)
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<T>, E> {
+            T::deserialize(v.into_deserializer()).map(|one| vec![one])
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<Vec<T>, E> {
+            T::deserialize(v.into_deserializer()).map(|one| vec![one])
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<Vec<T>, E> {
+            T::deserialize(v.into_deserializer()).map(|one| vec![one])
+        }
+
+        fn visit_bool<E: de::Error>(self, v: bool) -> Result<Vec<T>, E> {
+            T::deserialize(v.into_deserializer()).map(|one| vec![one])
+        }
     }
-    Ok(match OneOrMany::deserialize(deserializer)? {
-        OneOrMany::Many(values) => values,
-        OneOrMany::One(value) => vec![value],
-    })
+
+    deserializer.deserialize_any(OneOrMany(std::marker::PhantomData))
 }
 
 /// What a node needs besides its options: its key, and where its files go by default.
@@ -483,6 +511,12 @@ mod tests {
         let config = nwaku.node_config(context()).unwrap();
         assert_eq!(config.dns_name_server, Some("127.0.0.1:5353".parse().unwrap()));
         assert!(parse("tcp-prot = 1").unwrap_err().contains("unknown field `tcp-prot`"));
+        // A wrong value says what was expected, single or in a list.
+        for bad in ["shard = \"x\"", "shard = [\"x\"]"] {
+            let error = parse(bad).unwrap_err();
+            assert!(error.contains("expected u16"), "{bad}: {error}");
+        }
+        assert_eq!(parse("shard = 3").unwrap().shard, [3]);
     }
 
     #[test]
