@@ -1,6 +1,7 @@
 //! `wakufleet up` through the real binary: controller, DNS server, enrolled agents, a signed
 //! tree and a node joining from it, checked from outside with `dig`, `wakufleet tree resolve`
-//! and the controller's API; SIGTERM stops it cleanly; a second run in the same directory
+//! and the controller's API, and by a js-waku light node that finds the fleet from the tree
+//! alone and connects over WebSocket; SIGTERM stops it cleanly; a second run in the same directory
 //! reuses everything and publishes a higher seq; a failing step is named in one line.
 
 use std::{collections::BTreeSet, path::Path, time::Duration};
@@ -9,10 +10,12 @@ use libp2p::Multiaddr;
 use node::{enrtree::NodeRecord, waku_enr::WakuEnr};
 use tokio::{process::Command, time::timeout};
 
-use crate::helpers::{fails, start_up, tool};
+use crate::helpers::{fails, js_waku, start_up, tool};
 
 const BIN: &str = env!("CARGO_BIN_EXE_wakufleet");
 const DOMAIN: &str = "nodes.wakufleet.local";
+/// The cluster `up`'s nodes run on.
+const CLUSTER: u16 = 1;
 
 /// What `up` printed that the test checks.
 #[derive(Debug, Default)]
@@ -101,6 +104,28 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
         listed.insert(waku.dial_addresses()[0].clone());
     }
     assert_eq!(listed, first.agents, "the tree lists exactly the printed nodes:\n{text}");
+
+    // A web client given only the tree URL and the DNS server: js-waku walks the tree itself,
+    // dials a node over the WebSocket address its record announces, and completes the metadata
+    // handshake on the fleet's cluster.
+    let events = js_waku("js-waku-light", "discover.mjs", &[&first.url, &first.dns, "1"]).await;
+    let discovered = events.iter().find(|e| e["event"] == "discovered").expect("discovered");
+    assert!(discovered["records"].as_u64().unwrap() >= 1, "{discovered}");
+    let handshake = events.iter().find(|e| e["event"] == "handshake").expect("handshake");
+    let dialled: Multiaddr = handshake["dialled"].as_str().unwrap().parse().unwrap();
+    assert!(dialled.to_string().contains("/ws/"), "{handshake}");
+    let dialled_port = dialled.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::Tcp(port) => Some(port),
+        _ => None,
+    });
+    let ws_ports: Vec<u16> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("node-"))
+        .filter_map(|l| l.split("  ws ").nth(1)?.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(dialled_port.is_some_and(|p| ws_ports.contains(&p)), "{handshake} vs {ws_ports:?}");
+    assert_eq!(handshake["recorded"]["clusterId"], CLUSTER, "{handshake}");
+    assert_eq!(handshake["recorded"]["shards"], serde_json::json!([0]), "{handshake}");
 
     // The controller's API: those four nodes, enrolled and passing.
     let token = std::fs::read_to_string(dir.join("admin-token")).unwrap();

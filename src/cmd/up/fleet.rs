@@ -156,6 +156,8 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
 #[derive(Debug, Clone, Copy, Default)]
 pub(super) struct Ports {
     pub(super) tcp: u16,
+    /// WebSocket, which web clients (js-waku) dial from the tree's records.
+    pub(super) ws: u16,
     pub(super) rest: u16,
     pub(super) metrics: u16,
     pub(super) udp: u16,
@@ -217,7 +219,7 @@ pub(super) async fn start_agent(
         files::write_secret_new(&token_file, &token)?;
     }
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let Ports { tcp, rest, metrics, udp } = plan.ports;
+    let Ports { tcp, ws, rest, metrics, udp } = plan.ports;
     let config = AgentConfig {
         data_dir,
         controller: ControllerSection {
@@ -241,6 +243,8 @@ pub(super) async fn start_agent(
             password_file: Some(password_file),
             listen_address: Some(loopback),
             tcp_port: Some(tcp),
+            websocket_support: Some(true),
+            websocket_port: Some(ws),
             cluster_id: Some(CLUSTER),
             shard: vec![0],
             discv5_discovery: Some(true),
@@ -319,6 +323,7 @@ pub(super) async fn start_bootstrap_node(
     let config = NodeConfig {
         listen_ip: loopback,
         tcp_port: ports.tcp,
+        websocket_port: Some(ports.ws),
         cluster_id: CLUSTER,
         shards: vec![0],
         dns_discovery_urls: vec![url.to_owned()],

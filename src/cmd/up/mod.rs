@@ -50,8 +50,8 @@ pub(crate) struct UpArgs {
     #[arg(long, default_value = "127.0.0.1:0")]
     api: SocketAddr,
     /// First port of the nodes: node i listens on BASE+i (TCP), its REST API on BASE+100+i,
-    /// its metrics on BASE+200+i and discv5 on BASE+300+i (UDP). Without it every port is
-    /// picked free.
+    /// its metrics on BASE+200+i, discv5 on BASE+300+i (UDP) and WebSocket on BASE+400+i.
+    /// Without it every port is picked free.
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65_000))]
     base_port: Option<u16>,
     /// Stop once the node joining from the tree has its relay peers (for tests and CI).
@@ -67,6 +67,7 @@ impl UpArgs {
             rest: base + 100 + i,
             metrics: base + 200 + i,
             udp: base + 300 + i,
+            ws: base + 400 + i,
         })
     }
 
@@ -109,7 +110,7 @@ pub(crate) async fn run(args: UpArgs) -> anyhow::Result<()> {
 async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
     let dir = &args.dir;
     std::fs::create_dir_all(dir).with_context(|| format!("working directory {}", dir.display()))?;
-    if args.base_port.is_some_and(|base| u32::from(base) + 300 + u32::from(args.nodes) > 65_535) {
+    if args.base_port.is_some_and(|base| u32::from(base) + 400 + u32::from(args.nodes) > 65_535) {
         anyhow::bail!("--base-port: the nodes' ports would pass 65535");
     }
     let n = usize::from(args.nodes);
@@ -183,6 +184,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
     let joiner_line = NodeLine {
         name: "joiner".into(),
         listen: joiner.handle.listen_addrs().into_iter().next(),
+        websocket: joiner.handle.websocket_addr(),
         rest: Some(joiner.rest),
         metrics: Some(joiner.metrics),
         health: format!(
@@ -208,6 +210,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
         nodes.push(NodeLine {
             name: agent.name.clone(),
             listen: agent.node()?.listen_addrs().into_iter().next(),
+            websocket: agent.node()?.websocket_addr(),
             rest: agent.agent.rest_addr(),
             metrics: agent.agent.metrics_addr(),
             health: entry.and_then(|e| e["health"].as_str()).unwrap_or("unknown").to_owned(),

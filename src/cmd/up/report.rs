@@ -9,6 +9,8 @@ use libp2p::Multiaddr;
 pub(super) struct NodeLine {
     pub(super) name: String,
     pub(super) listen: Option<Multiaddr>,
+    /// The WebSocket listen address (web clients).
+    pub(super) websocket: Option<Multiaddr>,
     pub(super) rest: Option<SocketAddr>,
     pub(super) metrics: Option<SocketAddr>,
     /// Health in the registry, or how the node joined.
@@ -71,8 +73,18 @@ impl Summary {
         for node in &self.nodes {
             let listen = node.listen.as_ref().map_or("-".into(), ToString::to_string);
             let port = |a: Option<SocketAddr>| a.map_or("-".into(), |a| a.port().to_string());
+            let ws = node
+                .websocket
+                .as_ref()
+                .and_then(|a| {
+                    a.iter().find_map(|p| match p {
+                        libp2p::multiaddr::Protocol::Tcp(port) => Some(port.to_string()),
+                        _ => None,
+                    })
+                })
+                .unwrap_or_else(|| "-".into());
             println!(
-                "    {:<8} {listen}  rest {}  metrics {}  bootstrap {}  {}",
+                "    {:<8} {listen}  ws {ws}  rest {}  metrics {}  bootstrap {}  {}",
                 node.name,
                 port(node.rest),
                 port(node.metrics),
@@ -92,6 +104,7 @@ impl Summary {
             self.domain
         );
         println!("                  wakufleet tree resolve {} --server {}", self.url, self.dns);
+        println!("                  (web clients: every record announces its node's /ws address)");
         println!(
             "                  curl -H \"Authorization: Bearer $(cat {})\" http://{}/api/v1/nodes",
             self.token_file.display(),
