@@ -36,6 +36,9 @@ pub struct AppState {
     pub(crate) reconcile_pass: Mutex<()>,
     /// Whether this instance held the publisher lease at its last pass.
     pub(crate) publisher: std::sync::atomic::AtomicBool,
+    /// What the trees expect of nodes, as of the last reconcile pass (for reports' health
+    /// checks between passes).
+    expectations: std::sync::RwLock<std::sync::Arc<crate::drift::Expectations>>,
     /// This instance's counters.
     pub metrics: crate::metrics::ControllerMetrics,
     /// Wakes the reconcile loop early (a report changed something).
@@ -53,6 +56,16 @@ impl AppState {
     pub(crate) fn set_publisher(&self, held: bool) {
         self.publisher.store(held, std::sync::atomic::Ordering::Relaxed);
         self.metrics.set_lease_held(held);
+    }
+
+    /// What the trees expect of nodes, as of the last reconcile pass.
+    pub fn expectations(&self) -> std::sync::Arc<crate::drift::Expectations> {
+        self.expectations.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_expectations(&self, expected: crate::drift::Expectations) {
+        *self.expectations.write().unwrap_or_else(|e| e.into_inner()) =
+            std::sync::Arc::new(expected);
     }
 
     /// Root and other TTLs for tree records.
@@ -150,6 +163,7 @@ impl Controller {
             instance: data_encoding::HEXLOWER.encode(&instance),
             reconcile_pass: Mutex::new(()),
             publisher: std::sync::atomic::AtomicBool::new(false),
+            expectations: std::sync::RwLock::default(),
             metrics: crate::metrics::ControllerMetrics::new().map_err(StartError::Metrics)?,
             wake: Notify::new(),
             served: Mutex::new(None),

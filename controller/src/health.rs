@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::nodes::NodeRow;
+use crate::{db::nodes::NodeRow, drift::Expectations};
 
 /// A node's health.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -59,8 +59,14 @@ impl Default for HealthThresholds {
     }
 }
 
-/// Evaluates `node` at `now_ms`: the state and a reason an operator can act on.
-pub fn evaluate(node: &NodeRow, thresholds: &HealthThresholds, now_ms: i64) -> (Health, String) {
+/// Evaluates `node` at `now_ms`: the state and a reason an operator can act on. `expected`
+/// is what the trees say of its cluster and shards (config drift is a warning).
+pub fn evaluate(
+    node: &NodeRow,
+    thresholds: &HealthThresholds,
+    expected: &Expectations,
+    now_ms: i64,
+) -> (Health, String) {
     let Some(measured) = node.last_measured_at else {
         return (Health::Critical, "no report yet".into());
     };
@@ -73,15 +79,20 @@ pub fn evaluate(node: &NodeRow, thresholds: &HealthThresholds, now_ms: i64) -> (
     }
     let figures = node.figures().unwrap_or_default();
     // Only relaying nodes report relay peers.
-    match figures.relay_peers {
-        Some(0) => return (Health::Critical, "no relay peers".into()),
-        Some(n) if n < thresholds.min_relay_peers => {
-            return (
-                Health::Warning,
-                format!("{n} relay peers, fewer than {}", thresholds.min_relay_peers),
-            );
-        }
-        _ => {}
+    if figures.relay_peers == Some(0) {
+        return (Health::Critical, "no relay peers".into());
+    }
+    // Before the peer count: a node on the wrong cluster has few peers *because* of it.
+    if let Some(reason) = expected.drift(node) {
+        return (Health::Warning, reason);
+    }
+    if let Some(n) = figures.relay_peers
+        && n < thresholds.min_relay_peers
+    {
+        return (
+            Health::Warning,
+            format!("{n} relay peers, fewer than {}", thresholds.min_relay_peers),
+        );
     }
     if let Some(probe) = &figures.store_probe
         && !probe.ok

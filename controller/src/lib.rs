@@ -12,7 +12,9 @@
 //!   versions, the audit log, leases.
 //! - The enrolment and report schema and agents' request signatures are the `contract` crate's,
 //!   shared with the agent.
-//! - [`health`] — passing / warning / critical from report freshness and figures.
+//! - [`health`] — passing / warning / critical from report freshness and figures;
+//!   [`drift`] — a node's cluster or shards against what its trees and desired configuration
+//!   say.
 //! - [`policy`] — which nodes a tree lists, and the client limits on tree size.
 //! - [`tree_definition`] — tree definitions checked and stored, from the configuration or the
 //!   API; signers (`key:<name>`, `offline`) and links (`enrtree://…`, `tree:<name>`) as types.
@@ -36,6 +38,7 @@ pub mod config;
 pub mod dashboard;
 pub mod db;
 
+pub mod drift;
 pub mod error;
 pub mod health;
 pub mod keyring;

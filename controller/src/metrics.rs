@@ -231,6 +231,14 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
         ),
         &["node_id", "label"],
     )?;
+    let drift = IntGaugeVec::new(
+        Opts::new(
+            "wakufleet_node_config_drift",
+            "1 while the node's reported cluster or shards differ from what its trees or its \
+             desired configuration say, else 0",
+        ),
+        &["node_id", "label"],
+    )?;
     // (cluster, shard) → passing nodes; every shard any node serves appears, even at 0.
     let mut coverage: BTreeMap<(String, u16), i64> = BTreeMap::new();
     for node in &nodes {
@@ -240,6 +248,9 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
             report_age.with_label_values(&labels).set((now - measured).max(0) as f64 / 1000.0);
         }
         maintenance.with_label_values(&labels).set(i64::from(node.maintenance.is_some()));
+        drift
+            .with_label_values(&labels)
+            .set(i64::from(node.health_reason.starts_with(crate::drift::DRIFT)));
         if let Some(ok) = node.reachable {
             reachable.with_label_values(&labels).set(i64::from(ok));
         }
@@ -253,6 +264,7 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
     registry.register(Box::new(report_age))?;
     registry.register(Box::new(reachable))?;
     registry.register(Box::new(maintenance))?;
+    registry.register(Box::new(drift))?;
 
     let shard_nodes = IntGaugeVec::new(
         Opts::new("wakufleet_shard_passing_nodes", "Passing nodes serving each relay shard"),

@@ -32,7 +32,8 @@
 //! - [`relay`] — gossipsub configured as Waku relay (parameters, scoring, message ids).
 //! - [`config`] — [`config::NodeConfig`], nwaku's defaults.
 //! - [`options`] — [`options::NodeOptions`], nwaku's flags and TOML keys, one type for
-//!   `wakufleet node` and the agent's `[node]`, with one conversion into a `NodeConfig`.
+//!   `wakufleet node` and the agent's `[node]`, with one conversion into a `NodeConfig`;
+//!   [`preset`] — nwaku's `--preset` networks.
 //! - [`running`] — the running node: its swarm task, split by protocol, plus
 //!   [`running::NodeHandle`]; the quality of the service peers it uses as a client.
 //! - [`health`] — nwaku's `/health` report from a node's figures (an isolated node is not
@@ -59,6 +60,7 @@ pub mod metrics;
 pub mod options;
 pub mod peer_exchange;
 pub mod peers;
+pub mod preset;
 pub mod probe;
 pub mod relay;
 pub mod rest;

@@ -22,6 +22,7 @@ use crate::{
     config::{NodeConfig, Retention, WssConfig},
     discovery_v5::Discv5Config,
     enrtree::LinkEntry,
+    preset::Preset,
 };
 
 /// libp2p TCP port (nwaku's default).
@@ -36,6 +37,12 @@ pub const DEFAULT_REST_PORT: u16 = 8645;
 pub const DEFAULT_METRICS_PORT: u16 = 8008;
 /// REST and metrics listen here unless told otherwise: never open to the network by default.
 pub const DEFAULT_LOCAL_ADDRESS: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+/// Most connected peers (nwaku v0.38's `--max-connections`; 50 before).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 150;
+/// Relay to service peers (nwaku v0.38's `--relay-service-ratio`).
+pub const DEFAULT_RELAY_SERVICE_RATIO: &str = "50:50";
+/// Fewest relay slots a node may have: gossipsub's D_high, as nwaku checks.
+pub const MIN_RELAY_SLOTS: usize = crate::relay::MESH_N_HIGH;
 
 /// A value that maps to no node setting.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -100,6 +107,10 @@ pub struct NodeOptions {
     #[cfg_attr(feature = "cli", arg(long = "tls-trust", value_name = "FILE"))]
     #[serde(deserialize_with = "one_or_many")]
     pub tls_trust: Vec<PathBuf>,
+    /// A named network (twn, logos.dev, logos.test, status.prod): sets cluster id, shard count
+    /// and message size as nwaku does; values given explicitly win, with a warning.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub preset: Option<String>,
     /// Cluster id (default 0).
     #[cfg_attr(feature = "cli", arg(long))]
     pub cluster_id: Option<u16>,
@@ -155,9 +166,13 @@ pub struct NodeOptions {
     #[cfg_attr(feature = "cli", arg(long = "discv5-bootstrap-node"))]
     #[serde(alias = "discv5-bootstrap-nodes", deserialize_with = "one_or_many")]
     pub discv5_bootstrap_node: Vec<String>,
-    /// Most connected peers (default 50).
+    /// Most connected peers (default 150, as nwaku v0.38).
     #[cfg_attr(feature = "cli", arg(long))]
     pub max_connections: Option<usize>,
+    /// How max-connections is split between relay and service peers, `R:S` summing to 100
+    /// (default 50:50, as nwaku v0.38).
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub relay_service_ratio: Option<String>,
     /// Most peers per IP address, 0 for no limit (default 5).
     #[cfg_attr(feature = "cli", arg(long))]
     pub ip_colocation_limit: Option<usize>,
@@ -175,6 +190,20 @@ pub struct NodeOptions {
     /// REST port (default 8645).
     #[cfg_attr(feature = "cli", arg(long))]
     pub rest_port: Option<u16>,
+    /// Serve the admin routes (`/admin/v1/…`) and let `/store/v3/messages?peerAddr=` make the
+    /// node dial (default false, as nwaku).
+    #[cfg_attr(feature = "cli", arg(long, num_args = 0..=1, default_missing_value = "true"))]
+    pub rest_admin: Option<bool>,
+    /// File whose first line is a bearer token every REST request must carry; required
+    /// before REST listens on a non-loopback address.
+    #[cfg_attr(feature = "cli", arg(long, value_name = "FILE"))]
+    pub rest_token_file: Option<PathBuf>,
+    /// Host header REST accepts besides localhost, loopback addresses and its own address
+    /// (repeatable; `*` accepts any): requests naming another host are refused, so a web
+    /// page cannot reach the API through DNS rebinding.
+    #[cfg_attr(feature = "cli", arg(long = "rest-allowed-host"))]
+    #[serde(deserialize_with = "one_or_many")]
+    pub rest_allowed_host: Vec<String>,
     /// Messages cached per subscribed topic for REST reads (default 50).
     #[cfg_attr(feature = "cli", arg(long))]
     pub rest_relay_cache_capacity: Option<usize>,
@@ -273,6 +302,7 @@ impl NodeOptions {
                 .websocket_secure_key_path
                 .or(under.websocket_secure_key_path),
             tls_trust: list(self.tls_trust, under.tls_trust),
+            preset: self.preset.or(under.preset),
             cluster_id: self.cluster_id.or(under.cluster_id),
             shard: list(self.shard, under.shard),
             num_shards_in_network: self.num_shards_in_network.or(under.num_shards_in_network),
@@ -292,11 +322,15 @@ impl NodeOptions {
             discv5_udp_port: self.discv5_udp_port.or(under.discv5_udp_port),
             discv5_bootstrap_node: list(self.discv5_bootstrap_node, under.discv5_bootstrap_node),
             max_connections: self.max_connections.or(under.max_connections),
+            relay_service_ratio: self.relay_service_ratio.or(under.relay_service_ratio),
             ip_colocation_limit: self.ip_colocation_limit.or(under.ip_colocation_limit),
             fleet_peer: list(self.fleet_peer, under.fleet_peer),
             rest: self.rest.or(under.rest),
             rest_address: self.rest_address.or(under.rest_address),
             rest_port: self.rest_port.or(under.rest_port),
+            rest_admin: self.rest_admin.or(under.rest_admin),
+            rest_token_file: self.rest_token_file.or(under.rest_token_file),
+            rest_allowed_host: list(self.rest_allowed_host, under.rest_allowed_host),
             rest_relay_cache_capacity: self
                 .rest_relay_cache_capacity
                 .or(under.rest_relay_cache_capacity),
@@ -354,8 +388,39 @@ impl NodeOptions {
                     .map_err(|e| OptionsError::new("store-message-retention-policy", s, e))
             })
             .transpose()?;
-        let shards =
-            if self.shard.is_empty() { defaults.shards.clone() } else { self.shard.clone() };
+        let preset = self.preset()?;
+        let from_preset = preset.map(Preset::values);
+        if let Some(preset) = preset {
+            let values = preset.values();
+            for (key, given, wanted) in [
+                ("cluster-id", self.cluster_id.map(usize::from), usize::from(values.cluster_id)),
+                (
+                    "num-shards-in-network",
+                    self.num_shards_in_network.map(usize::from),
+                    usize::from(values.num_shards_in_network),
+                ),
+                ("max-msg-size", self.max_msg_size, values.max_msg_size),
+            ] {
+                if let Some(given) = given.filter(|&g| g != wanted) {
+                    tracing::warn!(
+                        target: "node",
+                        %preset,
+                        "{key} {given} overrides preset {preset}'s {wanted}: peers of the \
+                         preset's network will not match this node"
+                    );
+                }
+            }
+        }
+        let num_shards_in_network = self
+            .num_shards_in_network
+            .or(from_preset.map(|v| v.num_shards_in_network))
+            .unwrap_or(defaults.num_shards_in_network);
+        let shards = match (&self.shard[..], from_preset) {
+            // As nwaku: a preset without --shard relays every shard of its network.
+            ([], Some(_)) => (0..num_shards_in_network).collect(),
+            ([], None) => defaults.shards.clone(),
+            (given, _) => given.to_vec(),
+        };
         if let Some(&shard) = shards.iter().find(|&&s| s > crate::topics::MAX_SHARD) {
             return Err(OptionsError::new(
                 "shard",
@@ -364,8 +429,19 @@ impl NodeOptions {
             ));
         }
         let mut peer_manager = defaults.peer_manager.clone();
-        if let Some(max) = self.max_connections {
-            peer_manager.max_connections = max;
+        peer_manager.max_connections = self.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS);
+        let ratio = self.relay_service_ratio.as_deref().unwrap_or(DEFAULT_RELAY_SERVICE_RATIO);
+        peer_manager.relay_share = parse_ratio(ratio)?;
+        let relay_slots = crate::peers::PeerManager::new(peer_manager.clone(), []).slots().0;
+        if relay_slots < MIN_RELAY_SLOTS {
+            return Err(OptionsError::new(
+                "max-connections",
+                peer_manager.max_connections,
+                format!(
+                    "with relay-service-ratio {ratio} leaves {relay_slots} relay slots; gossipsub \
+                     needs at least {MIN_RELAY_SLOTS} (D_high)"
+                ),
+            ));
         }
         if let Some(limit) = self.ip_colocation_limit {
             peer_manager.max_peers_per_ip = limit;
@@ -426,13 +502,17 @@ impl NodeOptions {
             websocket_secure,
             tls_trust_pem,
             announce_ip,
-            cluster_id: self.cluster_id.unwrap_or(defaults.cluster_id),
+            cluster_id: self
+                .cluster_id
+                .or(from_preset.map(|v| v.cluster_id))
+                .unwrap_or(defaults.cluster_id),
             shards,
-            num_shards_in_network: self
-                .num_shards_in_network
-                .unwrap_or(defaults.num_shards_in_network),
+            num_shards_in_network,
             relay: self.relay.unwrap_or(true),
-            max_message_size: self.max_msg_size.unwrap_or(defaults.max_message_size),
+            max_message_size: self
+                .max_msg_size
+                .or(from_preset.map(|v| v.max_msg_size))
+                .unwrap_or(defaults.max_message_size),
             static_nodes,
             fleet_peers,
             dns_discovery_urls: self.dns_discovery_url.clone(),
@@ -441,7 +521,8 @@ impl NodeOptions {
             store_retention,
             filter: self.filter.unwrap_or(false),
             lightpush: self.lightpush.unwrap_or(false),
-            peer_exchange: self.peer_exchange.unwrap_or(false),
+            // On by default since nwaku v0.37.
+            peer_exchange: self.peer_exchange.unwrap_or(true),
             discv5: self.discv5_discovery.unwrap_or(false).then(|| Discv5Config {
                 udp_port: self.discv5_udp_port.unwrap_or(DEFAULT_DISCV5_UDP_PORT),
                 bootstrap: self.discv5_bootstrap_node.clone(),
@@ -450,6 +531,45 @@ impl NodeOptions {
             ..defaults
         })
     }
+}
+
+impl NodeOptions {
+    /// The `preset`, checked: a preset needing what wakufleet lacks (RLN) is refused.
+    pub fn preset(&self) -> Result<Option<Preset>, OptionsError> {
+        // nwaku's default is the empty string: no preset.
+        let Some(name) = self.preset.as_deref().filter(|n| !n.is_empty()) else { return Ok(None) };
+        let preset = name.parse::<Preset>().map_err(|e| OptionsError::new("preset", name, e))?;
+        if preset.values().rln {
+            return Err(OptionsError::new(
+                "preset",
+                name,
+                format!(
+                    "the network requires RLN relay (a rate-limit proof on every message, with an \
+                     RLN membership and its keystore), which wakufleet does not implement yet; its \
+                     peers would reject every message this node relays. Without the preset, \
+                     --cluster-id {} --num-shards-in-network {} runs the same topics off that \
+                     network",
+                    preset.values().cluster_id,
+                    preset.values().num_shards_in_network
+                ),
+            ));
+        }
+        Ok(Some(preset))
+    }
+}
+
+/// nwaku's `R:S` relay-to-service ratio: the relay share.
+fn parse_ratio(s: &str) -> Result<f64, OptionsError> {
+    let bad = |m: &str| OptionsError::new("relay-service-ratio", s, m);
+    let (relay, service) = s.split_once(':').ok_or_else(|| bad("write it R:S, e.g. 50:50"))?;
+    let parse = |v: &str| v.trim().parse::<f64>().ok().filter(|v| (0.0..=100.0).contains(v));
+    let (Some(relay), Some(service)) = (parse(relay), parse(service)) else {
+        return Err(bad("both parts must be numbers from 0 to 100"));
+    };
+    if (relay + service - 100.0).abs() > 1e-9 {
+        return Err(bad("the parts must sum to 100"));
+    }
+    Ok(relay / 100.0)
 }
 
 fn read_file(key: &'static str, path: &Path) -> Result<Vec<u8>, OptionsError> {
@@ -487,6 +607,10 @@ mod tests {
         assert!(config.relay && !config.filter && !config.lightpush && config.store_url.is_none());
         assert_eq!(config.websocket_port, None);
         assert!(config.discv5.is_none());
+        // nwaku v0.38's defaults where they differ from earlier ones.
+        assert_eq!(config.peer_manager.max_connections, 150);
+        assert!((config.peer_manager.relay_share - 0.5).abs() < 1e-9);
+        assert!(config.peer_exchange, "peer exchange is on by default since v0.37");
         assert_eq!(options.rest_socket(), None);
         let on = parse("rest = true\nmetrics-server = true\nmetrics-server-port = 9100").unwrap();
         assert_eq!(
@@ -588,6 +712,47 @@ mod tests {
                 parse(&format!("nat = {bad:?}")).unwrap().node_config(context()).unwrap_err();
             assert_eq!(error.key, "nat", "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn presets_set_cluster_shards_and_message_size_and_twn_is_refused_without_rln() {
+        let config = parse("preset = \"logos.dev\"").unwrap().node_config(context()).unwrap();
+        assert_eq!(config.cluster_id, 3);
+        assert_eq!(config.num_shards_in_network, 8);
+        assert_eq!(config.shards, (0..8).collect::<Vec<u16>>(), "every shard of the network");
+        let config = parse("preset = \"status.prod\"").unwrap().node_config(context()).unwrap();
+        assert_eq!((config.cluster_id, config.shards.clone()), (16, vec![0]));
+        assert_eq!(config.max_message_size, 1 << 20);
+        // Explicit values win (with a warning).
+        let config = parse("preset = \"logos.test\"\ncluster-id = 3\nshard = [1]")
+            .unwrap()
+            .node_config(context())
+            .unwrap();
+        assert_eq!((config.cluster_id, config.shards.clone()), (3, vec![1]));
+        let error = parse("preset = \"twn\"").unwrap().node_config(context()).unwrap_err();
+        assert_eq!(error.key, "preset");
+        assert!(error.message.contains("requires RLN relay"), "{error}");
+        assert!(error.message.contains("--cluster-id 1"), "{error}");
+        let error = parse("preset = \"mainnet\"").unwrap().node_config(context()).unwrap_err();
+        assert!(error.to_string().contains("known: twn, logos.dev"), "{error}");
+    }
+
+    #[test]
+    fn relay_service_ratio_splits_connections_and_keeps_room_for_a_mesh() {
+        let config = parse("relay-service-ratio = \"60:40\"\nmax-connections = 50")
+            .unwrap()
+            .node_config(context())
+            .unwrap();
+        let slots = crate::peers::PeerManager::new(config.peer_manager, []).slots();
+        assert_eq!(slots, (30, 20), "nwaku's ceil(50 × 0.6) relay, the rest service");
+        for bad in ["60", "60:50", "x:y", "120:-20"] {
+            let text = format!("relay-service-ratio = {bad:?}");
+            let error = parse(&text).unwrap().node_config(context()).unwrap_err();
+            assert_eq!(error.key, "relay-service-ratio", "{bad}: {error}");
+        }
+        let error = parse("max-connections = 10").unwrap().node_config(context()).unwrap_err();
+        assert_eq!(error.key, "max-connections");
+        assert!(error.message.contains("5 relay slots"), "{error}");
     }
 
     #[test]

@@ -6,6 +6,11 @@
 //! - aim for [`PeerManagerConfig::target_relay_peers`] relay peers (6, like nwaku);
 //! - never exceed `max_connections`, and keep inbound connections to `max_inbound_share` of it
 //!   so the node can always dial out;
+//! - split `max_connections` between relay peers and service peers (light clients and the
+//!   peers we use for store, filter, lightpush) by `relay_share`, nwaku's
+//!   `--relay-service-ratio` (50:50 in v0.38): relay slots = ceil(max × share), service slots
+//!   = the rest, so light clients can never crowd out the relay mesh, nor relay peers the
+//!   clients; inbound peers over their slots are shed once identify says which kind they are;
 //! - at most `max_peers_per_ip` peers per IP address (nwaku's colocation limit, 5);
 //! - failed dials back off exponentially, up to `backoff_max`;
 //! - prefer peers outside the fleet: fleet nodes (bootstrap: static, DNS tree, configured) are
@@ -81,8 +86,11 @@ impl FoundPeer {
 pub struct PeerManagerConfig {
     /// Relay peers to aim for. Default: 6.
     pub target_relay_peers: usize,
-    /// Connected peers at most. Default: 50 (nwaku's `--max-connections`).
+    /// Connected peers at most. Default: 150 (nwaku v0.38's `--max-connections`).
     pub max_connections: usize,
+    /// Share of `max_connections` for relay peers; the rest is for service peers. Default: 0.5
+    /// (nwaku v0.38's `--relay-service-ratio` 50:50).
+    pub relay_share: f64,
     /// Share of `max_connections` that inbound peers may take. Default: 0.6.
     pub max_inbound_share: f64,
     /// Peers per IP address at most; 0 disables. Default: 5.
@@ -101,7 +109,8 @@ impl Default for PeerManagerConfig {
     fn default() -> Self {
         Self {
             target_relay_peers: 6,
-            max_connections: 50,
+            max_connections: 150,
+            relay_share: 0.5,
             max_inbound_share: 0.6,
             max_peers_per_ip: 5,
             max_fleet_share: 0.5,
@@ -143,6 +152,9 @@ pub struct Connected {
     pub per_ip: HashMap<IpAddr, usize>,
     /// Peers relaying on our topics.
     pub relay: HashSet<PeerId>,
+    /// Identified peers that do not relay on our topics: service peers (light clients, or
+    /// store/filter/lightpush servers we use).
+    pub service: HashSet<PeerId>,
 }
 
 /// Known peers and the decisions over them.
@@ -265,8 +277,13 @@ impl PeerManager {
         connected: &Connected,
         now: Instant,
     ) -> Vec<(PeerId, Vec<Multiaddr>)> {
-        let room = self.config.max_connections.saturating_sub(connected.peers.len());
         let relay = connected.relay.len();
+        // Candidates are dialed for relay: they take relay slots.
+        let room = self
+            .config
+            .max_connections
+            .saturating_sub(connected.peers.len())
+            .min(self.slots().0.saturating_sub(relay));
         let fleet_relay = connected.relay.iter().filter(|p| self.is_fleet(p)).count();
         let want_total = self.config.target_relay_peers.saturating_sub(relay);
         let want_diverse = if self.fleet_share_too_high(relay, fleet_relay) { 2 } else { 0 };
@@ -325,6 +342,32 @@ impl PeerManager {
                 fleet -= 1;
             }
         }
+        out
+    }
+
+    /// Relay and service slots: nwaku's split of `max_connections` (relay rounded up).
+    pub fn slots(&self) -> (usize, usize) {
+        let max = self.config.max_connections;
+        let relay =
+            ((max as f64 * self.config.relay_share.clamp(0.0, 1.0)).ceil() as usize).min(max);
+        (relay, max - relay)
+    }
+
+    /// Inbound peers over their kind's slots, to disconnect: relay peers past the relay
+    /// slots (fleet nodes first, then by id), and service peers past the service slots.
+    /// Peers we dialed are never shed here: we chose them.
+    pub fn surplus_by_kind(&self, connected: &Connected) -> Vec<PeerId> {
+        let (relay_slots, service_slots) = self.slots();
+        let inbound = |p: &&PeerId| connected.peers.get(*p).copied().unwrap_or(false);
+        let mut out = Vec::new();
+        let mut relay: Vec<PeerId> = connected.relay.iter().filter(inbound).copied().collect();
+        relay.sort_by_key(|p| (!self.is_fleet(p), *p));
+        let over = connected.relay.len().saturating_sub(relay_slots);
+        out.extend(relay.into_iter().take(over));
+        let mut service: Vec<PeerId> = connected.service.iter().filter(inbound).copied().collect();
+        service.sort();
+        let over = connected.service.len().saturating_sub(service_slots);
+        out.extend(service.into_iter().take(over));
         out
     }
 
@@ -443,6 +486,43 @@ mod tests {
             pm.add(PeerId::random(), vec![addr([10, 0, 0, 1])], Origin::Discv5);
         }
         assert_eq!(pm.dial_candidates(&Connected::default(), Instant::now()).len(), 2);
+    }
+
+    #[test]
+    fn relay_and_service_peers_share_the_connections_as_nwaku_splits_them() {
+        let config = PeerManagerConfig { max_connections: 9, ..PeerManagerConfig::default() };
+        let pm = PeerManager::new(config, []);
+        assert_eq!(pm.slots(), (5, 4), "relay rounded up, as nwaku's ceil");
+        let mut connected = Connected::default();
+        let mut inbound_service = Vec::new();
+        for _ in 0..6 {
+            let p = PeerId::random();
+            connected.peers.insert(p, true);
+            connected.service.insert(p);
+            inbound_service.push(p);
+        }
+        let dialed = PeerId::random();
+        connected.peers.insert(dialed, false);
+        connected.service.insert(dialed);
+        let shed = pm.surplus_by_kind(&connected);
+        // 7 service peers for 4 slots: 3 inbound ones go, never the one we dialed.
+        assert_eq!(shed.len(), 3, "{shed:?}");
+        assert!(shed.iter().all(|p| inbound_service.contains(p)));
+        // Relay peers are not shed to make room for clients, nor counted against them.
+        for _ in 0..5 {
+            let p = PeerId::random();
+            connected.peers.insert(p, true);
+            connected.relay.insert(p);
+        }
+        assert_eq!(pm.surplus_by_kind(&connected).len(), 3);
+        let extra = PeerId::random();
+        connected.peers.insert(extra, true);
+        connected.relay.insert(extra);
+        assert_eq!(pm.surplus_by_kind(&connected).len(), 4, "one relay peer past 5 slots");
+        // And no relay dials once the relay slots are full.
+        let mut pm = pm;
+        pm.add(PeerId::random(), vec![addr([10, 9, 0, 1])], Origin::Discv5);
+        assert!(pm.dial_candidates(&connected, Instant::now()).is_empty());
     }
 
     #[test]

@@ -13,6 +13,12 @@ use crate::message::gossip_message_id;
 
 /// The relay protocol id, the only one js-waku speaks.
 pub const PROTOCOL: &str = "/vac/waku/relay/2.0.0";
+/// Gossipsub's D, D_low and D_high as Waku sets them.
+pub const MESH_N: usize = 6;
+/// D_low: below it a shard's mesh is only "minimally healthy" (nwaku's topic health).
+pub const MESH_N_LOW: usize = 4;
+/// D_high.
+pub const MESH_N_HIGH: usize = 8;
 /// Room for the gossipsub RPC framing around a maximal WakuMessage.
 const FRAME_OVERHEAD: usize = 16 * 1024;
 
@@ -25,9 +31,9 @@ pub fn config(max_message_size: usize) -> Result<gossipsub::Config, gossipsub::C
             MessageId::from(gossip_message_id(&message.data).to_vec())
         })
         .max_transmit_size(max_message_size + FRAME_OVERHEAD)
-        .mesh_n(6)
-        .mesh_n_low(4)
-        .mesh_n_high(8)
+        .mesh_n(MESH_N)
+        .mesh_n_low(MESH_N_LOW)
+        .mesh_n_high(MESH_N_HIGH)
         .mesh_outbound_min(3)
         .gossip_lazy(6)
         .gossip_factor(0.25)

@@ -41,7 +41,7 @@ async fn reports_figures_serves_nwaku_ports_and_survives_an_agent_restart() {
     assert!(figures["messagesOutPerSec"].as_f64().is_some(), "{figures}");
     let roles: Vec<&str> =
         node["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert_eq!(roles, ["relay", "store"]);
+    assert_eq!(roles, ["relay", "store", "peer-exchange"], "peer exchange is on by default");
     assert_eq!(node["clusterId"], 1);
 
     // nwaku's ports.

@@ -384,3 +384,26 @@ async fn nat_extip_is_the_address_the_enr_announces() {
     assert_eq!(record.enr().ip4(), Some(std::net::Ipv4Addr::new(127, 0, 0, 2)), "{info}");
     node.child.kill().await.unwrap();
 }
+
+/// `--preset logos.dev` is cluster 3 with its 8 shards, announced in the ENR; `--preset twn`
+/// is refused, naming what is missing, before anything listens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presets_set_the_network_and_twn_is_refused_without_rln() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = spawn_node(dir.path(), &["--preset=logos.dev"]).await;
+    let info: Value =
+        reqwest::get(format!("{}/debug/v1/info", node.rest)).await.unwrap().json().await.unwrap();
+    let record: node::enrtree::NodeRecord = info["enrUri"].as_str().unwrap().parse().unwrap();
+    let waku = node::waku_enr::WakuEnr::decode(record.enr()).unwrap();
+    let shards = waku.shards.expect("rs in the ENR");
+    assert_eq!(shards.cluster, 3, "{info}");
+    assert_eq!(shards.shards, (0..8).collect::<Vec<u16>>(), "{info}");
+    node.child.kill().await.unwrap();
+
+    crate::helpers::fails(
+        dir.path(),
+        &["node", "--listen-address", "127.0.0.1", "--tcp-port", "0", "--preset", "twn"],
+        "requires RLN relay",
+    );
+    crate::helpers::fails(dir.path(), &["node", "--preset", "mainnet"], "unknown preset");
+}

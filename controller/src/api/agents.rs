@@ -59,7 +59,9 @@ fn may_change_membership(
         after.last_measured_at = Some(report.measured_at);
         after.last_report = serde_json::from_slice(body).ok();
     }
-    crate::health::evaluate(&after, &state.config.health, state.db.now_ms()).0 != node.health
+    let expected = state.expectations();
+    crate::health::evaluate(&after, &state.config.health, &expected, state.db.now_ms()).0
+        != node.health
 }
 
 /// `POST /api/v1/enrol`: redeem a one-time token and bind the node's key.

@@ -10,11 +10,13 @@ use crate::{
 use super::ReconcileError;
 
 pub(super) async fn update_health(state: &AppState) -> Result<Vec<NodeRow>, ReconcileError> {
+    let expected = crate::drift::Expectations::of(&state.db.trees().await?);
+    state.set_expectations(expected.clone());
     let now = state.db.now_ms();
     let mut nodes = state.db.nodes().await?;
     let mut changed = Vec::new();
     for (index, node) in nodes.iter_mut().enumerate() {
-        let (health, reason) = evaluate(node, &state.config.health, now);
+        let (health, reason) = evaluate(node, &state.config.health, &expected, now);
         if health == node.health && reason == node.health_reason {
             continue;
         }

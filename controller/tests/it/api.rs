@@ -514,3 +514,47 @@ async fn the_audit_log_is_append_only_on_both_backends() {
         assert_eq!(db.audit_entries(0, 10).await.unwrap().len(), 1);
     }
 }
+
+/// A node on another cluster than the tree its roles put it in (a preset left on the old
+/// cluster) is a warning with the reason, and the metric the alert rule reads says so; once
+/// the tree and the node agree again it passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_another_cluster_than_its_tree_is_config_drift() {
+    let f = start(None).await;
+    let mut agent = Agent::new(30_400);
+    agent.join(&f.http, &f.base, ADMIN, 6).await; // reports cluster 1, roles boot + relay
+    let define = |cluster: u16| {
+        json!({
+            "domain": "relay.fleet.test",
+            "signer": "key:dev",
+            "policy": { "roles": ["relay"], "clusterId": cluster },
+        })
+    };
+    let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/relay", Some(define(3))).await;
+    assert!(status == 200 || status == 201, "{status}: {answer}");
+    f.controller.reconcile_now().await.unwrap();
+    let node = f.node(&agent).await;
+    assert_eq!(node["health"], "warning", "{node}");
+    assert_eq!(
+        node["healthReason"],
+        "config drift: cluster 1, but tree relay lists its roles on cluster 3",
+        "{node}"
+    );
+    let drift_line = |metrics: &str| {
+        metrics
+            .lines()
+            .find(|l| l.starts_with("wakufleet_node_config_drift{") && l.contains(&agent.node_id()))
+            .map(|l| l.rsplit(' ').next().unwrap().to_owned())
+    };
+    let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert_eq!(drift_line(&metrics).as_deref(), Some("1"), "{metrics}");
+
+    // The tree corrected (or the node moved): passing, metric 0.
+    let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/relay", Some(define(1))).await;
+    assert!(status == 200 || status == 201, "{status}: {answer}");
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.node(&agent).await["health"], "passing");
+    let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap();
+    assert_eq!(drift_line(&metrics.text().await.unwrap()).as_deref(), Some("0"));
+}

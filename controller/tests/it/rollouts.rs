@@ -18,6 +18,7 @@ async fn report(
     base: &str,
     agent: &mut SimAgent,
     config: Option<(u64, Result<(), &str>)>,
+    shards: &[u16],
 ) -> Value {
     let figures = Figures {
         relay_peers: Some(8),
@@ -28,7 +29,7 @@ async fn report(
         }),
         ..Figures::default()
     };
-    let body = agent.report_with(vec![0], figures);
+    let body = agent.report_with(shards.to_vec(), figures);
     let (status, answer) = agent.post(http, base, "/api/v1/reports", &body).await;
     assert_eq!(status, 202, "{answer}");
     answer
@@ -93,28 +94,28 @@ async fn scenario(database_url: String) {
     // First node only.
     controller.reconcile_now().await.unwrap();
     assert_eq!(steps(&rollout().await), ["applying", "waiting", "waiting"]);
-    let answer = report(&http, &base, &mut agents[0], None).await;
+    let answer = report(&http, &base, &mut agents[0], None, &[0]).await;
     assert_eq!(answer["desired"]["maxConnections"], 40, "{answer}");
     assert_eq!(answer["desired"]["version"], 1);
-    let answer = report(&http, &base, &mut agents[1], None).await;
+    let answer = report(&http, &base, &mut agents[1], None, &[0]).await;
     assert!(answer.get("desired").is_none(), "not its turn: {answer}");
     // Not applied yet: the next pass changes nothing.
     controller.reconcile_now().await.unwrap();
     assert_eq!(steps(&rollout().await), ["applying", "waiting", "waiting"]);
 
     // Applied and passing: the second node's turn.
-    report(&http, &base, &mut agents[0], Some((1, Ok(())))).await;
+    report(&http, &base, &mut agents[0], Some((1, Ok(()))), &[0]).await;
     controller.reconcile_now().await.unwrap();
     assert_eq!(steps(&rollout().await), ["done", "applying", "waiting"]);
 
     // The second node refuses: halted, the third never gets it.
-    report(&http, &base, &mut agents[1], Some((1, Err("port 60000 in use")))).await;
+    report(&http, &base, &mut agents[1], Some((1, Err("port 60000 in use"))), &[0]).await;
     controller.reconcile_now().await.unwrap();
     let halted = rollout().await;
     assert_eq!(halted["state"], "halted", "{halted}");
     assert_eq!(steps(&halted), ["done", "failed", "waiting"]);
     assert!(halted["reason"].as_str().unwrap().contains("refused version 1: port 60000 in use"));
-    let answer = report(&http, &base, &mut agents[2], None).await;
+    let answer = report(&http, &base, &mut agents[2], None, &[0]).await;
     assert!(answer.get("desired").is_none(), "{answer}");
     let cancel = http.delete(format!("{base}{path}")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(cancel.status().as_u16(), 409, "a halted rollout is not running");
@@ -151,12 +152,24 @@ async fn scenario(database_url: String) {
     let (_, third) = post(&http, &base, body).await;
     let third_path = format!("/api/v1/rollouts/{}", third["rollout"]["id"].as_str().unwrap());
     controller.reconcile_now().await.unwrap();
-    let answer = report(&http, &base, &mut agents[0], Some((1, Ok(())))).await;
+    let answer = report(&http, &base, &mut agents[0], Some((1, Ok(()))), &[0]).await;
     assert_eq!(
         answer["desired"],
         json!({ "version": 2, "roles": null, "shards": [0, 2], "maxConnections": 40 })
     );
-    report(&http, &base, &mut agents[0], Some((2, Ok(())))).await;
+    // An agent that says it applied v2 but still runs shard 0 alone: config drift, a
+    // warning, and the rollout waits.
+    report(&http, &base, &mut agents[0], Some((2, Ok(()))), &[0]).await;
+    controller.reconcile_now().await.unwrap();
+    let node = operator_get(&http, &base, &format!("/api/v1/nodes/{}", ids[0]), ADMIN).await;
+    let node = &node["node"];
+    assert_eq!(node["health"], "warning", "{node}");
+    let reason = node["healthReason"].as_str().unwrap();
+    assert!(reason.starts_with("config drift: shards [0], but desired configuration v2"), "{node}");
+    let waiting = operator_get(&http, &base, &third_path, ADMIN).await["rollout"].clone();
+    assert_eq!(waiting["state"], "running", "{waiting}");
+    // Running the shards it was given: done.
+    report(&http, &base, &mut agents[0], Some((2, Ok(()))), &[0, 2]).await;
     controller.reconcile_now().await.unwrap();
     let done = operator_get(&http, &base, &third_path, ADMIN).await["rollout"].clone();
     assert_eq!(done["state"], "done", "{done}");

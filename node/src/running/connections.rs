@@ -41,6 +41,18 @@ impl Service {
             }
         }
         connected.relay = self.relay_peers().into_iter().collect();
+        // Identified (identify told us its protocols) and not speaking relay: a relay peer
+        // whose subscriptions have not arrived yet is not a service peer.
+        connected.service = self
+            .peers
+            .iter()
+            .filter(|(peer, state)| {
+                !state.protocols.is_empty()
+                    && !state.protocols.iter().any(|p| p == crate::relay::PROTOCOL)
+                    && !connected.relay.contains(peer)
+            })
+            .map(|(peer, _)| *peer)
+            .collect();
         connected
     }
 
@@ -75,6 +87,10 @@ impl Service {
         self.maybe_ask_for_peers(connected.relay.len(), now);
         for peer in self.connections.peer_manager.surplus_fleet_peers(&connected) {
             tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        for peer in self.connections.peer_manager.surplus_by_kind(&connected) {
+            tracing::debug!(target: "node", %peer, "dropping an inbound peer past its kind's slots");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
