@@ -105,7 +105,13 @@ impl Agent {
         };
         // Bind the ports before anything else runs, so a taken port fails the start.
         if let Some(addr) = config.rest_address() {
-            let router = compat::rest_router(supervisor.clone(), metrics.clone());
+            // The node's own REST rules (token, Host names) on the port that serves it.
+            let access = config.node.rest_access(addr).map_err(|e| {
+                AgentError::Config(crate::error::ConfigError::Invalid(format!(
+                    "[compat] REST: {e}"
+                )))
+            })?;
+            let router = access.guard(compat::rest_router(supervisor.clone(), metrics.clone()));
             let (bound, task) = compat::serve(addr, router, stopped.clone()).await?;
             agent.rest_addr = Some(bound);
             tasks.push(task);

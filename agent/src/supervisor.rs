@@ -22,7 +22,6 @@ use contract::desired::{ConfigStatus, DesiredConfig};
 use k256::ecdsa::SigningKey;
 use node::{
     config::NodeConfig,
-    rest::DEFAULT_CACHE_CAPACITY,
     running::{self, NodeHandle},
 };
 use tokio::{
@@ -220,7 +219,7 @@ async fn start_node(
         task.abort();
         return Err(format!("started but did not answer its health check within {limit:?}"));
     }
-    let rest = node::rest::router(handle.clone(), DEFAULT_CACHE_CAPACITY, max_message_size);
+    let rest = node::rest::router(handle.clone(), config.node.rest_settings(max_message_size));
     let instance = NodeInstance {
         handle,
         rest,

@@ -351,6 +351,29 @@ impl NodeOptions {
         })
     }
 
+    /// How the REST router serves: cache capacity, admin routes.
+    pub fn rest_settings(&self, max_message_size: usize) -> crate::rest::RestSettings {
+        crate::rest::RestSettings {
+            cache_capacity: self
+                .rest_relay_cache_capacity
+                .unwrap_or(crate::rest::DEFAULT_CACHE_CAPACITY),
+            admin: self.rest_admin.unwrap_or(false),
+            ..crate::rest::RestSettings::new(max_message_size)
+        }
+    }
+
+    /// Who may use a REST port bound to `bind`: the token file and Host names given here.
+    pub fn rest_access(
+        &self,
+        bind: SocketAddr,
+    ) -> Result<crate::rest::access::RestAccess, crate::rest::access::RestAccessError> {
+        crate::rest::access::RestAccess::from_file(
+            bind,
+            self.rest_token_file.as_deref(),
+            &self.rest_allowed_host,
+        )
+    }
+
     /// The metrics server's address, when `metrics-server` is on.
     pub fn metrics_socket(&self) -> Option<SocketAddr> {
         self.metrics_server.unwrap_or(false).then(|| {

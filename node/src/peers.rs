@@ -221,6 +221,13 @@ impl PeerManager {
         self.known.get(peer).map(|k| k.origin)
     }
 
+    /// Every known peer: id, first address, origin, failed dials since the last success.
+    pub fn known_peers(
+        &self,
+    ) -> impl Iterator<Item = (PeerId, Option<Multiaddr>, Origin, u32)> + '_ {
+        self.known.iter().map(|(peer, k)| (*peer, k.addrs.first().cloned(), k.origin, k.failures))
+    }
+
     /// Number of known peers.
     pub fn known_len(&self) -> usize {
         self.known.len()

@@ -12,8 +12,7 @@ use clap::Args;
 use node::{
     config::NodeConfig,
     options::{NodeContext, NodeOptions},
-    rest::{self, DEFAULT_CACHE_CAPACITY},
-    running,
+    rest, running,
 };
 
 use super::key::unlock;
@@ -77,11 +76,13 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
 
     let mut servers = Vec::new();
     if let Some(addr) = options.rest_socket() {
+        // Checked before binding: an open port without a token never listens, not even briefly.
+        let access = options.rest_access(addr)?;
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("REST on {addr}"))?;
         println!("rest: http://{}", listener.local_addr()?);
-        let capacity = options.rest_relay_cache_capacity.unwrap_or(DEFAULT_CACHE_CAPACITY);
-        let router = rest::router(node.clone(), capacity, max_message_size);
+        let router =
+            access.guard(rest::router(node.clone(), options.rest_settings(max_message_size)));
         servers.push(tokio::spawn(async move { axum::serve(listener, router).await }));
     }
     if let Some(addr) = options.metrics_socket() {

@@ -19,7 +19,7 @@ async fn reports_figures_serves_nwaku_ports_and_survives_an_agent_restart() {
     let peer_addr = peer.listen_addrs()[0].clone();
     let dir = tempfile::tempdir().unwrap();
     let node_extra = format!(
-        "store = true\nstaticnode = [\"{peer_addr}\"]\nfleet-peer = [\"{}\"]",
+        "store = true\nrest-admin = true\nstaticnode = [\"{peer_addr}\"]\nfleet-peer = [\"{}\"]",
         peer.peer_id()
     );
     let config = agent_config(dir.path(), &ctl.url(), &node_extra);
@@ -52,8 +52,16 @@ async fn reports_figures_serves_nwaku_ports_and_survives_an_agent_restart() {
     assert_eq!(status, 200);
     assert!(version.starts_with('v'), "{version}");
     let (status, peers) = get(rest, "/admin/v1/peers").await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 200, "[node] rest-admin serves the admin routes on the compat port");
     assert!(peers.contains(&peer.peer_id().to_string()), "{peers}");
+    // The node's REST rules hold on the compat port too: a rebinding page's Host is refused.
+    let rebound = reqwest::Client::new()
+        .get(format!("http://{rest}/debug/v1/info"))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status().as_u16(), 403);
     let (status, metrics) = get(agent.metrics_addr().unwrap(), "/metrics").await;
     assert_eq!(status, 200);
     for needle in [

@@ -89,7 +89,7 @@ async fn rest_metrics_and_relay_like_nwaku() {
     let db = format!("sqlite://{}", dir.path().join("store.db").display());
     let mut node = spawn_node(
         dir.path(),
-        &["--config-file", "node.toml", "--store", "--store-message-db-url", &db],
+        &["--config-file", "node.toml", "--store", "--store-message-db-url", &db, "--rest-admin"],
     )
     .await;
     let http = reqwest::Client::new();
@@ -143,7 +143,7 @@ async fn rest_metrics_and_relay_like_nwaku() {
     .unwrap();
     assert!(peers[0]["multiaddr"].as_str().unwrap().ends_with(&peer.peer_id().to_string()));
     assert!(peers[0]["protocols"].as_array().unwrap().contains(&json!("/vac/waku/relay/2.0.0")));
-    assert_eq!(peers[0]["connected"], true);
+    assert_eq!(peers[0]["connected"], "Connected", "nwaku's Connectedness: {peers}");
     let relay_ready = timeout(Duration::from_secs(20), async {
         loop {
             let health: Value = get("/health").await.unwrap().json().await.unwrap();
@@ -406,4 +406,163 @@ async fn presets_set_the_network_and_twn_is_refused_without_rln() {
         "requires RLN relay",
     );
     crate::helpers::fails(dir.path(), &["node", "--preset", "mainnet"], "unknown preset");
+}
+
+/// `curl` against the real REST server: status code and body.
+async fn curl(url: &str, headers: &[&str]) -> (u16, String) {
+    let mut args = vec!["-s", "-o", "-", "-w", "\n%{http_code}"];
+    for h in headers {
+        args.extend(["-H", h]);
+    }
+    args.push(url);
+    let out = crate::helpers::tool("curl", &args).await;
+    let (body, code) = out.rsplit_once('\n').unwrap();
+    (code.trim().parse().unwrap(), body.to_owned())
+}
+
+/// The admin routes exist only with `--rest-admin`, in nwaku's shapes; `peerAddr` needs it too;
+/// REST subscriptions are capped; a Host that is not ours is refused (DNS rebinding); and REST
+/// off loopback needs a bearer token, checked on every route but `/health`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_rest_is_opt_in_and_the_rest_port_guards_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let (peer, _task) = start(NodeConfig { filter: true, ..NodeConfig::loopback() }).await.unwrap();
+
+    // Without --rest-admin: no admin routes, no dialing on a caller's behalf.
+    let mut plain = spawn_node(dir.path(), &[]).await;
+    assert_eq!(curl(&format!("{}/admin/v1/peers", plain.rest), &[]).await.0, 404);
+    let target = format!("{}/p2p/{}", peer.listen_addrs()[0], peer.peer_id());
+    let store = format!("{}/store/v3/messages?peerAddr={}", plain.rest, target.replace('/', "%2F"));
+    let (status, body) = curl(&store, &[]).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("--rest-admin"), "{body}");
+    // A page on another origin that rebinds its name to 127.0.0.1 is refused.
+    let (status, _) = curl(&format!("{}/debug/v1/info", plain.rest), &["Host: evil.example"]).await;
+    assert_eq!(status, 403);
+    assert_eq!(curl(&format!("{}/debug/v1/info", plain.rest), &[]).await.0, 200);
+    // More subscriptions than the cap: refused whole, nothing subscribed.
+    let topics: Vec<String> = (0..=100).map(|s| format!("/waku/2/rs/0/{s}")).collect();
+    let http = reqwest::Client::new();
+    let answer = http
+        .post(format!("{}/relay/v1/subscriptions", plain.rest))
+        .json(&topics)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 429);
+    let (status, _) =
+        curl(&format!("{}/relay/v1/messages/%2Fwaku%2F2%2Frs%2F0%2F5", plain.rest), &[]).await;
+    assert_eq!(status, 404, "not subscribed");
+    plain.child.kill().await.unwrap();
+
+    // With --rest-admin and filter: every route, nwaku's shapes.
+    let mut admin = spawn_node(dir.path(), &["--rest-admin", "--filter"]).await;
+    let tcp = admin.listening.iter().find(|a| !a.contains("/ws")).unwrap().parse().unwrap();
+    peer.dial(tcp).await.unwrap();
+    let admin_id: libp2p::PeerId = admin.peer_id.parse().unwrap();
+    let get = async |path: &str| -> (u16, Value) {
+        let (status, body) = curl(&format!("{}{path}", admin.rest), &[]).await;
+        (status, serde_json::from_str(&body).unwrap_or(Value::String(body)))
+    };
+    let id = peer.peer_id().to_string();
+    let mesh = timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, mesh) = get("/admin/v1/peers/mesh/on/0").await;
+            if mesh["peers"].as_array().is_some_and(|p| !p.is_empty()) {
+                return mesh;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the peer joins the mesh on shard 0");
+    assert_eq!(mesh["shard"], 0);
+    assert!(mesh["peers"][0]["multiaddr"].as_str().unwrap().ends_with(&id), "{mesh}");
+    assert!(mesh["peers"][0]["score"].is_number(), "relay peers carry their score: {mesh}");
+
+    let (status, all) = get("/admin/v1/peers").await;
+    assert_eq!(status, 200);
+    let listed =
+        all.as_array().unwrap().iter().find(|p| p["multiaddr"].as_str().unwrap().ends_with(&id));
+    let listed = listed.unwrap_or_else(|| panic!("{all}"));
+    for field in ["multiaddr", "protocols", "shards", "connected", "agent", "origin", "score"] {
+        assert!(listed.get(field).is_some(), "{field} missing: {listed}");
+    }
+    assert_eq!(listed["connected"], "Connected");
+    assert!(listed["agent"].as_str().unwrap().starts_with("wakufleet/"), "{listed}");
+    assert_eq!(get(&format!("/admin/v1/peer/{id}")).await.1["multiaddr"], listed["multiaddr"]);
+    assert_eq!(get("/admin/v1/peer/not-a-peer-id").await.0, 400);
+    let stranger = libp2p::PeerId::random();
+    assert_eq!(get(&format!("/admin/v1/peer/{stranger}")).await.0, 404);
+    let (_, connected) = get("/admin/v1/peers/connected/on/0").await;
+    assert_eq!(connected.as_array().unwrap().len(), 1, "{connected}");
+    assert_eq!(get("/admin/v1/peers/connected/on/5").await.1, json!([]));
+    assert_eq!(get("/admin/v1/peers/connected/on/x").await.0, 400);
+    let (_, relay) = get("/admin/v1/peers/relay").await;
+    assert_eq!(relay[0]["shard"], 0, "{relay}");
+    assert_eq!(relay[0]["peers"].as_array().unwrap().len(), 1, "{relay}");
+    assert_eq!(get("/admin/v1/peers/relay/on/3").await.1, json!({ "shard": 3, "peers": [] }));
+    let (_, service) = get("/admin/v1/peers/service").await;
+    let protocols = &service[0]["protocols"];
+    assert!(
+        protocols.as_array().unwrap().contains(&json!("/vac/waku/filter-subscribe/2.0.0-beta1")),
+        "{service}"
+    );
+    assert!(
+        !protocols.as_array().unwrap().contains(&json!("/ipfs/id/1.0.0")),
+        "only service codecs: {service}"
+    );
+    let (_, stats) = get("/admin/v1/peers/stats").await;
+    assert!(stats["Sum"]["Total peers"].as_u64() >= Some(1), "{stats}");
+    assert!(stats["By Connectedness"]["Connected"] == 1, "{stats}");
+    assert_eq!(stats["Mesh peers"]["0"], 1, "{stats}");
+    assert!(stats["By Protocols"]["/vac/waku/relay/2.0.0"] == 1, "{stats}");
+
+    // A light client's filter subscription at our node, listed with its criteria.
+    let subscribed = peer
+        .filter_subscribe(admin_id, "/waku/2/rs/0/0", vec!["/wakufleet/1/admin/proto".into()])
+        .await
+        .unwrap();
+    assert_eq!(subscribed.status_code, 200, "{subscribed:?}");
+    let (status, subs) = get("/admin/v1/filter/subscriptions").await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        subs,
+        json!([{ "peerId": id, "filterCriteria": [
+            { "pubsubTopic": "/waku/2/rs/0/0", "contentTopic": "/wakufleet/1/admin/proto" }
+        ] }])
+    );
+    admin.child.kill().await.unwrap();
+
+    // On every interface: refused without a token, before anything listens ...
+    crate::helpers::fails(
+        dir.path(),
+        &[
+            "node",
+            "--listen-address=127.0.0.1",
+            "--tcp-port=0",
+            "--rest",
+            "--rest-port=0",
+            "--rest-address=0.0.0.0",
+        ],
+        "set rest-token-file",
+    );
+    // ... and with one, every route but /health asks for it.
+    std::fs::write(dir.path().join("rest-token"), "s3cret-token\n").unwrap();
+    let mut open =
+        spawn_node(dir.path(), &["--rest-address=0.0.0.0", "--rest-token-file=rest-token"]).await;
+    let port = open.rest.rsplit(':').next().unwrap().to_owned();
+    let base = format!("http://127.0.0.1:{port}");
+    let (status, body) = curl(&format!("{base}/debug/v1/info"), &[]).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, _) =
+        curl(&format!("{base}/debug/v1/info"), &["Authorization: Bearer wrong"]).await;
+    assert_eq!(status, 401);
+    let bearer = ["Authorization: Bearer s3cret-token"];
+    assert_eq!(curl(&format!("{base}/debug/v1/info"), &bearer).await.0, 200);
+    // Reached by any name once authenticated (the token is what a rebinding page lacks).
+    let by_name = ["Authorization: Bearer s3cret-token", "Host: node1.example.org"];
+    assert_eq!(curl(&format!("{base}/debug/v1/info"), &by_name).await.0, 200);
+    assert_eq!(curl(&format!("{base}/health"), &[]).await.0, 200, "health checks need no secret");
+    open.child.kill().await.unwrap();
 }

@@ -86,6 +86,43 @@ pub struct PeerInfo {
     pub fleet: bool,
     /// Its gossipsub score.
     pub score: Option<f64>,
+    /// Our relay topics it is subscribed to.
+    pub relay_topics: Vec<String>,
+    /// Our relay topics on which it is in our mesh.
+    pub mesh_topics: Vec<String>,
+}
+
+/// A peer known (from discovery, the tree, static nodes) but not connected now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnownPeer {
+    /// The peer.
+    pub peer_id: PeerId,
+    /// Its first dial address.
+    pub address: Option<Multiaddr>,
+    /// Where we learned of it.
+    pub origin: Origin,
+    /// Dials that failed since the last success.
+    pub failures: u32,
+}
+
+/// What the admin REST routes show: every peer, connected or only known, and the filter
+/// subscriptions this node serves.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AdminView {
+    /// The cluster this node is on.
+    pub cluster: u16,
+    /// Our relay topics (empty when relay is off).
+    pub relay_topics: Vec<String>,
+    /// Whether relay is mounted.
+    pub relay: bool,
+    /// Whether the filter server is mounted.
+    pub filter: bool,
+    /// Connected peers.
+    pub connected: Vec<PeerInfo>,
+    /// Known peers not connected now.
+    pub known: Vec<KnownPeer>,
+    /// Filter subscribers and their (pubsub topic, content topic) criteria, sorted.
+    pub filter_subscriptions: Vec<(PeerId, Vec<(String, String)>)>,
 }
 
 /// A snapshot of the node's figures, the numbers the agent reports.

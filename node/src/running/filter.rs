@@ -38,6 +38,23 @@ pub(super) struct Subscriber {
     last_seen: Instant,
 }
 
+impl FilterServer {
+    /// Every subscriber's criteria, sorted (the admin REST route's list).
+    pub(super) fn subscriptions(&self) -> Vec<(PeerId, Vec<Criterion>)> {
+        let mut out: Vec<(PeerId, Vec<Criterion>)> = self
+            .subscribers
+            .iter()
+            .map(|(peer, subscriber)| {
+                let mut criteria: Vec<Criterion> = subscriber.criteria.iter().cloned().collect();
+                criteria.sort();
+                (*peer, criteria)
+            })
+            .collect();
+        out.sort_by_key(|(peer, _)| peer.to_bytes());
+        out
+    }
+}
+
 impl Service {
     fn handle_subscribe(
         &mut self,

@@ -59,6 +59,9 @@ pub(super) enum Command {
     Peers {
         reply: oneshot::Sender<Vec<PeerInfo>>,
     },
+    Admin {
+        reply: oneshot::Sender<super::AdminView>,
+    },
     ServicePeers {
         kind: service_peers::ServiceKind,
         reply: oneshot::Sender<Vec<(PeerId, service_peers::ServiceScore)>>,
@@ -289,6 +292,12 @@ impl NodeHandle {
     /// The connected peers.
     pub async fn peers(&self) -> Result<Vec<PeerInfo>, NodeError> {
         self.ask(|reply| Command::Peers { reply }).await
+    }
+
+    /// Every peer, connected or known, and the filter subscriptions served: what the admin
+    /// REST routes show.
+    pub async fn admin_view(&self) -> Result<super::AdminView, NodeError> {
+        self.ask(|reply| Command::Admin { reply }).await
     }
 
     /// Stops the node; returns at once (await the task's join handle to wait for the end).

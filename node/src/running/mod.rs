@@ -47,7 +47,7 @@ mod store;
 mod swarm;
 
 pub use error::NodeError;
-pub use events::{NodeEvent, NodeStats, PeerInfo};
+pub use events::{AdminView, KnownPeer, NodeEvent, NodeStats, PeerInfo};
 pub use handle::NodeHandle;
 
 use crate::{
@@ -376,6 +376,9 @@ impl Service {
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }
+            Command::Admin { reply } => {
+                let _ = reply.send(self.admin_view());
+            }
             Command::StoreLocal { request, reply } => match self.store.archive.clone() {
                 None => {
                     let _ = reply
@@ -455,6 +458,18 @@ impl Service {
 
     fn peer_list(&self) -> Vec<PeerInfo> {
         let relay_peers: HashSet<PeerId> = self.relay_peers().into_iter().collect();
+        let relay = &self.swarm.behaviour().relay;
+        let mut relay_topics: HashMap<PeerId, Vec<String>> = HashMap::new();
+        for (peer, topics) in relay.all_peers() {
+            let ours = topics.iter().map(|t| t.as_str()).filter(|t| self.subscribed.contains(*t));
+            relay_topics.entry(*peer).or_default().extend(ours.map(str::to_owned));
+        }
+        let mut mesh_topics: HashMap<PeerId, Vec<String>> = HashMap::new();
+        for topic in &self.subscribed {
+            for peer in relay.mesh_peers(&crate::relay::topic_hash(topic)) {
+                mesh_topics.entry(*peer).or_default().push(topic.clone());
+            }
+        }
         self.peers
             .iter()
             .map(|(peer_id, state)| PeerInfo {
@@ -469,8 +484,36 @@ impl Service {
                 origin: self.connections.peer_manager.origin(peer_id),
                 fleet: self.connections.peer_manager.is_fleet(peer_id),
                 score: self.swarm.behaviour().relay.peer_score(peer_id),
+                relay_topics: relay_topics.remove(peer_id).unwrap_or_default(),
+                mesh_topics: mesh_topics.remove(peer_id).unwrap_or_default(),
             })
             .collect()
+    }
+
+    fn admin_view(&self) -> AdminView {
+        let known = self
+            .connections
+            .peer_manager
+            .known_peers()
+            .filter(|(peer, ..)| !self.peers.contains_key(peer))
+            .map(|(peer_id, address, origin, failures)| KnownPeer {
+                peer_id,
+                address,
+                origin,
+                failures,
+            })
+            .collect();
+        let mut relay_topics: Vec<String> = self.subscribed.iter().cloned().collect();
+        relay_topics.sort();
+        AdminView {
+            cluster: self.config.cluster_id,
+            relay_topics,
+            relay: self.config.relay,
+            filter: self.config.filter,
+            connected: self.peer_list(),
+            known,
+            filter_subscriptions: self.filter.subscriptions(),
+        }
     }
 
     fn emit(&self, event: NodeEvent) {

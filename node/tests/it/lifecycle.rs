@@ -16,7 +16,7 @@ async fn run_once(dir: &std::path::Path, i: usize) {
         ..NodeConfig::loopback()
     };
     let (handle, task) = start(config).await.unwrap();
-    let router = node::rest::router(handle.clone(), 16, 1 << 20);
+    let router = node::rest::router(handle.clone(), node::rest::RestSettings::new(1 << 20));
     handle.shutdown().await;
     task.await.unwrap();
     drop(router);

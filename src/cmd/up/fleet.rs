@@ -337,7 +337,7 @@ pub(super) async fn start_bootstrap_node(
     let mut servers = Vec::new();
     let rest_listener = bind(SocketAddr::new(loopback, ports.rest), "REST").await?;
     let rest = rest_listener.local_addr()?;
-    let router = rest::router(handle.clone(), rest::DEFAULT_CACHE_CAPACITY, max_message_size);
+    let router = rest::router(handle.clone(), rest::RestSettings::new(max_message_size));
     servers.push(tokio::spawn(async move {
         let _ = axum::serve(rest_listener, router).await;
     }));

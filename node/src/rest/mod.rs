@@ -1,7 +1,9 @@
 //! nwaku's REST API, so scripts, Consul checks and js-waku's own test harness can drive our
-//! node: `/health`, `/debug/v1/info`, `/debug/v1/version`, `/admin/v1/peers`, the relay
-//! endpoints (pubsub and `/auto` content-topic forms) with nwaku's JSON shapes, and a separate
-//! Prometheus `/metrics` router for the metrics port.
+//! node: `/health`, `/debug/v1/info`, `/debug/v1/version`, the relay endpoints (pubsub and
+//! `/auto` content-topic forms) and `/store/v3/messages` with nwaku's JSON shapes, the admin
+//! routes with `--rest-admin` ([`admin`]), and a separate Prometheus `/metrics` router for the
+//! metrics port. Whoever binds a port puts it behind [`access::RestAccess`] (token, Host
+//! allow-list).
 
 use std::{
     collections::{HashMap, HashSet, VecDeque},
@@ -24,9 +26,41 @@ use crate::{
     topics::ShardTopic,
 };
 
+pub mod access;
+mod admin;
+
 /// Messages kept per subscribed topic for `GET …/messages` (nwaku's
 /// `--rest-relay-cache-capacity` default).
 pub const DEFAULT_CACHE_CAPACITY: usize = 50;
+/// Topics REST clients may subscribe to at once (pubsub and content topics together): each
+/// holds a cache of messages, so the number is bounded.
+pub const MAX_SUBSCRIPTIONS: usize = 100;
+
+/// How a REST router serves.
+#[derive(Debug, Clone, Copy)]
+pub struct RestSettings {
+    /// Messages cached per subscribed topic.
+    pub cache_capacity: usize,
+    /// The node's largest message, for the body limit.
+    pub max_message_size: usize,
+    /// Serve the admin routes and let store queries name a peer to dial (`--rest-admin`).
+    pub admin: bool,
+    /// Most subscribed topics.
+    pub max_subscriptions: usize,
+}
+
+impl RestSettings {
+    /// nwaku's defaults for a node whose messages are at most `max_message_size` bytes:
+    /// admin routes off.
+    pub fn new(max_message_size: usize) -> Self {
+        Self {
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
+            max_message_size,
+            admin: false,
+            max_subscriptions: MAX_SUBSCRIPTIONS,
+        }
+    }
+}
 
 /// A message as nwaku's REST API writes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,6 +156,8 @@ struct RestState {
     node: NodeHandle,
     cache: Arc<Mutex<Cache>>,
     capacity: usize,
+    admin: bool,
+    max_subscriptions: usize,
 }
 
 impl RestState {
@@ -131,19 +167,25 @@ impl RestState {
 }
 
 /// The REST API of `node`. Spawns the task that caches relayed messages for `GET` requests.
-pub fn router(node: NodeHandle, cache_capacity: usize, max_message_size: usize) -> Router {
-    let state =
-        RestState { node: node.clone(), cache: Arc::default(), capacity: cache_capacity.max(1) };
+pub fn router(node: NodeHandle, settings: RestSettings) -> Router {
+    let state = RestState {
+        node: node.clone(),
+        cache: Arc::default(),
+        capacity: settings.cache_capacity.max(1),
+        admin: settings.admin,
+        max_subscriptions: settings.max_subscriptions,
+    };
+    let max_message_size = settings.max_message_size;
     // The filler holds the cache only, not the node handle: it ends when the node's events
     // channel closes (node and router gone) instead of keeping the node's channel open itself.
     tokio::spawn(fill_cache(state.cache.clone(), state.capacity, node.events()));
-    Router::new()
+    let routes = if settings.admin { admin::routes() } else { Router::new() };
+    routes
         .route("/health", get(health))
         .route("/debug/v1/info", get(info))
         .route("/info", get(info))
         .route("/debug/v1/version", get(version))
         .route("/version", get(version))
-        .route("/admin/v1/peers", get(peers))
         .route("/relay/v1/subscriptions", axum::routing::post(subscribe).delete(unsubscribe))
         .route("/relay/v1/messages/{topic}", get(get_messages).post(post_message))
         .route(
@@ -220,24 +262,20 @@ async fn version() -> &'static str {
     concat!("v", env!("CARGO_PKG_VERSION"))
 }
 
-async fn peers(State(state): State<RestState>) -> Result<Json<serde_json::Value>, RestError> {
-    let peers = state.node.peers().await?;
-    let list: Vec<_> = peers
-        .iter()
-        .map(|p| {
-            let address = p.address.clone().with_p2p(p.peer_id).unwrap_or_else(|a| a);
-            serde_json::json!({
-                "multiaddr": address.to_string(),
-                "protocols": p.protocols,
-                "shards": p.shards,
-                "connected": true,
-                "agent": p.agent.clone().unwrap_or_default(),
-                "origin": p.origin.map_or("UnknownOrigin", |o| o.as_str()),
-                "score": p.score,
-            })
-        })
-        .collect();
-    Ok(Json(serde_json::Value::Array(list)))
+/// Refuses a subscription that would take the cached topics past the limit.
+fn room_for(state: &RestState, topics: &[String]) -> Result<(), RestError> {
+    let cache = state.cache();
+    let new: HashSet<&String> = topics.iter().filter(|t| !cache.topics.contains_key(*t)).collect();
+    if cache.topics.len() + new.len() > state.max_subscriptions {
+        return Err(RestError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "at most {} subscribed topics; unsubscribe from some first",
+                state.max_subscriptions
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn parse_topics(body: &[String]) -> Result<(), RestError> {
@@ -252,6 +290,7 @@ async fn subscribe(
     Json(topics): Json<Vec<String>>,
 ) -> Result<&'static str, RestError> {
     parse_topics(&topics)?;
+    room_for(&state, &topics)?;
     for topic in topics {
         state.node.subscribe(&topic).await?;
         state.cache().topics.entry(topic).or_default();
@@ -300,6 +339,7 @@ async fn auto_subscribe(
     State(state): State<RestState>,
     Json(topics): Json<Vec<String>>,
 ) -> Result<&'static str, RestError> {
+    room_for(&state, &topics)?;
     for content_topic in topics {
         let pubsub = state.node.autoshard_topic(&content_topic)?;
         state.node.subscribe(&pubsub).await?;
@@ -377,6 +417,13 @@ async fn store_messages(
         pagination_limit: number("pageSize")?.map(|n| u64::try_from(n).unwrap_or(0)),
     };
     let response = match get("peerAddr") {
+        // It makes the node dial any address a caller names: an admin's tool.
+        Some(_) if !state.admin => {
+            return Err(RestError(
+                StatusCode::FORBIDDEN,
+                "peerAddr makes the node dial another peer: it needs --rest-admin".into(),
+            ));
+        }
         Some(addr) => {
             let addr: libp2p::Multiaddr =
                 addr.parse().map_err(|_| RestError::bad("invalid peerAddr"))?;
