@@ -119,26 +119,10 @@ mod tests {
 
     fn node(roles: &[&str], cluster: u16, shards: &[u16]) -> NodeRow {
         NodeRow {
-            node_id: "aa".into(),
-            public_key: String::new(),
-            label: "n".into(),
             roles: roles.iter().map(|r| (*r).to_owned()).collect(),
             shards: shards.to_vec(),
             cluster_id: Some(cluster),
-            enr: String::new(),
-            enr_seq: 1,
-            enrolled_at: 0,
-            last_counter: 0,
-            last_sent_at: None,
-            last_measured_at: None,
-            last_report: None,
-            health: crate::health::Health::Passing,
-            health_reason: String::new(),
-            passing_since: None,
-            reachable: None,
-            reachable_at: None,
-            desired_config: None,
-            maintenance: None,
+            ..NodeRow::example("aa")
         }
     }
 

@@ -94,6 +94,16 @@ pub fn evaluate(
             format!("{n} relay peers, fewer than {}", thresholds.min_relay_peers),
         );
     }
+    // The node's own /health words for its shards: a shard with relay peers but no mesh
+    // carries no messages (UNHEALTHY in nwaku's topic health).
+    if figures.relay_peers.is_some_and(|n| n > 0)
+        && let Some((topic, _)) = figures
+            .mesh_per_shard
+            .iter()
+            .find(|(_, mesh)| node::health::topic_health(**mesh as usize) == "UNHEALTHY")
+    {
+        return (Health::Warning, format!("shard {topic} UNHEALTHY: no mesh peers"));
+    }
     if let Some(probe) = &figures.store_probe
         && !probe.ok
     {
@@ -106,4 +116,40 @@ pub fn evaluate(
         return (Health::Warning, format!("last report {age_secs} s ago"));
     }
     (Health::Passing, "ok".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reported(figures: serde_json::Value) -> NodeRow {
+        NodeRow {
+            last_measured_at: Some(1_000),
+            last_report: Some(serde_json::json!({ "figures": figures })),
+            ..NodeRow::example("aa")
+        }
+    }
+
+    #[test]
+    fn the_same_words_as_the_nodes_own_health() {
+        let t = HealthThresholds::default();
+        let none = Expectations::default();
+        let isolated = reported(serde_json::json!({ "relayPeers": 0 }));
+        assert_eq!(
+            evaluate(&isolated, &t, &none, 2_000),
+            (Health::Critical, "no relay peers".into())
+        );
+        // Peers, but no mesh on a shard: nwaku's UNHEALTHY topic.
+        let meshless = reported(serde_json::json!({
+            "relayPeers": 7, "meshPerShard": { "/waku/2/rs/1/0": 4, "/waku/2/rs/1/1": 0 }
+        }));
+        assert_eq!(
+            evaluate(&meshless, &t, &none, 2_000),
+            (Health::Warning, "shard /waku/2/rs/1/1 UNHEALTHY: no mesh peers".into())
+        );
+        let good = reported(serde_json::json!({
+            "relayPeers": 7, "meshPerShard": { "/waku/2/rs/1/0": 2 }
+        }));
+        assert_eq!(evaluate(&good, &t, &none, 2_000), (Health::Passing, "ok".into()));
+    }
 }

@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::running::NodeStats;
 
 /// gossipsub's `D_low` (Waku's relay parameters): below it a topic is only minimally healthy.
-pub const MESH_D_LOW: usize = 4;
+pub const MESH_D_LOW: usize = crate::relay::MESH_N_LOW;
 /// Service peers a light node needs to count as connected (logos-delivery v0.38).
 pub const HEALTHY_SERVICE_PEERS: usize = 2;
 

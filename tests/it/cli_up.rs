@@ -150,6 +150,17 @@ async fn up_runs_a_fleet_a_new_node_joins_from_dns_and_runs_again_with_a_higher_
         assert!(page.contains(&format!("data-node=\"{id}\" data-health=\"passing\"")), "{id}");
     }
 
+    // fleets.json lists the same nodes, in fleets.status.im's shape.
+    let fleets: serde_json::Value =
+        reqwest::get(format!("{}/fleets.json", first.api)).await.unwrap().json().await.unwrap();
+    let tcp: BTreeSet<Multiaddr> = fleets["fleets"]["nodes"]["tcp/p2p/waku"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|a| a.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(tcp, first.agents, "{fleets}");
+
     let rest = up.stop().await;
     assert_eq!(rest.trim(), "stopped");
 

@@ -8,10 +8,12 @@
 //!   none is reachable without the admin token.
 //! - [`extract`] — [`extract::Operator`] and [`extract::JsonBody`].
 //! - [`openapi`] — `GET /openapi.json`.
+//! - [`fleets`] — `GET /fleets.json`, the published nodes in fleets.status.im's shape.
 
 pub mod agents;
 pub mod audit;
 pub mod extract;
+pub mod fleets;
 pub mod nodes;
 pub mod openapi;
 pub mod rollouts;
@@ -37,6 +39,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi::document))
+        .route("/fleets.json", get(fleets::fleets))
         .route("/metrics", get(crate::metrics::scrape))
         .route("/api/v1/enrol", post(agents::enrol))
         .route("/api/v1/reports", post(agents::report))

@@ -54,6 +54,33 @@ pub struct NodeRow {
 }
 
 impl NodeRow {
+    /// A row with nothing reported yet, for unit tests.
+    #[cfg(test)]
+    pub(crate) fn example(node_id: &str) -> Self {
+        Self {
+            node_id: node_id.into(),
+            public_key: String::new(),
+            label: "n".into(),
+            roles: Vec::new(),
+            shards: Vec::new(),
+            cluster_id: None,
+            enr: String::new(),
+            enr_seq: 1,
+            enrolled_at: 0,
+            last_counter: 0,
+            last_sent_at: None,
+            last_measured_at: None,
+            last_report: None,
+            health: Health::Passing,
+            health_reason: String::new(),
+            passing_since: None,
+            reachable: None,
+            reachable_at: None,
+            desired_config: None,
+            maintenance: None,
+        }
+    }
+
     /// The figures of the newest report (`None` before the first report, or if the stored
     /// body no longer parses).
     pub fn figures(&self) -> Option<contract::report::Figures> {

@@ -558,3 +558,58 @@ async fn a_node_on_another_cluster_than_its_tree_is_config_drift() {
     let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap();
     assert_eq!(drift_line(&metrics.text().await.unwrap()).as_deref(), Some("0"));
 }
+
+/// `GET /fleets.json` (public, as fleets.status.im): the published tree's nodes by host, with
+/// their ENR, TCP and WSS multiaddrs, under the `/boot` forms for boot nodes; a node that left
+/// the tree leaves the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleets_json_lists_the_published_nodes_as_fleets_status_im_does() {
+    use node::waku_enr::{Capabilities, WakuEnrConfig, build_enr};
+    let f = start(None).await;
+    let key = node::crypto::generate_key();
+    let wss: libp2p::Multiaddr = "/ip4/127.0.0.1/tcp/443/wss".parse().unwrap();
+    let config = WakuEnrConfig {
+        seq: 1,
+        ip: Some(std::net::Ipv4Addr::LOCALHOST),
+        tcp: Some(30_500),
+        udp: Some(30_500),
+        capabilities: Capabilities::RELAY,
+        multiaddrs: vec![wss],
+        shards: None,
+    };
+    let record: node::enrtree::NodeRecord =
+        build_enr(&key, &config).unwrap().to_base64().parse().unwrap();
+    let mut with_wss = Agent::with(key, record.clone());
+    with_wss.join(&f.http, &f.base, ADMIN, 6).await;
+    let mut plain = Agent::new(30_501);
+    plain.join(&f.http, &f.base, ADMIN, 6).await;
+    f.controller.reconcile_now().await.unwrap();
+
+    let get = async || {
+        let response = f.http.get(format!("{}/fleets.json", f.base)).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 200, "public, no token");
+        response.json::<Value>().await.unwrap()
+    };
+    let file = get().await;
+    let boot = &file["fleets"]["boot"];
+    let enrs = boot["enr/p2p/waku"].as_object().unwrap();
+    assert_eq!(enrs.len(), 2, "{file}");
+    let (host, _) = enrs.iter().find(|(_, e)| **e == record.to_string()).expect("its ENR");
+    let peer = node::waku_enr::WakuEnr::decode(record.enr()).unwrap().peer_id;
+    assert_eq!(boot["tcp/p2p/waku"][host], format!("/ip4/127.0.0.1/tcp/30500/p2p/{peer}"));
+    assert_eq!(boot["wss/p2p/waku"][host], format!("/ip4/127.0.0.1/tcp/443/wss/p2p/{peer}"));
+    assert_eq!(boot["wss/p2p/waku"].as_object().unwrap().len(), 1, "only one announces WSS");
+    // Both report the boot role: the /boot forms list them; none is a store node.
+    assert_eq!(boot["enr/p2p/waku/boot"], boot["enr/p2p/waku"]);
+    assert_eq!(boot["tcp/p2p/waku/boot"], boot["tcp/p2p/waku"]);
+    assert!(boot.get("tcp/p2p/waku/store").is_none(), "{file}");
+    assert!(file["meta"]["timestamp"].as_str().unwrap().ends_with('Z'), "{file}");
+    assert!(file["meta"]["hostname"].is_string());
+
+    // A node gone critical leaves the next version, and the file.
+    plain.send_report(&f.http, &f.base, 0).await;
+    f.controller.reconcile_now().await.unwrap();
+    let file = get().await;
+    let enrs = file["fleets"]["boot"]["enr/p2p/waku"].as_object().unwrap();
+    assert_eq!(enrs.values().collect::<Vec<_>>(), [&json!(record.to_string())], "{file}");
+}

@@ -55,6 +55,7 @@ impl Summary {
         println!("  controller API: http://{}/api/v1 (OpenAPI at /openapi.json)", self.api);
         println!("  admin token: {} (Authorization: Bearer …)", self.token_file.display());
         println!("  metrics:        http://{}/metrics", self.api);
+        println!("  fleets.json:    http://{}/fleets.json (fleets.status.im's shape)", self.api);
         println!("  DNS server:     {} (UDP and TCP), zone {}", self.dns, self.zone);
         println!(
             "  zone file:      {}",
