@@ -79,11 +79,12 @@ pub struct ControllerSection {
     /// fleet's private CA, or the controller's own certificate).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Operator's label for this node (defaults to the token's).
+    /// Sent at enrolment, but the controller keeps the token's label: labels and roles are
+    /// the operators' (set on the token or through the API), not the agent's.
     #[serde(default)]
     pub label: Option<String>,
-    /// Roles besides the services the node runs (e.g. `boot`), reported to the controller,
-    /// whose tree policies select on them.
+    /// Ignored (with a warning): roles are assigned by operators — on the enrolment token or
+    /// with `PUT /api/v1/nodes/{id}/membership` — and never by a report.
     #[serde(default)]
     pub roles: Vec<String>,
     /// How often figures are measured and reported. Default: 30 s.
@@ -225,10 +226,13 @@ impl AgentConfig {
         if self.supervisor.backoff_max < self.supervisor.backoff_min {
             return invalid("supervisor.backoff-max is below backoff-min".into());
         }
-        for role in &self.controller.roles {
-            if role.is_empty() || role.len() > 32 {
-                return invalid(format!("controller.roles: {role:?} must be 1..32 characters"));
-            }
+        if !self.controller.roles.is_empty() {
+            tracing::warn!(
+                target: "agent",
+                roles = ?self.controller.roles,
+                "controller.roles is ignored: operators assign roles on the enrolment token or \
+                 through the controller's API"
+            );
         }
         // Map once with a throwaway key so bad multiaddrs, URLs and ids fail at load time.
         self.node_config(&node::crypto::generate_key(), None).map(drop)
@@ -300,13 +304,10 @@ impl AgentConfig {
         keystore.decrypt(password.as_bytes()).map_err(|e| key_error(e.to_string()))
     }
 
-    /// The roles reported for a node running `config`: the desired roles when the controller
-    /// set them, else the configured labels and the services.
-    pub fn roles(&self, config: &NodeConfig, desired: Option<&DesiredConfig>) -> Vec<String> {
-        if let Some(roles) = desired.and_then(|d| d.roles.clone()) {
-            return roles;
-        }
-        let mut roles = self.controller.roles.clone();
+    /// The services reported for a node running `config` (which already has the desired
+    /// configuration applied). Roles are not reported: they are the operators'.
+    pub fn roles(&self, config: &NodeConfig, _desired: Option<&DesiredConfig>) -> Vec<String> {
+        let mut roles = Vec::new();
         let services = [
             ("relay", config.relay),
             ("store", config.store_url.is_some()),

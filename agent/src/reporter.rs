@@ -233,7 +233,7 @@ impl Reporter {
                 sent_at: now_ms().max(measurement.measured_at),
                 measured_at: measurement.measured_at,
                 enr: measurement.enr,
-                roles: measurement.roles,
+                services: measurement.roles,
                 shards: measurement.shards,
                 cluster_id: measurement.cluster_id,
                 figures: measurement.figures,

@@ -22,8 +22,12 @@ pub struct ControllerConfig {
     pub admin_token_file: Option<PathBuf>,
     /// Health thresholds.
     pub health: HealthThresholds,
-    /// How far a report's `sentAt` may be from our clock.
+    /// How far a report's `sentAt` may be behind our clock (queued reports are re-signed, so
+    /// this bounds replays, not queueing).
     pub max_skew_secs: i64,
+    /// How far a report's or enrolment's `sentAt` may be ahead of our clock: seconds, not
+    /// minutes, so no agent can keep its node "fresh" with reports from the future.
+    pub max_future_skew_secs: i64,
     /// Reports kept per node.
     pub reports_kept: i64,
     /// How often health, trees and publication are brought up to date.
@@ -57,6 +61,7 @@ impl Default for ControllerConfig {
             admin_token_file: None,
             health: HealthThresholds::default(),
             max_skew_secs: 300,
+            max_future_skew_secs: 10,
             reports_kept: 100,
             reconcile_interval_ms: 2_000,
             root_ttl: crate::publish::zone::DEFAULT_ROOT_TTL,

@@ -12,6 +12,7 @@
 //!   versions, the audit log, leases.
 //! - The enrolment and report schema and agents' request signatures are the `contract` crate's,
 //!   shared with the agent.
+//! - [`membership`] — roles and the shard/cluster ceiling are the operator's, never a report's.
 //! - [`health`] — passing / warning / critical from report freshness and figures;
 //!   [`drift`] — a node's cluster or shards against what its trees and desired configuration
 //!   say.
@@ -42,6 +43,7 @@ pub mod drift;
 pub mod error;
 pub mod health;
 pub mod keyring;
+pub mod membership;
 pub mod metrics;
 pub mod policy;
 pub mod publish;

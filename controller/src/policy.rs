@@ -15,9 +15,12 @@ pub const JS_WAKU_ENTRIES: usize = 8;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TreePolicy {
-    /// Nodes with any of these roles (empty: any role).
+    /// Nodes operators gave any of these roles (empty: any role).
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Services a listed node must report running, all of them (e.g. `["relay"]`).
+    #[serde(default)]
+    pub services: Vec<String>,
     /// Nodes serving any of these shards (empty: any).
     #[serde(default)]
     pub shards: Vec<u16>,
@@ -48,6 +51,7 @@ impl Default for TreePolicy {
     fn default() -> Self {
         Self {
             roles: Vec::new(),
+            services: Vec::new(),
             shards: Vec::new(),
             cluster_id: None,
             max_entries: JS_WAKU_ENTRIES,
@@ -65,6 +69,15 @@ impl TreePolicy {
                 "maxEntries must be 1..={MAX_ENTRIES}: nwaku stops after 100 lookups per tree"
             ));
         }
+        crate::membership::check_roles(&self.roles).map_err(|e| format!("roles: {e}"))?;
+        if let Some(unknown) =
+            self.services.iter().find(|s| !contract::report::SERVICES.contains(&s.as_str()))
+        {
+            return Err(format!(
+                "services: unknown {unknown:?}; services are {}",
+                contract::report::SERVICES.join(", ")
+            ));
+        }
         if self.links.len() > 8 {
             return Err("at most 8 links".into());
         }
@@ -77,6 +90,7 @@ impl TreePolicy {
     /// Whether `node` matches the role, shard and cluster filters (health aside).
     pub fn matches(&self, node: &NodeRow) -> bool {
         (self.roles.is_empty() || node.roles.iter().any(|r| self.roles.contains(r)))
+            && self.services.iter().all(|s| node.services.contains(s))
             && (self.shards.is_empty() || node.shards.iter().any(|s| self.shards.contains(s)))
             && self.cluster_id.is_none_or(|c| node.cluster_id == Some(c))
     }

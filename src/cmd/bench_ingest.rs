@@ -302,7 +302,7 @@ fn report(agent: &Agent, counter: u64) -> anyhow::Result<Signed> {
         sent_at: now,
         measured_at: now,
         enr: agent.record.to_string(),
-        roles: vec!["relay".into()],
+        services: vec!["relay".into()],
         shards: vec![0],
         cluster_id: Some(1),
         figures,

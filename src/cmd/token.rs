@@ -30,12 +30,20 @@ pub(crate) struct CreateArgs {
     /// With an `https://` controller: PEM certificates trusted besides the web PKI roots.
     #[arg(long, value_name = "FILE")]
     ca_file: Option<PathBuf>,
-    /// What the token is for (the node's label unless its agent sets one).
+    /// The node's label (operators' only: an agent cannot change it).
     #[arg(long)]
     label: String,
-    /// Roles the node starts with, comma-separated (boot, relay, store…).
+    /// The node's roles, comma-separated (boot, store, relay, filter, lightpush,
+    /// peer-exchange); reports never change them.
     #[arg(long, value_delimiter = ',')]
     roles: Vec<String>,
+    /// Shards the node may serve at most (comma-separated; default: any). A report claiming
+    /// more is refused.
+    #[arg(long, value_delimiter = ',')]
+    shards: Vec<u16>,
+    /// The cluster the node must be on (default: any).
+    #[arg(long)]
+    cluster_id: Option<u16>,
     /// How long it may wait to be redeemed (at most 30 days).
     #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
     ttl: Duration,
@@ -76,7 +84,14 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         bail!("no admin token: give --admin-token-file or set ${ADMIN_TOKEN_ENV}");
     }
     let url = format!("{}/api/v1/tokens", args.controller.trim_end_matches('/'));
-    let body = json!({ "label": args.label, "roles": args.roles, "ttlSecs": args.ttl.as_secs() });
+    let mut body =
+        json!({ "label": args.label, "roles": args.roles, "ttlSecs": args.ttl.as_secs() });
+    if !args.shards.is_empty() {
+        body["shards"] = json!(args.shards);
+    }
+    if let Some(cluster) = args.cluster_id {
+        body["clusterId"] = json!(cluster);
+    }
     let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
     if let Some(path) = &args.ca_file {
         let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;

@@ -12,7 +12,11 @@ async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
     let expired = "wft_expired-agent-test-token";
     let state = ctl.controller.as_ref().unwrap().state();
     let past = node::clock::now_ms() - 60_000;
-    state.db.create_token(expired, "old", &["boot".into()], "test", past).await.unwrap();
+    state
+        .db
+        .create_token(expired, "old", &["boot".into()], &Default::default(), "test", past)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = agent_config(dir.path(), &ctl.url(), "");
     let (agent, _key) = start_agent(config, expired).await;

@@ -128,7 +128,7 @@ async fn non_http_answers_are_transient_errors() {
         sent_at: 1,
         measured_at: 1,
         enr: "enr:x".into(),
-        roles: Vec::new(),
+        services: Vec::new(),
         shards: Vec::new(),
         cluster_id: None,
         figures: Default::default(),
@@ -167,7 +167,8 @@ async fn desired_configuration_is_applied_or_rolled_back_and_reported() {
     let report = fake.accepted.lock().unwrap().iter().find(|r| applied(r)).unwrap().clone();
     assert!(report.figures.config.as_ref().unwrap().applied);
     assert_eq!(report.shards, [0, 3]);
-    assert_eq!(report.roles, ["relay", "filter", "boot"].map(String::from).to_vec());
+    // What runs, not what was asked: `boot` is a role, which only operators give.
+    assert_eq!(report.services, ["relay", "filter"].map(String::from).to_vec());
     let instance = agent.supervisor().current().unwrap();
     assert_eq!(instance.shards, [0, 3]);
 

@@ -39,9 +39,10 @@ async fn reports_figures_serves_nwaku_ports_and_survives_an_agent_restart() {
     assert!(figures["meshPerShard"]["/waku/2/rs/1/0"].as_u64().is_some(), "{figures}");
     assert!(figures["discv5Table"].is_number() && figures["restarts"] == 0, "{figures}");
     assert!(figures["messagesOutPerSec"].as_f64().is_some(), "{figures}");
-    let roles: Vec<&str> =
-        node["roles"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
-    assert_eq!(roles, ["relay", "store", "peer-exchange"], "peer exchange is on by default");
+    let services: Vec<&str> =
+        node["services"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(services, ["relay", "store", "peer-exchange"], "peer exchange is on by default");
+    assert_eq!(node["roles"], serde_json::json!(["boot"]), "its token's roles, not the report's");
     assert_eq!(node["clusterId"], 1);
 
     // nwaku's ports.

@@ -51,7 +51,7 @@ async fn killed_node_is_back_within_5s_twenty_times_and_the_controller_counts_it
             n["lastReport"]["figures"]["restarts"].as_u64() == Some(20)
         })
         .await;
-    assert_eq!(node["roles"][0], "relay", "{node}");
+    assert_eq!(node["services"][0], "relay", "{node}");
     let (_, metrics) = get(agent.metrics_addr().unwrap(), "/metrics").await;
     assert!(metrics.contains("wakufleet_agent_node_restarts_total 20"), "{metrics}");
     let reports = ctl.reports(&id).await;

@@ -15,6 +15,10 @@ use crate::desired::{ConfigStatus, DesiredConfig};
 /// The report schema version this controller reads.
 pub const REPORT_VERSION: u32 = 1;
 
+/// The services a node can report running; a tree policy may require some of them. Roles
+/// (boot, store, …) are not reported: operators assign them.
+pub const SERVICES: [&str; 5] = ["relay", "store", "filter", "lightpush", "peer-exchange"];
+
 /// A health report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -31,9 +35,10 @@ pub struct Report {
     pub measured_at: i64,
     /// The node's current ENR.
     pub enr: String,
-    /// Roles the node serves now.
-    #[serde(default)]
-    pub roles: Vec<String>,
+    /// Services the node runs now ([`SERVICES`]; earlier agents called them roles and may
+    /// send other names, which mean nothing to the controller).
+    #[serde(default, alias = "roles")]
+    pub services: Vec<String>,
     /// Relay shards it serves.
     #[serde(default)]
     pub shards: Vec<u16>,
@@ -128,6 +133,17 @@ pub enum ReportError {
         /// The allowed skew.
         max_secs: i64,
     },
+    /// `sentAt` ahead of the controller's clock by more than a small skew: a report from the
+    /// future would keep a node "fresh" and make later honest reports look stale.
+    #[error(
+        "sentAt is {ahead_secs} s ahead of the controller's clock (at most {max_secs} s): fix the agent's clock"
+    )]
+    Future {
+        /// How far ahead.
+        ahead_secs: i64,
+        /// The allowed skew ahead.
+        max_secs: i64,
+    },
     /// Measured after it was sent.
     #[error("measuredAt is after sentAt")]
     MeasuredAfterSent,
@@ -136,9 +152,19 @@ pub enum ReportError {
     Invalid(String),
 }
 
-/// Checks that `sent_at` is within `max_skew_secs` of `now_ms`.
-pub fn check_fresh(sent_at: i64, now_ms: i64, max_skew_secs: i64) -> Result<(), ReportError> {
-    let skew_secs = (now_ms - sent_at).abs() / 1000;
+/// Checks that `sent_at` is at most `max_skew_secs` behind `now_ms` and at most
+/// `max_ahead_secs` ahead of it.
+pub fn check_fresh(
+    sent_at: i64,
+    now_ms: i64,
+    max_skew_secs: i64,
+    max_ahead_secs: i64,
+) -> Result<(), ReportError> {
+    let ahead_ms = sent_at.saturating_sub(now_ms);
+    if ahead_ms > max_ahead_secs.saturating_mul(1000) {
+        return Err(ReportError::Future { ahead_secs: ahead_ms / 1000, max_secs: max_ahead_secs });
+    }
+    let skew_secs = (now_ms.saturating_sub(sent_at)).abs() / 1000;
     if skew_secs > max_skew_secs {
         return Err(ReportError::Skew { skew_secs, max_secs: max_skew_secs });
     }
@@ -146,20 +172,34 @@ pub fn check_fresh(sent_at: i64, now_ms: i64, max_skew_secs: i64) -> Result<(), 
 }
 
 impl Report {
+    /// The reported services the controller knows, in [`SERVICES`] order, each once.
+    pub fn known_services(&self) -> Vec<String> {
+        SERVICES
+            .iter()
+            .filter(|s| self.services.iter().any(|r| r == *s))
+            .map(|s| (*s).to_owned())
+            .collect()
+    }
+
     /// Checks version, freshness and bounds.
-    pub fn check(&self, now_ms: i64, max_skew_secs: i64) -> Result<(), ReportError> {
+    pub fn check(
+        &self,
+        now_ms: i64,
+        max_skew_secs: i64,
+        max_ahead_secs: i64,
+    ) -> Result<(), ReportError> {
         if self.version != REPORT_VERSION {
             return Err(ReportError::Version(self.version));
         }
-        check_fresh(self.sent_at, now_ms, max_skew_secs)?;
+        check_fresh(self.sent_at, now_ms, max_skew_secs, max_ahead_secs)?;
         if self.measured_at > self.sent_at + 1000 {
             return Err(ReportError::MeasuredAfterSent);
         }
         if self.counter == 0 || self.counter > i64::MAX as u64 {
             return Err(ReportError::Invalid("counter must be in 1..2^63".into()));
         }
-        if self.roles.len() > 16 || self.roles.iter().any(|r| r.is_empty() || r.len() > 32) {
-            return Err(ReportError::Invalid("at most 16 roles of 1..32 characters".into()));
+        if self.services.len() > 16 || self.services.iter().any(|r| r.is_empty() || r.len() > 32) {
+            return Err(ReportError::Invalid("at most 16 services of 1..32 characters".into()));
         }
         if self.shards.len() > 1024 || self.figures.errors.len() > 32 {
             return Err(ReportError::Invalid("too many shards or errors".into()));
@@ -180,7 +220,7 @@ mod tests {
             sent_at: 1_000_000,
             measured_at: 999_000,
             enr: "enr:x".into(),
-            roles: vec!["relay".into()],
+            services: vec!["relay".into()],
             shards: vec![0],
             cluster_id: Some(1),
             figures: Figures::default(),
@@ -188,21 +228,35 @@ mod tests {
     }
 
     #[test]
-    fn checks_version_freshness_and_bounds() {
-        assert_eq!(report().check(1_000_000, 300), Ok(()));
+    fn a_report_from_the_future_is_refused_beyond_a_small_skew() {
+        let ahead = |secs: i64| Report {
+            sent_at: 1_000_000 + secs * 1000,
+            measured_at: 1_000_000 + secs * 1000,
+            ..report()
+        };
+        assert_eq!(ahead(9).check(1_000_000, 300, 10), Ok(()));
         assert_eq!(
-            report().check(1_000_000 + 301_000, 300),
+            ahead(291).check(1_000_000, 300, 10),
+            Err(ReportError::Future { ahead_secs: 291, max_secs: 10 })
+        );
+    }
+
+    #[test]
+    fn checks_version_freshness_and_bounds() {
+        assert_eq!(report().check(1_000_000, 300, 10), Ok(()));
+        assert_eq!(
+            report().check(1_000_000 + 301_000, 300, 10),
             Err(ReportError::Skew { skew_secs: 301, max_secs: 300 })
         );
         assert_eq!(
-            Report { version: 2, ..report() }.check(1_000_000, 300),
+            Report { version: 2, ..report() }.check(1_000_000, 300, 10),
             Err(ReportError::Version(2))
         );
         assert_eq!(
-            Report { measured_at: 2_000_000, ..report() }.check(1_000_000, 300),
+            Report { measured_at: 2_000_000, ..report() }.check(1_000_000, 300, 10),
             Err(ReportError::MeasuredAfterSent)
         );
-        assert!(Report { counter: 0, ..report() }.check(1_000_000, 300).is_err());
+        assert!(Report { counter: 0, ..report() }.check(1_000_000, 300, 10).is_err());
         // Unknown figure fields from a newer agent are ignored, not refused.
         let json = r#"{"version":1,"nodeId":"ab","counter":1,"sentAt":1,"measuredAt":1,"enr":"enr:x","figures":{"relayPeers":3,"futureFigure":7}}"#;
         let parsed: Report = serde_json::from_str(json).unwrap();

@@ -28,7 +28,9 @@ fn signer(headers: &HeaderMap, body: &[u8]) -> Result<k256::ecdsa::VerifyingKey,
 
 fn report_error(error: ReportError) -> AppError {
     match error {
-        ReportError::Skew { .. } => AppError::Unauthorized(error.to_string()),
+        ReportError::Skew { .. } | ReportError::Future { .. } => {
+            AppError::Unauthorized(error.to_string())
+        }
         _ => AppError::BadRequest(error.to_string()),
     }
 }
@@ -48,7 +50,7 @@ fn may_change_membership(
     body: &[u8],
 ) -> bool {
     if node.enr != report.enr
-        || node.roles != report.roles
+        || node.services != report.known_services()
         || node.shards != report.shards
         || node.cluster_id != report.cluster_id
     {
@@ -72,8 +74,14 @@ pub async fn enrol(
 ) -> Result<(StatusCode, Json<Enrolled>), AppError> {
     let key = signer(&headers, &body)?;
     let enrolment: Enrolment = parse_json(&body)?;
-    check_fresh(enrolment.sent_at, state.db.now_ms(), state.config.max_skew_secs)
-        .map_err(report_error)?;
+    let config = &state.config;
+    check_fresh(
+        enrolment.sent_at,
+        state.db.now_ms(),
+        config.max_skew_secs,
+        config.max_future_skew_secs,
+    )
+    .map_err(report_error)?;
     let record = parse_enr(&enrolment.enr)?;
     if key_hex(&record.enr().public_key()) != key_hex(&key) {
         return Err(AppError::Unauthorized("enrolment not signed by the ENR's key".into()));
@@ -85,10 +93,25 @@ pub async fn enrol(
         Redeem::Used => return Err(AppError::Conflict("enrolment token already used".into())),
         Redeem::Expired => return Err(AppError::Unauthorized("enrolment token expired".into())),
     };
-    let label = enrolment.label.unwrap_or_else(|| token.label.clone());
+    // Labels are the operators' (the token's): an agent-chosen one could impersonate another
+    // node on the dashboard and in alerts.
+    if enrolment.label.as_ref().is_some_and(|l| *l != token.label) {
+        tracing::info!(target: "ctl::api", token = %token.id, "enrolment label ignored: labels come from the token");
+    }
+    let label = token.label.clone();
     state
         .db
-        .enrol_node(&node_id, &key_hex(&key), &label, &token.roles, &enrolment.enr, record.seq())
+        .enrol_node(
+            &node_id,
+            &key_hex(&key),
+            &crate::db::nodes::Membership {
+                label: &label,
+                roles: &token.roles,
+                ceiling: &token.ceiling,
+            },
+            &enrolment.enr,
+            record.seq(),
+        )
         .await?;
     state
         .db
@@ -110,7 +133,10 @@ pub async fn report(
 ) -> Result<(StatusCode, Json<ReportAnswer>), AppError> {
     let key = signer(&headers, &body)?;
     let report: Report = parse_json(&body)?;
-    report.check(state.db.now_ms(), state.config.max_skew_secs).map_err(report_error)?;
+    let config = &state.config;
+    report
+        .check(state.db.now_ms(), config.max_skew_secs, config.max_future_skew_secs)
+        .map_err(report_error)?;
     let node = state.db.node(&report.node_id).await?.ok_or_else(|| {
         AppError::NotFound(format!("unknown node {}: enrol first", report.node_id))
     })?;
@@ -121,6 +147,20 @@ pub async fn report(
     if record.node_id_hex() != report.node_id {
         return Err(AppError::BadRequest("the report's ENR belongs to another node".into()));
     }
+    // The operator's ceiling: a report may say the node runs less, never more.
+    if let Some(reason) = node.ceiling.exceeded_by(&report.shards, report.cluster_id) {
+        state
+            .db
+            .audit(
+                &format!("node:{}", node.node_id),
+                "report.refused",
+                &node.node_id,
+                serde_json::json!({ "reason": reason, "counter": report.counter }),
+            )
+            .await?;
+        return Err(AppError::Forbidden(reason));
+    }
+    let services = report.known_services();
     let body_text = String::from_utf8_lossy(&body);
     let update = ReportUpdate {
         counter: report.counter,
@@ -128,7 +168,7 @@ pub async fn report(
         measured_at: report.measured_at,
         enr: &report.enr,
         enr_seq: record.seq(),
-        roles: &report.roles,
+        services: &services,
         shards: &report.shards,
         cluster_id: report.cluster_id,
         body: &body_text,

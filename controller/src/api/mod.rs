@@ -47,6 +47,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/nodes", get(nodes::nodes))
         .route("/api/v1/nodes/{id}", get(nodes::node))
         .route("/api/v1/nodes/{id}/config", put(nodes::put_node_config))
+        .route("/api/v1/nodes/{id}/membership", put(nodes::put_membership))
         .route(
             "/api/v1/nodes/{id}/maintenance",
             put(nodes::start_maintenance).delete(nodes::end_maintenance),

@@ -71,6 +71,51 @@ pub async fn put_node_config(
     Ok(Json(serde_json::json!({ "nodeId": id, "desired": stored })))
 }
 
+/// `PUT /api/v1/nodes/{id}/membership` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MembershipRequest {
+    /// The node's roles ([`crate::membership::ROLES`]).
+    pub roles: Vec<String>,
+    /// Its label (default: unchanged).
+    #[serde(default)]
+    pub label: Option<String>,
+}
+
+/// `PUT /api/v1/nodes/{id}/membership`: the operator gives a node its roles (and label);
+/// trees pick it up at the next pass. Reports never change either.
+pub async fn put_membership(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+    JsonBody(MembershipRequest { roles, label }): JsonBody<MembershipRequest>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    crate::membership::check_roles(&roles).map_err(AppError::BadRequest)?;
+    let node =
+        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    let label = match label {
+        Some(l) if l.is_empty() || l.chars().count() > 128 => {
+            return Err(AppError::BadRequest("label must be 1..128 characters".into()));
+        }
+        Some(l) => l,
+        None => node.label,
+    };
+    if !state.db.set_membership(&id, &roles, &label).await? {
+        return Err(AppError::NotFound(format!("no node {id}")));
+    }
+    state
+        .db
+        .audit(
+            &actor,
+            "node.membership",
+            &id,
+            serde_json::json!({ "roles": roles, "label": label }),
+        )
+        .await?;
+    state.wake.notify_one();
+    Ok(Json(serde_json::json!({ "nodeId": id, "roles": roles, "label": label })))
+}
+
 /// `PUT /api/v1/nodes/{id}/maintenance` body.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -17,9 +17,15 @@ const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
 pub struct NewToken {
     /// What the token is for.
     pub label: String,
-    /// Roles the node starts with.
+    /// Roles the node gets ([`crate::membership::ROLES`]); reports never change them.
     #[serde(default)]
     pub roles: Vec<String>,
+    /// Shards the node may serve at most (default: any).
+    #[serde(default)]
+    pub shards: Option<Vec<u16>>,
+    /// The cluster it must be on (default: any).
+    #[serde(default)]
+    pub cluster_id: Option<u16>,
     /// Lifetime (default one day, at most 30 days).
     #[serde(default = "default_ttl")]
     pub ttl_secs: u64,
@@ -41,15 +47,23 @@ pub async fn create_token(
     if request.ttl_secs == 0 || request.ttl_secs > MAX_TOKEN_TTL_SECS {
         return Err(AppError::BadRequest(format!("ttlSecs must be 1..={MAX_TOKEN_TTL_SECS}")));
     }
+    crate::membership::check_roles(&request.roles).map_err(AppError::BadRequest)?;
+    let ceiling = crate::membership::Ceiling {
+        shards: request.shards.clone(),
+        cluster_id: request.cluster_id,
+    };
+    ceiling.check().map_err(AppError::BadRequest)?;
     let mut secret = [0u8; 24];
     node::crypto::random_bytes(&mut secret);
     let token = format!("wft_{}", data_encoding::BASE32_NOPAD.encode(&secret).to_lowercase());
     let expires_at = state.db.now_ms() + request.ttl_secs as i64 * 1000;
-    let info =
-        state.db.create_token(&token, &request.label, &request.roles, &actor, expires_at).await?;
+    let info = state
+        .db
+        .create_token(&token, &request.label, &request.roles, &ceiling, &actor, expires_at)
+        .await?;
     state
         .db
-        .audit(&actor, "token.create", &info.id, serde_json::json!({ "label": info.label, "roles": info.roles, "expiresAt": expires_at }))
+        .audit(&actor, "token.create", &info.id, serde_json::json!({ "label": info.label, "roles": info.roles, "ceiling": info.ceiling, "expiresAt": expires_at }))
         .await?;
     Ok((
         StatusCode::CREATED,

@@ -23,6 +23,7 @@ const TREE_RETIREMENT: &str =
 const DESIRED_CONFIG: &str = include_str!("../../../migrations/controller/0004_desired_config.sql");
 const MAINTENANCE: &str = include_str!("../../../migrations/controller/0005_maintenance.sql");
 const ROLLOUTS: &str = include_str!("../../../migrations/controller/0006_rollouts.sql");
+const MEMBERSHIP: &str = include_str!("../../../migrations/controller/0007_membership.sql");
 const SQLITE_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
     (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql")),
@@ -30,6 +31,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     (4, DESIRED_CONFIG),
     (5, MAINTENANCE),
     (6, ROLLOUTS),
+    (7, MEMBERSHIP),
 ];
 const POSTGRES_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
@@ -38,6 +40,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     (4, DESIRED_CONFIG),
     (5, MAINTENANCE),
     (6, ROLLOUTS),
+    (7, MEMBERSHIP),
 ];
 
 /// Database failures.

@@ -17,8 +17,14 @@ pub struct NodeRow {
     pub public_key: String,
     /// Operator's label.
     pub label: String,
-    /// Roles the node serves (boot, store, relay, filter, lightpush…).
+    /// Roles operators gave it (boot, store, relay, …): from its enrolment token or the API,
+    /// never from a report.
     pub roles: Vec<String>,
+    /// Services its newest report says it runs (relay, store, filter, lightpush,
+    /// peer-exchange).
+    pub services: Vec<String>,
+    /// The shards and cluster it may serve at most (from its enrolment token).
+    pub ceiling: crate::membership::Ceiling,
     /// Relay shards.
     pub shards: Vec<u16>,
     /// Cluster id.
@@ -62,6 +68,8 @@ impl NodeRow {
             public_key: String::new(),
             label: "n".into(),
             roles: Vec::new(),
+            services: Vec::new(),
+            ceiling: crate::membership::Ceiling::default(),
             shards: Vec::new(),
             cluster_id: None,
             enr: String::new(),
@@ -127,8 +135,8 @@ pub struct ReportUpdate<'a> {
     pub enr: &'a str,
     /// The ENR's sequence number.
     pub enr_seq: u64,
-    /// Roles.
-    pub roles: &'a [String],
+    /// Services it runs.
+    pub services: &'a [String],
     /// Shards.
     pub shards: &'a [u16],
     /// Cluster.
@@ -137,7 +145,18 @@ pub struct ReportUpdate<'a> {
     pub body: &'a str,
 }
 
-const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at, desired_config, maintenance";
+/// What operators decide about a node at enrolment: its token's label, roles and ceiling.
+#[derive(Debug, Clone, Copy)]
+pub struct Membership<'a> {
+    /// Label.
+    pub label: &'a str,
+    /// Roles.
+    pub roles: &'a [String],
+    /// Shards and cluster at most.
+    pub ceiling: &'a crate::membership::Ceiling,
+}
+
+const NODE_COLUMNS: &str = "node_id, public_key, label, roles, shards, cluster_id, enr, enr_seq, enrolled_at, last_counter, last_sent_at, last_measured_at, last_report, health, health_reason, passing_since, reachable, reachable_at, desired_config, maintenance, services, ceiling";
 
 impl Db {
     /// Registers (or re-enrols) a node under its key.
@@ -145,16 +164,16 @@ impl Db {
         &self,
         node_id: &str,
         public_key: &str,
-        label: &str,
-        roles: &[String],
+        membership: &Membership<'_>,
         enr: &str,
         enr_seq: u64,
     ) -> Result<(), DbError> {
+        let Membership { label, roles, ceiling } = *membership;
         let now = self.now_ms();
         sqlx::query(
-            "INSERT INTO nodes (node_id, public_key, label, roles, shards, enr, enr_seq, enrolled_at, last_counter, health, health_reason) \
-             VALUES ($1, $2, $3, $4, '[]', $5, $6, $7, 0, 'critical', 'no report yet') \
-             ON CONFLICT (node_id) DO UPDATE SET label = excluded.label, roles = excluded.roles, enrolled_at = excluded.enrolled_at",
+            "INSERT INTO nodes (node_id, public_key, label, roles, shards, enr, enr_seq, enrolled_at, last_counter, health, health_reason, ceiling) \
+             VALUES ($1, $2, $3, $4, '[]', $5, $6, $7, 0, 'critical', 'no report yet', $8) \
+             ON CONFLICT (node_id) DO UPDATE SET label = excluded.label, roles = excluded.roles, enrolled_at = excluded.enrolled_at, ceiling = excluded.ceiling",
         )
         .bind(node_id)
         .bind(public_key)
@@ -163,6 +182,7 @@ impl Db {
         .bind(enr)
         .bind(enr_seq as i64)
         .bind(now)
+        .bind(to_json(ceiling))
         .execute(self.pool())
         .await?;
         self.remember_enr(node_id, enr_seq, enr, now).await
@@ -205,7 +225,7 @@ impl Db {
              last_report = CASE WHEN {newer} THEN $5 ELSE last_report END, \
              enr = CASE WHEN {newer} AND $7 >= enr_seq THEN $6 ELSE enr END, \
              enr_seq = CASE WHEN {newer} AND $7 >= enr_seq THEN $7 ELSE enr_seq END, \
-             roles = CASE WHEN {newer} THEN $8 ELSE roles END, \
+             services = CASE WHEN {newer} THEN $8 ELSE services END, \
              shards = CASE WHEN {newer} THEN $9 ELSE shards END, \
              cluster_id = CASE WHEN {newer} THEN $10 ELSE cluster_id END \
              WHERE node_id = $1 AND last_counter < $2"
@@ -218,7 +238,7 @@ impl Db {
             .bind(update.body)
             .bind(update.enr)
             .bind(update.enr_seq as i64)
-            .bind(to_json(&update.roles))
+            .bind(to_json(&update.services))
             .bind(to_json(&update.shards))
             .bind(update.cluster_id.map(i64::from))
             .execute(&mut *tx)
@@ -336,6 +356,22 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Sets what operators decide: roles and label. `false` when there is no such node.
+    pub async fn set_membership(
+        &self,
+        node_id: &str,
+        roles: &[String],
+        label: &str,
+    ) -> Result<bool, DbError> {
+        let done = sqlx::query("UPDATE nodes SET roles = $2, label = $3 WHERE node_id = $1")
+            .bind(node_id)
+            .bind(to_json(&roles))
+            .bind(label)
+            .execute(self.pool())
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
     /// Stores the outcome of a reachability check.
     pub async fn set_reachable(&self, node_id: &str, reachable: bool) -> Result<(), DbError> {
         sqlx::query("UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1")
@@ -357,7 +393,11 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
     let reachable: Option<i64> = row.try_get(16)?;
     let desired: Option<String> = row.try_get(18)?;
     let maintenance: Option<String> = row.try_get(19)?;
+    let services: String = row.try_get(20)?;
+    let ceiling: String = row.try_get(21)?;
     Ok(NodeRow {
+        services: from_json("nodes.services", &services)?,
+        ceiling: from_json("nodes.ceiling", &ceiling)?,
         node_id: row.try_get(0)?,
         public_key: row.try_get(1)?,
         label: row.try_get(2)?,

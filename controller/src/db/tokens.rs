@@ -15,8 +15,10 @@ pub struct TokenInfo {
     pub id: String,
     /// What it is for.
     pub label: String,
-    /// Roles the enrolled node starts with.
+    /// Roles the enrolled node gets.
     pub roles: Vec<String>,
+    /// Shards and cluster it may serve at most.
+    pub ceiling: crate::membership::Ceiling,
     /// Created, Unix ms.
     pub created_at: i64,
     /// By whom.
@@ -54,6 +56,7 @@ impl Db {
         token: &str,
         label: &str,
         roles: &[String],
+        ceiling: &crate::membership::Ceiling,
         created_by: &str,
         expires_at: i64,
     ) -> Result<TokenInfo, DbError> {
@@ -61,6 +64,7 @@ impl Db {
             id: token_id(token),
             label: label.to_owned(),
             roles: roles.to_vec(),
+            ceiling: ceiling.clone(),
             created_at: self.now_ms(),
             created_by: created_by.to_owned(),
             expires_at,
@@ -68,7 +72,7 @@ impl Db {
             node_id: None,
         };
         sqlx::query(
-            "INSERT INTO enrolment_tokens (token_hash, label, roles, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO enrolment_tokens (token_hash, label, roles, created_at, created_by, expires_at, ceiling) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&info.id)
         .bind(&info.label)
@@ -76,6 +80,7 @@ impl Db {
         .bind(info.created_at)
         .bind(&info.created_by)
         .bind(info.expires_at)
+        .bind(to_json(&info.ceiling))
         .execute(self.pool())
         .await?;
         Ok(info)
@@ -84,7 +89,7 @@ impl Db {
     /// Every token, newest first.
     pub async fn tokens(&self) -> Result<Vec<TokenInfo>, DbError> {
         let rows = sqlx::query(
-            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id FROM enrolment_tokens ORDER BY created_at DESC",
+            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id, ceiling FROM enrolment_tokens ORDER BY created_at DESC",
         )
         .fetch_all(self.pool())
         .await?;
@@ -94,7 +99,7 @@ impl Db {
     /// The token with this secret, if any.
     pub async fn token(&self, token: &str) -> Result<Option<TokenInfo>, DbError> {
         let row = sqlx::query(
-            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id FROM enrolment_tokens WHERE token_hash = $1",
+            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id, ceiling FROM enrolment_tokens WHERE token_hash = $1",
         )
         .bind(token_id(token))
         .fetch_optional(self.pool())
@@ -125,7 +130,9 @@ impl Db {
 
 fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenInfo, DbError> {
     let roles: String = row.try_get(2)?;
+    let ceiling: String = row.try_get(8)?;
     Ok(TokenInfo {
+        ceiling: from_json("enrolment_tokens.ceiling", &ceiling)?,
         id: row.try_get(0)?,
         label: row.try_get(1)?,
         roles: from_json("enrolment_tokens.roles", &roles)?,

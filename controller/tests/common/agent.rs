@@ -45,12 +45,12 @@ impl SimAgent {
             .into_bytes()
     }
 
-    /// The next report body: roles boot and relay, shard 0 of cluster 1, `relay_peers`.
+    /// The next report body: service relay, shard 0 of cluster 1, `relay_peers`.
     pub(crate) fn report(&mut self, relay_peers: u32) -> Vec<u8> {
         self.report_with(vec![0], Figures { relay_peers: Some(relay_peers), ..Figures::default() })
     }
 
-    /// The next report body: roles boot and relay, `shards` of cluster 1, `figures`.
+    /// The next report body: service relay, `shards` of cluster 1, `figures`.
     pub(crate) fn report_with(&mut self, shards: Vec<u16>, figures: Figures) -> Vec<u8> {
         self.counter += 1;
         let now = node::clock::now_ms();
@@ -61,7 +61,7 @@ impl SimAgent {
             sent_at: now,
             measured_at: now,
             enr: self.record.to_string(),
-            roles: vec!["boot".into(), "relay".into()],
+            services: vec!["relay".into()],
             shards,
             cluster_id: Some(1),
             figures,
@@ -125,10 +125,21 @@ pub(crate) async fn token(
     admin: &str,
     roles: &[&str],
 ) -> String {
+    labelled_token(http, base, admin, "test", roles).await
+}
+
+/// A one-time enrolment token whose node gets `label` (labels are the operators').
+pub(crate) async fn labelled_token(
+    http: &reqwest::Client,
+    base: &str,
+    admin: &str,
+    label: &str,
+    roles: &[&str],
+) -> String {
     let response = http
         .post(format!("{base}/api/v1/tokens"))
         .bearer_auth(admin)
-        .json(&json!({ "label": "test", "roles": roles }))
+        .json(&json!({ "label": label, "roles": roles }))
         .send()
         .await
         .unwrap();

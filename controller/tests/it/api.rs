@@ -203,7 +203,7 @@ async fn fleet_scenario(fixture: Fixture) {
     assert!(!listed.contains(&agents[2].record.to_string()));
 
     // Offline signing: pending until a key holder signs exactly this version.
-    let definition = json!({ "domain": "relay.fleet.test", "signer": "offline", "policy": { "roles": ["relay"] } });
+    let definition = json!({ "domain": "relay.fleet.test", "signer": "offline", "policy": { "services": ["relay"] } });
     let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/relay", Some(definition)).await;
     assert_eq!(status, 201, "{answer}");
     f.controller.reconcile_now().await.unwrap();
@@ -522,12 +522,12 @@ async fn the_audit_log_is_append_only_on_both_backends() {
 async fn a_node_on_another_cluster_than_its_tree_is_config_drift() {
     let f = start(None).await;
     let mut agent = Agent::new(30_400);
-    agent.join(&f.http, &f.base, ADMIN, 6).await; // reports cluster 1, roles boot + relay
+    agent.join(&f.http, &f.base, ADMIN, 6).await; // role boot (its token), reports cluster 1
     let define = |cluster: u16| {
         json!({
             "domain": "relay.fleet.test",
             "signer": "key:dev",
-            "policy": { "roles": ["relay"], "clusterId": cluster },
+            "policy": { "roles": ["boot"], "clusterId": cluster },
         })
     };
     let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/relay", Some(define(3))).await;

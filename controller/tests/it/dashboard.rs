@@ -18,7 +18,7 @@ use std::{
     time::Duration,
 };
 
-use common::agent::{SimAgent, operator_get, token};
+use common::agent::{SimAgent, labelled_token, operator_get};
 use contract::report::{Figures, StoreProbe};
 use controller::{
     app::Controller,
@@ -72,7 +72,7 @@ fn config(dir: &Path, dashboard: DashboardConfig, database_url: String) -> Contr
     }
 }
 
-/// Enrols `agent` under `label` and sends one report with these shards and figures.
+/// Enrols `agent` with a token labelled `label` and sends one report with these shards and figures.
 async fn enrol_and_report(
     http: &reqwest::Client,
     base: &str,
@@ -81,11 +81,10 @@ async fn enrol_and_report(
     shards: Vec<u16>,
     figures: Figures,
 ) {
-    let token = token(http, base, ADMIN, &["boot"]).await;
+    let token = labelled_token(http, base, ADMIN, label, &["boot"]).await;
     let enrolment = json!({
         "token": token,
         "enr": agent.record.to_string(),
-        "label": label,
         "sentAt": node::clock::now_ms(),
     });
     let (status, answer) =

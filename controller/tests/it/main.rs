@@ -15,4 +15,5 @@ mod lost_database;
 mod reachability;
 mod rfc2136;
 mod rollouts;
+mod trust;
 mod two_controllers;

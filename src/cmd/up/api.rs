@@ -33,10 +33,16 @@ impl Api {
         Ok(body)
     }
 
-    /// `POST /api/v1/tokens`: a one-time enrolment token.
+    /// `POST /api/v1/tokens`: a one-time token for a relay node of `up`'s cluster and shard.
     pub(super) async fn token(&self, label: &str) -> anyhow::Result<String> {
         let url = format!("{}/api/v1/tokens", self.base);
-        let body = serde_json::json!({ "label": label, "ttlSecs": 3600 });
+        let body = serde_json::json!({
+            "label": label,
+            "roles": ["relay"],
+            "shards": [0],
+            "clusterId": super::fleet::CLUSTER,
+            "ttlSecs": 3600,
+        });
         let answer = self.send(self.http.post(url).json(&body), "POST /api/v1/tokens").await?;
         answer["token"].as_str().map(str::to_owned).context("POST /api/v1/tokens: no token")
     }

@@ -140,7 +140,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
     let definition = serde_json::json!({
         "domain": args.domain,
         "signer": "key:dev",
-        "policy": { "roles": ["relay"], "clusterId": fleet::CLUSTER, "maxEntries": MAX_ENTRIES },
+        "policy": { "roles": ["relay"], "services": ["relay"], "clusterId": fleet::CLUSTER, "maxEntries": MAX_ENTRIES },
     });
     api.define_tree(TREE, &definition).await.context("defining the tree")?;
 

@@ -1,0 +1,200 @@
+//! The trust boundary, attacked as an enrolled agent's key holder would (issue: "a hostile or
+//! broken agent cannot hurt a tree"): roles it grants itself, shards and clusters beyond its
+//! token, reports from the future, labels it picks. Each was accepted before; each is refused
+//! or ignored now, and the operator's way (the token, the membership API) works.
+
+use controller::{app::Controller, config::ControllerConfig, keyring::Keyring};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::common::{
+    agent::SimAgent,
+    controller::{boot_tree, test_config, test_dns},
+};
+
+const ADMIN: &str = "trust-test-admin";
+
+struct Fixture {
+    controller: Controller,
+    http: reqwest::Client,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", node::crypto::generate_key());
+    let config = ControllerConfig {
+        dns: test_dns(),
+        trees: vec![boot_tree()],
+        ..test_config(dir.path(), ADMIN, None)
+    };
+    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let base = format!("http://{}", controller.http_addr());
+    Fixture { controller, http: reqwest::Client::new(), base, _dir: dir }
+}
+
+impl Fixture {
+    async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Enrols `agent` with a token made from `body` (label, roles, ceiling).
+    async fn enrol(&self, agent: &SimAgent, body: Value) {
+        let (status, answer) = self.admin(Method::POST, "/api/v1/tokens", Some(body)).await;
+        assert_eq!(status, 201, "{answer}");
+        let token = answer["token"].as_str().unwrap();
+        let mut enrolment: Value = serde_json::from_slice(&agent.enrolment(token)).unwrap();
+        enrolment["label"] = json!("boot-01.ams3 (really)"); // the agent's pick
+        let body = enrolment.to_string().into_bytes();
+        let (status, answer) = agent.post(&self.http, &self.base, "/api/v1/enrol", &body).await;
+        assert_eq!(status, 201, "{answer}");
+    }
+
+    /// POSTs a report built by `edit` from the agent's next one.
+    async fn report(&self, agent: &mut SimAgent, edit: impl FnOnce(&mut Value)) -> (u16, Value) {
+        let mut report: Value = serde_json::from_slice(&agent.report(6)).unwrap();
+        edit(&mut report);
+        let body = report.to_string().into_bytes();
+        agent.post(&self.http, &self.base, "/api/v1/reports", &body).await
+    }
+
+    async fn node(&self, agent: &SimAgent) -> Value {
+        let path = format!("/api/v1/nodes/{}", agent.node_id());
+        self.admin(Method::GET, &path, None).await.1["node"].clone()
+    }
+
+    /// Node ids the boot tree's newest version lists.
+    async fn boot_tree_ids(&self) -> Vec<String> {
+        let tree = self.admin(Method::GET, "/api/v1/trees/boot", None).await.1;
+        tree["versions"][0]["enrs"]
+            .as_array()
+            .map(|enrs| {
+                enrs.iter()
+                    .map(|e| {
+                        e.as_str()
+                            .unwrap()
+                            .parse::<node::enrtree::NodeRecord>()
+                            .unwrap()
+                            .node_id_hex()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_cannot_grant_roles_and_the_tokens_roles_survive_reports() {
+    let f = start().await;
+    // An agent whose token gave it no role claims boot (and relay) in its reports.
+    let mut sneaky = SimAgent::new(31_000);
+    f.enrol(&sneaky, json!({ "label": "sneaky" })).await;
+    // (As the agents before this change wrote it: a `roles` list.)
+    let claim = |r: &mut Value| {
+        r.as_object_mut().unwrap().remove("services");
+        r["roles"] = json!(["relay", "boot"]);
+    };
+    let (status, answer) = f.report(&mut sneaky, claim).await;
+    assert_eq!(status, 202, "{answer}");
+    // An honest one with a boot token: its role stays boot after reporting its services.
+    let mut honest = SimAgent::new(31_001);
+    f.enrol(&honest, json!({ "label": "boot-1", "roles": ["boot"] })).await;
+    assert_eq!(f.report(&mut honest, |_| {}).await.0, 202);
+    f.controller.reconcile_now().await.unwrap();
+
+    let node = f.node(&sneaky).await;
+    assert_eq!(node["roles"], json!([]), "{node}");
+    assert_eq!(node["services"], json!(["relay"]), "boot is no service: {node}");
+    let node = f.node(&honest).await;
+    assert_eq!(node["roles"], json!(["boot"]), "{node}");
+    assert_eq!(node["label"], "boot-1", "the token's label, not the agent's pick: {node}");
+    assert_eq!(f.boot_tree_ids().await, [honest.node_id()], "only the operator's boot node");
+
+    // The operator gives the other node the role: it joins the tree; audited under the admin.
+    let path = format!("/api/v1/nodes/{}/membership", sneaky.node_id());
+    let (status, answer) =
+        f.admin(Method::PUT, &path, Some(json!({ "roles": ["boot"], "label": "boot-2" }))).await;
+    assert_eq!(status, 200, "{answer}");
+    f.controller.reconcile_now().await.unwrap();
+    let mut listed = f.boot_tree_ids().await;
+    listed.sort();
+    let mut both = vec![honest.node_id(), sneaky.node_id()];
+    both.sort();
+    assert_eq!(listed, both);
+    assert_eq!(f.node(&sneaky).await["label"], "boot-2");
+    let audit = f.admin(Method::GET, "/api/v1/audit", None).await.1;
+    assert!(
+        audit["entries"].as_array().unwrap().iter().any(|e| e["action"] == "node.membership"),
+        "{audit}"
+    );
+
+    // Unknown role names are refused where operators write them.
+    let (status, answer) = f
+        .admin(Method::POST, "/api/v1/tokens", Some(json!({ "label": "x", "roles": ["admin"] })))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("unknown role \"admin\""), "{answer}");
+    let (status, _) = f.admin(Method::PUT, &path, Some(json!({ "roles": ["root"] }))).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_and_cluster_beyond_the_token_are_refused_and_audited() {
+    let f = start().await;
+    let mut agent = SimAgent::new(31_010);
+    let body = json!({ "label": "b", "roles": ["boot"], "shards": [0, 1], "clusterId": 1 });
+    f.enrol(&agent, body).await;
+    // Less than the ceiling is fine: what runs.
+    assert_eq!(f.report(&mut agent, |r| r["shards"] = json!([0])).await.0, 202);
+    let (status, answer) = f.report(&mut agent, |r| r["shards"] = json!([0, 5])).await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("[5]"), "{answer}");
+    let (status, answer) = f.report(&mut agent, |r| r["clusterId"] = json!(2)).await;
+    assert_eq!(status, 403, "{answer}");
+    // Nothing of the refused reports was kept; the refusals are in the audit log.
+    let node = f.node(&agent).await;
+    assert_eq!((node["shards"].clone(), node["clusterId"].clone()), (json!([0]), json!(1)));
+    assert_eq!(node["lastCounter"], 1, "{node}");
+    let audit = f.admin(Method::GET, "/api/v1/audit", None).await.1;
+    let refused =
+        audit["entries"].as_array().unwrap().iter().filter(|e| e["action"] == "report.refused");
+    assert_eq!(refused.count(), 2, "{audit}");
+    // A ceiling that allows nothing is refused when the token is made.
+    let (status, _) =
+        f.admin(Method::POST, "/api/v1/tokens", Some(json!({ "label": "x", "shards": [] }))).await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_from_the_future_are_refused() {
+    let f = start().await;
+    let mut agent = SimAgent::new(31_020);
+    f.enrol(&agent, json!({ "label": "b", "roles": ["boot"] })).await;
+    let ahead = node::clock::now_ms() + 291_000;
+    let (status, answer) = f
+        .report(&mut agent, |r| {
+            r["sentAt"] = json!(ahead);
+            r["measuredAt"] = json!(ahead);
+        })
+        .await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("ahead"), "{answer}");
+    // A few seconds ahead (ordinary clock drift) is accepted.
+    let near = node::clock::now_ms() + 3_000;
+    let (status, answer) = f
+        .report(&mut agent, |r| {
+            r["sentAt"] = json!(near);
+            r["measuredAt"] = json!(near);
+        })
+        .await;
+    assert_eq!(status, 202, "{answer}");
+}
