@@ -51,12 +51,8 @@ impl Preset {
                 max_msg_size: 150 * KIB,
                 rln: false,
             },
-            Self::LogosTest => PresetValues {
-                cluster_id: 2,
-                num_shards_in_network: 8,
-                max_msg_size: 150 * KIB,
-                rln: false,
-            },
+            // The same network as logos.dev, on its own cluster.
+            Self::LogosTest => PresetValues { cluster_id: 2, ..Self::LogosDev.values() },
             Self::StatusProd => PresetValues {
                 cluster_id: 16,
                 num_shards_in_network: 1,

@@ -47,10 +47,11 @@ fn may_change_membership(
     state: &AppState,
     node: &crate::db::nodes::NodeRow,
     report: &Report,
+    services: &[String],
     body: &[u8],
 ) -> bool {
     if node.enr != report.enr
-        || node.services != report.known_services()
+        || node.services != services
         || node.shards != report.shards
         || node.cluster_id != report.cluster_id
     {
@@ -179,7 +180,7 @@ pub async fn report(
             report.counter, node.last_counter
         )));
     }
-    if may_change_membership(&state, &node, &report, &body) {
+    if may_change_membership(&state, &node, &report, &services, &body) {
         state.wake.notify_one();
     }
     let answer = ReportAnswer { counter: Some(report.counter), desired: node.desired_config };

@@ -9,8 +9,11 @@ use crate::{
 
 use super::ReconcileError;
 
-pub(super) async fn update_health(state: &AppState) -> Result<Vec<NodeRow>, ReconcileError> {
-    let expected = crate::drift::Expectations::of(&state.db.trees().await?);
+pub(super) async fn update_health(
+    state: &AppState,
+    trees: &[crate::db::trees::TreeRow],
+) -> Result<Vec<NodeRow>, ReconcileError> {
+    let expected = crate::drift::Expectations::of(trees);
     state.set_expectations(expected.clone());
     let now = state.db.now_ms();
     let mut nodes = state.db.nodes().await?;

@@ -48,11 +48,12 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
     let ttl = (state.config.reconcile_interval_ms as i64 * 5).max(10_000);
     let held = state.db.acquire_lease(PUBLISHER_LEASE, &state.instance, ttl).await?;
     state.set_publisher(held);
-    let nodes = update_health(state).await?;
+    let defined = state.db.trees().await?;
+    let nodes = update_health(state, &defined).await?;
     if held {
         crate::rollout::advance_all(state, &nodes).await?;
         let now = state.db.now_ms();
-        for tree in state.db.trees().await? {
+        for tree in defined {
             if tree.retire_at.is_some_and(|at| at <= now) {
                 continue; // removed: no new versions
             }
