@@ -187,10 +187,16 @@ impl ControllerClient {
     }
 }
 
+/// The words of the controller's answer to a report from a node it has not enrolled.
+const NOT_ENROLLED: &str = "no node enrolled";
+
 fn classify(status: u16, body: &[u8]) -> ClientError {
     let message = message(body);
     match status {
         401 if message.contains("sentAt") => ClientError::Stale(message),
+        // The controller answers an unknown node and a key it did not enrol alike (401, so
+        // that nobody learns which node ids are enrolled); older controllers said 404.
+        401 if message.contains(NOT_ENROLLED) => ClientError::UnknownNode(message),
         404 => ClientError::UnknownNode(message),
         409 => ClientError::Replay { last: last_counter(&message), message },
         400..=499 => ClientError::Refused { status, message },
@@ -254,6 +260,10 @@ mod tests {
             ClientError::Stale(_)
         ));
         assert!(matches!(classify(404, b"{}"), ClientError::UnknownNode(_)));
+        assert!(matches!(
+            classify(401, br#"{"error":"no node enrolled under the key that signed this report: enrol first"}"#),
+            ClientError::UnknownNode(_)
+        ));
         assert!(matches!(classify(400, b"{}"), ClientError::Refused { status: 400, .. }));
         let garbage = classify(500, b"\x00\x01<html>oops");
         assert!(garbage.is_transient());

@@ -19,7 +19,11 @@ pub async fn probe_store(
     timeout: Duration,
 ) -> Option<StoreProbe> {
     let topic = instance.probe_topic.as_ref()?;
-    let failed = |error: String| StoreProbe { ok: false, latency_ms: None, error: Some(error) };
+    let failed = |error: String| StoreProbe {
+        ok: false,
+        latency_ms: None,
+        error: Some(contract::report::clamp_text(error, contract::report::MAX_TEXT)),
+    };
     let mut nonce = [0u8; 16];
     node::crypto::random_bytes(&mut nonce);
     let message = WakuMessage::new(content_topic, nonce.to_vec(), node::message::now_ns());

@@ -395,6 +395,7 @@ impl Supervisor {
             Err(error) => {
                 tracing::error!(target: "agent::supervisor", version, %error, "desired configuration failed");
                 self.errors.push(format!("desired configuration {version} failed: {error}"));
+                let error = contract::report::clamp_text(error, contract::report::MAX_TEXT);
                 ConfigStatus { version, applied: false, error: Some(error) }
             }
         };

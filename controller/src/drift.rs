@@ -20,18 +20,27 @@ struct TreeExpectation {
     shards: Vec<u16>,
 }
 
+/// A tree that lists nodes: where a matching node's record must fit.
+#[derive(Debug, Clone, PartialEq)]
+struct Home {
+    name: String,
+    domain: String,
+    policy: crate::policy::TreePolicy,
+}
+
 /// What operators' trees expect of nodes, taken from the tree definitions once per reconcile
 /// pass.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Expectations {
     trees: Vec<TreeExpectation>,
+    homes: Vec<Home>,
 }
 
 impl Expectations {
     /// From the defined trees. Only trees that list nodes by role count: a tree for "any role"
     /// says nothing about a particular node, and a retiring tree no longer matters.
     pub fn of(trees: &[TreeRow]) -> Self {
-        let trees = trees
+        let by_role = trees
             .iter()
             .filter(|t| t.retire_at.is_none() && t.policy.list_nodes && !t.policy.roles.is_empty())
             .filter(|t| t.policy.cluster_id.is_some() || !t.policy.shards.is_empty())
@@ -42,7 +51,27 @@ impl Expectations {
                 shards: t.policy.shards.clone(),
             })
             .collect();
-        Self { trees }
+        let homes = trees
+            .iter()
+            .filter(|t| t.retire_at.is_none() && t.policy.list_nodes)
+            .map(|t| Home {
+                name: t.name.clone(),
+                domain: t.domain.clone(),
+                policy: t.policy.clone(),
+            })
+            .collect();
+        Self { trees: by_role, homes }
+    }
+
+    /// Why `node`'s record cannot be listed in a tree it belongs to, if it cannot: too large
+    /// for one UDP answer under that tree's domain. Such a node is a warning and left out of
+    /// that tree; the tree is still built.
+    pub fn oversized(&self, node: &NodeRow) -> Option<String> {
+        self.homes.iter().filter(|home| home.policy.matches(node)).find_map(|home| {
+            crate::policy::record_fits(&home.domain, &node.enr)
+                .err()
+                .map(|reason| format!("not listed in tree {}: {reason}", home.name))
+        })
     }
 
     /// Why `node` drifted, if it has.

@@ -86,6 +86,9 @@ pub fn evaluate(
     if let Some(reason) = expected.drift(node) {
         return (Health::Warning, reason);
     }
+    if let Some(reason) = expected.oversized(node) {
+        return (Health::Warning, reason);
+    }
     if let Some(n) = figures.relay_peers
         && n < thresholds.min_relay_peers
     {

@@ -61,6 +61,24 @@ impl Default for TreePolicy {
     }
 }
 
+/// Whether the record `enr` fits a leaf of the tree at `domain`: its DNS answer within one
+/// 512-byte UDP message (nwaku's resolver has no TCP fallback). Err: why not.
+pub fn record_fits(domain: &str, enr: &str) -> Result<(), String> {
+    let text = enr
+        .parse::<node::enrtree::NodeRecord>()
+        .map_err(|e| format!("invalid ENR: {e}"))?
+        .to_string();
+    let size = node::enrtree::wire::leaf_answer_size(domain, &text);
+    if size > node::enrtree::wire::MAX_UDP_MESSAGE {
+        return Err(format!(
+            "its ENR ({} characters) needs a {size}-byte DNS answer under {domain}, over the \
+             512-byte UDP limit",
+            text.len()
+        ));
+    }
+    Ok(())
+}
+
 impl TreePolicy {
     /// Checks the limits.
     pub fn validate(&self) -> Result<(), String> {
@@ -95,9 +113,11 @@ impl TreePolicy {
             && self.cluster_id.is_none_or(|c| node.cluster_id == Some(c))
     }
 
-    /// The nodes to list: matching, never critical, unreachable or in maintenance; passing before warning,
-    /// longest passing first (a stable membership means fewer rebuilds), then by node id.
-    pub fn select<'a>(&self, nodes: &'a [NodeRow]) -> Vec<&'a NodeRow> {
+    /// The nodes to list in the tree at `domain`: matching, never critical, unreachable or in
+    /// maintenance, and with a record whose answer fits one UDP message there (one that does
+    /// not is left out rather than failing the whole build); passing before warning, longest
+    /// passing first (a stable membership means fewer rebuilds), then by node id.
+    pub fn select<'a>(&self, nodes: &'a [NodeRow], domain: &str) -> Vec<&'a NodeRow> {
         if !self.list_nodes {
             return Vec::new();
         }
@@ -106,6 +126,7 @@ impl TreePolicy {
             .filter(|n| self.matches(n))
             .filter(|n| n.health != Health::Critical && n.reachable != Some(false))
             .filter(|n| n.maintenance.is_none())
+            .filter(|n| record_fits(domain, &n.enr).is_ok())
             .collect();
         eligible.sort_by(|a, b| {
             a.health

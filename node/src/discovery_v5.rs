@@ -20,10 +20,15 @@ use crate::{
 /// Waku's discv5 protocol identity.
 pub const WAKU_PROTOCOL_IDENTITY: ProtocolIdentity =
     ProtocolIdentity { protocol_id: *b"d5waku", protocol_version: [0x00, 0x01] };
-/// Pause between random lookups once peers are known (nwaku: 5 s).
+/// Longest pause between random lookups (nwaku: 5 s).
 const LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
-/// Pause while nothing has been found yet.
+/// Shortest pause: after a lookup that found a record not seen before, or while nothing has
+/// been found yet. Each lookup that finds nothing new doubles the pause up to
+/// [`LOOKUP_INTERVAL`], so a node that joins a young network (where the bootstrap node learns of
+/// others only as they arrive) meets the newcomers in seconds, not lookups at 5 s apart.
 const EAGER_INTERVAL: Duration = Duration::from_millis(500);
+/// Node ids remembered to tell new records from known ones.
+const MAX_REMEMBERED: usize = 4096;
 /// Records asked for per lookup.
 const LOOKUP_SIZE: usize = 16;
 
@@ -131,7 +136,8 @@ async fn lookup_loop(
     cluster: u16,
     found: mpsc::Sender<Vec<FoundPeer>>,
 ) {
-    let mut seen_any = false;
+    let mut seen: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
+    let mut pause = EAGER_INTERVAL;
     // Ends when the node (the receiver) is gone.
     while !found.is_closed() {
         let boot_ids = boot.clone();
@@ -148,10 +154,15 @@ async fn lookup_loop(
             .filter_map(to_waku)
             .filter_map(|(record, _)| FoundPeer::from_record(record, cluster))
             .collect();
-        seen_any |= !peers.is_empty();
+        if seen.len() > MAX_REMEMBERED {
+            seen.clear();
+        }
+        let new = records.iter().fold(false, |new, enr| seen.insert(enr.node_id()) | new);
+        pause =
+            if new || seen.is_empty() { EAGER_INTERVAL } else { (pause * 2).min(LOOKUP_INTERVAL) };
         if !peers.is_empty() && found.send(peers).await.is_err() {
             return;
         }
-        tokio::time::sleep(if seen_any { LOOKUP_INTERVAL } else { EAGER_INTERVAL }).await;
+        tokio::time::sleep(pause).await;
     }
 }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether a desired configuration was applied.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct ConfigStatus {
     /// The desired configuration's version.
     pub version: u64,

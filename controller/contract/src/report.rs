@@ -19,9 +19,29 @@ pub const REPORT_VERSION: u32 = 1;
 /// (boot, store, …) are not reported: operators assign them.
 pub const SERVICES: [&str; 5] = ["relay", "store", "filter", "lightpush", "peer-exchange"];
 
-/// A health report.
+/// Longest error text in a report (the agent keeps 240 bytes; this leaves room).
+pub const MAX_TEXT: usize = 1024;
+/// Most errors in one report.
+pub const MAX_ERRORS: usize = 32;
+/// Most entries in `peersByProtocol`.
+pub const MAX_PROTOCOLS: usize = 64;
+/// Longest protocol id in `peersByProtocol`.
+pub const MAX_PROTOCOL_LEN: usize = 128;
+/// Most entries in `meshPerShard` (one per shard of a cluster).
+pub const MAX_MESH_TOPICS: usize = 1024;
+/// Longest topic in `meshPerShard`.
+pub const MAX_TOPIC_LEN: usize = 64;
+/// Longest ENR text: EIP-778 caps a record at 300 bytes, which is 400 base64 characters and
+/// the `enr:` prefix.
+pub const MAX_ENR_TEXT: usize = 404;
+/// Most bytes of one stored report (it is stored re-serialised, so this bounds what a node can
+/// make the controller keep: `reports_kept` times this).
+pub const MAX_STORED_REPORT: usize = 48 * 1024;
+
+/// A health report. Unknown fields are refused: the schema has a version, and a field the
+/// controller does not read is one it would otherwise store unread.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Report {
     /// [`REPORT_VERSION`].
     pub version: u32,
@@ -50,10 +70,10 @@ pub struct Report {
     pub figures: Figures,
 }
 
-/// Health figures measured by the agent. Every field is optional so older and newer agents of
-/// the same schema version interoperate.
+/// Health figures measured by the agent. Every field is optional; names this controller does not
+/// know are refused (a newer agent's figure needs a newer schema version).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct Figures {
     /// Inbound connections.
     pub peers_inbound: Option<u32>,
@@ -94,7 +114,7 @@ pub struct Figures {
 
 /// A store probe: a store node asked for a message the agent published.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", default)]
+#[serde(rename_all = "camelCase", default, deny_unknown_fields)]
 pub struct StoreProbe {
     /// Answered with the message.
     pub ok: bool,
@@ -201,11 +221,112 @@ impl Report {
         if self.services.len() > 16 || self.services.iter().any(|r| r.is_empty() || r.len() > 32) {
             return Err(ReportError::Invalid("at most 16 services of 1..32 characters".into()));
         }
-        if self.shards.len() > 1024 || self.figures.errors.len() > 32 {
-            return Err(ReportError::Invalid("too many shards or errors".into()));
+        if self.node_id.len() != 64 || !self.node_id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ReportError::Invalid("nodeId must be 64 hex digits".into()));
         }
+        if self.enr.len() > MAX_ENR_TEXT {
+            return Err(ReportError::Invalid(format!(
+                "the ENR is {} characters, over EIP-778's 300 bytes ({MAX_ENR_TEXT} characters)",
+                self.enr.len()
+            )));
+        }
+        if self.shards.len() > 1024 {
+            return Err(ReportError::Invalid("at most 1024 shards".into()));
+        }
+        self.figures.check()
+    }
+
+    /// The report as stored: parsed and re-serialised (no unknown fields, no whitespace), and
+    /// at most [`MAX_STORED_REPORT`] bytes.
+    pub fn to_stored(&self) -> Result<String, ReportError> {
+        let text = serde_json::to_string(self)
+            .map_err(|e| ReportError::Invalid(format!("report not serialisable: {e}")))?;
+        if text.len() > MAX_STORED_REPORT {
+            return Err(ReportError::Invalid(format!(
+                "the report is {} bytes once parsed, over {MAX_STORED_REPORT}",
+                text.len()
+            )));
+        }
+        Ok(text)
+    }
+}
+
+fn check_text(what: &str, text: &str, max: usize) -> Result<(), ReportError> {
+    if text.len() > max {
+        return Err(ReportError::Invalid(format!("{what} is {} bytes, over {max}", text.len())));
+    }
+    Ok(())
+}
+
+fn check_rate(what: &str, value: Option<f64>, max: f64) -> Result<(), ReportError> {
+    match value {
+        Some(v) if !(v.is_finite() && (0.0..=max).contains(&v)) => {
+            Err(ReportError::Invalid(format!("{what} must be a number in 0..={max}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Figures {
+    /// Bounds on every map, list, string and number.
+    pub fn check(&self) -> Result<(), ReportError> {
+        if self.peers_by_protocol.len() > MAX_PROTOCOLS {
+            return Err(ReportError::Invalid(format!(
+                "peersByProtocol has {} entries, over {MAX_PROTOCOLS}",
+                self.peers_by_protocol.len()
+            )));
+        }
+        for protocol in self.peers_by_protocol.keys() {
+            check_text("a peersByProtocol key", protocol, MAX_PROTOCOL_LEN)?;
+        }
+        if self.mesh_per_shard.len() > MAX_MESH_TOPICS {
+            return Err(ReportError::Invalid(format!(
+                "meshPerShard has {} entries, over {MAX_MESH_TOPICS}",
+                self.mesh_per_shard.len()
+            )));
+        }
+        for topic in self.mesh_per_shard.keys() {
+            check_text("a meshPerShard key", topic, MAX_TOPIC_LEN)?;
+        }
+        if self.errors.len() > MAX_ERRORS {
+            return Err(ReportError::Invalid(format!(
+                "{} errors, over {MAX_ERRORS}",
+                self.errors.len()
+            )));
+        }
+        for error in &self.errors {
+            check_text("an error", error, MAX_TEXT)?;
+        }
+        if let Some(error) = self.store_probe.as_ref().and_then(|p| p.error.as_deref()) {
+            check_text("the store probe's error", error, MAX_TEXT)?;
+        }
+        if let Some(error) = self.config.as_ref().and_then(|c| c.error.as_deref()) {
+            check_text("the configuration's error", error, MAX_TEXT)?;
+        }
+        check_rate("fleetShare", self.fleet_share, 1.0)?;
+        check_rate("bootstrapSeconds", self.bootstrap_seconds, 1e9)?;
+        check_rate("messagesInPerSec", self.messages_in_per_sec, 1e9)?;
+        check_rate("messagesOutPerSec", self.messages_out_per_sec, 1e9)?;
+        check_rate(
+            "storeProbe.latencyMs",
+            self.store_probe.as_ref().and_then(|p| p.latency_ms),
+            1e9,
+        )?;
         Ok(())
     }
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary (agents use it so that what they
+/// send stays within the bounds above).
+pub fn clamp_text(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
 }
 
 #[cfg(test)]
@@ -215,7 +336,7 @@ mod tests {
     fn report() -> Report {
         Report {
             version: 1,
-            node_id: "ab".into(),
+            node_id: "ab".repeat(32),
             counter: 1,
             sent_at: 1_000_000,
             measured_at: 999_000,
@@ -257,9 +378,74 @@ mod tests {
             Err(ReportError::MeasuredAfterSent)
         );
         assert!(Report { counter: 0, ..report() }.check(1_000_000, 300, 10).is_err());
-        // Unknown figure fields from a newer agent are ignored, not refused.
+        // Unknown fields are refused, at the top and inside the figures.
         let json = r#"{"version":1,"nodeId":"ab","counter":1,"sentAt":1,"measuredAt":1,"enr":"enr:x","figures":{"relayPeers":3,"futureFigure":7}}"#;
-        let parsed: Report = serde_json::from_str(json).unwrap();
-        assert_eq!(parsed.figures.relay_peers, Some(3));
+        let error = serde_json::from_str::<Report>(json).unwrap_err().to_string();
+        assert!(error.contains("unknown field `futureFigure`"), "{error}");
+        let json = r#"{"version":1,"nodeId":"ab","counter":1,"sentAt":1,"measuredAt":1,"enr":"enr:x","extra":1}"#;
+        assert!(serde_json::from_str::<Report>(json).is_err());
+        // The old name of `services` still reads.
+        let json = r#"{"version":1,"nodeId":"ab","counter":1,"sentAt":1,"measuredAt":1,"enr":"enr:x","roles":["relay"]}"#;
+        assert_eq!(serde_json::from_str::<Report>(json).unwrap().services, ["relay"]);
+    }
+
+    #[test]
+    fn every_map_list_string_and_number_is_bounded() {
+        let now = 1_000_000;
+        let with = |figures: Figures| Report { figures, ..report() };
+        let refused = |r: Report| matches!(r.check(now, 300, 10), Err(ReportError::Invalid(_)));
+        let many = |n: usize, len: usize| {
+            (0..n).map(|i| (format!("{i:0>len$}"), 1)).collect::<BTreeMap<String, u32>>()
+        };
+        assert!(!refused(with(Figures {
+            peers_by_protocol: many(MAX_PROTOCOLS, 8),
+            ..Figures::default()
+        })));
+        assert!(refused(with(Figures {
+            peers_by_protocol: many(MAX_PROTOCOLS + 1, 8),
+            ..Figures::default()
+        })));
+        assert!(refused(with(Figures {
+            peers_by_protocol: many(1, MAX_PROTOCOL_LEN + 1),
+            ..Figures::default()
+        })));
+        assert!(refused(with(Figures {
+            mesh_per_shard: many(MAX_MESH_TOPICS + 1, 8),
+            ..Figures::default()
+        })));
+        assert!(refused(with(Figures {
+            mesh_per_shard: many(1, MAX_TOPIC_LEN + 1),
+            ..Figures::default()
+        })));
+        assert!(refused(with(Figures {
+            errors: vec!["e".into(); MAX_ERRORS + 1],
+            ..Figures::default()
+        })));
+        assert!(refused(with(Figures {
+            errors: vec!["e".repeat(MAX_TEXT + 1)],
+            ..Figures::default()
+        })));
+        let probe = StoreProbe { error: Some("e".repeat(MAX_TEXT + 1)), ..StoreProbe::default() };
+        assert!(refused(with(Figures { store_probe: Some(probe), ..Figures::default() })));
+        assert!(refused(with(Figures { fleet_share: Some(1.5), ..Figures::default() })));
+        assert!(refused(with(Figures { bootstrap_seconds: Some(-1.0), ..Figures::default() })));
+        assert!(refused(with(Figures {
+            messages_in_per_sec: Some(f64::NAN),
+            ..Figures::default()
+        })));
+        assert!(refused(Report { node_id: "ab".into(), ..report() }));
+        assert!(refused(Report { enr: format!("enr:{}", "x".repeat(MAX_ENR_TEXT)), ..report() }));
+        // The largest report the bounds allow still stores within MAX_STORED_REPORT only if it
+        // is not padded out everywhere at once: the stored size is checked on its own.
+        let big = with(Figures {
+            errors: vec!["e".repeat(MAX_TEXT); MAX_ERRORS],
+            mesh_per_shard: many(MAX_MESH_TOPICS, MAX_TOPIC_LEN),
+            ..Figures::default()
+        });
+        assert!(!refused(big.clone()));
+        assert!(matches!(big.to_stored(), Err(ReportError::Invalid(_))));
+        let stored = report().to_stored().unwrap();
+        assert_eq!(serde_json::from_str::<Report>(&stored).unwrap(), report());
+        assert_eq!(clamp_text("héllo".into(), 2), "h");
     }
 }

@@ -67,6 +67,43 @@ fn may_change_membership(
         != node.health
 }
 
+/// Why a report's record cannot replace the stored one, if it cannot.
+fn enr_seq_refusal(
+    node: &crate::db::nodes::NodeRow,
+    stored: Option<&NodeRecord>,
+    record: &NodeRecord,
+) -> Option<String> {
+    let (seq, stored_seq) = (record.seq(), node.enr_seq);
+    if seq < stored_seq {
+        Some(format!("the report's ENR has seq {seq}, below the stored record's {stored_seq}"))
+    } else if seq == stored_seq && !stored.is_some_and(|s| s.same_content(record)) {
+        Some(format!(
+            "the report's ENR differs from the stored record at the same seq {seq}: a changed record needs a higher seq"
+        ))
+    } else {
+        None
+    }
+}
+
+/// Audits a refused report of an authenticated node.
+async fn refuse(
+    state: &AppState,
+    node: &crate::db::nodes::NodeRow,
+    reason: &str,
+    counter: u64,
+) -> Result<(), AppError> {
+    state
+        .db
+        .audit(
+            &format!("node:{}", node.node_id),
+            "report.refused",
+            &node.node_id,
+            serde_json::json!({ "reason": reason, "counter": counter }),
+        )
+        .await?;
+    Ok(())
+}
+
 /// `POST /api/v1/enrol`: redeem a one-time token and bind the node's key.
 pub async fn enrol(
     State(state): State<Arc<AppState>>,
@@ -133,36 +170,61 @@ pub async fn report(
     body: Bytes,
 ) -> Result<(StatusCode, Json<ReportAnswer>), AppError> {
     let key = signer(&headers, &body)?;
-    let report: Report = parse_json(&body)?;
+    let mut report: Report = parse_json(&body)?;
     let config = &state.config;
     report
         .check(state.db.now_ms(), config.max_skew_secs, config.max_future_skew_secs)
         .map_err(report_error)?;
-    let node = state.db.node(&report.node_id).await?.ok_or_else(|| {
-        AppError::NotFound(format!("unknown node {}: enrol first", report.node_id))
-    })?;
+    // An unknown node and a key not enrolled for this node id get the same answer, so that
+    // nobody learns which node ids are enrolled.
+    let not_enrolled = || {
+        AppError::Unauthorized(
+            "no node enrolled under the key that signed this report: enrol first".into(),
+        )
+    };
+    let node = state.db.node(&report.node_id).await?.ok_or_else(not_enrolled)?;
     if key_hex(&key) != node.public_key {
-        return Err(AppError::Unauthorized("report not signed by the node's enrolled key".into()));
+        return Err(not_enrolled());
     }
     let record = parse_enr(&report.enr)?;
     if record.node_id_hex() != report.node_id {
         return Err(AppError::BadRequest("the report's ENR belongs to another node".into()));
     }
+    // A record's content changes only with a higher seq: clients keep the highest seq they
+    // saw, so a same-seq change would be a record nobody can tell from a forgery.
+    let stored: Option<NodeRecord> = node.enr.parse().ok();
+    if let Some(reason) = enr_seq_refusal(&node, stored.as_ref(), &record) {
+        refuse(&state, &node, &reason, report.counter).await?;
+        return Err(AppError::Conflict(reason));
+    }
+    // The same record signed again (a restarted node signs its unchanged record anew): keep
+    // the stored text, so trees do not change for a new signature over the same content.
+    if stored.as_ref().is_some_and(|s| s.same_content(&record)) {
+        report.enr = node.enr.clone();
+    }
     // The operator's ceiling: a report may say the node runs less, never more.
     if let Some(reason) = node.ceiling.exceeded_by(&report.shards, report.cluster_id) {
-        state
-            .db
-            .audit(
-                &format!("node:{}", node.node_id),
-                "report.refused",
-                &node.node_id,
-                serde_json::json!({ "reason": reason, "counter": report.counter }),
-            )
-            .await?;
+        refuse(&state, &node, &reason, report.counter).await?;
         return Err(AppError::Forbidden(reason));
     }
     let services = report.known_services();
-    let body_text = String::from_utf8_lossy(&body);
+    // A new record too large for a tree the node belongs to could never be listed there. (A
+    // stored record that stops fitting, because a tree's domain grew, is left out at build
+    // time and its node is a warning: refusing its reports would only make it look dead.)
+    let after = crate::db::nodes::NodeRow {
+        enr: report.enr.clone(),
+        services: services.clone(),
+        shards: report.shards.clone(),
+        cluster_id: report.cluster_id,
+        ..node.clone()
+    };
+    if report.enr != node.enr
+        && let Some(reason) = state.expectations().oversized(&after)
+    {
+        refuse(&state, &node, &reason, report.counter).await?;
+        return Err(AppError::BadRequest(reason));
+    }
+    let body_text = report.to_stored().map_err(report_error)?;
     let update = ReportUpdate {
         counter: report.counter,
         sent_at: report.sent_at,
@@ -180,7 +242,7 @@ pub async fn report(
             report.counter, node.last_counter
         )));
     }
-    if may_change_membership(&state, &node, &report, &services, &body) {
+    if may_change_membership(&state, &node, &report, &services, body_text.as_bytes()) {
         state.wake.notify_one();
     }
     let answer = ReportAnswer { counter: Some(report.counter), desired: node.desired_config };

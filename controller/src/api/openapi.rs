@@ -34,7 +34,7 @@ pub async fn document() -> Json<Value> {
             "/fleets.json": { "get": op("The nodes the published trees list, in fleets.status.im's shape: per tree enr/p2p/waku, tcp/p2p/waku, wss/p2p/waku and their /boot and /store forms, by host", "none", None, "200", &[]) },
             "/metrics": { "get": op("Prometheus text: fleet health, shard coverage, trees, this instance's counters", "none", None, "200", &["503"]) },
             "/api/v1/enrol": { "post": op("Redeem a one-time token and bind the node's key", "agent", Some("Enrolment"), "201", &["400", "401", "409", "413"]) },
-            "/api/v1/reports": { "post": op("Submit a signed health report", "agent", Some("Report"), "202", &["400", "401", "404", "409", "413"]) },
+            "/api/v1/reports": { "post": op("Submit a signed health report", "agent", Some("Report"), "202", &["400", "401", "403", "409", "413"]) },
             "/api/v1/tokens": {
                 "post": op("Create a one-time enrolment token (shown once)", "operator", Some("NewToken"), "201", &["400", "401"]),
                 "get": op("List tokens (never the secrets)", "operator", None, "200", &["401"])

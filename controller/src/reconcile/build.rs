@@ -45,8 +45,12 @@ pub(super) async fn build(
     tree: &TreeRow,
     nodes: &[NodeRow],
 ) -> Result<(), ReconcileError> {
-    let records: Vec<NodeRecord> =
-        tree.policy.select(nodes).into_iter().filter_map(|node| node.enr.parse().ok()).collect();
+    let records: Vec<NodeRecord> = tree
+        .policy
+        .select(nodes, &tree.domain)
+        .into_iter()
+        .filter_map(|node| node.enr.parse().ok())
+        .collect();
     let links = resolve_links(state, tree).await?;
     let mut enrs: Vec<String> = records.iter().map(ToString::to_string).collect();
     enrs.sort();

@@ -198,3 +198,181 @@ async fn reports_from_the_future_are_refused() {
         .await;
     assert_eq!(status, 202, "{answer}");
 }
+
+/// A record for `agent`'s key at `seq`, padded with a WebSocket address until its text is at
+/// least `min_chars` long.
+fn padded_record(
+    agent: &SimAgent,
+    seq: u64,
+    port: u16,
+    min_chars: usize,
+) -> node::enrtree::NodeRecord {
+    use node::waku_enr::{WakuEnrConfig, build_enr};
+    for n in 1..300 {
+        let address: libp2p::Multiaddr =
+            format!("/dns4/{}.example/tcp/443/wss", "a".repeat(n)).parse().unwrap();
+        let config = WakuEnrConfig {
+            seq,
+            ip: Some(std::net::Ipv4Addr::LOCALHOST),
+            tcp: Some(port),
+            udp: Some(port),
+            multiaddrs: vec![address],
+            ..WakuEnrConfig::default()
+        };
+        let Ok(enr) = build_enr(&agent.key, &config) else { break };
+        let text = enr.to_base64();
+        if text.len() >= min_chars {
+            return text.parse().unwrap();
+        }
+    }
+    panic!("no record of {min_chars} characters within EIP-778's 300 bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_oversized_record_never_freezes_a_tree() {
+    let f = start().await;
+    let mut big = SimAgent::new(31_030);
+    let mut other = SimAgent::new(31_031);
+    for agent in [&big, &other] {
+        f.enrol(agent, json!({ "label": "b", "roles": ["boot"] })).await;
+    }
+    for agent in [&mut big, &mut other] {
+        assert_eq!(f.report(agent, |_| {}).await.0, 202);
+    }
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.boot_tree_ids().await.len(), 2);
+
+    // A valid, signed record near EIP-778's 300 bytes (397 characters): too large for one UDP
+    // answer even under this short domain.
+    let huge = padded_record(&big, 2, 31_030, 397);
+    let (status, answer) = f.report(&mut big, |r| r["enr"] = json!(huge.to_string())).await;
+    assert_eq!(status, 400, "{answer}");
+    let reason = answer["error"].as_str().unwrap();
+    assert!(reason.contains("not listed in tree boot") && reason.contains("512-byte"), "{reason}");
+    assert_eq!(f.node(&big).await["enrSeq"], 1, "the stored record stays");
+
+    // The tree still follows membership: a node put into maintenance leaves it.
+    let path = format!("/api/v1/nodes/{}/maintenance", other.node_id());
+    let (status, answer) = f.admin(Method::PUT, &path, Some(json!({ "reason": "kernel" }))).await;
+    assert!(status == 200 || status == 204, "{status} {answer}");
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.boot_tree_ids().await, [big.node_id()]);
+    f.admin(Method::DELETE, &path, None).await;
+
+    // At build time: a record that fits the boot tree but not a tree under a long domain is
+    // left out of that tree only, its node a warning saying why; the tree is still built.
+    let middling = padded_record(&big, 3, 31_030, 300);
+    big.record = middling;
+    assert_eq!(f.report(&mut big, |_| {}).await.0, 202);
+    let long_domain = format!("{}.fleet.test", "l".repeat(60));
+    let definition =
+        json!({ "domain": long_domain, "signer": "key:dev", "policy": { "roles": ["boot"] } });
+    let (status, answer) = f.admin(Method::PUT, "/api/v1/trees/long", Some(definition)).await;
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(f.report(&mut other, |_| {}).await.0, 202);
+    f.controller.reconcile_now().await.unwrap();
+    let tree = f.admin(Method::GET, "/api/v1/trees/long", None).await.1;
+    let listed: Vec<String> = tree["versions"][0]["enrs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e.as_str().unwrap().parse::<node::enrtree::NodeRecord>().unwrap().node_id_hex())
+        .collect();
+    assert_eq!(listed, [other.node_id()], "{tree}");
+    assert_eq!(tree["lastError"], Value::Null, "{tree}");
+    let node = f.node(&big).await;
+    assert_eq!(node["health"], "warning", "{node}");
+    let reason = node["healthReason"].as_str().unwrap();
+    assert!(reason.starts_with("not listed in tree long:"), "{reason}");
+    let mut boot = f.boot_tree_ids().await;
+    boot.sort();
+    let mut both = vec![big.node_id(), other.node_id()];
+    both.sort();
+    assert_eq!(boot, both, "the boot tree still lists it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_changes_only_with_a_higher_seq() {
+    let f = start().await;
+    let mut agent = SimAgent::new(31_040);
+    f.enrol(&agent, json!({ "label": "b", "roles": ["boot"] })).await;
+    assert_eq!(f.report(&mut agent, |_| {}).await.0, 202);
+    // Other content (another TCP port) at the same seq 1.
+    let same_seq = node::enrtree::NodeRecord::sign(
+        &agent.key,
+        1,
+        std::net::Ipv4Addr::LOCALHOST,
+        31_041,
+        31_041,
+    )
+    .unwrap();
+    let (status, answer) = f.report(&mut agent, |r| r["enr"] = json!(same_seq.to_string())).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("same seq 1"), "{answer}");
+    // A higher seq is a new record.
+    let newer = node::enrtree::NodeRecord::sign(
+        &agent.key,
+        5,
+        std::net::Ipv4Addr::LOCALHOST,
+        31_041,
+        31_041,
+    )
+    .unwrap();
+    assert_eq!(f.report(&mut agent, |r| r["enr"] = json!(newer.to_string())).await.0, 202);
+    // Going back to the old record is refused too.
+    let (status, answer) = f.report(&mut agent, |_| {}).await;
+    assert_eq!(status, 409, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("below"), "{answer}");
+    let node = f.node(&agent).await;
+    assert_eq!((node["enrSeq"].clone(), node["enr"].clone()), (json!(5), json!(newer.to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_are_bounded_and_stored_as_parsed() {
+    let f = start().await;
+    let mut agent = SimAgent::new(31_050);
+    f.enrol(&agent, json!({ "label": "b", "roles": ["boot"] })).await;
+    // Unknown fields, at the top and among the figures, are refused and name the field.
+    let (status, answer) =
+        f.report(&mut agent, |r| r["padding"] = json!("x".repeat(200_000))).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("padding"), "{answer}");
+    let (status, _) = f.report(&mut agent, |r| r["figures"]["futureFigure"] = json!(1)).await;
+    assert_eq!(status, 400);
+    // Unbounded maps and strings are refused.
+    let many: serde_json::Map<String, Value> =
+        (0..2000).map(|i| (format!("/waku/2/rs/1/{i}"), json!(1))).collect();
+    let (status, answer) =
+        f.report(&mut agent, |r| r["figures"]["meshPerShard"] = Value::Object(many)).await;
+    assert_eq!(status, 400, "{answer}");
+    let (status, _) =
+        f.report(&mut agent, |r| r["figures"]["errors"] = json!(["e".repeat(5000)])).await;
+    assert_eq!(status, 400);
+    // An accepted report is stored re-serialised: whitespace padding does not survive.
+    let mut report: Value = serde_json::from_slice(&agent.report(6)).unwrap();
+    report["figures"]["errors"] = json!(["disk slow"]);
+    let padded = serde_json::to_string_pretty(&report)
+        .unwrap()
+        .replace('\n', &format!("\n{}", " ".repeat(500)));
+    let (status, answer) = agent.post(&f.http, &f.base, "/api/v1/reports", padded.as_bytes()).await;
+    assert_eq!(status, 202, "{answer}");
+    let node = f.node(&agent).await;
+    let stored = serde_json::to_string(&node["lastReport"]).unwrap();
+    assert!(stored.len() < 1000, "stored {} bytes: {stored}", stored.len());
+    assert_eq!(node["lastReport"]["figures"]["errors"], json!(["disk slow"]), "{node}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_unenrolled_nodes_get_the_same_answer() {
+    let f = start().await;
+    let mut enrolled = SimAgent::new(31_060);
+    f.enrol(&enrolled, json!({ "label": "b", "roles": ["boot"] })).await;
+    // A stranger reports as itself (never enrolled), and as the enrolled node's id.
+    let mut stranger = SimAgent::new(31_061);
+    let (unknown_status, unknown) = f.report(&mut stranger, |_| {}).await;
+    let victim = enrolled.node_id();
+    let (claimed_status, claimed) = f.report(&mut stranger, |r| r["nodeId"] = json!(victim)).await;
+    assert_eq!((unknown_status, claimed_status), (401, 401), "{unknown} {claimed}");
+    assert_eq!(unknown, claimed, "the answers tell nothing about enrolment");
+    assert_eq!(f.report(&mut enrolled, |_| {}).await.0, 202);
+}

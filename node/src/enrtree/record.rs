@@ -75,6 +75,12 @@ impl NodeRecord {
         &self.0.enr
     }
 
+    /// Whether `other` says the same as this record: the same seq and key-value pairs, whatever
+    /// the signature (ECDSA signatures of one content differ from signing to signing).
+    pub fn same_content(&self, other: &NodeRecord) -> bool {
+        self.enr().seq() == other.enr().seq() && self.enr().iter().eq(other.enr().iter())
+    }
+
     /// The node id (keccak256 of the uncompressed public key).
     pub fn node_id(&self) -> [u8; 32] {
         self.0.enr.node_id().raw()
@@ -142,3 +148,20 @@ impl PartialEq for NodeRecord {
 }
 
 impl Eq for NodeRecord {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_content_signed_again_is_the_same_record() {
+        let key = crate::crypto::generate_key();
+        let a = NodeRecord::sign(&key, 3, Ipv4Addr::LOCALHOST, 9000, 9000).unwrap();
+        let b = NodeRecord::sign(&key, 3, Ipv4Addr::LOCALHOST, 9000, 9000).unwrap();
+        assert!(a.same_content(&b));
+        let other_port = NodeRecord::sign(&key, 3, Ipv4Addr::LOCALHOST, 9001, 9000).unwrap();
+        assert!(!a.same_content(&other_port));
+        let other_seq = NodeRecord::sign(&key, 4, Ipv4Addr::LOCALHOST, 9000, 9000).unwrap();
+        assert!(!a.same_content(&other_seq));
+    }
+}

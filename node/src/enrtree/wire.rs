@@ -49,6 +49,15 @@ pub fn udp_answer_size(name: &str, text: &str) -> usize {
     header + question + answer
 }
 
+/// Characters of a leaf's label: the base32 of an entry's truncated hash.
+pub const LABEL_LEN: usize = 26;
+
+/// Size of the answer for a leaf of the tree at `domain` carrying `text` (its label's length
+/// is fixed, so this is known before the tree is built).
+pub fn leaf_answer_size(domain: &str, text: &str) -> usize {
+    udp_answer_size(&format!("{}.{domain}", "A".repeat(LABEL_LEN)), text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,8 +19,17 @@ async fn three_nodes_find_each_other_from_one_bootstrap_enr() {
     assert!(waku.udp.is_some(), "the ENR carries the discv5 UDP port");
     let (b, _) = start(with_discv5(vec![boot.to_base64()])).await.unwrap();
     let (c, _) = start(with_discv5(vec![boot.to_base64()])).await.unwrap();
-    for node in [&a, &b, &c] {
-        node.wait_for_relay_peers(2, Duration::from_secs(45)).await.unwrap();
+    for (name, node) in [("a", &a), ("b", &b), ("c", &c)] {
+        if let Err(error) = node.wait_for_relay_peers(2, Duration::from_secs(45)).await {
+            // Say what the node saw, so a failure on a loaded CI machine can be told apart.
+            let stats = node.stats().await.unwrap();
+            let peers = node.peers().await.unwrap();
+            panic!(
+                "{name}: {error}; discv5 table {}, peers {:?}",
+                stats.discv5_table_size,
+                peers.iter().map(|p| (p.peer_id, p.origin)).collect::<Vec<_>>()
+            );
+        }
     }
     // b and c only knew a: they met through discv5.
     let peers = b.peers().await.unwrap();
