@@ -174,24 +174,16 @@ impl Controller {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         let router = crate::api::router(state.clone());
-        let mut http_stop = stopped.clone();
-        let until_stopped = async move {
-            let _ = http_stop.wait_for(|s| *s).await;
-        };
+        let http = state.config.http.clone();
         tasks.push(match tls {
-            Some(tls) => tokio::spawn(async move {
-                let listener = crate::tls_listener::TlsListener::new(listener, tls);
-                let serve = axum::serve(listener, router).with_graceful_shutdown(until_stopped);
-                if let Err(error) = serve.await {
-                    tracing::error!(target: "ctl::api", %error, "HTTPS server failed");
-                }
-            }),
-            None => tokio::spawn(async move {
-                let serve = axum::serve(listener, router).with_graceful_shutdown(until_stopped);
-                if let Err(error) = serve.await {
-                    tracing::error!(target: "ctl::api", %error, "HTTP server failed");
-                }
-            }),
+            Some(tls) => {
+                let listener =
+                    crate::tls_listener::TlsListener::new(listener, tls, http.limit_loopback);
+                tokio::spawn(crate::http_server::serve(listener, router, http, stopped.clone()))
+            }
+            None => {
+                tokio::spawn(crate::http_server::serve(listener, router, http, stopped.clone()))
+            }
         });
         tasks.push(tokio::spawn(crate::reachability::run(state.clone(), stopped.clone())));
         tasks.push(tokio::spawn(reconcile_loop(state.clone(), stopped)));

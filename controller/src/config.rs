@@ -49,8 +49,12 @@ pub struct ControllerConfig {
     pub publishers: Vec<PublisherConfig>,
     /// The HTML dashboard on the API's address.
     pub dashboard: DashboardConfig,
+    /// `GET /metrics`.
+    pub metrics: MetricsConfig,
     /// HTTPS on `listen` (else plain HTTP, e.g. behind a TLS-terminating proxy).
     pub tls: Option<TlsConfig>,
+    /// Timeouts, connection caps and rate limits of the API's server.
+    pub http: crate::http_server::HttpConfig,
 }
 
 impl Default for ControllerConfig {
@@ -72,7 +76,9 @@ impl Default for ControllerConfig {
             trees: Vec::new(),
             publishers: Vec::new(),
             dashboard: DashboardConfig::default(),
+            metrics: MetricsConfig::default(),
             tls: None,
+            http: crate::http_server::HttpConfig::default(),
         }
     }
 }
@@ -99,14 +105,23 @@ impl TlsConfig {
     }
 }
 
+/// `GET /metrics`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Only for a bearer token whose role may read (a viewer's, for Prometheus). Off: open to
+    /// anyone who reaches the port, which then learns node ids, labels and health.
+    pub require_token: bool,
+}
+
 /// The read-only HTML dashboard at `/dashboard`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DashboardConfig {
     /// Off: `/dashboard` answers 404.
     pub enabled: bool,
-    /// Without a login. Otherwise the browser asks for one: any user name, the operators'
-    /// token as the password (HTTP Basic; serve the API over TLS, or on a trusted network).
+    /// Without a login. Otherwise the browser asks for one: an account's name and access
+    /// token, any role (HTTP Basic; serve the API over TLS, or on a trusted network).
     pub public: bool,
     /// Seconds between automatic reloads of the overview (0: never).
     pub refresh_secs: u32,
@@ -331,6 +346,15 @@ impl ControllerConfig {
             return Err(ConfigError::Invalid(
                 "health.warning_after_secs must be below health.critical_after_secs".into(),
             ));
+        }
+        self.http.validate().map_err(ConfigError::Invalid)?;
+        if let Some(path) = &self.reachability.tls_trust_file {
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::Invalid(format!("reachability.tls_trust_file {}: {e}", path.display()))
+            })?;
+            node::tls::client_websocket_tls(&[pem]).map_err(|e| {
+                ConfigError::Invalid(format!("reachability.tls_trust_file {}: {e}", path.display()))
+            })?;
         }
         for tree in &self.trees {
             tree.policy

@@ -5,11 +5,14 @@
 //!
 //! - [`app`] — [`app::Controller`]: starts the HTTP API, the built-in DNS server and the
 //!   reconcile loop over one [`app::AppState`].
-//! - [`api`] — the axum routes: agents' signed endpoints, operators' endpoints, OpenAPI.
+//! - [`api`] — the axum routes: agents' signed endpoints, people's endpoints (each behind a
+//!   role), OpenAPI.
+//! - [`access`] — people: roles (viewer, operator, key-holder, admin), what each may do, named
+//!   access tokens.
 //! - [`error`] — [`error::AppError`], the one error type of the API.
 //! - [`config`] — [`config::ControllerConfig`] from TOML; secrets from files or the environment.
 //! - [`db`] — the database (Postgres, or a SQLite file by default): tokens, nodes, trees and
-//!   versions, the audit log, leases.
+//!   versions, access tokens, the audit log, leases.
 //! - The enrolment and report schema and agents' request signatures are the `contract` crate's,
 //!   shared with the agent.
 //! - [`membership`] — roles and the shard/cluster ceiling are the operator's, never a report's.
@@ -29,10 +32,13 @@
 //!   signing), publication, the built-in DNS server's zone.
 //! - [`dashboard`] — the read-only HTML dashboard at `/dashboard` (askama templates in the
 //!   workspace's `templates/`).
+//! - [`http_server`] — the API's server: header and request timeouts, connection caps,
+//!   per-address rate limits on unauthenticated routes.
 //! - [`tls_listener`] — HTTPS on the API's port: TLS handshakes done concurrently.
 //! - [`publish`] — zones, change sets, the [`publish::Publisher`] trait and the built-in DNS
 //!   server.
 
+pub mod access;
 pub mod api;
 pub mod app;
 pub mod config;
@@ -42,6 +48,7 @@ pub mod db;
 pub mod drift;
 pub mod error;
 pub mod health;
+pub mod http_server;
 pub mod keyring;
 pub mod membership;
 pub mod metrics;

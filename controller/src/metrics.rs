@@ -1,7 +1,9 @@
 //! The controller's Prometheus metrics (`GET /metrics`). Counters of what this instance did
-//! live in [`ControllerMetrics`]; the fleet's state (node health, shard coverage, trees) is read
-//! from the database at scrape time, so every controller behind a load balancer reports the
-//! same fleet and nothing has to be kept in sync.
+//! live in [`ControllerMetrics`]; the fleet's state (node health, shard coverage, trees) is a
+//! snapshot taken at the end of every reconcile pass from what the pass read, so a scrape costs
+//! no database query (`/metrics` may be open to anyone, and SQLite has one writer). Every
+//! controller runs the passes, so each behind a load balancer reports the same fleet, at most
+//! one pass old (`wakufleet_fleet_state_age_seconds`).
 //!
 //! Labels are bounded: node labels by the fleet's size, trees by the operators' definitions,
 //! routes by the router (unmatched paths share one label).
@@ -39,6 +41,8 @@ pub struct ControllerMetrics {
     reconcile_passes: IntCounterVec,
     reconcile_seconds: Gauge,
     lease_held: IntGauge,
+    /// The fleet's gauges as of the last pass, and when they were taken.
+    fleet: std::sync::Mutex<Option<(Instant, Vec<prometheus::proto::MetricFamily>)>>,
 }
 
 impl std::fmt::Debug for ControllerMetrics {
@@ -89,6 +93,7 @@ impl ControllerMetrics {
             reconcile_passes,
             reconcile_seconds,
             lease_held,
+            fleet: std::sync::Mutex::new(None),
         })
     }
 
@@ -109,6 +114,17 @@ impl ControllerMetrics {
     pub fn reconcile_pass(&self, took: Duration, ok: bool) {
         self.reconcile_passes.with_label_values(&[if ok { "ok" } else { "error" }]).inc();
         self.reconcile_seconds.set(took.as_secs_f64());
+    }
+
+    /// Replaces the fleet snapshot with the state a reconcile pass just read.
+    pub async fn refresh_fleet(
+        &self,
+        state: &AppState,
+        nodes: &[crate::db::nodes::NodeRow],
+    ) -> Result<(), MetricsError> {
+        let families = fleet_registry(state, nodes).await?.gather();
+        *self.fleet.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), families));
+        Ok(())
     }
 
     /// Whether this instance holds the publisher lease.
@@ -136,9 +152,20 @@ pub async fn count_requests(
     response
 }
 
-/// `GET /metrics`.
-pub async fn scrape(State(state): State<Arc<AppState>>) -> Response {
-    match render(&state).await {
+/// `GET /metrics`; with `[metrics] require_token`, only for a token whose role may read (give
+/// Prometheus a viewer's token in its `authorization` section).
+pub async fn scrape(
+    State(state): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    if state.config.metrics.require_token {
+        match crate::api::authenticate(&state, &headers).await {
+            Ok(caller) if caller.role.may(crate::access::Permission::Read) => {}
+            Ok(_) => return StatusCode::FORBIDDEN.into_response(),
+            Err(error) => return error.into_response(),
+        }
+    }
+    match render(&state) {
         Ok(text) => {
             ([(header::CONTENT_TYPE, TextEncoder::new().format_type())], text).into_response()
         }
@@ -161,20 +188,22 @@ pub enum MetricsError {
     Prometheus(#[from] prometheus::Error),
 }
 
-/// The text exposition: this instance's counters and the fleet's state.
-pub async fn render(state: &AppState) -> Result<String, MetricsError> {
-    let started = Instant::now();
-    let fleet = fleet_registry(state).await?;
+/// The text exposition: this instance's counters and the fleet's state as of the last pass
+/// (none before the first).
+pub fn render(state: &AppState) -> Result<String, MetricsError> {
     let mut families = state.metrics.registry.gather();
-    families.extend(fleet.gather());
-    let scrape = Gauge::new(
-        "wakufleet_scrape_duration_seconds",
-        "Time taken to read the fleet state for this scrape",
-    )?;
-    scrape.set(started.elapsed().as_secs_f64());
-    let extra = Registry::new();
-    extra.register(Box::new(scrape))?;
-    families.extend(extra.gather());
+    let fleet = state.metrics.fleet.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some((taken, fleet)) = fleet {
+        families.extend(fleet);
+        let age = Gauge::new(
+            "wakufleet_fleet_state_age_seconds",
+            "Seconds since the reconcile pass whose fleet state this scrape shows",
+        )?;
+        age.set(taken.elapsed().as_secs_f64());
+        let extra = Registry::new();
+        extra.register(Box::new(age))?;
+        families.extend(extra.gather());
+    }
     let mut out = Vec::new();
     TextEncoder::new().encode(&families, &mut out)?;
     Ok(String::from_utf8_lossy(&out).into_owned())
@@ -188,10 +217,12 @@ fn health_value(health: Health) -> i64 {
     }
 }
 
-async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
+async fn fleet_registry(
+    state: &AppState,
+    nodes: &[crate::db::nodes::NodeRow],
+) -> Result<Registry, MetricsError> {
     let registry = Registry::new();
     let now = state.db.now_ms();
-    let nodes = state.db.nodes().await?;
 
     let by_health = IntGaugeVec::new(
         Opts::new("wakufleet_nodes", "Enrolled nodes by health state"),
@@ -241,7 +272,7 @@ async fn fleet_registry(state: &AppState) -> Result<Registry, MetricsError> {
     )?;
     // (cluster, shard) → passing nodes; every shard any node serves appears, even at 0.
     let mut coverage: BTreeMap<(String, u16), i64> = BTreeMap::new();
-    for node in &nodes {
+    for node in nodes {
         let labels = [node.node_id.as_str(), node.label.as_str()];
         node_health.with_label_values(&labels).set(health_value(node.health));
         if let Some(measured) = node.last_measured_at {

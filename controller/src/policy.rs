@@ -114,10 +114,16 @@ impl TreePolicy {
     }
 
     /// The nodes to list in the tree at `domain`: matching, never critical, unreachable or in
-    /// maintenance, and with a record whose answer fits one UDP message there (one that does
+    /// maintenance, proven reachable at their current record when `require_reachable` (the
+    /// controller probes: a record not yet probed is not listed), and with a record whose answer fits one UDP message there (one that does
     /// not is left out rather than failing the whole build); passing before warning, longest
     /// passing first (a stable membership means fewer rebuilds), then by node id.
-    pub fn select<'a>(&self, nodes: &'a [NodeRow], domain: &str) -> Vec<&'a NodeRow> {
+    pub fn select<'a>(
+        &self,
+        nodes: &'a [NodeRow],
+        domain: &str,
+        require_reachable: bool,
+    ) -> Vec<&'a NodeRow> {
         if !self.list_nodes {
             return Vec::new();
         }
@@ -125,6 +131,7 @@ impl TreePolicy {
             .iter()
             .filter(|n| self.matches(n))
             .filter(|n| n.health != Health::Critical && n.reachable != Some(false))
+            .filter(|n| !require_reachable || n.reachable == Some(true))
             .filter(|n| n.maintenance.is_none())
             .filter(|n| record_fits(domain, &n.enr).is_ok())
             .collect();

@@ -1,8 +1,15 @@
 //! Confirms that nodes are where their records say: every interval the publishing controller
-//! completes a libp2p handshake ([`node::probe::handshake`]) with each node at the TCP address
-//! of its newest ENR, checking the peer id. A node is unreachable after
-//! `failures_before_unreachable` failures in a row (one lost SYN does not drop it from a tree)
-//! and reachable again after one success. Unreachable nodes are critical and never listed.
+//! completes a libp2p handshake ([`node::probe::handshake`]) with each node at **every**
+//! address its newest ENR advertises — `ip`/`tcp`, `ip6`/`tcp6` and each `multiaddrs` entry,
+//! `/ws` and `/wss` included — checking the peer id. A record is only as good as its worst
+//! address: clients dial whichever they speak (js-waku only WebSocket), so one address that
+//! fails, or that cannot be probed, fails the node.
+//!
+//! A node is unreachable after `failures_before_unreachable` failed rounds in a row (one lost
+//! SYN does not drop it from a tree) and reachable again after one success. Unreachable nodes
+//! are critical and never listed; while reachability is on, neither is a node whose current
+//! record has not passed a probe yet (a new node, or a new ENR seq). Those are probed within a
+//! reconcile interval rather than waiting for the next full round.
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
@@ -27,6 +34,8 @@ pub struct ReachabilityConfig {
     pub failures_before_unreachable: u32,
     /// Handshakes at once.
     pub concurrency: usize,
+    /// PEM certificates trusted for `/wss` besides the web PKI roots (a fleet's private CA).
+    pub tls_trust_file: Option<std::path::PathBuf>,
 }
 
 impl Default for ReachabilityConfig {
@@ -37,6 +46,7 @@ impl Default for ReachabilityConfig {
             timeout_ms: 5_000,
             failures_before_unreachable: 2,
             concurrency: 16,
+            tls_trust_file: None,
         }
     }
 }
@@ -49,17 +59,21 @@ struct Outcome {
     result: Result<(), String>,
 }
 
-/// Probes one node at the first TCP address of its record.
-async fn probe(node: NodeRow, timeout: Duration) -> Outcome {
+/// Probes one node at every address of its record.
+async fn probe(node: NodeRow, timeout: Duration, trust: Arc<Vec<Vec<u8>>>) -> Outcome {
     let result = async {
         let record: NodeRecord = node.enr.parse().map_err(|e| format!("stored ENR: {e}"))?;
         let waku = WakuEnr::decode(record.enr()).map_err(|e| format!("stored ENR: {e}"))?;
-        let address = waku
-            .dial_addresses()
-            .into_iter()
-            .find(|a| a.iter().any(|p| matches!(p, libp2p::multiaddr::Protocol::Tcp(_))))
-            .ok_or_else(|| "the record advertises no TCP address".to_owned())?;
-        node::probe::handshake(&address, waku.peer_id, timeout).await.map_err(|e| e.to_string())
+        let addresses = waku.dial_addresses();
+        if addresses.is_empty() {
+            return Err("the record advertises no address".to_owned());
+        }
+        for address in &addresses {
+            node::probe::handshake(address, waku.peer_id, timeout, &trust)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
     }
     .await;
     Outcome { node_id: node.node_id, label: node.label, result }
@@ -74,35 +88,66 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     }
     let interval = Duration::from_millis(config.interval_ms.max(100));
     let timeout = Duration::from_millis(config.timeout_ms.max(100));
+    let trust = Arc::new(match &config.tls_trust_file {
+        Some(path) => match std::fs::read(path) {
+            Ok(pem) => vec![pem],
+            Err(error) => {
+                // `controller --check` and start-up read it first; this is a file gone since.
+                tracing::error!(target: "ctl::reachability", path = %path.display(), %error, "cannot read reachability.tls_trust_file: /wss probes trust the web PKI only");
+                Vec::new()
+            }
+        },
+        None => Vec::new(),
+    });
     let mut failures: HashMap<String, u32> = HashMap::new();
-    // Not (yet) the publisher: look again after a reconcile pass, so a controller that just
-    // took the lease (or just started) probes at once rather than an interval later.
-    let standby = Duration::from_millis(state.config.reconcile_interval_ms.max(100)).min(interval);
+    // Between full rounds, nodes whose current record is unproven are probed every reconcile
+    // interval, so a new node or record is listed within seconds, not an interval later. A
+    // controller that just took the lease (or just started) begins with a full round.
+    let tick = Duration::from_millis(state.config.reconcile_interval_ms.max(100)).min(interval);
+    let mut last_full: Option<std::time::Instant> = None;
     loop {
-        let pause = if state.is_publisher() {
-            if let Err(error) = round(&state, &config, timeout, &mut failures).await {
+        if state.is_publisher() {
+            let full = last_full.is_none_or(|at| at.elapsed() >= interval);
+            if full {
+                last_full = Some(std::time::Instant::now());
+            }
+            let probes = Probes { full, timeout, trust: trust.clone() };
+            if let Err(error) = round(&state, &config, &probes, &mut failures).await {
                 tracing::warn!(target: "ctl::reachability", %error, "reachability round failed");
             }
-            interval
         } else {
-            standby
-        };
+            last_full = None;
+        }
         tokio::select! {
-            _ = tokio::time::sleep(pause) => {}
+            _ = tokio::time::sleep(tick) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
     }
 }
 
+/// What one round probes, and how.
+struct Probes {
+    /// Every node; otherwise only those whose reachability is unknown.
+    full: bool,
+    timeout: Duration,
+    trust: Arc<Vec<Vec<u8>>>,
+}
+
 async fn round(
     state: &AppState,
     config: &ReachabilityConfig,
-    timeout: Duration,
+    probes: &Probes,
     failures: &mut HashMap<String, u32>,
 ) -> Result<(), crate::db::DbError> {
     let nodes = state.db.nodes().await?;
+    let due: Vec<NodeRow> =
+        nodes.iter().filter(|n| probes.full || n.reachable.is_none()).cloned().collect();
+    if due.is_empty() {
+        return Ok(());
+    }
     // Owned futures: a stream of futures borrowing `nodes` trips the spawn's lifetime checks.
-    let probes = nodes.clone().into_iter().map(move |n| probe(n, timeout));
+    let (timeout, trust) = (probes.timeout, probes.trust.clone());
+    let probes = due.into_iter().map(move |n| probe(n, timeout, trust.clone()));
     let outcomes: Vec<Outcome> =
         futures::stream::iter(probes).buffer_unordered(config.concurrency.max(1)).collect().await;
     failures.retain(|id, _| nodes.iter().any(|n| &n.node_id == id));
@@ -133,7 +178,7 @@ async fn round(
             }
             changed = true;
         }
-        state.db.set_reachable(&outcome.node_id, reachable).await?;
+        state.db.set_reachable(&outcome.node_id, node.enr_seq, reachable).await?;
     }
     if changed {
         state.wake.notify_one();

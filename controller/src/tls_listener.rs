@@ -7,38 +7,58 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use tokio::{net::TcpListener, net::TcpStream, task::JoinSet};
 use tokio_rustls::{TlsAcceptor, server::TlsStream};
 
-/// Longest a client may take to finish its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client may take to finish its handshake (a real one needs a round trip or two).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Handshakes in progress at once; more connections wait in the kernel's backlog.
 pub const MAX_HANDSHAKES: usize = 256;
+/// Handshakes in progress at once from one address: one client cannot take every slot.
+pub const MAX_HANDSHAKES_PER_IP: usize = 8;
 
 /// A TCP listener serving TLS.
 pub struct TlsListener {
     tcp: TcpListener,
     acceptor: TlsAcceptor,
-    handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
+    handshakes: JoinSet<(SocketAddr, Option<TlsStream<TcpStream>>)>,
+    per_ip: std::collections::HashMap<std::net::IpAddr, usize>,
+    limit_loopback: bool,
 }
 
 impl TlsListener {
-    /// Serves `config` on `tcp`.
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig) -> Self {
-        Self { tcp, acceptor: TlsAcceptor::from(Arc::new(config)), handshakes: JoinSet::new() }
+    /// Serves `config` on `tcp`. Loopback clients count against the per-address cap only
+    /// with `limit_loopback` (see [`crate::http_server`]).
+    pub fn new(tcp: TcpListener, config: rustls::ServerConfig, limit_loopback: bool) -> Self {
+        Self {
+            tcp,
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+            handshakes: JoinSet::new(),
+            per_ip: std::collections::HashMap::new(),
+            limit_loopback,
+        }
     }
 
     fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
+        let count = self.per_ip.entry(peer.ip()).or_default();
+        let limited = self.limit_loopback || !peer.ip().is_loopback();
+        if limited && *count >= MAX_HANDSHAKES_PER_IP {
+            tracing::debug!(target: "ctl::api", %peer, "TLS handshake refused: too many from this address");
+            return;
+        }
+        *count += 1;
         let acceptor = self.acceptor.clone();
         self.handshakes.spawn(async move {
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => Some((tls, peer)),
-                Ok(Err(error)) => {
-                    tracing::debug!(target: "ctl::api", %peer, %error, "TLS handshake failed");
-                    None
-                }
-                Err(_) => {
-                    tracing::debug!(target: "ctl::api", %peer, "TLS handshake timed out");
-                    None
-                }
-            }
+            let outcome =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+                    Ok(Ok(tls)) => Some(tls),
+                    Ok(Err(error)) => {
+                        tracing::debug!(target: "ctl::api", %peer, %error, "TLS handshake failed");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::debug!(target: "ctl::api", %peer, "TLS handshake timed out");
+                        None
+                    }
+                };
+            (peer, outcome)
         });
     }
 }
@@ -60,8 +80,15 @@ impl axum::serve::Listener for TlsListener {
                     }
                 },
                 Some(done) = self.handshakes.join_next(), if !self.handshakes.is_empty() => {
-                    if let Ok(Some(ready)) = done {
-                        return ready;
+                    let Ok((peer, outcome)) = done else { continue };
+                    if let Some(count) = self.per_ip.get_mut(&peer.ip()) {
+                        *count = count.saturating_sub(1);
+                        if *count == 0 {
+                            self.per_ip.remove(&peer.ip());
+                        }
+                    }
+                    if let Some(tls) = outcome {
+                        return (tls, peer);
                     }
                 }
             }

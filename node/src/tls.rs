@@ -56,7 +56,21 @@ pub fn websocket_tls(config: &NodeConfig) -> Result<tls::Config, TlsError> {
             .server(tls::PrivateKey::new(key.secret_der().to_vec()), certs)
             .map_err(|e| TlsError::Config(e.to_string()))?;
     }
-    for pem in &config.tls_trust_pem {
+    add_trust(&mut builder, &config.tls_trust_pem)?;
+    Ok(builder.finish())
+}
+
+/// The WebSocket transport's TLS for dialing only: the web PKI roots plus the certificates in
+/// `trust_pem` (a fleet's private CA).
+pub fn client_websocket_tls(trust_pem: &[Vec<u8>]) -> Result<tls::Config, TlsError> {
+    let mut builder = tls::Config::builder();
+    add_trust(&mut builder, trust_pem)?;
+    Ok(builder.finish())
+}
+
+/// Trusts every certificate in `pems` when dialing.
+fn add_trust(builder: &mut tls::Builder, pems: &[Vec<u8>]) -> Result<(), TlsError> {
+    for pem in pems {
         for cert in CertificateDer::pem_slice_iter(pem) {
             let cert = cert.map_err(|e| TlsError::Pem {
                 what: "trusted certificate",
@@ -67,7 +81,7 @@ pub fn websocket_tls(config: &NodeConfig) -> Result<tls::Config, TlsError> {
                 .map_err(|e| TlsError::Config(e.to_string()))?;
         }
     }
-    Ok(builder.finish())
+    Ok(())
 }
 
 /// The WebSocket transport for `/ws` and `/wss` (DNS, TCP, TLS when secure, WebSocket, Noise,

@@ -232,6 +232,8 @@ pub struct WakuEnr {
     pub tcp: Option<(Ipv4Addr, u16)>,
     /// IPv4 address and UDP port, when present.
     pub udp: Option<(Ipv4Addr, u16)>,
+    /// IPv6 address and TCP port (`ip6`, `tcp6`), when present.
+    pub tcp6: Option<(std::net::Ipv6Addr, u16)>,
 }
 
 impl WakuEnr {
@@ -258,15 +260,19 @@ impl WakuEnr {
             peer_id: peer_id(&enr.public_key())?,
             tcp: enr.ip4().zip(enr.tcp4()),
             udp: enr.ip4().zip(enr.udp4()),
+            tcp6: enr.ip6().zip(enr.tcp6()),
         })
     }
 
-    /// Every address to dial, each ending in `/p2p/<peer id>`: `ip4/tcp` first, then
-    /// `multiaddrs`.
+    /// Every address to dial, each ending in `/p2p/<peer id>`: `ip4/tcp` first, `ip6/tcp6`,
+    /// then `multiaddrs`.
     pub fn dial_addresses(&self) -> Vec<Multiaddr> {
         let mut out = Vec::new();
         if let Some((ip, port)) = self.tcp {
             out.push(Multiaddr::empty().with(Protocol::Ip4(ip)).with(Protocol::Tcp(port)));
+        }
+        if let Some((ip, port)) = self.tcp6 {
+            out.push(Multiaddr::empty().with(Protocol::Ip6(ip)).with(Protocol::Tcp(port)));
         }
         out.extend(self.multiaddrs.iter().cloned());
         out.into_iter().map(|a| a.with_p2p(self.peer_id).unwrap_or_else(|a| a)).collect()

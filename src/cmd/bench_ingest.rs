@@ -240,7 +240,7 @@ async fn time_page(http: &reqwest::Client, url: &str) -> anyhow::Result<(Vec<Dur
     let mut size = 0;
     for _ in 0..PAGE_LOADS {
         let started = Instant::now();
-        let response = http.get(url).basic_auth("bench", Some(ADMIN_TOKEN)).send().await?;
+        let response = http.get(url).basic_auth("admin", Some(ADMIN_TOKEN)).send().await?;
         let status = response.status();
         let body = response.bytes().await?;
         times.push(started.elapsed());

@@ -1,7 +1,9 @@
 //! Subcommands. Each file holds one family: `up`, `node`, `controller`, `agent`, `token`,
-//! `key`, `tree`, `bench`.
+//! `access`, `key`, `tree`, `bench`.
 
+mod access;
 mod agent;
+mod api;
 mod bench;
 mod bench_dns;
 mod bench_ingest;
@@ -40,6 +42,9 @@ enum Command {
     /// Enrolment tokens for agents, from the controller's API.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// People's named access tokens and their roles, from the controller's API (admins).
+    #[command(subcommand)]
+    Access(access::AccessCommand),
     /// Signing keys, kept only as encrypted Web3 keystores.
     #[command(subcommand)]
     Key(key::KeyCommand),
@@ -60,6 +65,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controller(args) => controller::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Agent(args) => agent::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Token(command) => token::run(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Access(command) => access::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),

@@ -80,7 +80,11 @@ async fn a_token_from_the_cli_enrols_an_agent() {
         token_create("not-the-token", &[&args[..], &["--out", other.to_str().unwrap()]].concat())
             .await;
     assert!(!wrong.status.success());
-    assert!(stderr(&wrong).contains("401 Unauthorized: wrong admin token"), "{}", stderr(&wrong));
+    assert!(
+        stderr(&wrong).contains("401 Unauthorized: unknown or revoked token"),
+        "{}",
+        stderr(&wrong)
+    );
     assert!(!other.exists());
     // Without --out, the token is printed.
     let printed = token_create(ADMIN, &args).await;
@@ -103,4 +107,130 @@ async fn a_token_from_the_cli_enrols_an_agent() {
         stderr(&gone)
     );
     assert!(!other.exists());
+}
+
+async fn access(token: &str, args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .arg("access")
+        .args(args)
+        .env("WAKUFLEET_TOKEN", token)
+        .env_remove("WAKUFLEET_ADMIN_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_tokens_from_the_cli_are_created_listed_and_revoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = start(dir.path()).await;
+    let base = format!("http://{}", controller.http_addr());
+    let out = dir.path().join("grafana.token");
+    let api = ["--controller", base.as_str()];
+
+    let out_arg = out.to_str().unwrap();
+    let create =
+        [&["create"], &api[..], &["--name", "grafana", "--role", "viewer", "--out", out_arg]];
+    let created = access(ADMIN, &create.concat()).await;
+    assert!(created.status.success(), "{}", stderr(&created));
+    assert!(stderr(&created).contains("grafana (viewer)"), "{}", stderr(&created));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let viewer = std::fs::read_to_string(&out).unwrap().trim().to_owned();
+    assert!(viewer.starts_with("wfa_"), "{viewer}");
+
+    // The viewer reads; it may not make accounts (the controller's reason, exit 1).
+    let http = reqwest::Client::new();
+    let nodes = crate::sim_agent::operator_get(&http, &base, "/api/v1/nodes", &viewer).await;
+    assert!(nodes["nodes"].is_array(), "{nodes}");
+    let refused =
+        access(&viewer, &[&["create"], &api[..], &["--name", "x", "--role", "admin"]].concat())
+            .await;
+    assert!(!refused.status.success());
+    assert!(stderr(&refused).contains("403"), "{}", stderr(&refused));
+    let bad_role =
+        access(ADMIN, &[&["create"], &api[..], &["--name", "x", "--role", "root"]].concat()).await;
+    assert!(stderr(&bad_role).contains("unknown role"), "{}", stderr(&bad_role));
+
+    let listed = access(ADMIN, &[&["list"], &api[..]].concat()).await;
+    assert!(listed.status.success(), "{}", stderr(&listed));
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let row = table.lines().find(|l| l.starts_with("grafana")).unwrap_or_default().to_owned();
+    assert!(row.contains("viewer") && row.contains("active"), "{table}");
+    assert!(!table.contains(&viewer), "no secret in the list");
+
+    let revoked = access(ADMIN, &[&["revoke"], &api[..], &["--name", "grafana"]].concat()).await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let response = http.get(format!("{base}/api/v1/nodes")).bearer_auth(&viewer).send().await;
+    assert_eq!(response.unwrap().status(), 401);
+    let listed = access(ADMIN, &[&["list"], &api[..]].concat()).await;
+    assert!(String::from_utf8_lossy(&listed.stdout).contains("revoked"));
+    controller.shutdown().await;
+}
+
+async fn token_cli(args: &[&str]) -> Output {
+    tokio::process::Command::new(BIN)
+        .arg("token")
+        .args(args)
+        .env("WAKUFLEET_ADMIN_TOKEN", ADMIN)
+        .env_remove("WAKUFLEET_TOKEN")
+        .output()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enrolment_tokens_are_listed_and_revoked_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let controller = start(dir.path()).await;
+    let base = format!("http://{}", controller.http_addr());
+    let api = ["--controller", base.as_str()];
+    let mut tokens = Vec::new();
+    for label in ["edge-1", "edge-2"] {
+        let created =
+            token_cli(&[&["create"], &api[..], &["--label", label, "--ttl", "1d"]].concat()).await;
+        assert!(created.status.success(), "{}", stderr(&created));
+        assert!(stderr(&created).contains("within 1 day"), "{}", stderr(&created));
+        tokens.push(String::from_utf8_lossy(&created.stdout).trim().to_owned());
+    }
+    let http = reqwest::Client::new();
+    let listed = crate::sim_agent::operator_get(&http, &base, "/api/v1/tokens", ADMIN).await;
+    let id_of = |label: &str| {
+        listed["tokens"].as_array().unwrap().iter().find(|t| t["label"] == label).unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (first_id, second_id) = (id_of("edge-1"), id_of("edge-2"));
+
+    // One is redeemed; the other is revoked by the prefix `list` prints.
+    let sim = crate::sim_agent::SimAgent::new(30410);
+    let (status, answer) =
+        sim.post(&http, &base, "/api/v1/enrol", &sim.enrolment(&tokens[0])).await;
+    assert_eq!(status, 201, "{answer}");
+    let revoked = token_cli(&[&["revoke"], &api[..], &["--id", &second_id[..12]]].concat()).await;
+    assert!(revoked.status.success(), "{}", stderr(&revoked));
+    let table = token_cli(&[&["list"], &api[..]].concat()).await;
+    let table = String::from_utf8_lossy(&table.stdout).into_owned();
+    let row = |id: &str| table.lines().find(|l| l.starts_with(&id[..16])).unwrap().to_owned();
+    assert!(row(&first_id).contains("used by"), "{table}");
+    assert!(row(&second_id).contains("revoked"), "{table}");
+    assert!(!table.contains(&tokens[1]), "no secret in the list");
+
+    // The revoked token no longer enrols; a redeemed one cannot be revoked (the node is).
+    let other = crate::sim_agent::SimAgent::new(30411);
+    let (status, answer) =
+        other.post(&http, &base, "/api/v1/enrol", &other.enrolment(&tokens[1])).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.to_string().contains("revoked"), "{answer}");
+    let used = token_cli(&[&["revoke"], &api[..], &["--id", &first_id]].concat()).await;
+    assert!(!used.status.success());
+    assert!(
+        stderr(&used).contains("409") && stderr(&used).contains("redeemed"),
+        "{}",
+        stderr(&used)
+    );
+    let short = token_cli(&[&["revoke"], &api[..], &["--id", "abc"]].concat()).await;
+    assert!(stderr(&short).contains("at least 8"), "{}", stderr(&short));
+    controller.shutdown().await;
 }

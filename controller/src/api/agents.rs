@@ -130,6 +130,7 @@ pub async fn enrol(
         Redeem::Unknown => return Err(AppError::Unauthorized("unknown enrolment token".into())),
         Redeem::Used => return Err(AppError::Conflict("enrolment token already used".into())),
         Redeem::Expired => return Err(AppError::Unauthorized("enrolment token expired".into())),
+        Redeem::Revoked => return Err(AppError::Unauthorized("enrolment token revoked".into())),
     };
     // Labels are the operators' (the token's): an agent-chosen one could impersonate another
     // node on the dashboard and in alerts.

@@ -8,7 +8,7 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::extract::Operator;
+use super::extract::Viewer;
 use crate::{app::AppState, error::AppError};
 
 /// `GET /api/v1/audit` query.
@@ -25,7 +25,7 @@ pub struct AuditQuery {
 /// `GET /api/v1/audit`.
 pub async fn audit(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let limit = query.limit.unwrap_or(100).clamp(1, 1000);

@@ -1,15 +1,18 @@
 //! The HTTP API (JSON). Agents' endpoints are authenticated by their signatures
-//! ([`contract::signing`]); operators' endpoints by a bearer token. Bodies are limited to
+//! ([`contract::signing`]); people's endpoints by a bearer token whose account's role
+//! ([`crate::access::Role`]) must grant what the route needs. Bodies are limited to
 //! [`MAX_BODY`] bytes (413 beyond).
 //!
 //! - [`agents`] — `POST /api/v1/enrol`, `POST /api/v1/reports`.
-//! - Operators', one file per resource: [`tokens`], [`nodes`], [`rollouts`], [`trees`] (with
-//!   offline signing), [`audit`]; each handler takes the [`extract::Operator`] extractor, so
-//!   none is reachable without the admin token.
-//! - [`extract`] — [`extract::Operator`] and [`extract::JsonBody`].
+//! - People's, one file per resource: [`tokens`], [`nodes`], [`rollouts`], [`trees`] (with
+//!   offline signing), [`audit`], [`access`] (accounts); each handler takes one of the
+//!   extractors in [`extract`] (`Viewer`, `Operator`, `KeyHolder`, `Admin`), so none is
+//!   reachable without a token whose role allows it.
+//! - [`extract`] — the role extractors and [`extract::JsonBody`].
 //! - [`openapi`] — `GET /openapi.json`.
 //! - [`fleets`] — `GET /fleets.json`, the published nodes in fleets.status.im's shape.
 
+pub mod access;
 pub mod agents;
 pub mod audit;
 pub mod extract;
@@ -26,10 +29,14 @@ use axum::{
     Json, Router,
     extract::DefaultBodyLimit,
     http::HeaderMap,
-    routing::{get, post, put},
+    routing::{delete, get, post, put},
 };
 
-use crate::{app::AppState, error::AppError};
+use crate::{
+    access::{BOOTSTRAP_ADMIN, Caller, Role},
+    app::AppState,
+    error::AppError,
+};
 
 /// Largest request body.
 pub const MAX_BODY: usize = 256 * 1024;
@@ -44,6 +51,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/enrol", post(agents::enrol))
         .route("/api/v1/reports", post(agents::report))
         .route("/api/v1/tokens", post(tokens::create_token).get(tokens::tokens))
+        .route("/api/v1/tokens/{id}", delete(tokens::revoke_token))
         .route("/api/v1/nodes", get(nodes::nodes))
         .route("/api/v1/nodes/{id}", get(nodes::node))
         .route("/api/v1/nodes/{id}/config", put(nodes::put_node_config))
@@ -63,8 +71,14 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(trees::retire_tree).delete(trees::cancel_retirement),
         )
         .route("/api/v1/audit", get(audit::audit))
+        .route("/api/v1/access-tokens", post(access::create).get(access::list))
+        .route("/api/v1/access-tokens/{name}", delete(access::revoke))
         .merge(crate::dashboard::router(state.clone()))
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(crate::http_server::RateLimiter::new(state.config.http.clone())),
+            crate::http_server::guard,
+        ))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::count_requests))
         .with_state(state)
 }
@@ -96,22 +110,34 @@ async fn health(
     (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(body))
 }
 
-/// The operator behind a request: `operator:admin` when the bearer token matches.
-pub fn operator(state: &AppState, headers: &HeaderMap) -> Result<String, AppError> {
-    let Some(expected) = &state.admin_token else {
-        return Err(AppError::Unauthorized(
-            "no admin token is configured (admin_token_file or $WAKUFLEET_ADMIN_TOKEN)".into(),
-        ));
-    };
+/// The person behind a request's bearer token: the bootstrap admin (`admin_token_file`) or an
+/// active access token's account. Unknown and revoked tokens get the same answer.
+pub async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(|| AppError::Unauthorized("missing Authorization: Bearer <token>".into()))?;
-    if !is_admin_token(expected, given.as_bytes()) {
-        return Err(AppError::Unauthorized("wrong admin token".into()));
+    token_caller(state, given.trim())
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("unknown or revoked token".into()))
+}
+
+/// Who `token` belongs to, if anyone.
+pub(crate) async fn token_caller(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<Caller>, AppError> {
+    if let Some(expected) = &state.admin_token
+        && is_admin_token(expected, token.as_bytes())
+    {
+        return Ok(Some(Caller { name: BOOTSTRAP_ADMIN.into(), role: Role::Admin }));
     }
-    Ok("operator:admin".into())
+    // Only tokens of our shape reach the database: a guess costs no query.
+    if !token.starts_with("wfa_") || token.len() > 64 {
+        return Ok(None);
+    }
+    Ok(state.db.authenticate_access_token(token).await?)
 }
 
 /// Whether `given` is the admin token. Digests are compared, so the time taken says

@@ -8,13 +8,13 @@ use axum::{
 };
 use serde::Deserialize;
 
-use super::extract::{JsonBody, Operator};
+use super::extract::{JsonBody, Operator, Viewer};
 use crate::{app::AppState, error::AppError};
 
 /// `GET /api/v1/nodes`.
 pub async fn nodes(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
 ) -> Result<Json<serde_json::Value>, AppError> {
     Ok(Json(serde_json::json!({ "nodes": state.db.nodes().await? })))
 }
@@ -22,7 +22,7 @@ pub async fn nodes(
 /// `GET /api/v1/nodes/{id}`: the node, its newest report and its ENR history.
 pub async fn node(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let node =

@@ -10,7 +10,7 @@ use axum::{
 use serde::Deserialize;
 
 use super::{
-    extract::{JsonBody, Operator},
+    extract::{JsonBody, Operator, Viewer},
     nodes::NodeConfigRequest,
 };
 use crate::{app::AppState, error::AppError};
@@ -118,7 +118,7 @@ pub async fn create_rollout(
 /// `GET /api/v1/rollouts`: the newest 50.
 pub async fn rollouts(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
 ) -> Result<Json<serde_json::Value>, AppError> {
     Ok(Json(serde_json::json!({ "rollouts": state.db.rollouts(false, 50).await? })))
 }
@@ -126,7 +126,7 @@ pub async fn rollouts(
 /// `GET /api/v1/rollouts/{id}`.
 pub async fn rollout(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let rollout = state

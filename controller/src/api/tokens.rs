@@ -2,11 +2,15 @@
 
 use std::sync::Arc;
 
-use axum::{Json, extract::State, http::StatusCode};
+use axum::{
+    Json,
+    extract::{Path, State},
+    http::StatusCode,
+};
 use serde::Deserialize;
 
 use super::extract::{JsonBody, Operator};
-use crate::{app::AppState, error::AppError};
+use crate::{app::AppState, db::tokens::Revoke, error::AppError};
 
 /// Longest enrolment token lifetime.
 const MAX_TOKEN_TTL_SECS: u64 = 30 * 24 * 3600;
@@ -71,10 +75,33 @@ pub async fn create_token(
     ))
 }
 
+/// `DELETE /api/v1/tokens/{id}`: revokes a token not yet redeemed (`id` is its public id, the
+/// SHA-256 `GET /api/v1/tokens` lists). A redeemed one is 409: decommission the node instead.
+pub async fn revoke_token(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    match state.db.revoke_token(&id, &actor).await? {
+        Revoke::Ok => {}
+        Revoke::Unknown => return Err(AppError::NotFound(format!("no enrolment token {id}"))),
+        Revoke::Used => {
+            return Err(AppError::Conflict(format!(
+                "enrolment token {id} was redeemed already; its node is enrolled"
+            )));
+        }
+        Revoke::AlreadyRevoked => {
+            return Err(AppError::Conflict(format!("enrolment token {id} is revoked already")));
+        }
+    }
+    state.db.audit(&actor, "token.revoke", &id, serde_json::json!({})).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// `GET /api/v1/tokens`.
 pub async fn tokens(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Operator,
 ) -> Result<Json<serde_json::Value>, AppError> {
     Ok(Json(serde_json::json!({ "tokens": state.db.tokens().await? })))
 }

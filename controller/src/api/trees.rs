@@ -15,7 +15,7 @@ use node::enrtree::{
 };
 use serde::Deserialize;
 
-use super::extract::{JsonBody, Operator};
+use super::extract::{JsonBody, KeyHolder, Operator, Viewer};
 use crate::{
     app::AppState,
     config::TreeConfig,
@@ -79,7 +79,7 @@ const MAX_OVERLAP_SECS: u64 = 366 * 24 * 3600;
 /// remove it (root first). Refused while a live tree links to it.
 pub async fn retire_tree(
     State(state): State<Arc<AppState>>,
-    Operator(actor): Operator,
+    KeyHolder(actor): KeyHolder,
     Path(name): Path<String>,
     JsonBody(Retirement { overlap_secs }): JsonBody<Retirement>,
 ) -> Result<Json<serde_json::Value>, AppError> {
@@ -123,7 +123,7 @@ pub async fn retire_tree(
 /// `DELETE /api/v1/trees/{name}/retire`: keep the tree after all, if it is not removed yet.
 pub async fn cancel_retirement(
     State(state): State<Arc<AppState>>,
-    Operator(actor): Operator,
+    KeyHolder(actor): KeyHolder,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let tree =
@@ -145,7 +145,7 @@ pub async fn cancel_retirement(
 /// `GET /api/v1/trees`.
 pub async fn trees(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let mut out = Vec::new();
     for tree in state.db.trees().await? {
@@ -163,7 +163,7 @@ async fn tree_json(state: &AppState, tree: TreeRow) -> Result<serde_json::Value,
 /// `GET /api/v1/trees/{name}`: the definition, its URL and recent versions.
 pub async fn tree(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: Viewer,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
     let tree =
@@ -174,7 +174,7 @@ pub async fn tree(
 /// `GET /api/v1/trees/{name}/sign-request`: what a key holder signs for the pending version.
 pub async fn sign_request(
     State(state): State<Arc<AppState>>,
-    _operator: Operator,
+    _caller: KeyHolder,
     Path(name): Path<String>,
 ) -> Result<Json<SignRequest>, AppError> {
     let tree =
@@ -200,7 +200,7 @@ pub async fn sign_request(
 /// version, verified before it is accepted.
 pub async fn upload_signature(
     State(state): State<Arc<AppState>>,
-    Operator(actor): Operator,
+    KeyHolder(actor): KeyHolder,
     Path(name): Path<String>,
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, AppError> {

@@ -4,8 +4,8 @@
 //!
 //! Server-rendered with askama (templates in the workspace's `templates/dashboard/`), no
 //! script at all, so the Content-Security-Policy forbids every script. Unless configured
-//! public, the browser logs in with HTTP Basic: any user name, the admin token as the
-//! password.
+//! public, the browser logs in with HTTP Basic: an account's name and its access token (the
+//! bootstrap admin: `admin` and the admin token); every role may look.
 //!
 //! - [`view`] — rows turned into what the pages print.
 
@@ -71,9 +71,9 @@ pub fn router(state: Arc<AppState>) -> Router<Arc<AppState>> {
 
 /// Logs the browser in (unless public) and adds the security headers.
 async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
-    let mut response = match login(&state, request.headers()) {
+    let mut response = match login(&state, request.headers()).await {
         Ok(()) => next.run(request).await,
-        Err(why) => {
+        Err(LoginError::Refused(why)) => {
             let mut response = error_page(StatusCode::UNAUTHORIZED, &why);
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -81,6 +81,7 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
             );
             response
         }
+        Err(LoginError::Failed(error)) => PageError(error).into_response(),
     };
     for (name, value) in SECURITY_HEADERS {
         response.headers_mut().insert(name, HeaderValue::from_static(value));
@@ -88,33 +89,43 @@ async fn guard(State(state): State<Arc<AppState>>, request: Request, next: Next)
     response
 }
 
-/// Checks an HTTP Basic login whose password is the admin token.
-fn login(state: &AppState, headers: &HeaderMap) -> Result<(), String> {
+/// Why a login did not complete.
+enum LoginError {
+    /// Wrong or missing credentials: the browser asks again.
+    Refused(String),
+    /// The accounts could not be read.
+    Failed(AppError),
+}
+
+impl From<&str> for LoginError {
+    fn from(why: &str) -> Self {
+        Self::Refused(why.to_owned())
+    }
+}
+
+/// Checks an HTTP Basic login: the account's name as the user name, its access token (or, for
+/// `admin`, the admin token) as the password. Every role may look.
+async fn login(state: &AppState, headers: &HeaderMap) -> Result<(), LoginError> {
     if state.config.dashboard.public {
         return Ok(());
     }
-    let Some(expected) = &state.admin_token else {
-        return Err("the dashboard needs a login, and no admin token is configured \
-                    (admin_token_file or $WAKUFLEET_ADMIN_TOKEN), or set dashboard.public"
-            .into());
-    };
     let credentials = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Basic "))
-        .ok_or("log in with any user name and the admin token as the password")?;
+        .ok_or("log in with your account's name and access token (admin: the admin token)")?;
     let decoded = data_encoding::BASE64
         .decode(credentials.trim().as_bytes())
         .map_err(|_| "the login is not valid Basic credentials")?;
-    let password = decoded
-        .iter()
-        .position(|b| *b == b':')
-        .map(|colon| &decoded[colon + 1..])
-        .ok_or("the login is not valid Basic credentials")?;
-    if !crate::api::is_admin_token(expected, password) {
-        return Err("wrong password: use the admin token".into());
+    let text = std::str::from_utf8(&decoded).map_err(|_| "the login is not valid UTF-8")?;
+    let (name, password) =
+        text.split_once(':').ok_or("the login is not valid Basic credentials")?;
+    let caller = crate::api::token_caller(state, password).await.map_err(LoginError::Failed)?;
+    match caller {
+        // The name must match too: what the audit log says is who logged in.
+        Some(caller) if caller.name == name => Ok(()),
+        _ => Err("wrong name or access token".into()),
     }
-    Ok(())
 }
 
 /// A failed page: the status and why, as HTML.

@@ -13,7 +13,7 @@ pub struct AuditEntry {
     pub id: i64,
     /// When, Unix ms.
     pub at: i64,
-    /// Who: `operator:<name>`, `agent:<node id>`, `controller`.
+    /// Who: `person:<account name>`, `agent:<node id>`, `controller`.
     pub actor: String,
     /// What, e.g. `token.create`, `tree.sign`.
     pub action: String,

@@ -1,8 +1,10 @@
 //! The controller's database: one [`Db`] over sqlx `Any`, Postgres for fleets and a SQLite file
 //! as the embedded default, with the same SQL on both (only the migrations differ in syntax).
 //!
-//! One file per table group: [`tokens`], [`nodes`], [`trees`], [`audit`], [`leases`].
+//! One file per table group: [`tokens`], [`access`], [`nodes`], [`trees`], [`rollouts`],
+//! [`audit`], [`leases`].
 
+pub mod access;
 pub mod audit;
 pub mod leases;
 pub mod nodes;
@@ -24,6 +26,9 @@ const DESIRED_CONFIG: &str = include_str!("../../../migrations/controller/0004_d
 const MAINTENANCE: &str = include_str!("../../../migrations/controller/0005_maintenance.sql");
 const ROLLOUTS: &str = include_str!("../../../migrations/controller/0006_rollouts.sql");
 const MEMBERSHIP: &str = include_str!("../../../migrations/controller/0007_membership.sql");
+const ACCESS_TOKENS: &str = include_str!("../../../migrations/controller/0008_access_tokens.sql");
+const TOKEN_REVOCATION: &str =
+    include_str!("../../../migrations/controller/0009_token_revocation.sql");
 const SQLITE_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
     (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql")),
@@ -32,6 +37,8 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     (5, MAINTENANCE),
     (6, ROLLOUTS),
     (7, MEMBERSHIP),
+    (8, ACCESS_TOKENS),
+    (9, TOKEN_REVOCATION),
 ];
 const POSTGRES_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
@@ -41,6 +48,8 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     (5, MAINTENANCE),
     (6, ROLLOUTS),
     (7, MEMBERSHIP),
+    (8, ACCESS_TOKENS),
+    (9, TOKEN_REVOCATION),
 ];
 
 /// Database failures.

@@ -208,7 +208,8 @@ impl Db {
     }
 
     /// Records a verified report. Returns `false` (and changes nothing) when its counter is
-    /// not above the last accepted one: a replay. The newest report by measurement time stays
+    /// not above the last accepted one: a replay. A newer record (higher seq) makes the node's
+    /// reachability unknown again until the new addresses are probed. The newest report by measurement time stays
     /// the node's current state, so a backlog delivered late does not overwrite fresher data.
     pub async fn accept_report(
         &self,
@@ -224,6 +225,8 @@ impl Db {
              last_measured_at = CASE WHEN {newer} THEN $4 ELSE last_measured_at END, \
              last_report = CASE WHEN {newer} THEN $5 ELSE last_report END, \
              enr = CASE WHEN {newer} AND $7 >= enr_seq THEN $6 ELSE enr END, \
+             reachable = CASE WHEN {newer} AND $7 > enr_seq THEN NULL ELSE reachable END, \
+             reachable_at = CASE WHEN {newer} AND $7 > enr_seq THEN NULL ELSE reachable_at END, \
              enr_seq = CASE WHEN {newer} AND $7 >= enr_seq THEN $7 ELSE enr_seq END, \
              services = CASE WHEN {newer} THEN $8 ELSE services END, \
              shards = CASE WHEN {newer} THEN $9 ELSE shards END, \
@@ -372,14 +375,23 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Stores the outcome of a reachability check.
-    pub async fn set_reachable(&self, node_id: &str, reachable: bool) -> Result<(), DbError> {
-        sqlx::query("UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1")
-            .bind(node_id)
-            .bind(i64::from(reachable))
-            .bind(self.now_ms())
-            .execute(self.pool())
-            .await?;
+    /// Stores the outcome of a reachability check of the record with `enr_seq`; a newer
+    /// record that arrived while the probe ran stays unknown (it was not what was probed).
+    pub async fn set_reachable(
+        &self,
+        node_id: &str,
+        enr_seq: u64,
+        reachable: bool,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE nodes SET reachable = $2, reachable_at = $3 WHERE node_id = $1 AND enr_seq = $4",
+        )
+        .bind(node_id)
+        .bind(i64::from(reachable))
+        .bind(self.now_ms())
+        .bind(enr_seq as i64)
+        .execute(self.pool())
+        .await?;
         Ok(())
     }
 }

@@ -29,19 +29,38 @@ pub struct TokenInfo {
     pub used_at: Option<i64>,
     /// By which node.
     pub node_id: Option<String>,
+    /// When it was revoked (never redeemable after).
+    pub revoked_at: Option<i64>,
+    /// By whom.
+    pub revoked_by: Option<String>,
 }
 
 /// The outcome of redeeming a token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redeem {
     /// Redeemed now, by this call.
-    Ok(TokenInfo),
+    Ok(Box<TokenInfo>),
     /// No such token.
     Unknown,
     /// Used before.
     Used,
     /// Past its expiry.
     Expired,
+    /// Revoked by an operator.
+    Revoked,
+}
+
+/// The outcome of revoking a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Revoke {
+    /// Revoked now.
+    Ok,
+    /// No such token.
+    Unknown,
+    /// Redeemed already: revoke the node instead.
+    Used,
+    /// Revoked before.
+    AlreadyRevoked,
 }
 
 /// The public identifier of a token.
@@ -70,6 +89,8 @@ impl Db {
             expires_at,
             used_at: None,
             node_id: None,
+            revoked_at: None,
+            revoked_by: None,
         };
         sqlx::query(
             "INSERT INTO enrolment_tokens (token_hash, label, roles, created_at, created_by, expires_at, ceiling) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -89,7 +110,7 @@ impl Db {
     /// Every token, newest first.
     pub async fn tokens(&self) -> Result<Vec<TokenInfo>, DbError> {
         let rows = sqlx::query(
-            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id, ceiling FROM enrolment_tokens ORDER BY created_at DESC",
+            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id, ceiling, revoked_at, revoked_by FROM enrolment_tokens ORDER BY created_at DESC",
         )
         .fetch_all(self.pool())
         .await?;
@@ -98,10 +119,15 @@ impl Db {
 
     /// The token with this secret, if any.
     pub async fn token(&self, token: &str) -> Result<Option<TokenInfo>, DbError> {
+        self.token_by_id(&token_id(token)).await
+    }
+
+    /// The token with this public id, if any.
+    pub async fn token_by_id(&self, id: &str) -> Result<Option<TokenInfo>, DbError> {
         let row = sqlx::query(
-            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id, ceiling FROM enrolment_tokens WHERE token_hash = $1",
+            "SELECT token_hash, label, roles, created_at, created_by, expires_at, used_at, node_id, ceiling, revoked_at, revoked_by FROM enrolment_tokens WHERE token_hash = $1",
         )
-        .bind(token_id(token))
+        .bind(id)
         .fetch_optional(self.pool())
         .await?;
         row.as_ref().map(token_from_row).transpose()
@@ -112,7 +138,7 @@ impl Db {
     pub async fn redeem_token(&self, token: &str, node_id: &str) -> Result<Redeem, DbError> {
         let now = self.now_ms();
         let result = sqlx::query(
-            "UPDATE enrolment_tokens SET used_at = $1, node_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND expires_at > $1",
+            "UPDATE enrolment_tokens SET used_at = $1, node_id = $2 WHERE token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $1",
         )
         .bind(now)
         .bind(node_id)
@@ -120,10 +146,31 @@ impl Db {
         .execute(self.pool())
         .await?;
         Ok(match self.token(token).await? {
-            Some(info) if result.rows_affected() == 1 => Redeem::Ok(info),
+            Some(info) if result.rows_affected() == 1 => Redeem::Ok(Box::new(info)),
             None => Redeem::Unknown,
             Some(info) if info.used_at.is_some() => Redeem::Used,
+            Some(info) if info.revoked_at.is_some() => Redeem::Revoked,
             Some(_) => Redeem::Expired,
+        })
+    }
+
+    /// Revokes the unredeemed token `id` (its public id).
+    pub async fn revoke_token(&self, id: &str, by: &str) -> Result<Revoke, DbError> {
+        let result = sqlx::query(
+            "UPDATE enrolment_tokens SET revoked_at = $1, revoked_by = $2 WHERE token_hash = $3 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(self.now_ms())
+        .bind(by)
+        .bind(id)
+        .execute(self.pool())
+        .await?;
+        if result.rows_affected() == 1 {
+            return Ok(Revoke::Ok);
+        }
+        Ok(match self.token_by_id(id).await? {
+            None => Revoke::Unknown,
+            Some(info) if info.used_at.is_some() => Revoke::Used,
+            Some(_) => Revoke::AlreadyRevoked,
         })
     }
 }
@@ -141,5 +188,7 @@ fn token_from_row(row: &sqlx::any::AnyRow) -> Result<TokenInfo, DbError> {
         expires_at: row.try_get(5)?,
         used_at: row.try_get(6)?,
         node_id: row.try_get(7)?,
+        revoked_at: row.try_get(9)?,
+        revoked_by: row.try_get(10)?,
     })
 }

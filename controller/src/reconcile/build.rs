@@ -47,7 +47,7 @@ pub(super) async fn build(
 ) -> Result<(), ReconcileError> {
     let records: Vec<NodeRecord> = tree
         .policy
-        .select(nodes, &tree.domain)
+        .select(nodes, &tree.domain, state.config.reachability.enabled)
         .into_iter()
         .filter_map(|node| node.enr.parse().ok())
         .collect();

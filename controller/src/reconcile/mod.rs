@@ -73,5 +73,9 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
         publish::publish(state, &trees).await?;
     }
     sync_dns(state, &trees).await?;
+    // After the pass's own work, from what it read: a scrape then costs no query.
+    if let Err(error) = state.metrics.refresh_fleet(state, &nodes).await {
+        tracing::warn!(target: "ctl::metrics", %error, "fleet metrics not refreshed");
+    }
     Ok(())
 }

@@ -282,7 +282,7 @@ async fn fleet_scenario(fixture: Fixture) {
     let node = f.node(&agents[0]).await;
     assert_eq!(node["health"], "passing", "{node}");
     assert_eq!(node["maintenance"]["reason"], "upgrading to v0.37", "{node}");
-    assert_eq!(node["maintenance"]["by"], "operator:admin", "{node}");
+    assert_eq!(node["maintenance"]["by"], "person:admin", "{node}");
     assert_eq!(f.resolve(&url).await, [agents[1].record.to_string()], "out of the tree");
     let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap();
     let in_maintenance = format!(
@@ -507,7 +507,7 @@ async fn the_audit_log_is_append_only_on_both_backends() {
         [format!("sqlite://{}", dir.path().join("a.db").display()), database.url().to_owned()]
     {
         let db = controller::db::Db::connect(&url).await.unwrap();
-        db.audit("operator:admin", "token.create", "x", json!({})).await.unwrap();
+        db.audit("person:admin", "token.create", "x", json!({})).await.unwrap();
         let (pool, _) = node::sql::connect(&url, 1).await.unwrap();
         let update = sqlx::query("UPDATE audit_log SET actor = 'someone else'");
         assert!(update.execute(&pool).await.is_err(), "{url}");

@@ -292,7 +292,7 @@ async fn login_and_errors(database_url: String) {
     // No login, a wrong one, the bearer token of the API: the browser is asked to log in.
     for request in [
         http.get(format!("{base}/dashboard")),
-        http.get(format!("{base}/dashboard")).basic_auth("ops", Some("wrong")),
+        http.get(format!("{base}/dashboard")).basic_auth("admin", Some("wrong")),
         http.get(format!("{base}/dashboard")).bearer_auth(ADMIN),
         http.get(format!("{base}/dashboard/nodes/{}", agent.node_id())),
     ] {
@@ -303,12 +303,16 @@ async fn login_and_errors(database_url: String) {
             "Basic realm=\"wakufleet\", charset=\"UTF-8\""
         );
         let body = response.text().await.unwrap();
-        assert!(body.contains("admin token"), "{body}");
+        assert!(body.contains("access token"), "{body}");
         assert!(!body.contains(&agent.node_id()), "nothing of the fleet before a login");
     }
 
-    let page =
-        http.get(format!("{base}/dashboard")).basic_auth("ops", Some(ADMIN)).send().await.unwrap();
+    let page = http
+        .get(format!("{base}/dashboard"))
+        .basic_auth("admin", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 200);
     let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
     assert!(csp.starts_with("default-src 'none'") && csp.contains("frame-ancestors 'none'"));
@@ -323,16 +327,20 @@ async fn login_and_errors(database_url: String) {
     let put = http.put(maintenance).bearer_auth(ADMIN).json(&reason).send().await.unwrap();
     assert_eq!(put.status().as_u16(), 200);
     let url = format!("{base}/dashboard/nodes/{}", agent.node_id());
-    let page = http.get(url).basic_auth("ops", Some(ADMIN)).send().await.unwrap();
+    let page = http.get(url).basic_auth("admin", Some(ADMIN)).send().await.unwrap();
     let page = page.text().await.unwrap();
-    assert!(page.contains("In maintenance: kernel upgrade (operator:admin,"), "{page}");
+    assert!(page.contains("In maintenance: kernel upgrade (person:admin,"), "{page}");
 
     // Unknown things: a 404 page that says what was not found, and leaves nothing changed.
     for (path, says) in
         [("/dashboard/nodes/00ff", "no node 00ff"), ("/dashboard/trees/nope", "no tree nope")]
     {
-        let response =
-            http.get(format!("{base}{path}")).basic_auth("ops", Some(ADMIN)).send().await.unwrap();
+        let response = http
+            .get(format!("{base}{path}"))
+            .basic_auth("admin", Some(ADMIN))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 404, "{path}");
         assert!(response.text().await.unwrap().contains(says), "{path}");
     }
@@ -352,8 +360,12 @@ async fn login_and_errors(database_url: String) {
             .unwrap();
     let base = format!("http://{}", controller.http_addr());
     for path in ["/", "/dashboard"] {
-        let response =
-            http.get(format!("{base}{path}")).basic_auth("ops", Some(ADMIN)).send().await.unwrap();
+        let response = http
+            .get(format!("{base}{path}"))
+            .basic_auth("admin", Some(ADMIN))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(response.status().as_u16(), 404, "{path}");
     }
     assert_eq!(http.get(format!("{base}/health")).send().await.unwrap().status().as_u16(), 200);

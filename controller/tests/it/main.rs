@@ -11,9 +11,11 @@ mod files;
 
 mod api;
 mod dashboard;
+mod http_limits;
 mod lost_database;
 mod reachability;
 mod rfc2136;
+mod roles;
 mod rollouts;
 mod trust;
 mod two_controllers;

@@ -133,3 +133,94 @@ async fn nodes_are_dialled_at_their_advertised_addresses() {
     live_handle.shutdown().await;
     controller.shutdown().await;
 }
+
+/// A record with `node`'s key and TCP port at `seq`, plus `extra` multiaddrs.
+fn record_with(key: &SigningKey, seq: u64, tcp: u16, extra: &[&str]) -> NodeRecord {
+    let config = node::waku_enr::WakuEnrConfig {
+        seq,
+        ip: Some(std::net::Ipv4Addr::LOCALHOST),
+        tcp: Some(tcp),
+        udp: None,
+        capabilities: node::waku_enr::Capabilities::default(),
+        multiaddrs: extra.iter().map(|a| a.parse().unwrap()).collect(),
+        shards: None,
+    };
+    NodeRecord::from_enr(node::waku_enr::build_enr(key, &config).unwrap()).unwrap()
+}
+
+/// The trust-boundary attacks on addresses: a real record plus a WebSocket address nothing
+/// answers at was published, and a node's new record was trusted on its old record's probe.
+/// Now every advertised address is dialled (`/ws` included), and a record is listed only once
+/// it passed — within a reconcile interval, not a probe interval (60 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_advertised_address_is_dialled_and_new_records_wait_for_their_probe() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", node::crypto::generate_key());
+    let config = ControllerConfig {
+        reconcile_interval_ms: 200,
+        dns: test_dns(),
+        reachability: ReachabilityConfig {
+            interval_ms: 60_000,
+            timeout_ms: 2_000,
+            ..ReachabilityConfig::default()
+        },
+        trees: vec![boot_tree()],
+        ..test_config(dir.path(), ADMIN, None)
+    };
+    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let base = format!("http://{}", controller.http_addr());
+    let http = reqwest::Client::new();
+
+    // A real node listening on TCP and WebSocket: its record carries the /ws address.
+    let web_key = node::crypto::generate_key();
+    let web_config = NodeConfig { key: web_key.clone(), ..NodeConfig::loopback() };
+    let (web_handle, _task) = running::start(web_config).await.unwrap();
+    let web_record = NodeRecord::from_enr(web_handle.enr()).unwrap();
+    let ws = node::waku_enr::WakuEnr::decode(web_record.enr()).unwrap();
+    assert!(ws.multiaddrs.iter().any(|a| a.to_string().contains("/ws")), "{:?}", ws.multiaddrs);
+    let mut web = SimAgent::with(web_key, web_record);
+
+    // A real node whose record adds a /wss address where nothing listens.
+    let liar_key = node::crypto::generate_key();
+    let (liar_handle, liar_real) = live_node(liar_key.clone(), 0).await;
+    let liar_port = liar_real.enr().tcp4().unwrap();
+    let bogus = format!("/ip4/127.0.0.1/tcp/{}/wss", closed_port());
+    let liar_record = record_with(&liar_key, liar_real.enr().seq() + 1, liar_port, &[&bogus]);
+    let mut liar = SimAgent::with(liar_key, liar_record);
+
+    for member in [&mut web, &mut liar] {
+        member.join(&http, &base, ADMIN, 6).await;
+    }
+    poll_until("the web node listed, the liar refused", Duration::from_secs(20), async || {
+        let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
+        let newest = &tree["versions"][0];
+        node_json(&http, &base, &liar).await["reachable"] == false
+            && newest["state"] == "published"
+            && newest["enrs"] == json!([web.record.to_string()])
+    })
+    .await;
+    let liar_json = node_json(&http, &base, &liar).await;
+    assert_eq!(liar_json["health"], "critical", "{liar_json}");
+
+    // The web node moves to a record at a closed port: its old probe no longer counts, so it
+    // leaves the tree at once and stays out.
+    let moved = record_with(&web.key, web.record.enr().seq() + 1, closed_port(), &[]);
+    web.record = moved;
+    web.send_report(&http, &base, 6).await;
+    let after = node_json(&http, &base, &web).await;
+    assert_ne!(after["reachable"], true, "a new record is unproven: {after}");
+    poll_until("the moved node unlisted", Duration::from_secs(20), async || {
+        let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
+        let newest = &tree["versions"][0];
+        newest["state"] == "published" && newest["enrs"] == json!([])
+    })
+    .await;
+    poll_until("the moved node found unreachable", Duration::from_secs(20), async || {
+        node_json(&http, &base, &web).await["reachable"] == false
+    })
+    .await;
+    web_handle.shutdown().await;
+    liar_handle.shutdown().await;
+    controller.shutdown().await;
+}

@@ -120,8 +120,12 @@ async fn scenario(database_url: String) {
     let cancel = http.delete(format!("{base}{path}")).bearer_auth(ADMIN).send().await.unwrap();
     assert_eq!(cancel.status().as_u16(), 409, "a halted rollout is not running");
     // The dashboard's first concern lists it.
-    let page =
-        http.get(format!("{base}/dashboard")).basic_auth("ops", Some(ADMIN)).send().await.unwrap();
+    let page = http
+        .get(format!("{base}/dashboard"))
+        .basic_auth("admin", Some(ADMIN))
+        .send()
+        .await
+        .unwrap();
     let page = page.text().await.unwrap();
     assert!(page.contains(&format!("rollout {id} halted: node ")), "{page}");
 

@@ -1,0 +1,80 @@
+//! The people's API from the command line: where the controller is, who is asking (a token
+//! from a file or the environment, never argv), and one request with the controller's reason
+//! as the error.
+
+use std::{path::PathBuf, time::Duration};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use controller::config::ADMIN_TOKEN_ENV;
+use reqwest::Method;
+use serde_json::Value;
+
+/// The environment variable holding the caller's own access token.
+const TOKEN_ENV: &str = "WAKUFLEET_TOKEN";
+
+/// How to reach the controller and who is asking.
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// The controller's base URL, e.g. `http://controller:8080`.
+    #[arg(long, env = "WAKUFLEET_CONTROLLER", value_name = "URL")]
+    controller: String,
+    /// File holding your access token or the admin token (else `$WAKUFLEET_TOKEN`, then
+    /// `$WAKUFLEET_ADMIN_TOKEN`).
+    #[arg(long, visible_alias = "admin-token-file", value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// With an `https://` controller: PEM certificates trusted besides the web PKI roots.
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
+}
+
+impl ApiArgs {
+    fn token(&self) -> anyhow::Result<String> {
+        let token = match &self.token_file {
+            Some(path) => crate::files::read(path)?.trim().to_owned(),
+            None => std::env::var(TOKEN_ENV)
+                .or_else(|_| std::env::var(ADMIN_TOKEN_ENV))
+                .unwrap_or_default(),
+        };
+        if token.is_empty() {
+            bail!("no token: give --token-file or set ${TOKEN_ENV} (or ${ADMIN_TOKEN_ENV})");
+        }
+        Ok(token)
+    }
+
+    /// Sends one request; the answer's JSON on success, the controller's reason otherwise.
+    pub(crate) async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let token = self.token()?;
+        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
+        if let Some(path) = &self.ca_file {
+            let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+            http = http.use_preconfigured_tls(
+                node::tls::client_config(&pem).with_context(|| format!("{}", path.display()))?,
+            );
+        }
+        let url = format!("{}{path}", self.controller.trim_end_matches('/'));
+        let mut request = http.build()?.request(method, &url).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.with_context(|| format!("controller at {url}"))?;
+        let status = response.status();
+        let answer: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let why = answer["error"].as_str().unwrap_or("no reason given");
+            bail!("controller at {url} refused: {status}: {why}");
+        }
+        Ok(answer)
+    }
+}
+
+/// Unix milliseconds as an RFC 3339 time (UTC, seconds).
+pub(crate) fn format_ms(ms: i64) -> String {
+    let at = std::time::UNIX_EPOCH + Duration::from_millis(u64::try_from(ms).unwrap_or(0));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
