@@ -71,6 +71,11 @@ pub enum AgentError {
     /// The supervisor has stopped (the agent is shutting down).
     #[error("the supervisor has stopped")]
     Stopped,
+    /// Not enrolled, and enrolment cannot succeed without an operator: no token file, an
+    /// unreadable one, or a token the controller refuses (unknown, used, expired, revoked).
+    /// Waiting would only hide it, so the agent stops (systemd shows it failed).
+    #[error("cannot enrol: {0}")]
+    CannotEnrol(String),
 }
 
 impl AgentError {

@@ -56,6 +56,7 @@ pub struct Agent {
     metrics_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl Agent {
@@ -86,6 +87,7 @@ impl Agent {
             .map(|i| data_encoding::HEXLOWER.encode(&i.handle.enr().node_id().raw()))
             .ok_or(AgentError::Stopped)?;
         let (desired_tx, desired_rx) = watch::channel(None);
+        let (failed_tx, failed) = watch::channel(None);
         let reporter = Reporter::new(
             config.clone(),
             client,
@@ -93,7 +95,7 @@ impl Agent {
             errors,
             metrics.clone(),
             node_id,
-            desired_tx,
+            reporter::ReporterOutputs { desired: desired_tx, failed: failed_tx },
         )?;
         let mut agent = Self {
             supervisor: supervisor.clone(),
@@ -102,6 +104,7 @@ impl Agent {
             metrics_addr: None,
             stop,
             tasks: Vec::new(),
+            failed,
         };
         // Bind the ports before anything else runs, so a taken port fails the start.
         if let Some(addr) = config.rest_address() {
@@ -127,6 +130,17 @@ impl Agent {
         agent.tasks = tasks;
         tracing::info!(target: "agent", rest = ?agent.rest_addr, metrics = ?agent.metrics_addr, "agent started");
         Ok(agent)
+    }
+
+    /// Resolves when the agent cannot go on without an operator (a refused enrolment token),
+    /// with the reason; the caller should shut it down and exit non-zero.
+    pub async fn failed(&self) -> String {
+        let mut failed = self.failed.clone();
+        match failed.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The reporter is gone without a reason: the agent is stopping.
+            Err(_) => std::future::pending().await,
+        }
     }
 
     /// The supervisor: the running node, restarts, configuration changes.

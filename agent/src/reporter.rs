@@ -3,7 +3,8 @@
 //! fresh counter and `sentAt` (its `measuredAt` stays when it was measured).
 //!
 //! Enrolment comes first, once: the one-time token is redeemed and the enrolment kept in the
-//! state file. Measuring never waits for the controller: while it is away (or refusing),
+//! state file. A token the controller refuses, or none to read, stops the agent with one error
+//! (an operator must act; a controller that is merely away is waited for). Measuring never waits for the controller: while it is away (or refusing),
 //! reports queue on disk, bounded, and trouble is logged once when it starts and once when it
 //! ends — not per attempt.
 
@@ -72,7 +73,16 @@ pub struct Reporter {
     node_id: String,
     last: Option<Measurement>,
     trouble: Option<(Trouble, Instant)>,
-    desired: watch::Sender<Option<DesiredConfig>>,
+    outputs: ReporterOutputs,
+}
+
+/// What the reporter tells the rest of the agent.
+#[derive(Debug)]
+pub struct ReporterOutputs {
+    /// Each new desired configuration the controller answers with.
+    pub desired: watch::Sender<Option<DesiredConfig>>,
+    /// Set once when the agent cannot go on (see [`AgentError::CannotEnrol`]).
+    pub failed: watch::Sender<Option<String>>,
 }
 
 impl Reporter {
@@ -84,9 +94,13 @@ impl Reporter {
         errors: ErrorLog,
         metrics: Arc<AgentMetrics>,
         node_id: String,
-        desired: watch::Sender<Option<DesiredConfig>>,
+        outputs: ReporterOutputs,
     ) -> Result<Self, AgentError> {
         let state = StateFile::open(&config.data_dir)?;
+        if state.state().enrolled_node_id.is_none() {
+            // Not enrolled: without a token nothing will ever be reported; say so at start.
+            read_token(config.controller.token_file.as_deref())?;
+        }
         let queue =
             ReportQueue::open(&config.data_dir.join("queue"), config.controller.queue_limit)?;
         metrics.enrolled.store(state.state().enrolled_node_id.is_some(), Ordering::Relaxed);
@@ -103,7 +117,7 @@ impl Reporter {
             node_id,
             last: None,
             trouble: None,
-            desired,
+            outputs,
         })
     }
 
@@ -116,10 +130,18 @@ impl Reporter {
                 _ = tick.tick() => {}
                 _ = stop.wait_for(|s| *s) => return,
             }
-            if let Err(error) = self.round().await {
-                // The disk: nothing else to do than say so and try again next time.
-                tracing::error!(target: "agent::report", %error, "report round failed");
-                self.errors.push(error.to_string());
+            match self.round().await {
+                Ok(()) => {}
+                Err(error @ AgentError::CannotEnrol(_)) => {
+                    tracing::error!(target: "agent::report", controller = %self.client.base(), %error, "giving up: an operator must act");
+                    let _ = self.outputs.failed.send(Some(error.to_string()));
+                    return;
+                }
+                Err(error) => {
+                    // The disk: nothing else to do than say so and try again next time.
+                    tracing::error!(target: "agent::report", %error, "report round failed");
+                    self.errors.push(error.to_string());
+                }
             }
         }
     }
@@ -173,28 +195,13 @@ impl Reporter {
         Ok(())
     }
 
-    /// Enrols with the token; `Ok(false)` while that is not possible yet.
+    /// Enrols with the token; `Ok(false)` while that is not possible yet (the controller is
+    /// away), [`AgentError::CannotEnrol`] when it never will be.
     async fn enrol(&mut self) -> Result<bool, AgentError> {
         let Some(enr) = self.last.as_ref().map(|m| m.enr.clone()) else { return Ok(false) };
-        let Some(path) = self.config.controller.token_file.clone() else {
-            self.trouble_started(&ClientError::Enrolment {
-                status: 0,
-                message: "not enrolled and no controller.token-file configured".into(),
-            });
-            return Ok(false);
-        };
-        let token = match node::keystore::read_password_file(&path) {
-            Ok(token) => token,
-            Err(error) => {
-                self.trouble_started(&ClientError::Enrolment {
-                    status: 0,
-                    message: format!("enrolment token file {}: {error}", path.display()),
-                });
-                return Ok(false);
-            }
-        };
+        let token = read_token(self.config.controller.token_file.as_deref())?;
         let enrolment = Enrolment {
-            token: token.trim().to_owned(),
+            token,
             enr,
             label: self.config.controller.label.clone(),
             sent_at: now_ms(),
@@ -210,6 +217,10 @@ impl Reporter {
                 self.trouble_ended();
                 Ok(true)
             }
+            // The token is unknown, used, expired or revoked: only an operator can fix that.
+            Err(ClientError::Enrolment { status, message }) => Err(AgentError::CannotEnrol(
+                format!("the controller refused the enrolment token ({status}): {message}"),
+            )),
             Err(error) => {
                 self.trouble_started(&error);
                 Ok(false)
@@ -244,7 +255,7 @@ impl Reporter {
                     AgentMetrics::add(&self.metrics.reports_sent, 1);
                     self.trouble_ended();
                     if let Some(desired) = answer.desired {
-                        self.desired.send_if_modified(|d| {
+                        self.outputs.desired.send_if_modified(|d| {
                             let newer = d.as_ref().is_none_or(|d| d.version < desired.version);
                             if newer {
                                 *d = Some(desired);
@@ -312,4 +323,21 @@ impl Reporter {
             tracing::info!(target: "agent::report", controller = %self.client.base(), ?kind, after = %humantime::format_duration(after), queued = self.queue.len(), "controller accepts reports again");
         }
     }
+}
+
+/// The enrolment token from `path` (first line).
+fn read_token(path: Option<&std::path::Path>) -> Result<String, AgentError> {
+    let path = path.ok_or_else(|| {
+        AgentError::CannotEnrol("not enrolled, and no controller.token-file is configured".into())
+    })?;
+    let token = node::keystore::read_password_file(path).map_err(|error| {
+        AgentError::CannotEnrol(format!("enrolment token file {}: {error}", path.display()))
+    })?;
+    if token.trim().is_empty() {
+        return Err(AgentError::CannotEnrol(format!(
+            "enrolment token file {} is empty",
+            path.display()
+        )));
+    }
+    Ok(token.trim().to_owned())
 }

@@ -45,6 +45,10 @@ pub(crate) async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 Err(error) => tracing::error!(target: "agent", %error, "reload refused: the file is not valid"),
             },
             _ = terminate.recv() => break,
+            reason = agent.failed() => {
+                agent.shutdown().await;
+                anyhow::bail!("the agent stopped: {reason}");
+            }
             result = tokio::signal::ctrl_c() => {
                 result.context("waiting for Ctrl-C")?;
                 break;

@@ -1,12 +1,13 @@
-//! The real controller refusing: an expired enrolment token, a clock it finds skewed. Clear
-//! errors, the node keeps running, and the agent recovers once the cause is fixed.
+//! The real controller refusing: an expired or used enrolment token (the agent stops with the
+//! reason: only an operator can fix it), no token at all (the start fails), a clock it finds
+//! skewed (clear errors, the node keeps running, reports follow once fixed).
 
 use std::{sync::atomic::Ordering, time::Duration};
 
 use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
+async fn a_refused_token_stops_the_agent_and_a_new_token_recovers_its_queue() {
     capture_logs();
     let ctl = ControllerFixture::sqlite().await;
     let expired = "wft_expired-agent-test-token";
@@ -19,27 +20,24 @@ async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = agent_config(dir.path(), &ctl.url(), "");
-    let (agent, _key) = start_agent(config, expired).await;
+    let (agent, key) = start_agent(config.clone(), expired).await;
     let id = node_id(&agent);
-    poll_until("the refusal logged and reports queued", Duration::from_secs(10), async || {
-        !log_lines(&["enrolment token expired", &ctl.url()]).is_empty()
-            && agent.metrics().reports_queued.load(Ordering::Relaxed) > 3
-    })
-    .await;
 
+    // Waiting cannot fix an expired token: the agent says why once and stops (systemd then
+    // shows it failed) instead of running for ever as if healthy.
+    let reason = tokio::time::timeout(Duration::from_secs(10), agent.failed()).await.unwrap();
+    assert!(reason.contains("enrolment token expired"), "{reason}");
     assert!(ctl.node(&id).await.is_none(), "not enrolled");
-    assert!(!agent.metrics().enrolled.load(Ordering::Relaxed));
     let lines = log_lines(&["enrolment token expired", &ctl.url()]);
     assert_eq!(lines.len(), 1, "said once, clearly: {lines:#?}");
-    assert!(agent.supervisor().current().is_some(), "the node keeps running");
-    let (status, _) = get(agent.rest_addr().unwrap(), "/health").await;
-    assert_eq!(status, 200);
-    assert!(agent.metrics().reports_queued.load(Ordering::Relaxed) > 3, "measuring goes on");
+    assert!(agent.metrics().reports_queued.load(Ordering::Relaxed) >= 1, "measured first");
+    agent.shutdown().await;
 
-    // The operator hands out a new token: enrolled without restarting the agent, and the
-    // reports measured meanwhile arrive.
+    // The operator hands out a new token and starts it again: enrolled, and what was measured
+    // before arrives.
     let token_at = node::clock::now_ms();
     std::fs::write(dir.path().join("token"), ctl.token().await).unwrap();
+    let agent = agent::Agent::start(config, key).await.unwrap();
     let node =
         ctl.wait_node(&id, Duration::from_secs(10), |n| n["lastCounter"].as_u64() > Some(3)).await;
     assert_eq!(node["label"], "agent-test");
@@ -49,7 +47,30 @@ async fn expired_token_is_a_clear_error_and_a_new_token_recovers() {
         first_measured < token_at && first_sent >= token_at,
         "queued before enrolment, sent after: measured {first_measured}, sent {first_sent}, token at {token_at}"
     );
+
+    // A token used already (this one, now redeemed) stops a second agent the same way.
+    let other_dir = tempfile::tempdir().unwrap();
+    let used = std::fs::read_to_string(dir.path().join("token")).unwrap();
+    let (other, _) = start_agent(agent_config(other_dir.path(), &ctl.url(), ""), &used).await;
+    let reason = tokio::time::timeout(Duration::from_secs(10), other.failed()).await.unwrap();
+    assert!(reason.contains("already used"), "{reason}");
+    other.shutdown().await;
     agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_token_to_read_fails_the_start_with_one_line() {
+    let ctl = ControllerFixture::sqlite().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = agent_config(dir.path(), &ctl.url(), "");
+    // The token file the configuration names does not exist.
+    let Err(error) = agent::Agent::start(config, node::crypto::generate_key()).await else {
+        panic!("started without a token to enrol with");
+    };
+    let text = error.to_string();
+    assert!(text.starts_with("cannot enrol: enrolment token file"), "{text}");
+    assert!(text.contains(&dir.path().join("token").display().to_string()), "{text}");
+    assert!(!text.contains('\n'), "one line: {text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,9 @@ async fn reports_figures_serves_nwaku_ports_and_survives_an_agent_restart() {
 
     let node = ctl
         .wait_node(&id, Duration::from_secs(20), |n| {
-            n["lastReport"]["figures"]["storeProbe"]["ok"] == true
+            // Rates need two samples: the first report has none yet.
+            let figures = &n["lastReport"]["figures"];
+            figures["storeProbe"]["ok"] == true && figures["messagesOutPerSec"].is_number()
         })
         .await;
     let figures = &node["lastReport"]["figures"];

@@ -107,5 +107,39 @@ async fn agent_runs_from_a_keystore_reports_and_stops_on_sigterm() {
     let exit = timeout(Duration::from_secs(15), child.wait()).await.expect("stops").unwrap();
     assert!(exit.success(), "{exit:?}");
     assert!(reqwest::get(format!("{rest}/health")).await.is_err(), "ports closed");
+
+    // A second node given the same (now used) token: the agent cannot ever enrol, so it exits
+    // non-zero with the controller's reason on one line instead of running as if healthy.
+    ok(dir.path(), &["key", "new", "node2.json", "--light-kdf", "--password-file", password]);
+    let second = std::fs::read_to_string(dir.path().join("agent.toml"))
+        .unwrap()
+        .replace("data-dir = \"state\"", "data-dir = \"state2\"")
+        .replace("node.json", "node2.json");
+    std::fs::write(dir.path().join("agent2.toml"), &second).unwrap();
+    let run = Command::new(env!("CARGO_BIN_EXE_wakufleet"))
+        .args(["agent", "--config", "agent2.toml"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output();
+    let output = timeout(Duration::from_secs(30), run).await.expect("exits by itself").unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(error[0].contains("enrolment token already used"), "{stderr}");
+
+    // No token file at all: the start fails, naming it.
+    std::fs::write(
+        dir.path().join("agent3.toml"),
+        second
+            .replace("token-file = \"token\"", "token-file = \"gone\"")
+            .replace("state2", "state3"),
+    )
+    .unwrap();
+    fails(
+        dir.path(),
+        &["agent", "--config", "agent3.toml"],
+        "cannot enrol: enrolment token file gone",
+    );
     controller.shutdown().await;
 }
