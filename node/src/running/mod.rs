@@ -116,6 +116,23 @@ struct Service {
     connections: connections::ConnectionState,
 }
 
+/// Refuses a fixed port another socket listens on. libp2p's TCP listeners set SO_REUSEPORT,
+/// so two nodes (or a node and any other SO_REUSEPORT server) could both listen on one port
+/// and split its inbound connections without an error; a plain bind first (SO_REUSEADDR only)
+/// fails on any listener there. Port 0 always gets a fresh port.
+fn ensure_port_free(ip: IpAddr, port: u16, address: &Multiaddr) -> Result<(), NodeError> {
+    if port == 0 {
+        return Ok(());
+    }
+    match std::net::TcpListener::bind((ip, port)) {
+        Ok(probe) => {
+            drop(probe);
+            Ok(())
+        }
+        Err(cause) => Err(NodeError::Listen { address: address.clone(), cause: cause.into() }),
+    }
+}
+
 /// Starts a node; returns its handle and the task that runs it.
 pub async fn start(
     config: NodeConfig,
@@ -131,6 +148,7 @@ pub async fn start(
     let tcp_addr =
         Multiaddr::empty().with(ip_protocol.clone()).with(Protocol::Tcp(config.tcp_port));
     let mut listeners = Vec::new();
+    ensure_port_free(config.listen_ip, config.tcp_port, &tcp_addr)?;
     listeners.push(
         swarm
             .listen_on(tcp_addr.clone())
@@ -141,6 +159,7 @@ pub async fn start(
             .with(ip_protocol.clone())
             .with(Protocol::Tcp(port))
             .with(Protocol::Ws("/".into()));
+        ensure_port_free(config.listen_ip, port, &ws)?;
         listeners.push(
             swarm
                 .listen_on(ws.clone())
@@ -152,6 +171,7 @@ pub async fn start(
             .with(ip_protocol)
             .with(Protocol::Tcp(wss.port))
             .with(Protocol::Wss("/".into()));
+        ensure_port_free(config.listen_ip, wss.port, &addr)?;
         listeners.push(
             swarm
                 .listen_on(addr.clone())

@@ -54,3 +54,50 @@ async fn on_every_interface_all_listen_addresses_are_recorded_and_websocket_anno
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+fn tcp_port(addr: &Multiaddr) -> u16 {
+    addr.iter().find_map(|p| if let Protocol::Tcp(port) = p { Some(port) } else { None }).unwrap()
+}
+
+/// One port, one node: libp2p's listeners set SO_REUSEPORT, so a second node on a port the
+/// first one holds used to start without an error and take half its inbound connections.
+/// Each of its ports — TCP, WebSocket, discv5's UDP — is now refused with the OS's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_node_on_a_port_the_first_holds_is_refused() {
+    let first_config = NodeConfig {
+        discv5: Some(node::discovery_v5::Discv5Config { udp_port: 0, bootstrap: Vec::new() }),
+        ..NodeConfig::loopback()
+    };
+    let (first, _task) = start(first_config).await.unwrap();
+    let addrs = first.listen_addrs();
+    let tcp = addrs.iter().find(|a| !is_ws(a)).map(tcp_port).unwrap();
+    let ws = addrs.iter().find(|a| is_ws(a)).map(tcp_port).unwrap();
+    let udp = node::waku_enr::WakuEnr::decode(&first.enr()).unwrap().udp.unwrap().1;
+
+    for (what, config) in [
+        ("tcp", NodeConfig { tcp_port: tcp, ..NodeConfig::loopback() }),
+        ("websocket", NodeConfig { websocket_port: Some(ws), ..NodeConfig::loopback() }),
+        // The first node's TCP port as the second's WebSocket port: one port either way.
+        ("websocket on tcp", NodeConfig { websocket_port: Some(tcp), ..NodeConfig::loopback() }),
+        (
+            "discv5",
+            NodeConfig {
+                discv5: Some(node::discovery_v5::Discv5Config {
+                    udp_port: udp,
+                    bootstrap: Vec::new(),
+                }),
+                ..NodeConfig::loopback()
+            },
+        ),
+    ] {
+        let Err(error) = start(config).await else { panic!("{what}: a second node started") };
+        let chain = format!(
+            "{error}: {}",
+            std::error::Error::source(&error).map_or_else(String::new, ToString::to_string)
+        );
+        assert!(chain.contains("in use"), "{what}: {chain}");
+    }
+    // The first node is unharmed.
+    assert_eq!(first.listen_addrs(), addrs);
+    first.shutdown().await;
+}
