@@ -9,15 +9,44 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+/// Libraries whose `info` is per packet or per request: quiet unless asked for by name
+/// (hickory-server logs two lines per DNS query).
+const NOISY: &[&str] = &[
+    "hickory_server=warn",
+    "hickory_proto=warn",
+    "discv5=error",
+    "libp2p_swarm=warn",
+    "sqlx=warn",
+];
+
+/// The log filter: `$WAKUFLEET_LOG` (tracing's syntax, e.g. `info,ctl::dns=debug`) or the
+/// command's default level, with the noisy libraries held back unless the filter names them.
+fn log_filter(default_level: &str) -> tracing_subscriber::EnvFilter {
+    let asked = std::env::var("WAKUFLEET_LOG").ok().filter(|v| !v.trim().is_empty());
+    let mut directives = asked.clone().unwrap_or_else(|| default_level.to_owned());
+    for noisy in NOISY {
+        let target = noisy.split('=').next().unwrap_or(noisy);
+        if !directives.contains(target) {
+            directives.push(',');
+            directives.push_str(noisy);
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|error| {
+        eprintln!("warning: WAKUFLEET_LOG={asked:?} is not a valid filter ({error}); using {default_level}");
+        tracing_subscriber::EnvFilter::new(default_level)
+    })
+}
+
 fn main() -> ExitCode {
+    use std::io::IsTerminal;
     let cli = cmd::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WAKUFLEET_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,discv5=error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let filter = log_filter(cli.default_log_level());
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match cli.log_format {
+        cmd::LogFormat::Json => logs.json().with_current_span(false).init(),
+        // Colour only for a person at a terminal: files and the journal get plain text.
+        cmd::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {

@@ -26,6 +26,31 @@ use clap::{Parser, Subcommand};
 pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal) or as JSON objects for log shippers.
+    /// The level comes from `$WAKUFLEET_LOG` (e.g. `info`, `warn,ctl::dns=debug`).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+/// How log lines are written (to standard error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// One human-readable line per event.
+    Text,
+    /// One JSON object per line: timestamp, level, target, fields.
+    Json,
+}
+
+impl Cli {
+    /// The log level without `$WAKUFLEET_LOG`: services say what they do (enrolments, health
+    /// changes, builds, signatures, publications at `info`); one-shot commands and the local
+    /// demo only warn, so their own output stays readable.
+    pub(crate) fn default_log_level(&self) -> &'static str {
+        match self.command {
+            Command::Controller(_) | Command::Agent(_) | Command::Node(_) => "info",
+            _ => "warn",
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]

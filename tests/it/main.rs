@@ -7,6 +7,7 @@
 mod bench;
 mod cli_agent;
 mod cli_key;
+mod cli_logs;
 mod cli_node;
 mod cli_token;
 mod cli_tree;

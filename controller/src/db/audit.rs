@@ -32,6 +32,9 @@ impl Db {
         subject: &str,
         detail: serde_json::Value,
     ) -> Result<(), DbError> {
+        // Every audited action is a lifecycle event operators want in the log too (enrolments,
+        // tokens, accounts, signatures, maintenance…); details never hold secrets.
+        tracing::info!(target: "ctl::audit", %actor, %action, %subject, %detail, "audited");
         sqlx::query(
             "INSERT INTO audit_log (at, actor, action, subject, detail) VALUES ($1, $2, $3, $4, $5)",
         )
