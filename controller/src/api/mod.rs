@@ -53,7 +53,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/tokens", post(tokens::create_token).get(tokens::tokens))
         .route("/api/v1/tokens/{id}", delete(tokens::revoke_token))
         .route("/api/v1/nodes", get(nodes::nodes))
-        .route("/api/v1/nodes/{id}", get(nodes::node))
+        .route("/api/v1/nodes/{id}", get(nodes::node).delete(nodes::decommission))
         .route("/api/v1/nodes/{id}/config", put(nodes::put_node_config))
         .route("/api/v1/nodes/{id}/membership", put(nodes::put_membership))
         .route(

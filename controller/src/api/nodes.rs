@@ -1,4 +1,4 @@
-//! `/api/v1/nodes`: the registry, desired configurations and maintenance.
+//! `/api/v1/nodes`: the registry, decommissioning, desired configurations and maintenance.
 
 use std::sync::Arc;
 
@@ -35,6 +35,24 @@ pub async fn node(
         .map(|(seq, enr, first_seen)| serde_json::json!({ "seq": seq, "enr": enr, "firstSeen": first_seen }))
         .collect();
     Ok(Json(serde_json::json!({ "node": node, "enrHistory": history })))
+}
+
+/// `DELETE /api/v1/nodes/{id}`: decommissions a node. It leaves every tree at the next pass,
+/// its reports, record history and alerts go, and its agent's next report is refused as from
+/// an unknown node (the agent cannot enrol again with its used token, so it stops). The audit
+/// log keeps what it was.
+pub async fn decommission(
+    State(state): State<Arc<AppState>>,
+    Operator(actor): Operator,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, AppError> {
+    let node =
+        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    state.db.delete_node(&id).await?;
+    let detail = serde_json::json!({ "label": node.label, "roles": node.roles, "enr": node.enr });
+    state.db.audit(&actor, "node.decommission", &id, detail).await?;
+    state.wake.notify_one();
+    Ok(axum::http::StatusCode::NO_CONTENT)
 }
 
 /// `PUT /api/v1/nodes/{id}/config` body: what the node should run; the controller numbers it.

@@ -48,7 +48,10 @@ pub async fn document() -> Json<Value> {
             },
             "/api/v1/tokens/{id}": { "delete": op("Revoke an enrolment token not yet redeemed (id as listed)", "operate", None, "204", &["401", "404", "409"]) },
             "/api/v1/nodes": { "get": op("The registry with health states", "read", None, "200", &["401"]) },
-            "/api/v1/nodes/{id}": { "get": op("One node, its newest report, its ENR history", "read", None, "200", &["401", "404"]) },
+            "/api/v1/nodes/{id}": {
+                "get": op("One node, its newest report, its ENR history", "read", None, "200", &["401", "404"]),
+                "delete": op("Decommission a node: out of every tree at the next pass, its reports and alerts gone, its agent's next report refused (audited)", "operate", None, "204", &["401", "404"])
+            },
             "/api/v1/nodes/{id}/config": { "put": op("Set the configuration the node's agent applies (numbered by the controller; returned with every report answer)", "operate", Some("NodeConfig"), "200", &["400", "401", "404", "422"]) },
             "/api/v1/nodes/{id}/membership": { "put": op("Set the node's roles (and label): the operator's, never changed by reports", "operate", Some("Membership"), "200", &["400", "401", "404"]) },
             "/api/v1/nodes/{id}/maintenance": {

@@ -375,6 +375,20 @@ impl Db {
         Ok(done.rows_affected() > 0)
     }
 
+    /// Removes a node with its reports and record history, in one transaction.
+    pub async fn delete_node(&self, node_id: &str) -> Result<(), DbError> {
+        let mut tx = self.pool().begin().await?;
+        for sql in [
+            "DELETE FROM reports WHERE node_id = $1",
+            "DELETE FROM enr_history WHERE node_id = $1",
+            "DELETE FROM nodes WHERE node_id = $1",
+        ] {
+            sqlx::query(sql).bind(node_id).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Stores the outcome of a reachability check of the record with `enr_seq`; a newer
     /// record that arrived while the probe ran stays unknown (it was not what was probed).
     pub async fn set_reachable(

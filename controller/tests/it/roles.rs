@@ -30,6 +30,7 @@ const ROUTES: &[(&str, &str, &str, Permission)] = &[
     ("DELETE", "/api/v1/tokens/{id}", "/api/v1/tokens/nope", Operate),
     ("GET", "/api/v1/nodes", "/api/v1/nodes", Read),
     ("GET", "/api/v1/nodes/{id}", "/api/v1/nodes/nope", Read),
+    ("DELETE", "/api/v1/nodes/{id}", "/api/v1/nodes/nope", Operate),
     ("PUT", "/api/v1/nodes/{id}/config", "/api/v1/nodes/nope/config", Operate),
     ("PUT", "/api/v1/nodes/{id}/membership", "/api/v1/nodes/nope/membership", Operate),
     ("PUT", "/api/v1/nodes/{id}/maintenance", "/api/v1/nodes/nope/maintenance", Operate),

@@ -376,3 +376,48 @@ async fn unknown_and_unenrolled_nodes_get_the_same_answer() {
     assert_eq!(unknown, claimed, "the answers tell nothing about enrolment");
     assert_eq!(f.report(&mut enrolled, |_| {}).await.0, 202);
 }
+
+/// A decommissioned node (issue: the operator's first day) was critical for ever, listed on the
+/// dashboard and in `WakufleetNodeCritical`. `DELETE /api/v1/nodes/{id}` removes it: out of the
+/// tree at the next pass, out of `/metrics`, its agent's next report refused; audited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_decommissioned_node_leaves_the_tree_the_metrics_and_cannot_report() {
+    let f = start().await;
+    let mut old = SimAgent::new(31_030);
+    f.enrol(&old, json!({ "label": "old-box", "roles": ["boot"] })).await;
+    assert_eq!(f.report(&mut old, |_| {}).await.0, 202);
+    let mut kept = SimAgent::new(31_031);
+    f.enrol(&kept, json!({ "label": "new-box", "roles": ["boot"] })).await;
+    assert_eq!(f.report(&mut kept, |_| {}).await.0, 202);
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.boot_tree_ids().await.len(), 2);
+
+    let path = format!("/api/v1/nodes/{}", old.node_id());
+    let (status, answer) = f.admin(Method::DELETE, &path, None).await;
+    assert_eq!(status, 204, "{answer}");
+    f.controller.reconcile_now().await.unwrap();
+    assert_eq!(f.boot_tree_ids().await, [kept.node_id()]);
+    assert_eq!(f.admin(Method::GET, &path, None).await.0, 404);
+    let metrics = f.http.get(format!("{}/metrics", f.base)).send().await.unwrap().text().await;
+    let metrics = metrics.unwrap();
+    assert!(!metrics.contains(&old.node_id()), "{metrics}");
+    assert!(metrics.contains(&kept.node_id()), "{metrics}");
+
+    // Its agent is refused as an unknown node; deleting again finds nothing.
+    let (status, answer) = f.report(&mut old, |_| {}).await;
+    assert_eq!(status, 401, "{answer}");
+    assert_eq!(f.admin(Method::DELETE, &path, None).await.0, 404);
+    let audit = f.admin(Method::GET, "/api/v1/audit", None).await.1;
+    let entry = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "node.decommission")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (entry["subject"].as_str(), entry["detail"]["label"].as_str()),
+        (Some(old.node_id().as_str()), Some("old-box"))
+    );
+    f.controller.shutdown().await;
+}
