@@ -61,6 +61,8 @@ pub struct AgentFigures {
     pub store_probe: Option<StoreProbe>,
     /// The newest desired configuration's outcome.
     pub config: Option<ConfigStatus>,
+    /// How long the running node has been up.
+    pub node_uptime: Option<std::time::Duration>,
 }
 
 /// Turns snapshots into figures.
@@ -83,6 +85,7 @@ impl Sampler {
             errors: agent.errors,
             store_probe: agent.store_probe,
             config: agent.config,
+            node_uptime_secs: agent.node_uptime.map(|d| d.as_secs()),
             ..Figures::default()
         };
         let Some(stats) = stats else {

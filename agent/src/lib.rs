@@ -57,6 +57,9 @@ pub struct Agent {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     failed: watch::Receiver<Option<String>>,
+    /// Stops the reporter first, so its last report goes out while the node still runs.
+    reporter_stop: watch::Sender<bool>,
+    reporter: Option<JoinHandle<()>>,
 }
 
 impl Agent {
@@ -88,6 +91,7 @@ impl Agent {
             .ok_or(AgentError::Stopped)?;
         let (desired_tx, desired_rx) = watch::channel(None);
         let (failed_tx, failed) = watch::channel(None);
+        let (reporter_stop, reporter_stopped) = watch::channel(false);
         let reporter = Reporter::new(
             config.clone(),
             client,
@@ -105,6 +109,8 @@ impl Agent {
             stop,
             tasks: Vec::new(),
             failed,
+            reporter_stop,
+            reporter: None,
         };
         // Bind the ports before anything else runs, so a taken port fails the start.
         if let Some(addr) = config.rest_address() {
@@ -125,7 +131,7 @@ impl Agent {
             agent.metrics_addr = Some(bound);
             tasks.push(task);
         }
-        tasks.push(tokio::spawn(reporter.run(stopped.clone())));
+        agent.reporter = Some(tokio::spawn(reporter.run(reporter_stopped)));
         tasks.push(tokio::spawn(apply_desired(supervisor, desired_rx, stopped)));
         agent.tasks = tasks;
         tracing::info!(target: "agent", rest = ?agent.rest_addr, metrics = ?agent.metrics_addr, "agent started");
@@ -170,9 +176,13 @@ impl Agent {
         self.supervisor.reload(config).await
     }
 
-    /// Stops reporting, the ports and the node (cleanly, then by force after the supervisor's
-    /// `stop-timeout`).
-    pub async fn shutdown(self) {
+    /// Stops reporting (after a last report saying the node is stopping), then the ports and
+    /// the node (cleanly, then by force after the supervisor's `stop-timeout`).
+    pub async fn shutdown(mut self) {
+        let _ = self.reporter_stop.send(true);
+        if let Some(reporter) = self.reporter.take() {
+            let _ = reporter.await;
+        }
         let _ = self.stop.send(true);
         for task in self.tasks {
             let _ = task.await;

@@ -32,6 +32,9 @@ use crate::{
     supervisor::SupervisorHandle,
 };
 
+/// How long a clean stop waits for its last report to be taken.
+const LEAVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Replayed counters skipped in a row before a delivery round gives up.
 const MAX_REPLAYS: u32 = 3;
 
@@ -126,9 +129,13 @@ impl Reporter {
         let mut tick = tokio::time::interval(self.config.controller.report_interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                _ = tick.tick() => {}
-                _ = stop.wait_for(|s| *s) => return,
+            let stopping = tokio::select! {
+                _ = tick.tick() => false,
+                _ = stop.wait_for(|s| *s) => true,
+            };
+            if stopping {
+                self.leave().await;
+                return;
             }
             match self.round().await {
                 Ok(()) => {}
@@ -148,19 +155,20 @@ impl Reporter {
 
     /// One round: measure, enrol if needed, deliver what is queued.
     pub async fn round(&mut self) -> Result<(), AgentError> {
-        self.measure().await?;
+        self.measure(false).await?;
         if self.state.state().enrolled_node_id.is_none() && !self.enrol().await? {
             return Ok(());
         }
         self.deliver().await
     }
 
-    async fn measure(&mut self) -> Result<(), AgentError> {
+    async fn measure(&mut self, stopping: bool) -> Result<(), AgentError> {
         let instance = self.supervisor.current();
         let mut store_probe = None;
         let mut stats = None;
         if let Some(instance) = &instance {
-            if instance.store && self.config.probe.enabled {
+            // A leaving node's last report goes out at once: no store probe round trip.
+            if instance.store && self.config.probe.enabled && !stopping {
                 let probe = &self.config.probe;
                 store_probe = probe_store(instance, &probe.content_topic, probe.timeout).await;
             }
@@ -172,8 +180,10 @@ impl Reporter {
             errors: self.errors.drain(),
             store_probe,
             config: supervisor.config_status(),
+            node_uptime: instance.as_ref().map(|i| i.started.elapsed()),
         };
-        let figures = self.sampler.sample(stats.as_ref(), agent, Instant::now());
+        let mut figures = self.sampler.sample(stats.as_ref(), agent, Instant::now());
+        figures.stopping = stopping.then_some(true);
         let measurement = match (&instance, &self.last) {
             (Some(i), _) => Measurement {
                 measured_at: now_ms(),
@@ -193,6 +203,30 @@ impl Reporter {
         self.metrics.reports_queued.store(self.queue.len() as u64, Ordering::Relaxed);
         self.last = Some(measurement);
         Ok(())
+    }
+
+    /// A clean stop: one last report saying the node is going, so the controller takes it out
+    /// of its trees at once instead of when its reports grow stale. Best effort, bounded: a
+    /// controller that is away gets it later from the queue (as an older report).
+    async fn leave(&mut self) {
+        if self.state.state().enrolled_node_id.is_none() {
+            return;
+        }
+        let last = async {
+            self.measure(true).await?;
+            self.deliver().await
+        };
+        match tokio::time::timeout(LEAVE_TIMEOUT, last).await {
+            Ok(Ok(())) => {
+                tracing::info!(target: "agent::report", "told the controller the node is stopping")
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(target: "agent::report", %error, "could not tell the controller the node is stopping")
+            }
+            Err(_) => {
+                tracing::warn!(target: "agent::report", "the controller did not take the stopping report in time")
+            }
+        }
     }
 
     /// Enrols with the token; `Ok(false)` while that is not possible yet (the controller is

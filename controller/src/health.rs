@@ -51,13 +51,27 @@ pub struct HealthThresholds {
     pub critical_after_secs: u64,
     /// Fewer relay peers than this is a warning (nwaku aims at 6 good connections).
     pub min_relay_peers: u32,
+    /// A node up for less than this with too few relay peers is *starting* (a warning, not
+    /// listed) rather than critical: every node has no peers in its first seconds.
+    pub starting_grace_secs: u64,
 }
 
 impl Default for HealthThresholds {
     fn default() -> Self {
-        Self { warning_after_secs: 90, critical_after_secs: 300, min_relay_peers: 6 }
+        Self {
+            warning_after_secs: 90,
+            critical_after_secs: 300,
+            min_relay_peers: 6,
+            starting_grace_secs: 60,
+        }
     }
 }
+
+/// How a starting node's reason begins (trees leave such nodes out).
+pub const STARTING: &str = "starting:";
+
+/// The reason of a node whose agent stopped it cleanly.
+pub const STOPPED: &str = "stopped by its agent";
 
 /// Evaluates `node` at `now_ms`: the state and a reason an operator can act on. `expected`
 /// is what the trees say of its cluster and shards (config drift is a warning).
@@ -78,6 +92,15 @@ pub fn evaluate(
         return (Health::Critical, "advertised address unreachable".into());
     }
     let figures = node.figures().unwrap_or_default();
+    if figures.stopping == Some(true) {
+        return (Health::Critical, STOPPED.into());
+    }
+    if let (Some(up), Some(peers)) = (figures.node_uptime_secs, figures.relay_peers)
+        && up < thresholds.starting_grace_secs
+        && peers < thresholds.min_relay_peers
+    {
+        return (Health::Warning, format!("{STARTING} up {up} s, {peers} relay peers"));
+    }
     // Only relaying nodes report relay peers.
     if figures.relay_peers == Some(0) {
         return (Health::Critical, "no relay peers".into());
@@ -154,5 +177,26 @@ mod tests {
             "relayPeers": 7, "meshPerShard": { "/waku/2/rs/1/0": 2 }
         }));
         assert_eq!(evaluate(&good, &t, &none, 2_000), (Health::Passing, "ok".into()));
+    }
+
+    #[test]
+    fn a_starting_node_is_not_critical_and_a_stopping_one_is() {
+        let t = HealthThresholds::default();
+        let none = Expectations::default();
+        let fresh = reported(serde_json::json!({ "relayPeers": 0, "nodeUptimeSecs": 5 }));
+        assert_eq!(
+            evaluate(&fresh, &t, &none, 2_000),
+            (Health::Warning, "starting: up 5 s, 0 relay peers".into())
+        );
+        // Past the grace period, no peers is critical again.
+        let stuck = reported(serde_json::json!({ "relayPeers": 0, "nodeUptimeSecs": 61 }));
+        assert_eq!(evaluate(&stuck, &t, &none, 2_000).0, Health::Critical);
+        // A starting node with enough peers is simply passing.
+        let quick = reported(serde_json::json!({ "relayPeers": 6, "nodeUptimeSecs": 5 }));
+        assert_eq!(evaluate(&quick, &t, &none, 2_000).0, Health::Passing);
+        let leaving = reported(
+            serde_json::json!({ "relayPeers": 9, "nodeUptimeSecs": 500, "stopping": true }),
+        );
+        assert_eq!(evaluate(&leaving, &t, &none, 2_000), (Health::Critical, STOPPED.into()));
     }
 }

@@ -113,8 +113,8 @@ impl TreePolicy {
             && self.cluster_id.is_none_or(|c| node.cluster_id == Some(c))
     }
 
-    /// The nodes to list in the tree at `domain`: matching, never critical, unreachable or in
-    /// maintenance, proven reachable at their current record when `require_reachable` (the
+    /// The nodes to list in the tree at `domain`: matching, never critical, starting,
+    /// unreachable or in maintenance, proven reachable at their current record when `require_reachable` (the
     /// controller probes: a record not yet probed is not listed), and with a record whose answer fits one UDP message there (one that does
     /// not is left out rather than failing the whole build); passing before warning, longest
     /// passing first (a stable membership means fewer rebuilds), then by node id.
@@ -133,6 +133,7 @@ impl TreePolicy {
             .filter(|n| n.health != Health::Critical && n.reachable != Some(false))
             .filter(|n| !require_reachable || n.reachable == Some(true))
             .filter(|n| n.maintenance.is_none())
+            .filter(|n| !n.health_reason.starts_with(crate::health::STARTING))
             .filter(|n| record_fits(domain, &n.enr).is_ok())
             .collect();
         eligible.sort_by(|a, b| {

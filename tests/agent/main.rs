@@ -10,6 +10,7 @@ mod config_file;
 mod controller_faults;
 mod desired;
 mod fake_controller;
+mod lifecycle;
 mod outage;
 mod reporting;
 mod supervise;

@@ -110,6 +110,12 @@ pub struct Figures {
     pub merged: Option<u32>,
     /// The earliest measurement folded in, Unix ms (with `merged`).
     pub measured_from: Option<i64>,
+    /// Seconds the running node has been up (absent while it is down): a node that just
+    /// started has few peers for a reason.
+    pub node_uptime_secs: Option<u64>,
+    /// The agent's last report before a clean stop: the node is going away now, so it should
+    /// leave its trees now rather than when its reports stop being fresh.
+    pub stopping: Option<bool>,
 }
 
 /// A store probe: a store node asked for a message the agent published.

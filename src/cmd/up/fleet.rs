@@ -127,6 +127,9 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
             warning_after_secs: 10,
             critical_after_secs: 20,
             min_relay_peers: plan.min_relay_peers,
+            // Loopback peers arrive within seconds; a node still short of them after 10 s is
+            // not merely starting.
+            starting_grace_secs: 10,
         },
         reconcile_interval_ms: 500,
         dns: Some(DnsConfig { listen: plan.dns, zone: plan.zone.to_owned() }),
