@@ -68,6 +68,8 @@ impl Agent {
     pub async fn start(config: AgentConfig, key: SigningKey) -> Result<Self, AgentError> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(AgentError::disk(&config.data_dir))?;
+        // Before the node starts: an agent that can never enrol fails with that reason alone.
+        reporter::check_can_enrol(&config)?;
         let (stop, stopped) = watch::channel(false);
         let errors = ErrorLog::default();
         let metrics = Arc::new(AgentMetrics::default());

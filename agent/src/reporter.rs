@@ -100,10 +100,6 @@ impl Reporter {
         outputs: ReporterOutputs,
     ) -> Result<Self, AgentError> {
         let state = StateFile::open(&config.data_dir)?;
-        if state.state().enrolled_node_id.is_none() {
-            // Not enrolled: without a token nothing will ever be reported; say so at start.
-            read_token(config.controller.token_file.as_deref())?;
-        }
         let queue =
             ReportQueue::open(&config.data_dir.join("queue"), config.controller.queue_limit)?;
         metrics.enrolled.store(state.state().enrolled_node_id.is_some(), Ordering::Relaxed);
@@ -357,6 +353,16 @@ impl Reporter {
             tracing::info!(target: "agent::report", controller = %self.client.base(), ?kind, after = %humantime::format_duration(after), queued = self.queue.len(), "controller accepts reports again");
         }
     }
+}
+
+/// Fails when the agent is not enrolled and has no token to enrol with: nothing would ever be
+/// reported, so it should not start.
+pub fn check_can_enrol(config: &AgentConfig) -> Result<(), AgentError> {
+    let state = StateFile::open(&config.data_dir)?;
+    if state.state().enrolled_node_id.is_none() {
+        read_token(config.controller.token_file.as_deref())?;
+    }
+    Ok(())
 }
 
 /// The enrolment token from `path` (first line).

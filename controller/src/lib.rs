@@ -23,6 +23,7 @@
 //! - [`tree_definition`] — tree definitions checked and stored, from the configuration or the
 //!   API; signers (`key:<name>`, `offline`) and links (`enrtree://…`, `tree:<name>`) as types.
 //! - [`keyring`] — signing keys unlocked from keystores.
+//! - [`preflight`] — `controller --check`: everything a start needs, checked without serving.
 //! - [`metrics`] — `GET /metrics`: this instance's counters and the fleet's state for
 //!   Prometheus.
 //! - [`reachability`] — libp2p handshakes with every node at its advertised address.
@@ -53,6 +54,7 @@ pub mod keyring;
 pub mod membership;
 pub mod metrics;
 pub mod policy;
+pub mod preflight;
 pub mod publish;
 pub mod reachability;
 pub mod reconcile;

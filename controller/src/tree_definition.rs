@@ -121,15 +121,13 @@ pub enum DefinitionError {
     Database(#[from] DbError),
 }
 
-/// Checks and stores `tree`; `actor` is written to the audit log. Returns whether the tree
-/// existed.
-pub async fn define(
-    db: &Db,
+/// Checks `tree` against the configuration and the unlocked keys without touching the
+/// database (what `controller --check` runs); returns its domain, normalised.
+pub fn check(
     config: &ControllerConfig,
     keyring: &Keyring,
     tree: &TreeConfig,
-    actor: &str,
-) -> Result<bool, DefinitionError> {
+) -> Result<String, DefinitionError> {
     let TreeConfig { name, domain, signer, policy } = tree;
     let invalid = |m: String| Err(DefinitionError::Invalid(m));
     if name.is_empty()
@@ -156,6 +154,20 @@ pub async fn define(
         return invalid(format!("signer {signer}: no key {key:?} is unlocked on this controller"));
     }
     policy.validate().map_err(DefinitionError::Policy)?;
+    Ok(domain)
+}
+
+/// Checks and stores `tree`; `actor` is written to the audit log. Returns whether the tree
+/// existed.
+pub async fn define(
+    db: &Db,
+    config: &ControllerConfig,
+    keyring: &Keyring,
+    tree: &TreeConfig,
+    actor: &str,
+) -> Result<bool, DefinitionError> {
+    let domain = check(config, keyring, tree)?;
+    let TreeConfig { name, signer, policy, .. } = tree;
     let existing = db.tree(name).await?;
     let row = TreeRow {
         name: name.to_owned(),

@@ -30,6 +30,13 @@ pub(crate) struct ControllerArgs {
     check: bool,
 }
 
+impl ControllerArgs {
+    /// Whether this run only checks (and so should print its verdict, not a service's log).
+    pub(crate) fn check_only(&self) -> bool {
+        self.check
+    }
+}
+
 pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let mut config = match &args.config {
         Some(path) => ControllerConfig::from_file(path)?,
@@ -49,14 +56,11 @@ pub(crate) async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         .collect::<Result<Vec<_>, _>>()
         .context("publishers")?;
     if args.check {
-        if let Some(tls) = &config.tls {
-            tls.load().context("tls")?;
-        }
+        let checked = controller::preflight::check(&config, &keyring, &publishers).await?;
         println!(
-            "configuration ok: {} key(s) unlocked, {} tree(s), {} publisher(s)",
-            config.keys.len(),
-            config.trees.len(),
-            publishers.len()
+            "configuration ok: {} key(s) unlocked, {} tree(s), {} publisher(s), {} database \
+             reachable and migrated, ports free",
+            checked.keys, checked.trees, checked.publishers, checked.database
         );
         return Ok(());
     }

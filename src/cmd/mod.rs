@@ -46,7 +46,8 @@ impl Cli {
     /// changes, builds, signatures, publications at `info`); one-shot commands and the local
     /// demo only warn, so their own output stays readable.
     pub(crate) fn default_log_level(&self) -> &'static str {
-        match self.command {
+        match &self.command {
+            Command::Controller(args) if args.check_only() => "warn",
             Command::Controller(_) | Command::Agent(_) | Command::Node(_) => "info",
             _ => "warn",
         }

@@ -67,6 +67,9 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let options = args.options.over(file);
     let config = node_config(&options, &args.password)?;
     let max_message_size = config.max_message_size;
+    // Checked before anything starts: an open port without a token never listens, not even
+    // briefly, and a refusal is the only line printed.
+    let rest_access = options.rest_socket().map(|addr| options.rest_access(addr)).transpose()?;
     let (node, task) = running::start(config).await.context("starting the node")?;
     println!("peer id: {}", node.peer_id());
     for addr in node.listen_addrs() {
@@ -75,9 +78,7 @@ pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     println!("enr: {}", node.enr().to_base64());
 
     let mut servers = Vec::new();
-    if let Some(addr) = options.rest_socket() {
-        // Checked before binding: an open port without a token never listens, not even briefly.
-        let access = options.rest_access(addr)?;
+    if let (Some(addr), Some(access)) = (options.rest_socket(), rest_access) {
         let listener =
             tokio::net::TcpListener::bind(addr).await.with_context(|| format!("REST on {addr}"))?;
         println!("rest: http://{}", listener.local_addr()?);

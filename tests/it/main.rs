@@ -6,6 +6,7 @@
 
 mod bench;
 mod cli_agent;
+mod cli_controller;
 mod cli_key;
 mod cli_logs;
 mod cli_node;
