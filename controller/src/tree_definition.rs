@@ -174,11 +174,18 @@ pub async fn define(
         domain: domain.clone(),
         policy: policy.clone(),
         signer: signer.clone(),
-        // Another signer means another key, so another URL: keep the key only if unchanged.
-        public_key: existing
-            .as_ref()
-            .filter(|t| t.signer == *signer)
-            .and_then(|t| t.public_key.clone()),
+        // An online key is known now, so the tree's URL can be shown before its first build;
+        // an offline one is learnt from the first signature. Another signer means another
+        // key, so another URL: keep a learnt key only if the signer is unchanged.
+        public_key: match signer {
+            Signer::Key(key) => keyring.get(key).map(|k| {
+                node::enrtree::signature::encode_public_key(k.verifying_key())
+            }),
+            Signer::Offline => existing
+                .as_ref()
+                .filter(|t| t.signer == *signer)
+                .and_then(|t| t.public_key.clone()),
+        },
         last_error: None,
         retire_at: None,
     };

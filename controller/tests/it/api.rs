@@ -419,8 +419,11 @@ async fn key_rotation_scenario(fixture: Fixture) {
     // The new tree under the new key, published beside the old one.
     let next = json!({ "domain": "boot2.fleet.test", "signer": "key:next", "policy": { "roles": ["boot"] } });
     assert_eq!(f.admin(Method::PUT, "/api/v1/trees/boot2", Some(next)).await.0, 201);
+    // Its URL is known as soon as it is defined (the online key is), before any build.
+    let defined_url = f.tree("boot2").await["url"].as_str().unwrap().to_owned();
     f.controller.reconcile_now().await.unwrap();
     let new_url = f.tree("boot2").await["url"].as_str().unwrap().to_owned();
+    assert_eq!(defined_url, new_url);
     assert_ne!(new_url.split('@').next(), old_url.split('@').next(), "another key");
     assert_eq!(f.resolve(&new_url).await, all);
 
