@@ -16,8 +16,10 @@ use std::{
 use contract::{
     desired::DesiredConfig,
     enrolment::Enrolment,
-    report::{REPORT_VERSION, Report},
+    report::{FleetHint, REPORT_VERSION, Report},
 };
+use libp2p::PeerId;
+use node::enrtree::NodeRecord;
 use tokio::sync::watch;
 
 use crate::{
@@ -77,6 +79,8 @@ pub struct Reporter {
     last: Option<Measurement>,
     trouble: Option<(Trouble, Instant)>,
     outputs: ReporterOutputs,
+    /// The fleet hint the running node has, and when that node started.
+    fleet_applied: Option<(Instant, FleetHint)>,
 }
 
 /// What the reporter tells the rest of the agent.
@@ -117,6 +121,7 @@ impl Reporter {
             last: None,
             trouble: None,
             outputs,
+            fleet_applied: None,
         })
     }
 
@@ -199,6 +204,33 @@ impl Reporter {
         self.metrics.reports_queued.store(self.queue.len() as u64, Ordering::Relaxed);
         self.last = Some(measurement);
         Ok(())
+    }
+
+    /// Hands the controller's fleet hint to the running node, once per node instance and
+    /// change: its records become bootstrap and dial candidates, its peer ids fleet peers.
+    async fn apply_fleet(&mut self, fleet: FleetHint) {
+        let Some(instance) = self.supervisor.current() else { return };
+        let key = (instance.started, fleet.clone());
+        if self.fleet_applied.as_ref() == Some(&key) {
+            return;
+        }
+        let records: Vec<NodeRecord> = fleet
+            .records
+            .iter()
+            .take(contract::report::MAX_FLEET_RECORDS)
+            .filter_map(|r| r.parse().ok())
+            .collect();
+        let peer_ids: Vec<PeerId> = fleet
+            .peer_ids
+            .iter()
+            .take(contract::report::MAX_FLEET_PEER_IDS)
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        let (known, ids) = (records.len(), peer_ids.len());
+        if instance.handle.add_fleet(records, peer_ids).await.is_ok() {
+            tracing::debug!(target: "agent::report", records = known, peer_ids = ids, "fleet hint given to the node");
+            self.fleet_applied = Some(key);
+        }
     }
 
     /// A clean stop: one last report saying the node is going, so the controller takes it out
@@ -284,6 +316,9 @@ impl Reporter {
                     self.queue.remove(seq)?;
                     AgentMetrics::add(&self.metrics.reports_sent, 1);
                     self.trouble_ended();
+                    if let Some(fleet) = answer.fleet {
+                        self.apply_fleet(fleet).await;
+                    }
                     if let Some(desired) = answer.desired {
                         self.outputs.desired.send_if_modified(|d| {
                             let newer = d.as_ref().is_none_or(|d| d.version < desired.version);

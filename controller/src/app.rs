@@ -41,6 +41,8 @@ pub struct AppState {
     expectations: std::sync::RwLock<std::sync::Arc<crate::drift::Expectations>>,
     /// This instance's counters.
     pub metrics: crate::metrics::ControllerMetrics,
+    /// The fleet as of the last reconcile pass, for reports' answers.
+    fleet: std::sync::RwLock<std::sync::Arc<crate::fleet_hint::FleetSnapshot>>,
     /// Wakes the reconcile loop early (a report changed something).
     pub wake: Notify,
     /// The (tree, seq, state) of the versions the built-in DNS server serves now.
@@ -66,6 +68,15 @@ impl AppState {
     pub(crate) fn set_expectations(&self, expected: crate::drift::Expectations) {
         *self.expectations.write().unwrap_or_else(|e| e.into_inner()) =
             std::sync::Arc::new(expected);
+    }
+
+    /// The fleet as of the last reconcile pass.
+    pub fn fleet(&self) -> std::sync::Arc<crate::fleet_hint::FleetSnapshot> {
+        self.fleet.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub(crate) fn set_fleet(&self, fleet: crate::fleet_hint::FleetSnapshot) {
+        *self.fleet.write().unwrap_or_else(|e| e.into_inner()) = std::sync::Arc::new(fleet);
     }
 
     /// Root and other TTLs for tree records.
@@ -164,6 +175,7 @@ impl Controller {
             reconcile_pass: Mutex::new(()),
             publisher: std::sync::atomic::AtomicBool::new(false),
             expectations: std::sync::RwLock::default(),
+            fleet: std::sync::RwLock::default(),
             metrics: crate::metrics::ControllerMetrics::new().map_err(StartError::Metrics)?,
             wake: Notify::new(),
             served: Mutex::new(None),

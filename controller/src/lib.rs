@@ -19,6 +19,8 @@
 //! - [`health`] — passing / warning / critical from report freshness and figures;
 //!   [`drift`] — a node's cluster or shards against what its trees and desired configuration
 //!   say.
+//! - [`fleet_hint`] — the other fleet nodes and peer ids each report's answer carries, so
+//!   fleet nodes find each other without bootstrap lists.
 //! - [`policy`] — which nodes a tree lists, and the client limits on tree size.
 //! - [`tree_definition`] — tree definitions checked and stored, from the configuration or the
 //!   API; signers (`key:<name>`, `offline`) and links (`enrtree://…`, `tree:<name>`) as types.
@@ -48,6 +50,7 @@ pub mod db;
 
 pub mod drift;
 pub mod error;
+pub mod fleet_hint;
 pub mod health;
 pub mod http_server;
 pub mod keyring;

@@ -178,13 +178,12 @@ pub async fn define(
         // an offline one is learnt from the first signature. Another signer means another
         // key, so another URL: keep a learnt key only if the signer is unchanged.
         public_key: match signer {
-            Signer::Key(key) => keyring.get(key).map(|k| {
-                node::enrtree::signature::encode_public_key(k.verifying_key())
-            }),
-            Signer::Offline => existing
-                .as_ref()
-                .filter(|t| t.signer == *signer)
-                .and_then(|t| t.public_key.clone()),
+            Signer::Key(key) => keyring
+                .get(key)
+                .map(|k| node::enrtree::signature::encode_public_key(k.verifying_key())),
+            Signer::Offline => {
+                existing.as_ref().filter(|t| t.signer == *signer).and_then(|t| t.public_key.clone())
+            }
         },
         last_error: None,
         retire_at: None,

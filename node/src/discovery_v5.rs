@@ -104,6 +104,14 @@ impl Discovery {
         Ok(Self { discv5 })
     }
 
+    /// Adds a bootstrap record after start (the controller's fleet hint): lookups go through
+    /// it from the next round on.
+    pub fn add_bootstrap(&self, text: &str) -> Result<(), Discv5Error> {
+        let bad = |message: String| Discv5Error::Bootstrap { record: text.to_owned(), message };
+        let enr: Discv5Enr = text.parse().map_err(bad)?;
+        self.discv5.add_enr(enr).map_err(|e| bad(e.to_owned()))
+    }
+
     /// Records in the routing table.
     pub fn table_size(&self) -> usize {
         self.discv5.table_entries_enr().len()

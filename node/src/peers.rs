@@ -58,6 +58,9 @@ impl Origin {
     }
 }
 
+/// Most peer ids a node keeps as its fleet's.
+pub const MAX_FLEET_PEERS: usize = 4096;
+
 /// A peer a discovery source found: where to dial it and, when known, its record.
 #[derive(Debug, Clone)]
 pub struct FoundPeer {
@@ -209,6 +212,17 @@ impl PeerManager {
             .max_by_key(|(_, k)| k.failures)
             .map(|(p, _)| *p);
         victim.map(|p| self.known.remove(&p)).is_some()
+    }
+
+    /// Counts `peers` as fleet nodes from now on (the controller's list), up to
+    /// [`MAX_FLEET_PEERS`] in all.
+    pub fn add_fleet(&mut self, peers: impl IntoIterator<Item = PeerId>) {
+        for peer in peers {
+            if self.fleet.len() >= MAX_FLEET_PEERS {
+                break;
+            }
+            self.fleet.insert(peer);
+        }
     }
 
     /// Whether `peer` is one of the fleet's own nodes.

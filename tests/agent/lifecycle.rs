@@ -31,3 +31,30 @@ async fn a_starting_node_is_not_critical_and_a_clean_stop_is_reported_at_once() 
     assert_eq!(after["healthReason"], "stopped by its agent", "{after}");
     assert!(node["lastReport"]["figures"]["nodeUptimeSecs"].is_u64(), "{node}");
 }
+
+/// Fleet nodes find each other (issue: the operator's first day): two agents configured with
+/// no bootstrap list, static node or fleet-peer ids connect through the records the
+/// controller's answers carry, and count each other as fleet peers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_nodes_find_each_other_from_the_controllers_answers() {
+    let ctl = ControllerFixture::sqlite().await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (a, _) = start_agent(agent_config(dir_a.path(), &ctl.url(), ""), &ctl.token().await).await;
+    let (b, _) = start_agent(agent_config(dir_b.path(), &ctl.url(), ""), &ctl.token().await).await;
+    let controller = ctl.controller.as_ref().unwrap();
+    let ids = [node_id(&a), node_id(&b)];
+    poll_until("both nodes see each other", Duration::from_secs(20), async || {
+        controller.reconcile_now().await.unwrap();
+        let mut both = true;
+        for id in &ids {
+            let node = ctl.node(id).await;
+            let figures = node.as_ref().map(|n| n["lastReport"]["figures"].clone());
+            both &= figures
+                .is_some_and(|f| f["relayPeers"].as_u64() >= Some(1) && f["fleetShare"] == 1.0);
+        }
+        both
+    })
+    .await;
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -130,6 +130,25 @@ pub struct StoreProbe {
     pub error: Option<String>,
 }
 
+/// Most records a fleet hint carries.
+pub const MAX_FLEET_RECORDS: usize = 16;
+/// Most peer ids a fleet hint carries.
+pub const MAX_FLEET_PEER_IDS: usize = 4096;
+
+/// Other nodes of the reporting node's fleet, from the controller.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FleetHint {
+    /// Records (`enr:…`) of up to [`MAX_FLEET_RECORDS`] other fleet nodes on the node's
+    /// cluster that are up (not critical, not in maintenance): discv5 bootstrap records and
+    /// dial candidates.
+    #[serde(default)]
+    pub records: Vec<String>,
+    /// libp2p peer ids of the fleet's nodes, up to [`MAX_FLEET_PEER_IDS`].
+    #[serde(default)]
+    pub peer_ids: Vec<String>,
+}
+
 /// The controller's answer to an accepted report (202).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -141,6 +160,11 @@ pub struct ReportAnswer {
     /// applies each version once and reports it applied or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub desired: Option<DesiredConfig>,
+    /// The fleet this node belongs to: other fleet nodes to bootstrap from, and the fleet's
+    /// peer ids (for the fleet share), so no operator writes bootstrap lists for the fleet
+    /// itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet: Option<FleetHint>,
 }
 
 /// Why a report or enrolment is refused (4xx).

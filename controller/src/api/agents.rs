@@ -246,6 +246,8 @@ pub async fn report(
     if may_change_membership(&state, &node, &report, &services, body_text.as_bytes()) {
         state.wake.notify_one();
     }
-    let answer = ReportAnswer { counter: Some(report.counter), desired: node.desired_config };
+    let fleet = state.fleet().hint_for(&node.node_id, report.cluster_id);
+    let answer =
+        ReportAnswer { counter: Some(report.counter), desired: node.desired_config, fleet };
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }

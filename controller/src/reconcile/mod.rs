@@ -50,6 +50,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
     state.set_publisher(held);
     let defined = state.db.trees().await?;
     let nodes = update_health(state, &defined).await?;
+    state.set_fleet(crate::fleet_hint::FleetSnapshot::of(&nodes));
     if held {
         crate::rollout::advance_all(state, &nodes).await?;
         let now = state.db.now_ms();

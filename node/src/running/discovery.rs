@@ -95,6 +95,31 @@ impl Service {
         });
     }
 
+    /// The controller's view of our fleet (through the agent): its nodes are dial candidates
+    /// and discv5 bootstrap records, and its peer ids fleet peers. Nothing is dialled beyond
+    /// what the connection manager wants, and non-fleet peers are still preferred.
+    pub(super) fn on_fleet_hint(
+        &mut self,
+        records: Vec<crate::enrtree::NodeRecord>,
+        peer_ids: Vec<PeerId>,
+    ) {
+        self.connections.peer_manager.add_fleet(peer_ids);
+        let own = *self.swarm.local_peer_id();
+        for record in records {
+            if let Some(discv5) = &self.discovery.discv5
+                && let Err(error) = discv5.add_bootstrap(&record.to_string())
+            {
+                tracing::debug!(target: "node::discv5", %error, "fleet record not added");
+            }
+            if let Some(peer) = FoundPeer::from_record(record, self.config.cluster_id)
+                && peer.peer_id != own
+            {
+                self.connections.peer_manager.add(peer.peer_id, peer.addrs, Origin::Static);
+            }
+        }
+        self.manage_connections();
+    }
+
     pub(super) fn on_discovered(&mut self, found: Discovered) {
         self.stats.invalid_records += found.invalid;
         if found.origin == Origin::Dns {

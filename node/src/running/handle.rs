@@ -37,6 +37,11 @@ pub(super) enum Command {
     Stats {
         reply: oneshot::Sender<NodeStats>,
     },
+    Fleet {
+        records: Vec<crate::enrtree::NodeRecord>,
+        peer_ids: Vec<PeerId>,
+        reply: oneshot::Sender<()>,
+    },
     StoreLocal {
         request: store::proto::StoreQueryRequest,
         reply: oneshot::Sender<Result<store::proto::StoreQueryResponse, NodeError>>,
@@ -150,6 +155,17 @@ impl NodeHandle {
     /// Dials a peer and waits until the connection is up.
     pub async fn dial(&self, address: Multiaddr) -> Result<(), NodeError> {
         self.ask(|reply| Command::Dial { address, reply }).await?
+    }
+
+    /// The fleet this node belongs to, as its controller knows it: `records` of other fleet
+    /// nodes become dial candidates and discv5 bootstrap records, `peer_ids` count as fleet
+    /// peers (for the fleet share and the diversity rule, which still prefers others).
+    pub async fn add_fleet(
+        &self,
+        records: Vec<crate::enrtree::NodeRecord>,
+        peer_ids: Vec<PeerId>,
+    ) -> Result<(), NodeError> {
+        self.ask(|reply| Command::Fleet { records, peer_ids, reply }).await
     }
 
     /// The node's figures now.

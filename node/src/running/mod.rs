@@ -393,6 +393,10 @@ impl Service {
             Command::Stats { reply } => {
                 let _ = reply.send(self.stats());
             }
+            Command::Fleet { records, peer_ids, reply } => {
+                self.on_fleet_hint(records, peer_ids);
+                let _ = reply.send(());
+            }
             Command::Peers { reply } => {
                 let _ = reply.send(self.peer_list());
             }

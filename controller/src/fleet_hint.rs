@@ -1,0 +1,131 @@
+//! What the controller tells each agent of its fleet, so fleet nodes find each other without
+//! hand-written bootstrap lists (a tree cannot bootstrap them: it lists only healthy nodes, and
+//! a node without peers is not healthy). Each report's answer carries a few records of other
+//! fleet nodes that are up, on the same cluster, and the fleet's peer ids. A snapshot is taken
+//! once per reconcile pass, so answering a report costs no query.
+
+use contract::report::{FleetHint, MAX_FLEET_PEER_IDS, MAX_FLEET_RECORDS};
+use node::{enrtree::NodeRecord, waku_enr::WakuEnr};
+
+use crate::{db::nodes::NodeRow, health::Health};
+
+/// One fleet node a hint may name.
+#[derive(Debug, Clone)]
+struct Member {
+    node_id: String,
+    cluster_id: Option<u16>,
+    enr: String,
+}
+
+/// The fleet as of the last reconcile pass.
+#[derive(Debug, Clone, Default)]
+pub struct FleetSnapshot {
+    /// Nodes that are up (not critical, not in maintenance, not found unreachable).
+    members: Vec<Member>,
+    /// Every enrolled node's peer id (their records name the key), bounded.
+    peer_ids: Vec<(String, String)>,
+}
+
+impl FleetSnapshot {
+    /// The snapshot of `nodes`.
+    pub fn of(nodes: &[NodeRow]) -> Self {
+        let mut snapshot = Self::default();
+        for node in nodes {
+            let Ok(record) = node.enr.parse::<NodeRecord>() else { continue };
+            let Ok(waku) = WakuEnr::decode(record.enr()) else { continue };
+            if snapshot.peer_ids.len() < MAX_FLEET_PEER_IDS {
+                snapshot.peer_ids.push((node.node_id.clone(), waku.peer_id.to_string()));
+            }
+            let up = node.health != Health::Critical
+                && node.maintenance.is_none()
+                && node.reachable != Some(false);
+            if up {
+                snapshot.members.push(Member {
+                    node_id: node.node_id.clone(),
+                    cluster_id: node.cluster_id,
+                    enr: node.enr.clone(),
+                });
+            }
+        }
+        snapshot
+    }
+
+    /// The hint for `node_id` on `cluster_id`: up to [`MAX_FLEET_RECORDS`] other members on its
+    /// cluster — a different window of them for each node, so a large fleet's nodes do not all
+    /// bootstrap from the same few — and the other members' peer ids. `None` when it is alone.
+    pub fn hint_for(&self, node_id: &str, cluster_id: Option<u16>) -> Option<FleetHint> {
+        let candidates: Vec<&Member> = self
+            .members
+            .iter()
+            .filter(|m| m.node_id != node_id)
+            .filter(|m| {
+                cluster_id.is_none() || m.cluster_id.is_none() || m.cluster_id == cluster_id
+            })
+            .collect();
+        let peer_ids: Vec<String> = self
+            .peer_ids
+            .iter()
+            .filter(|(id, _)| id != node_id)
+            .map(|(_, peer)| peer.clone())
+            .collect();
+        if candidates.is_empty() && peer_ids.is_empty() {
+            return None;
+        }
+        let start = if candidates.is_empty() { 0 } else { spread(node_id) % candidates.len() };
+        let records = candidates
+            .iter()
+            .cycle()
+            .skip(start)
+            .take(candidates.len().min(MAX_FLEET_RECORDS))
+            .map(|m| m.enr.clone())
+            .collect();
+        Some(FleetHint { records, peer_ids })
+    }
+}
+
+/// A number from a node id (hex of a hash, so its first bytes are already uniform).
+fn spread(node_id: &str) -> usize {
+    usize::from_str_radix(node_id.get(..8).unwrap_or("0"), 16).unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(port: u16, cluster: u16, health: Health) -> NodeRow {
+        let key = node::crypto::generate_key();
+        let record = NodeRecord::sign(&key, 1, std::net::Ipv4Addr::LOCALHOST, port, port).unwrap();
+        NodeRow {
+            enr: record.to_string(),
+            cluster_id: Some(cluster),
+            health,
+            ..NodeRow::example(&record.node_id_hex())
+        }
+    }
+
+    #[test]
+    fn hints_name_other_live_nodes_of_the_cluster_in_a_window_per_node() {
+        let mut nodes: Vec<NodeRow> =
+            (0..40).map(|i| node(40_000 + i, 1, Health::Passing)).collect();
+        nodes.push(node(41_000, 1, Health::Critical));
+        nodes.push(node(41_001, 2, Health::Passing));
+        let snapshot = FleetSnapshot::of(&nodes);
+        let me = &nodes[0];
+        let hint = snapshot.hint_for(&me.node_id, Some(1)).unwrap();
+        assert_eq!(hint.records.len(), MAX_FLEET_RECORDS);
+        assert!(!hint.records.contains(&me.enr), "never itself");
+        assert!(!hint.records.contains(&nodes[40].enr), "never a critical node");
+        assert!(!hint.records.contains(&nodes[41].enr), "never another cluster's");
+        // Every enrolled node's peer id but its own.
+        assert_eq!(hint.peer_ids.len(), 41);
+        // Another node gets another window (40 nodes, 16 each: not all the same first record).
+        let firsts: std::collections::HashSet<String> = nodes[..40]
+            .iter()
+            .map(|n| snapshot.hint_for(&n.node_id, Some(1)).unwrap().records[0].clone())
+            .collect();
+        assert!(firsts.len() > 4, "{}", firsts.len());
+        // Alone: nothing to say.
+        let alone = FleetSnapshot::of(&nodes[..1]);
+        assert!(alone.hint_for(&me.node_id, Some(1)).is_none());
+    }
+}
