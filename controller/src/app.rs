@@ -41,6 +41,8 @@ pub struct AppState {
     expectations: std::sync::RwLock<std::sync::Arc<crate::drift::Expectations>>,
     /// This instance's counters.
     pub metrics: crate::metrics::ControllerMetrics,
+    /// Trees whose membership changed, and since when (their settle window runs).
+    pub(crate) settling: std::sync::Mutex<std::collections::HashMap<String, i64>>,
     /// The fleet as of the last reconcile pass, for reports' answers.
     fleet: std::sync::RwLock<std::sync::Arc<crate::fleet_hint::FleetSnapshot>>,
     /// Wakes the reconcile loop early (a report changed something).
@@ -176,6 +178,7 @@ impl Controller {
             publisher: std::sync::atomic::AtomicBool::new(false),
             expectations: std::sync::RwLock::default(),
             fleet: std::sync::RwLock::default(),
+            settling: std::sync::Mutex::default(),
             metrics: crate::metrics::ControllerMetrics::new().map_err(StartError::Metrics)?,
             wake: Notify::new(),
             served: Mutex::new(None),

@@ -32,6 +32,10 @@ pub struct ControllerConfig {
     pub reports_kept: i64,
     /// How often health, trees and publication are brought up to date.
     pub reconcile_interval_ms: u64,
+    /// A tree's membership change waits this long for more before a version is built, so a
+    /// burst (five enrolments in a second, a flapping node) makes one version — one signature
+    /// for an offline key holder. A removal waits no longer than this either. 0: build at once.
+    pub settle_ms: u64,
     /// TTL of tree roots, wherever published. Superseded leaves stay published for at least
     /// this long after a new root, so clients holding the old root can still walk it.
     pub root_ttl: u32,
@@ -68,6 +72,7 @@ impl Default for ControllerConfig {
             max_future_skew_secs: 10,
             reports_kept: 100,
             reconcile_interval_ms: 2_000,
+            settle_ms: 3_000,
             root_ttl: crate::publish::zone::DEFAULT_ROOT_TTL,
             ttl: crate::publish::zone::DEFAULT_TTL,
             dns: None,

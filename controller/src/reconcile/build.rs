@@ -66,6 +66,8 @@ pub(super) async fn build(
     };
     if let Some(current) = current {
         if lists_the_same(current) {
+            // Unchanged, or a change undone within its settle window.
+            state.settling.lock().unwrap_or_else(|e| e.into_inner()).remove(&tree.name);
             return Ok(());
         }
         // A change undone before a key holder signed it (a node back from maintenance, a
@@ -93,6 +95,16 @@ pub(super) async fn build(
     } else if records.is_empty() && links.is_empty() {
         // Nothing to list and nothing published yet: an empty first tree helps no one.
         return Ok(());
+    }
+    // Let a burst of changes settle into one version (the first version builds at once).
+    if current.is_some() && state.config.settle_ms > 0 {
+        let now = state.db.now_ms();
+        let mut settling = state.settling.lock().unwrap_or_else(|e| e.into_inner());
+        let since = *settling.entry(tree.name.clone()).or_insert(now);
+        if now - since < state.config.settle_ms as i64 {
+            return Ok(());
+        }
+        settling.remove(&tree.name);
     }
     let seq = versions.first().map_or(1, |v| v.seq + 1);
     let mut built =

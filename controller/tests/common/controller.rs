@@ -30,6 +30,8 @@ pub(crate) fn test_config(dir: &Path, admin: &str, database_url: Option<&str>) -
         admin_token_file: Some(token_file),
         // The test drives every pass unless it sets an interval.
         reconcile_interval_ms: 3_600_000,
+        // Each pass the test drives builds what changed.
+        settle_ms: 0,
         reachability: ReachabilityConfig { enabled: false, ..ReachabilityConfig::default() },
         ..ControllerConfig::default()
     }

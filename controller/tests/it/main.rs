@@ -17,5 +17,6 @@ mod reachability;
 mod rfc2136;
 mod roles;
 mod rollouts;
+mod settle;
 mod trust;
 mod two_controllers;

@@ -76,3 +76,33 @@ async fn unusable_certificates_are_refused_at_start() {
     let error = start(bad).await.unwrap_err().to_string();
     assert!(error.contains("certificate"), "{error}");
 }
+
+/// The controller's reachability probe dials every address a record advertises, `/wss` too:
+/// a certificate from the fleet's CA passes when the probe trusts that CA, and fails when it
+/// trusts only the web PKI (as a browser's js-waku would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reachability_probe_completes_a_handshake_over_wss_only_with_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = fleet_ca(dir.path());
+    let server = NodeConfig {
+        websocket_secure: Some(WssConfig { port: 0, cert_chain_pem: cert, key_pem: key }),
+        ..NodeConfig::loopback()
+    };
+    let (node, _) = start(server).await.unwrap();
+    let waku = WakuEnr::decode(&node.enr()).unwrap();
+    let wss = waku
+        .dial_addresses()
+        .into_iter()
+        .find(|a| a.iter().any(|p| matches!(p, Protocol::Wss(_) | Protocol::Tls)))
+        .expect("the record advertises /wss");
+    let limit = Duration::from_secs(5);
+    let trust = [ca];
+    node::probe::handshake(&wss, waku.peer_id, limit, &trust).await.unwrap();
+    let untrusted = node::probe::handshake(&wss, waku.peer_id, limit, &[]).await;
+    assert!(untrusted.is_err(), "a private CA's certificate passed without trust");
+    // Every address of the record passes with trust (TCP, /ws, /wss).
+    for address in waku.dial_addresses() {
+        node::probe::handshake(&address, waku.peer_id, limit, &trust).await.unwrap();
+    }
+    node.shutdown().await;
+}
