@@ -15,6 +15,7 @@ mod controller_kill;
 mod deploy;
 mod discovery;
 mod dns;
+mod fuzz_corpus;
 mod grafana;
 mod helpers;
 /// The controller tests' simulated agent (signed enrolments and reports).
