@@ -17,6 +17,7 @@ mod controller_kill;
 mod deploy;
 mod discovery;
 mod dns;
+mod fuzz_corpus;
 mod grafana;
 mod helpers;
 /// The controller tests' simulated agent (signed enrolments and reports).

@@ -214,7 +214,9 @@ pub fn check_fresh(
     if ahead_ms > max_ahead_secs.saturating_mul(1000) {
         return Err(ReportError::Future { ahead_secs: ahead_ms / 1000, max_secs: max_ahead_secs });
     }
-    let skew_secs = (now_ms.saturating_sub(sent_at)).abs() / 1000;
+    // saturating_abs: the difference saturates to i64::MIN when `sent_at` is far ahead and
+    // `max_ahead_secs` so large that the check above lets it through.
+    let skew_secs = now_ms.saturating_sub(sent_at).saturating_abs() / 1000;
     if skew_secs > max_skew_secs {
         return Err(ReportError::Skew { skew_secs, max_secs: max_skew_secs });
     }
@@ -242,7 +244,8 @@ impl Report {
             return Err(ReportError::Version(self.version));
         }
         check_fresh(self.sent_at, now_ms, max_skew_secs, max_ahead_secs)?;
-        if self.measured_at > self.sent_at + 1000 {
+        // Saturating: `sent_at` is the sender's number, and near i64::MAX the sum overflows.
+        if self.measured_at > self.sent_at.saturating_add(1000) {
             return Err(ReportError::MeasuredAfterSent);
         }
         if self.counter == 0 || self.counter > i64::MAX as u64 {
@@ -390,6 +393,21 @@ mod tests {
             ahead(291).check(1_000_000, 300, 10),
             Err(ReportError::Future { ahead_secs: 291, max_secs: 10 })
         );
+    }
+
+    #[test]
+    fn times_at_the_ends_of_i64_are_checked_without_overflow() {
+        // Found by the report_json fuzz target's harness (fuzz/corpus/report_json/
+        // regression-sent-at-max): `sent_at + 1000` overflowed.
+        let json = r#"{"version":1,"nodeId":"a448f24c6d18e575453db13171562b71999873db5b286df957af199ec94617f7","counter":1,"sentAt":9223372036854775807,"measuredAt":9223372036854775807,"enr":"enr:x"}"#;
+        let far = serde_json::from_str::<Report>(json).unwrap();
+        assert_eq!(far.check(i64::MAX, 300, 10), Ok(()));
+        assert_eq!(
+            Report { measured_at: i64::MIN, ..far.clone() }.check(i64::MAX, 300, 10),
+            Ok(())
+        );
+        assert!(matches!(far.check(0, 300, 10), Err(ReportError::Future { .. })));
+        assert!(matches!(check_fresh(i64::MAX, -1, 300, i64::MAX), Err(ReportError::Skew { .. })));
     }
 
     #[test]

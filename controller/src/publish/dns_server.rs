@@ -5,18 +5,35 @@
 //! - each zone is replaced as a whole under the zone's write lock, so no query sees half of an
 //!   old tree and half of a new one (hickory's `upsert` appends to an RRset instead);
 //! - UDP and TCP listen on the same port, so truncated answers can be retried over TCP.
+//!
+//! [`ZoneCatalog::answer`] runs one request through the same decoding and catalog without
+//! sockets, for the fuzz target (`fuzz/fuzz_targets/dns_request.rs`) and its corpus test.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
-use hickory_proto::rr::{
-    LowerName, Name, RData, Record, RecordSet, RrKey,
-    rdata::{NS, SOA},
+use hickory_proto::{
+    op::MessageType,
+    rr::{
+        LowerName, Name, RData, Record, RecordSet, RrKey,
+        rdata::{NS, SOA},
+    },
+    serialize::binary::BinEncoder,
 };
 use hickory_server::{
     Server,
-    net::runtime::TokioRuntimeProvider,
+    net::{
+        NetError,
+        runtime::{TokioRuntimeProvider, TokioTime},
+        xfer::Protocol,
+    },
+    server::{Request, RequestHandler, ResponseHandler, ResponseInfo},
     store::in_memory::InMemoryZoneHandler,
-    zone_handler::{AxfrPolicy, Catalog, ZoneHandler, ZoneType},
+    zone_handler::{AxfrPolicy, Catalog, MessageResponse, ZoneHandler, ZoneType},
 };
 use tokio::net::{TcpListener, UdpSocket};
 
@@ -80,14 +97,7 @@ impl DnsServer {
         let (udp, tcp) = bind_pair(addr).await?;
         let local_addr =
             udp.local_addr().map_err(|source| DnsServerError::Bind { addr, source })?;
-        let mut catalog = Catalog::new();
-        let mut handlers = HashMap::new();
-        for zone in zones {
-            let origin = LowerName::new(&parse_name(&zone.origin)?);
-            let handler = Arc::new(build_handler(&zone)?);
-            catalog.upsert(origin.clone(), vec![handler.clone() as Arc<dyn ZoneHandler>]);
-            handlers.insert(origin, handler);
-        }
+        let (catalog, handlers) = build_catalog(zones)?;
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, TCP_TIMEOUT, 64 * 1024);
@@ -120,6 +130,91 @@ impl DnsServer {
             tracing::warn!(target: "ctl::dns", %error, "DNS server did not shut down cleanly");
         }
     }
+}
+
+/// The zones as the server answers from them, without sockets.
+pub struct ZoneCatalog(Catalog);
+
+impl std::fmt::Debug for ZoneCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ZoneCatalog").finish_non_exhaustive()
+    }
+}
+
+impl ZoneCatalog {
+    /// The catalog [`DnsServer::start`] would serve for `zones`.
+    pub fn new(zones: Vec<TxtZone>) -> Result<Self, DnsServerError> {
+        Ok(Self(build_catalog(zones)?.0))
+    }
+
+    /// The response to one request's bytes, encoded as the server sends it (UDP answers cut to
+    /// 512 bytes or the EDNS size). `None` where the server sends no answer from the zones:
+    /// input shorter than a header or itself a response (dropped), undecodable (hickory's own
+    /// FORMERR) or unencodable (hickory's own SERVFAIL).
+    pub async fn answer(&self, request: &[u8], over_tcp: bool) -> Option<Vec<u8>> {
+        let protocol = if over_tcp { Protocol::Tcp } else { Protocol::Udp };
+        let source = SocketAddr::from(([127, 0, 0, 1], 53));
+        let request = Request::from_bytes(request.to_vec(), source, protocol).ok()?;
+        // As hickory's server: responses are never answered (no reflection).
+        if request.metadata.message_type == MessageType::Response {
+            return None;
+        }
+        let captured = CapturedResponse { protocol, bytes: Arc::default() };
+        self.0.handle_request::<_, TokioTime>(&request, captured.clone()).await;
+        captured.bytes.lock().ok()?.take()
+    }
+}
+
+/// A [`ResponseHandler`] keeping the encoded response instead of sending it.
+#[derive(Clone)]
+struct CapturedResponse {
+    protocol: Protocol,
+    bytes: Arc<Mutex<Option<Vec<u8>>>>,
+}
+
+#[async_trait::async_trait]
+impl ResponseHandler for CapturedResponse {
+    async fn send_response<'a>(
+        &mut self,
+        response: MessageResponse<
+            '_,
+            'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+            impl Iterator<Item = &'a Record> + Send + 'a,
+        >,
+    ) -> Result<ResponseInfo, NetError> {
+        // The size limit hickory's server applies when it encodes a response.
+        let max_size = match (self.protocol, response.edns()) {
+            (Protocol::Udp, Some(edns)) => edns.max_payload(),
+            (Protocol::Udp, None) => 512,
+            _ => u16::MAX,
+        };
+        let mut bytes = Vec::with_capacity(512);
+        let mut encoder = BinEncoder::new(&mut bytes);
+        encoder.set_max_size(max_size);
+        let info = response.destructive_emit(&mut encoder)?;
+        if let Ok(mut slot) = self.bytes.lock() {
+            *slot = Some(bytes);
+        }
+        Ok(info)
+    }
+}
+
+/// The catalog of `zones`, and each zone's handler by origin (for [`DnsServer::replace`]).
+fn build_catalog(
+    zones: Vec<TxtZone>,
+) -> Result<(Catalog, HashMap<LowerName, Arc<Handler>>), DnsServerError> {
+    let mut catalog = Catalog::new();
+    let mut handlers = HashMap::new();
+    for zone in zones {
+        let origin = LowerName::new(&parse_name(&zone.origin)?);
+        let handler = Arc::new(build_handler(&zone)?);
+        catalog.upsert(origin.clone(), vec![handler.clone() as Arc<dyn ZoneHandler>]);
+        handlers.insert(origin, handler);
+    }
+    Ok((catalog, handlers))
 }
 
 async fn bind_pair(addr: SocketAddr) -> Result<(UdpSocket, TcpListener), DnsServerError> {

@@ -366,14 +366,14 @@ impl Rfc2136Publisher {
         let reused = connection.is_some();
         let (id, bytes, verifier) = self.encode(batch)?;
         match self.exchange_in_time(connection, &bytes).await {
-            Ok(answer) => self.check(id, &answer, verifier),
+            Ok(answer) => self.check_answer(id, &answer, verifier),
             Err(Exchange::Io(e)) if reused => {
                 tracing::debug!(target: "ctl::rfc2136", server = %self.config.server, error = %e,
                     "kept connection failed; reconnecting");
                 *connection = None;
                 let (id, bytes, verifier) = self.encode(batch)?;
                 match self.exchange_in_time(connection, &bytes).await {
-                    Ok(answer) => self.check(id, &answer, verifier),
+                    Ok(answer) => self.check_answer(id, &answer, verifier),
                     Err(e) => Err(self.unreachable(e.to_string())),
                 }
             }
@@ -402,9 +402,11 @@ impl Rfc2136Publisher {
         }
     }
 
-    /// Checks an answer: it must answer our request, carry a valid signature when we signed,
-    /// and say NOERROR.
-    fn check(
+    /// Checks the answer to the update with `id` (and, when signed, the verifier of its TSIG
+    /// signature): it must answer that request, carry a valid signature when we signed, and say
+    /// NOERROR. Public for the fuzz target (`fuzz/fuzz_targets/rfc2136_answer.rs`): the answer
+    /// is the one input a DNS server controls.
+    pub fn check_answer(
         &self,
         id: u16,
         answer: &[u8],
