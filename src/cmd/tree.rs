@@ -468,6 +468,15 @@ fn sign_offline(
         for link in &changes.removed_links {
             println!("  - link {link}");
         }
+    } else {
+        // The first tree a key holder signs: every node and link is new, so show them all.
+        println!("  every node (first tree):");
+        for record in tree.records() {
+            println!("    + {}", describe_record(&record.to_string()));
+        }
+        for link in tree.links() {
+            println!("  + link {link}");
+        }
     }
     if !yes {
         if !std::io::stdin().is_terminal() {

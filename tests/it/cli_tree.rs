@@ -361,3 +361,27 @@ async fn resolve_reports_records_links_and_bad_entries_over_dns() {
     assert!(report["trees"][0]["errors"][0]["error"].as_str().unwrap().contains("signature"));
     server.shutdown().await;
 }
+
+#[test]
+fn the_first_tree_a_key_holder_signs_lists_every_node() {
+    let (dir, _) = workspace(3);
+    let d = dir.path();
+    let tree = tree_dir(d);
+    ok(d, &["tree", "build", &tree, "--enrs", "enrs.txt"]);
+    ok(d, &["tree", "sign-request", &tree, "--out", "request.json"]);
+    let summary = ok(
+        d,
+        &["tree", "sign-offline", "request.json", "k.json", "--password-file", "password", "--yes"],
+    );
+    assert!(summary.contains("(no previous tree known)"), "{summary}");
+    assert!(summary.contains("every node (first tree):"), "{summary}");
+    // Each node by id and address, as for the added ones of later trees.
+    let nodes: usize = summary
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("nodes:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(nodes >= 3);
+    let listed = summary.lines().filter(|l| l.trim_start().starts_with("+ node ")).count();
+    assert_eq!(listed, nodes, "{summary}");
+}

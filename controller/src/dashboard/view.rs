@@ -327,6 +327,25 @@ impl VersionView {
     }
 }
 
+/// `detail` with its times (`…At` fields holding Unix ms) as UTC text, for people.
+fn readable_times(detail: &serde_json::Value) -> serde_json::Value {
+    match detail {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let value = match value.as_i64() {
+                        Some(ms) if key.ends_with("At") => serde_json::Value::String(utc(ms)),
+                        _ => readable_times(value),
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+        serde_json::Value::Array(items) => items.iter().map(readable_times).collect(),
+        other => other.clone(),
+    }
+}
+
 /// One audit entry as a table row.
 #[derive(Debug, Clone)]
 pub(crate) struct AuditView {
@@ -341,7 +360,7 @@ impl AuditView {
     pub(crate) fn new(entry: &AuditEntry) -> Self {
         let detail = match &entry.detail {
             serde_json::Value::Object(map) if map.is_empty() => String::new(),
-            other => other.to_string(),
+            other => readable_times(other).to_string(),
         };
         Self {
             at: utc(entry.at),
@@ -436,6 +455,19 @@ pub(crate) fn attention(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_details_show_times_as_utc() {
+        let detail = serde_json::json!({
+            "label": "edge-1", "expiresAt": 86_400_000, "seq": 3,
+            "maintenance": { "since": 5, "startedAt": 0 }
+        });
+        let shown = readable_times(&detail);
+        assert_eq!(shown["expiresAt"], "1970-01-02T00:00:00Z");
+        assert_eq!(shown["maintenance"]["startedAt"], "1970-01-01T00:00:00Z");
+        assert_eq!(shown["seq"], 3, "other numbers stay numbers");
+        assert_eq!(shown["maintenance"]["since"], 5);
+    }
 
     #[test]
     fn ages_read_naturally() {
