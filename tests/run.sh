@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Real parts the tests use: dig and kdig query our DNS server; BIND's named-checkzone and
 # named-compilezone parse our zone files; knotd takes our RFC 2136 updates; promtool checks our
-# metrics; Chromium renders the dashboard.
+# metrics; Prometheus and Alertmanager route our alerts; Chromium renders the dashboard.
 need=()
 command -v dig >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
@@ -16,6 +16,7 @@ command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool checks our /metrics
+command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)  # routes alerts end to end
 command -v openssl >/dev/null 2>&1 || need+=(openssl)         # certificates for the WSS tests
 command -v chromium >/dev/null 2>&1 || need+=(chromium)       # renders the dashboard headless
 if [ ${#need[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod alerting;
 mod bench;
 mod cli_agent;
 mod cli_controller;
