@@ -137,7 +137,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
         return Err("name may hold only letters, digits and . _ @ -".into());
     }
     if name == BOOTSTRAP_ADMIN {
-        return Err(format!("{BOOTSTRAP_ADMIN:?} is the bootstrap admin (admin_token_file)"));
+        return Err(format!("{BOOTSTRAP_ADMIN:?} is the bootstrap admin (admin-token-file)"));
     }
     Ok(())
 }

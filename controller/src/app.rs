@@ -153,7 +153,8 @@ impl Controller {
         }
         let dns = match &config.dns {
             Some(dns) => {
-                Some(DnsServer::start(dns.listen, vec![TxtZone::new(&dns.zone, 1)]).await?)
+                let zones = vec![TxtZone::new(&dns.zone, 1)];
+                Some(DnsServer::start_with(dns.listen, zones, dns.apex()).await?)
             }
             None => None,
         };

@@ -146,6 +146,23 @@ pub struct DnsConfig {
     pub listen: SocketAddr,
     /// The zone it is authoritative for; every tree domain must be inside it.
     pub zone: String,
+    /// The zone's name servers for its NS records, the first also the SOA's primary (as the
+    /// parent zone's delegation names them). Default: `ns1.<zone>`.
+    #[serde(default)]
+    pub name_servers: Vec<String>,
+    /// The SOA's responsible mailbox in domain form. Default: `hostmaster.<zone>`.
+    #[serde(default)]
+    pub hostmaster: Option<String>,
+}
+
+impl DnsConfig {
+    /// The SOA and NS names to serve.
+    pub fn apex(&self) -> crate::publish::dns_server::ApexNames {
+        crate::publish::dns_server::ApexNames {
+            name_servers: self.name_servers.clone(),
+            hostmaster: self.hostmaster.clone(),
+        }
+    }
 }
 
 /// A signing key the controller unlocks at start.
@@ -334,13 +351,33 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// serde's message names fields as the structs spell them: say them as the file does.
+fn kebab_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut in_name = false;
+    for c in message.chars() {
+        if c == '`' {
+            in_name = !in_name;
+        }
+        out.push(if in_name && c == '_' { '-' } else { c });
+    }
+    out
+}
+
 impl ControllerConfig {
-    /// Reads a TOML file.
+    /// Reads a TOML file (kebab-case keys; see [`crate::config_style`]).
     pub fn from_file(path: &std::path::Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let config: Self = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_owned(), message: e.to_string() })?;
+        let parse_error = |message: String| ConfigError::Parse { path: path.to_owned(), message };
+        let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
+        let (table, old) = crate::config_style::normalize(table);
+        for key in &old {
+            tracing::warn!(target: "ctl::config", path = %path.display(), "old spelling {key}: keys are kebab-case now");
+        }
+        let config: Self = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_error(kebab_message(&e.to_string())))?;
         config.validate()?;
         Ok(config)
     }
@@ -349,16 +386,23 @@ impl ControllerConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.health.warning_after_secs >= self.health.critical_after_secs {
             return Err(ConfigError::Invalid(
-                "health.warning_after_secs must be below health.critical_after_secs".into(),
+                "health.warning-after-secs must be below health.critical-after-secs".into(),
             ));
         }
         self.http.validate().map_err(ConfigError::Invalid)?;
+        if let Some(dns) = &self.dns {
+            for name in dns.name_servers.iter().chain(&dns.hostmaster) {
+                if crate::publish::zone::absolute_name(name).is_none() {
+                    return Err(ConfigError::Invalid(format!("dns: {name:?} is not a DNS name")));
+                }
+            }
+        }
         if let Some(path) = &self.reachability.tls_trust_file {
             let pem = std::fs::read(path).map_err(|e| {
-                ConfigError::Invalid(format!("reachability.tls_trust_file {}: {e}", path.display()))
+                ConfigError::Invalid(format!("reachability.tls-trust-file {}: {e}", path.display()))
             })?;
             node::tls::client_websocket_tls(&[pem]).map_err(|e| {
-                ConfigError::Invalid(format!("reachability.tls_trust_file {}: {e}", path.display()))
+                ConfigError::Invalid(format!("reachability.tls-trust-file {}: {e}", path.display()))
             })?;
         }
         for tree in &self.trees {
@@ -387,7 +431,13 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> Result<ControllerConfig, String> {
-        let config: ControllerConfig = toml::from_str(text).map_err(|e| e.to_string())?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| e.to_string())?;
+        let (table, old) = crate::config_style::normalize(table);
+        if !old.is_empty() {
+            return Err(format!("old spellings: {old:?}"));
+        }
+        let config: ControllerConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| e.to_string())?;
         config.validate().map_err(|e| e.to_string())?;
         Ok(config)
     }
@@ -420,7 +470,7 @@ mod tests {
             kind = "rfc2136"
             server = "127.0.0.1:53"
             zone = "fleet.test"
-            tsig_key_file = "{key}"
+            tsig-key-file = "{key}"
             [[publishers]]
             kind = "zone-file"
             dir = "{dir}/zones"
@@ -428,7 +478,7 @@ mod tests {
             [[publishers]]
             kind = "cloudflare"
             dir = "{dir}/cf"
-            zone_id = "0123456789abcdef0123456789abcdef"
+            zone-id = "0123456789abcdef0123456789abcdef"
             "#,
             key = key_file.display(),
             dir = dir.path().display()
@@ -449,19 +499,19 @@ mod tests {
         };
         bad("[[publishers]]\nkind = \"ftp\"\n", "unknown variant");
         bad(
-            "[[publishers]]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nzone = \"x\"\ntsig_key_env = \"WAKUFLEET_TEST_NO_SUCH_VAR\"\n",
+            "[[publishers]]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nzone = \"x\"\ntsig-key-env = \"WAKUFLEET_TEST_NO_SUCH_VAR\"\n",
             "WAKUFLEET_TEST_NO_SUCH_VAR is not set",
         );
         bad(
-            "[[publishers]]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nzone = \"x\"\ntsig_key_file = \"/nonexistent/key\"\n",
+            "[[publishers]]\nkind = \"rfc2136\"\nserver = \"127.0.0.1:53\"\nzone = \"x\"\ntsig-key-file = \"/nonexistent/key\"\n",
             "/nonexistent/key",
         );
         bad(
-            "[[publishers]]\nkind = \"cloudflare\"\ndir = \"/tmp\"\nzone_id = \"nothex\"\n",
+            "[[publishers]]\nkind = \"cloudflare\"\ndir = \"/tmp\"\nzone-id = \"nothex\"\n",
             "cloudflare publisher",
         );
         bad(
-            "[[publishers]]\nkind = \"zone-file\"\ndir = \"/tmp\"\nname_servers = [\"ns1.test\"]\n",
+            "[[publishers]]\nkind = \"zone-file\"\ndir = \"/tmp\"\nname-servers = [\"ns1.test\"]\n",
             "go together",
         );
         bad(

@@ -40,7 +40,7 @@ impl Keyring {
                     );
                     std::env::var(&var).map(zeroize::Zeroizing::new).map_err(|_| {
                         ConfigError::Invalid(format!(
-                            "key {}: no password_file and ${var} is not set",
+                            "key {}: no password-file and ${var} is not set",
                             config.name
                         ))
                     })?

@@ -10,7 +10,8 @@
 //! - [`access`] — people: roles (viewer, operator, key-holder, admin), what each may do, named
 //!   access tokens.
 //! - [`error`] — [`error::AppError`], the one error type of the API.
-//! - [`config`] — [`config::ControllerConfig`] from TOML; secrets from files or the environment.
+//! - [`config`] — [`config::ControllerConfig`] from TOML; secrets from files or the environment;
+//!   [`config_style`] — kebab-case keys, the old spellings read with a warning.
 //! - [`db`] — the database (Postgres, or a SQLite file by default): tokens, nodes, trees and
 //!   versions, access tokens, the audit log, leases.
 //! - The enrolment and report schema and agents' request signatures are the `contract` crate's,
@@ -45,6 +46,7 @@ pub mod access;
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod config_style;
 pub mod dashboard;
 pub mod db;
 

@@ -28,7 +28,7 @@ pub struct Checked {
 #[derive(Debug, thiserror::Error)]
 #[error("{key}: {message}")]
 pub struct PreflightError {
-    /// The configuration key (`database_url`, `trees.boot`, `dns.listen`…).
+    /// The configuration key (`database-url`, `trees.boot`, `dns.listen`…).
     pub key: String,
     /// Why.
     pub message: String,
@@ -49,7 +49,7 @@ pub async fn check(
 ) -> Result<Checked, PreflightError> {
     config.validate().map_err(|e| fail("configuration", e))?;
     if config.admin_token_file.is_some() {
-        config.admin_token().map_err(|e| fail("admin_token_file", e))?;
+        config.admin_token().map_err(|e| fail("admin-token-file", e))?;
     }
     if let Some(tls) = &config.tls {
         tls.load().map_err(|e| fail("tls", e))?;
@@ -75,10 +75,10 @@ pub async fn check(
     let db = tokio::time::timeout(DATABASE_TIMEOUT, Db::connect(&config.database_url))
         .await
         .map_err(|_| {
-            fail("database_url", format!("no answer within {} s", DATABASE_TIMEOUT.as_secs()))
+            fail("database-url", format!("no answer within {} s", DATABASE_TIMEOUT.as_secs()))
         })?
-        .map_err(|e| fail("database_url", e))?;
-    db.ping().await.map_err(|e| fail("database_url", e))?;
+        .map_err(|e| fail("database-url", e))?;
+    db.ping().await.map_err(|e| fail("database-url", e))?;
     let database = match db.backend() {
         node::sql::Backend::Sqlite => "sqlite",
         node::sql::Backend::Postgres => "postgres",

@@ -93,7 +93,7 @@ pub async fn run(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
             Ok(pem) => vec![pem],
             Err(error) => {
                 // `controller --check` and start-up read it first; this is a file gone since.
-                tracing::error!(target: "ctl::reachability", path = %path.display(), %error, "cannot read reachability.tls_trust_file: /wss probes trust the web PKI only");
+                tracing::error!(target: "ctl::reachability", path = %path.display(), %error, "cannot read reachability.tls-trust-file: /wss probes trust the web PKI only");
                 Vec::new()
             }
         },

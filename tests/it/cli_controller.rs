@@ -10,7 +10,7 @@ use crate::helpers::{fails, ok};
 fn config(dir: &Path, edit: impl FnOnce(String) -> String) -> &'static str {
     std::fs::write(dir.join("admin"), "check-admin").unwrap();
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndatabase_url = \"sqlite://{db}\"\nadmin_token_file = \"admin\"\n\
+        "listen = \"127.0.0.1:0\"\ndatabase-url = \"sqlite://{db}\"\nadmin-token-file = \"admin\"\n\
          [dns]\nlisten = \"127.0.0.1:0\"\nzone = \"fleet.test\"\n\
          [[trees]]\nname = \"boot\"\ndomain = \"boot.fleet.test\"\nsigner = \"offline\"\n",
         db = dir.join("c.db").display()
@@ -35,12 +35,12 @@ fn check_finds_what_the_start_would_trip_on() {
     config(d, |t| t.replace("domain = \"boot.fleet.test\"", "domain = \"boot.elsewhere.test\""));
     fails(d, &CHECK, "trees.boot: domain boot.elsewhere.test is not inside the served zone");
 
-    config(d, |t| t.replace("admin_token_file = \"admin\"", "admin_token_file = \"no-such-file\""));
-    fails(d, &CHECK, "admin_token_file: cannot read no-such-file");
+    config(d, |t| t.replace("admin-token-file = \"admin\"", "admin-token-file = \"no-such-file\""));
+    fails(d, &CHECK, "admin-token-file: cannot read no-such-file");
 
     let url = "postgres://postgres@127.0.0.1:5432/wakufleet_check_no_such_database";
     config(d, |t| t.replace(&format!("sqlite://{}", d.join("c.db").display()), url));
-    fails(d, &CHECK, "database_url: ");
+    fails(d, &CHECK, "database-url: ");
     let out = crate::helpers::wakufleet(d, &CHECK);
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"), "{out:?}");
 
@@ -60,4 +60,61 @@ fn check_finds_what_the_start_would_trip_on() {
         )
     });
     fails(d, &CHECK, &format!("dns.listen: 127.0.0.1:{port}: "));
+}
+
+/// One spelling (kebab-case) for every key, the old ones read with a warning naming each; the
+/// built-in DNS server's SOA and NS come from `[dns] name-servers` and `hostmaster` instead of
+/// invented names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kebab_keys_old_spellings_with_a_warning_and_the_zones_own_soa() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    config(d, |t| {
+        t.replace(
+            "[dns]\nlisten = \"127.0.0.1:0\"",
+            &format!("[dns]\nlisten = \"127.0.0.1:{dns}\""),
+        )
+        .replace(
+            "zone = \"fleet.test\"\n",
+            "zone = \"fleet.test\"\nname-servers = [\"a.ns.example\", \"b.ns.example\"]\n\
+                 hostmaster = \"dns-admins.example\"\n",
+        )
+        .replace("admin-token-file", "admin_token_file")
+    });
+    let out = crate::helpers::wakufleet(d, &CHECK);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("old spelling admin_token_file (write admin-token-file)"), "{stderr}");
+
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_wakufleet"))
+        .args(["controller", "--config", "c.toml"])
+        .current_dir(d)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let port = dns.to_string();
+    let mut soa = String::new();
+    for _ in 0..100 {
+        soa = crate::helpers::tool(
+            "dig",
+            &["@127.0.0.1", "-p", &port, "+short", "SOA", "fleet.test"],
+        )
+        .await;
+        if !soa.trim().is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(soa.starts_with("a.ns.example. dns-admins.example. "), "{soa}");
+    let ns =
+        crate::helpers::tool("dig", &["@127.0.0.1", "-p", &port, "+short", "NS", "fleet.test"])
+            .await;
+    let mut names: Vec<&str> = ns.lines().collect();
+    names.sort();
+    assert_eq!(names, ["a.ns.example.", "b.ns.example."]);
+    child.kill().await.unwrap();
 }

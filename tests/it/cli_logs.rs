@@ -17,7 +17,7 @@ async fn controller_logs(format: &str) -> String {
     std::fs::write(dir.path().join("admin"), "logs-admin").unwrap();
     let (http, dns) = (free_port(), free_port());
     let toml = format!(
-        "listen = \"127.0.0.1:{http}\"\ndatabase_url = \"sqlite://{db}\"\nadmin_token_file = \"admin\"\n\
+        "listen = \"127.0.0.1:{http}\"\ndatabase-url = \"sqlite://{db}\"\nadmin-token-file = \"admin\"\n\
          [dns]\nlisten = \"127.0.0.1:{dns}\"\nzone = \"logs.test\"\n",
         db = dir.path().join("c.db").display()
     );

@@ -229,9 +229,9 @@ fn write_config(dir: &Path, gate: SocketAddr) -> PathBuf {
     std::fs::write(dir.join("tsig.key"), format!("hmac-sha256:{KEY_NAME}:{SECRET}\n")).unwrap();
     let config = format!(
         r#"listen = "127.0.0.1:0"
-database_url = "sqlite://{dir}/controller.db"
-reconcile_interval_ms = 100
-root_ttl = 1
+database-url = "sqlite://{dir}/controller.db"
+reconcile-interval-ms = 100
+root-ttl = 1
 ttl = 60
 # The agents are keys and records only: nothing listens at their addresses.
 reachability = {{ enabled = false }}
@@ -250,8 +250,8 @@ policy = {{ roles = ["boot"] }}
 kind = "rfc2136"
 server = "{gate}"
 zone = "{ZONE}"
-tsig_key_file = "{dir}/tsig.key"
-timeout_ms = 120000
+tsig-key-file = "{dir}/tsig.key"
+timeout-ms = 120000
 "#,
         dir = dir.display()
     );

@@ -83,6 +83,18 @@ pub struct DnsServer {
     local_addr: SocketAddr,
     zones: HashMap<LowerName, Arc<Handler>>,
     server: Server<Catalog>,
+    apex: ApexNames,
+}
+
+/// The names a served zone's SOA and NS records give: `[dns] name-servers` and `hostmaster`.
+/// Left empty, `ns1.<zone>` and `hostmaster.<zone>` (names that should then exist: a zone's
+/// delegation from its parent names its servers, and clients never look at these).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApexNames {
+    /// NS records at the apex; the first is the SOA's primary.
+    pub name_servers: Vec<String>,
+    /// The responsible mailbox, in domain form (`hostmaster.example.org`).
+    pub hostmaster: Option<String>,
 }
 
 impl std::fmt::Debug for DnsServer {
@@ -94,15 +106,24 @@ impl std::fmt::Debug for DnsServer {
 impl DnsServer {
     /// Serves `zones` on `addr` over UDP and TCP. With port 0 a port free for both is chosen.
     pub async fn start(addr: SocketAddr, zones: Vec<TxtZone>) -> Result<Self, DnsServerError> {
+        Self::start_with(addr, zones, ApexNames::default()).await
+    }
+
+    /// [`DnsServer::start`] with the zones' SOA and NS names.
+    pub async fn start_with(
+        addr: SocketAddr,
+        zones: Vec<TxtZone>,
+        apex: ApexNames,
+    ) -> Result<Self, DnsServerError> {
         let (udp, tcp) = bind_pair(addr).await?;
         let local_addr =
             udp.local_addr().map_err(|source| DnsServerError::Bind { addr, source })?;
-        let (catalog, handlers) = build_catalog(zones)?;
+        let (catalog, handlers) = build_catalog(zones, &apex)?;
         let mut server = Server::new(catalog);
         server.register_socket(udp);
         server.register_listener(tcp, TCP_TIMEOUT, 64 * 1024);
         tracing::info!(target: "ctl::dns", %local_addr, zones = handlers.len(), "DNS server listening");
-        Ok(Self { local_addr, zones: handlers, server })
+        Ok(Self { local_addr, zones: handlers, server, apex })
     }
 
     /// The address both sockets listen on.
@@ -117,7 +138,7 @@ impl DnsServer {
             .zones
             .get(&origin)
             .ok_or_else(|| DnsServerError::UnknownZone(zone.origin.clone()))?;
-        let mut fresh = build_handler(zone)?;
+        let mut fresh = build_handler(zone, &self.apex)?;
         let records = std::mem::take(fresh.records_get_mut());
         *served.records_mut().await = records;
         tracing::info!(target: "ctl::dns", origin = %zone.origin, serial = zone.serial, "zone replaced");
@@ -144,7 +165,7 @@ impl std::fmt::Debug for ZoneCatalog {
 impl ZoneCatalog {
     /// The catalog [`DnsServer::start`] would serve for `zones`.
     pub fn new(zones: Vec<TxtZone>) -> Result<Self, DnsServerError> {
-        Ok(Self(build_catalog(zones)?.0))
+        Ok(Self(build_catalog(zones, &ApexNames::default())?.0))
     }
 
     /// The response to one request's bytes, encoded as the server sends it (UDP answers cut to
@@ -205,12 +226,13 @@ impl ResponseHandler for CapturedResponse {
 /// The catalog of `zones`, and each zone's handler by origin (for [`DnsServer::replace`]).
 fn build_catalog(
     zones: Vec<TxtZone>,
+    apex: &ApexNames,
 ) -> Result<(Catalog, HashMap<LowerName, Arc<Handler>>), DnsServerError> {
     let mut catalog = Catalog::new();
     let mut handlers = HashMap::new();
     for zone in zones {
         let origin = LowerName::new(&parse_name(&zone.origin)?);
-        let handler = Arc::new(build_handler(&zone)?);
+        let handler = Arc::new(build_handler(&zone, apex)?);
         catalog.upsert(origin.clone(), vec![handler.clone() as Arc<dyn ZoneHandler>]);
         handlers.insert(origin, handler);
     }
@@ -240,17 +262,31 @@ fn parse_name(name: &str) -> Result<Name, DnsServerError> {
     })
 }
 
-fn build_handler(zone: &TxtZone) -> Result<Handler, DnsServerError> {
+fn build_handler(zone: &TxtZone, apex: &ApexNames) -> Result<Handler, DnsServerError> {
     let origin = parse_name(&zone.origin)?;
     let mut handler = Handler::empty(origin.clone(), ZoneType::Primary, AxfrPolicy::Deny);
-    let ns_name = parse_name(&format!("ns1.{}", zone.origin))?;
-    let hostmaster = parse_name(&format!("hostmaster.{}", zone.origin))?;
-    let soa =
-        SOA::new(ns_name.clone(), hostmaster, zone.serial, 3600, 600, 86_400, zone.negative_ttl);
-    let mut records: Vec<Record> = vec![
-        Record::from_rdata(origin.clone(), 3600, RData::SOA(soa)),
-        Record::from_rdata(origin.clone(), 3600, RData::NS(NS(ns_name))),
-    ];
+    let name_servers: Vec<Name> = if apex.name_servers.is_empty() {
+        vec![parse_name(&format!("ns1.{}", zone.origin))?]
+    } else {
+        apex.name_servers.iter().map(|n| parse_name(n)).collect::<Result<_, _>>()?
+    };
+    let hostmaster = match &apex.hostmaster {
+        Some(mailbox) => parse_name(mailbox)?,
+        None => parse_name(&format!("hostmaster.{}", zone.origin))?,
+    };
+    let soa = SOA::new(
+        name_servers[0].clone(),
+        hostmaster,
+        zone.serial,
+        3600,
+        600,
+        86_400,
+        zone.negative_ttl,
+    );
+    let mut records: Vec<Record> = vec![Record::from_rdata(origin.clone(), 3600, RData::SOA(soa))];
+    for ns in name_servers {
+        records.push(Record::from_rdata(origin.clone(), 3600, RData::NS(NS(ns))));
+    }
     for txt in &zone.records {
         let name = parse_name(&txt.name)?;
         if !origin.zone_of(&name) {

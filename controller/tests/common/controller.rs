@@ -39,7 +39,12 @@ pub(crate) fn test_config(dir: &Path, admin: &str, database_url: Option<&str>) -
 
 /// The built-in DNS server on port 0, serving [`ZONE`].
 pub(crate) fn test_dns() -> Option<DnsConfig> {
-    Some(DnsConfig { listen: "127.0.0.1:0".parse().unwrap(), zone: ZONE.into() })
+    Some(DnsConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        zone: ZONE.into(),
+        name_servers: Vec::new(),
+        hostmaster: None,
+    })
 }
 
 /// The `boot` tree at `boot.fleet.test`: nodes with the `boot` role, signed by the key `dev`.

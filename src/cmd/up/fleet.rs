@@ -132,7 +132,12 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
             starting_grace_secs: 10,
         },
         reconcile_interval_ms: 500,
-        dns: Some(DnsConfig { listen: plan.dns, zone: plan.zone.to_owned() }),
+        dns: Some(DnsConfig {
+            listen: plan.dns,
+            zone: plan.zone.to_owned(),
+            name_servers: Vec::new(),
+            hostmaster: None,
+        }),
         // On loopback only this machine's users reach it; elsewhere the browser logs in.
         dashboard: DashboardConfig {
             public: plan.api.ip().is_loopback(),
