@@ -18,6 +18,8 @@ command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool checks our /metrics
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)  # routes alerts end to end
 command -v openssl >/dev/null 2>&1 || need+=(openssl)         # certificates for the WSS tests
+command -v jq >/dev/null 2>&1 || need+=(jq)                   # the README's walkthrough uses it
+command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)       # renders the dashboard headless
 if [ ${#need[@]} -gt 0 ]; then
   sudo=""

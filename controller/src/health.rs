@@ -51,8 +51,8 @@ pub struct HealthThresholds {
     pub critical_after_secs: u64,
     /// Fewer relay peers than this is a warning (nwaku aims at 6 good connections).
     pub min_relay_peers: u32,
-    /// A node up for less than this with too few relay peers is *starting* (a warning, not
-    /// listed) rather than critical: every node has no peers in its first seconds.
+    /// A node up for less than this without relay peers is *starting* (a warning, not listed)
+    /// rather than critical: every node has no peers in its first seconds.
     pub starting_grace_secs: u64,
 }
 
@@ -95,11 +95,13 @@ pub fn evaluate(
     if figures.stopping == Some(true) {
         return (Health::Critical, STOPPED.into());
     }
-    if let (Some(up), Some(peers)) = (figures.node_uptime_secs, figures.relay_peers)
+    // No peers yet, shortly after the node started: every node begins so. Only "none": a node
+    // that had peers and lost some is an ordinary warning (and stays listed). The reason does
+    // not count the seconds, so it does not change (and get written) on every pass.
+    if let (Some(up), Some(0)) = (figures.node_uptime_secs, figures.relay_peers)
         && up < thresholds.starting_grace_secs
-        && peers < thresholds.min_relay_peers
     {
-        return (Health::Warning, format!("{STARTING} up {up} s, {peers} relay peers"));
+        return (Health::Warning, format!("{STARTING} no relay peers yet"));
     }
     // Only relaying nodes report relay peers.
     if figures.relay_peers == Some(0) {
@@ -186,7 +188,14 @@ mod tests {
         let fresh = reported(serde_json::json!({ "relayPeers": 0, "nodeUptimeSecs": 5 }));
         assert_eq!(
             evaluate(&fresh, &t, &none, 2_000),
-            (Health::Warning, "starting: up 5 s, 0 relay peers".into())
+            (Health::Warning, "starting: no relay peers yet".into())
+        );
+        // Some peers, fewer than the minimum, soon after start: an ordinary warning (listed),
+        // not "starting" — a node that lost peers must not leave its trees for it.
+        let short = reported(serde_json::json!({ "relayPeers": 1, "nodeUptimeSecs": 5 }));
+        assert_eq!(
+            evaluate(&short, &t, &none, 2_000),
+            (Health::Warning, "1 relay peers, fewer than 6".into())
         );
         // Past the grace period, no peers is critical again.
         let stuck = reported(serde_json::json!({ "relayPeers": 0, "nodeUptimeSecs": 61 }));

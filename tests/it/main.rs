@@ -24,3 +24,4 @@ mod helpers;
 /// The controller tests' simulated agent (signed enrolments and reports).
 #[path = "../../controller/tests/common/agent.rs"]
 mod sim_agent;
+mod walkthrough;
