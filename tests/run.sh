@@ -14,6 +14,7 @@ command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 # knotd lives in /usr/sbin, which is not on every user's PATH.
 command -v knotd >/dev/null 2>&1 || [ -x /usr/sbin/knotd ] || need+=(knot)
 command -v named-compilezone >/dev/null 2>&1 || need+=(bind9-utils)
+command -v nsd >/dev/null 2>&1 || [ -x /usr/sbin/nsd ] || need+=(nsd)   # bench dns compares with it
 command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)     # promtool checks our /metrics
 command -v amtool >/dev/null 2>&1 || need+=(prometheus-alertmanager)  # routes alerts end to end

@@ -1,10 +1,13 @@
-//! `wakufleet bench dns`: the built-in authoritative DNS server against Knot, under `dnsperf`.
+//! `wakufleet bench dns`: the built-in authoritative DNS server against Knot and NSD, under
+//! `dnsperf`.
 //!
 //! A signed tree of N generated records is served as one zone by the controller's built-in
-//! server ([`DnsServer`]) and by a `knotd` of our own (a temporary directory, a loopback port,
-//! the same zone as a zone file). Both are checked to answer the same records first; then
-//! `dnsperf` sends TXT queries for every name of the tree (the root and every entry) to each,
-//! over UDP, one run each. Prints queries/s, the ratio and lost queries; asserts no time.
+//! server ([`DnsServer`]), by a `knotd` and by an `nsd` of our own (each in a temporary
+//! directory on a loopback port, the same zone as a zone file). All three are checked to
+//! answer the same records first; then `dnsperf` sends TXT queries for every name of the tree
+//! (the root and every entry) to each, over UDP, one run each. Prints queries/s and lost
+//! queries per server, and last the built-in server's ratio to the faster of Knot and NSD;
+//! asserts no time.
 
 use std::{
     collections::BTreeMap,
@@ -51,6 +54,7 @@ fn required(name: &str, package: &str) -> anyhow::Result<PathBuf> {
 
 pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyhow::Result<()> {
     let knotd = required("knotd", "knot")?;
+    let nsd = required("nsd", "nsd")?;
     let dnsperf = if check_only { None } else { Some(required("dnsperf", "dnsperf")?) };
 
     let started = Instant::now();
@@ -78,10 +82,17 @@ pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyho
     let dir = tempfile::tempdir()?;
     let options =
         ZoneOptions { root_ttl: ROOT_TTL, ttl: TTL, name_server: Some(format!("ns1.{DOMAIN}")) };
-    let mut knot = Knot::start(&knotd, dir.path(), &zone_file(&tree, DOMAIN, &options))?;
+    let zone = zone_file(&tree, DOMAIN, &options);
+    let mut references = Vec::new();
     let result = async {
-        knot.wait_ready(&txt).await?;
-        check(&txt, &url, records, builtin.local_addr(), knot.addr).await?;
+        references.push(Reference::knot(&knotd, &dir.path().join("knot"), &zone)?);
+        references.push(Reference::nsd(&nsd, &dir.path().join("nsd"), &zone)?);
+        for reference in &mut references {
+            reference.wait_ready(&txt).await?;
+        }
+        let mut servers = vec![("built-in", builtin.local_addr())];
+        servers.extend(references.iter().map(|r| (r.name, r.addr)));
+        check(&txt, &url, records, &servers).await?;
         let Some(dnsperf) = dnsperf else { return Ok(()) };
         let queries = dir.path().join("queries.txt");
         let lines: String = txt.keys().map(|name| format!("{name}. TXT\n")).collect();
@@ -92,25 +103,37 @@ pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyho
         );
         let ours = perf(&dnsperf, &queries, builtin.local_addr(), seconds).await?;
         ours.print("built-in (hickory)");
-        let theirs = perf(&dnsperf, &queries, knot.addr, seconds).await?;
-        theirs.print("Knot");
-        println!("built-in / Knot: {:.2}", ours.qps / theirs.qps.max(f64::MIN_POSITIVE));
+        let mut fastest: Option<(&str, Perf)> = None;
+        for reference in &references {
+            let theirs = perf(&dnsperf, &queries, reference.addr, seconds).await?;
+            theirs.print(reference.name);
+            if fastest.as_ref().is_none_or(|(_, best)| theirs.qps > best.qps) {
+                fastest = Some((reference.name, theirs));
+            }
+        }
+        if let Some((name, best)) = fastest {
+            println!(
+                "built-in / faster of Knot and NSD ({name}): {:.2}",
+                ours.qps / best.qps.max(f64::MIN_POSITIVE)
+            );
+        }
         Ok(())
     }
     .await;
-    knot.stop();
+    for reference in &mut references {
+        reference.stop();
+    }
     builtin.shutdown().await;
     result
 }
 
-/// Both servers answer the root and sampled names with the tree's own text, and the tree
+/// Every server answers the root and sampled names with the tree's own text, and the tree
 /// client resolves every record from each.
 async fn check(
     txt: &BTreeMap<String, String>,
     url: &node::enrtree::LinkEntry,
     records: usize,
-    builtin: SocketAddr,
-    knot: SocketAddr,
+    servers: &[(&str, SocketAddr)],
 ) -> anyhow::Result<()> {
     let step = (txt.len() / SAMPLES).max(1);
     let mut names: Vec<&String> = txt.keys().step_by(step).take(SAMPLES).collect();
@@ -118,7 +141,7 @@ async fn check(
         names.push(txt.keys().find(|name| *name == DOMAIN).context("the tree has no root")?);
     }
     let mut resolved = Vec::new();
-    for (server, addr) in [("built-in", builtin), ("Knot", knot)] {
+    for &(server, addr) in servers {
         let resolver = HickoryTxtResolver::with_server(addr)?;
         for name in &names {
             let answer =
@@ -140,32 +163,35 @@ async fn check(
         }
         resolved.push(enrs);
     }
-    if resolved[0] != resolved[1] {
-        bail!("the two servers serve different records");
+    if resolved.windows(2).any(|pair| pair[0] != pair[1]) {
+        bail!("the servers serve different records");
     }
     println!(
-        "check: root + {} sampled names answer identically on both servers; the tree client resolved {records}/{records} records from each, 0 errors",
-        names.len() - 1
+        "check: root + {} sampled names answer identically on all {} servers; the tree client resolved {records}/{records} records from each, 0 errors",
+        names.len() - 1,
+        servers.len()
     );
     Ok(())
 }
 
-/// A `knotd` of our own in a temporary directory, serving one zone file.
-struct Knot {
+/// A reference server of our own (knotd or nsd) in a temporary directory, serving one zone
+/// file on a loopback port.
+struct Reference {
+    name: &'static str,
     child: Option<Child>,
     addr: SocketAddr,
     log: PathBuf,
 }
 
-impl Knot {
-    fn start(knotd: &Path, dir: &Path, zone: &str) -> anyhow::Result<Self> {
-        for sub in ["run", "db"] {
-            std::fs::create_dir(dir.join(sub))?;
+impl Reference {
+    /// Knot with its defaults (worker threads: one per core). No `server.user`: knotd keeps
+    /// the invoking user and needs no privileges for a high port.
+    fn knot(knotd: &Path, dir: &Path, zone: &str) -> anyhow::Result<Self> {
+        for sub in ["", "run", "db"] {
+            std::fs::create_dir_all(dir.join(sub))?;
         }
         std::fs::write(dir.join("bench.zone"), zone)?;
-        let port = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
-        // Knot's defaults otherwise (worker threads: one per core). No `server.user`: knotd
-        // keeps the invoking user and needs no privileges for a high port.
+        let port = free_port()?;
         let conf = format!(
             "server:\n    rundir: \"{root}/run\"\n    listen: 127.0.0.1@{port}\n\
              log:\n  - target: stderr\n    any: warning\n\
@@ -174,20 +200,51 @@ impl Knot {
             root = dir.display()
         );
         std::fs::write(dir.join("knot.conf"), conf)?;
-        let log = dir.join("knotd.log");
+        Self::spawn("Knot", Command::new(knotd).arg("-c").arg(dir.join("knot.conf")), dir, port)
+    }
+
+    /// NSD with its defaults (one server process per core), in the foreground (`-d`), keeping
+    /// the invoking user, every file in `dir`, no control socket.
+    fn nsd(nsd: &Path, dir: &Path, zone: &str) -> anyhow::Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("bench.zone"), zone)?;
+        let port = free_port()?;
+        let conf = format!(
+            "server:\n    ip-address: 127.0.0.1@{port}\n    username: \"\"\n    chroot: \"\"\n\
+             \x20   zonesdir: \"{root}\"\n    pidfile: \"{root}/nsd.pid\"\n    database: \"\"\n\
+             \x20   zonelistfile: \"{root}/zone.list\"\n    xfrdfile: \"{root}/xfrd.state\"\n\
+             \x20   xfrdir: \"{root}\"\n    verbosity: 0\n\
+             remote-control:\n    control-enable: no\n\
+             zone:\n    name: {DOMAIN}\n    zonefile: bench.zone\n",
+            root = dir.display()
+        );
+        std::fs::write(dir.join("nsd.conf"), conf)?;
+        Self::spawn(
+            "NSD",
+            Command::new(nsd).arg("-d").arg("-c").arg(dir.join("nsd.conf")),
+            dir,
+            port,
+        )
+    }
+
+    fn spawn(
+        name: &'static str,
+        command: &mut Command,
+        dir: &Path,
+        port: u16,
+    ) -> anyhow::Result<Self> {
+        let log = dir.join("server.log");
         let out = std::fs::File::create(&log)?;
-        let child = Command::new(knotd)
-            .arg("-c")
-            .arg(dir.join("knot.conf"))
+        let child = command
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
-            .context("starting knotd")?;
-        Ok(Self { child: Some(child), addr: (Ipv4Addr::LOCALHOST, port).into(), log })
+            .with_context(|| format!("starting {name}"))?;
+        Ok(Self { name, child: Some(child), addr: (Ipv4Addr::LOCALHOST, port).into(), log })
     }
 
-    /// Until knotd answers the root.
+    /// Until the server answers the root.
     async fn wait_ready(&mut self, txt: &BTreeMap<String, String>) -> anyhow::Result<()> {
         let resolver = HickoryTxtResolver::with_server(self.addr)?;
         let root = txt.get(DOMAIN).context("the tree has no root")?;
@@ -196,13 +253,13 @@ impl Knot {
             if let Some(child) = self.child.as_mut()
                 && let Some(status) = child.try_wait()?
             {
-                bail!("knotd exited ({status}): {}", self.log_text());
+                bail!("{} exited ({status}): {}", self.name, self.log_text());
             }
             if resolver.lookup_txt(DOMAIN).await.is_ok_and(|answer| answer.contains(root)) {
                 return Ok(());
             }
             if Instant::now() > deadline {
-                bail!("knotd did not serve {DOMAIN} within 20 s: {}", self.log_text());
+                bail!("{} did not serve {DOMAIN} within 20 s: {}", self.name, self.log_text());
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -224,10 +281,14 @@ impl Knot {
     }
 }
 
-impl Drop for Knot {
+impl Drop for Reference {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// What one dnsperf run printed.

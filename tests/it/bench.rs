@@ -32,13 +32,14 @@ fn bench_ingest_sqlite_prints_figures_and_no_refusals() {
 }
 
 #[test]
-fn bench_dns_check_only_finds_both_servers_agree() {
-    // Needs knotd (tests/run.sh installs it), not dnsperf.
+fn bench_dns_check_only_finds_the_three_servers_agree() {
+    // Needs knotd and nsd (tests/run.sh installs them), not dnsperf.
     let dir = tempfile::tempdir().unwrap();
     let out = ok(dir.path(), &["bench", "dns", "--records", "30", "--check-only"]);
     assert!(figure(&out, "dns: tree of 30 records").contains("TXT names"), "{out}");
     let check = figure(&out, "check:");
     assert!(check.contains("resolved 30/30 records from each, 0 errors"), "{out}");
+    assert!(check.contains("identically on all 3 servers"), "built-in, Knot and NSD: {out}");
     assert!(!out.contains("queries/s"), "--check-only runs no dnsperf: {out}");
 }
 
