@@ -50,7 +50,6 @@ enum Trouble {
     Stale,
     UnknownNode,
     Refused,
-    Enrolment,
 }
 
 impl Trouble {
@@ -59,8 +58,10 @@ impl Trouble {
             ClientError::Unreachable(_) | ClientError::Server { .. } => Self::Unavailable,
             ClientError::Stale(_) => Self::Stale,
             ClientError::UnknownNode(_) => Self::UnknownNode,
-            ClientError::Enrolment { .. } => Self::Enrolment,
-            ClientError::Replay { .. } | ClientError::Refused { .. } => Self::Refused,
+            // A refused enrolment stops the agent instead (AgentError::CannotEnrol).
+            ClientError::Replay { .. }
+            | ClientError::Refused { .. }
+            | ClientError::Enrolment { .. } => Self::Refused,
         }
     }
 }

@@ -193,8 +193,7 @@ impl Controller {
         let http = state.config.http.clone();
         tasks.push(match tls {
             Some(tls) => {
-                let listener =
-                    crate::tls_listener::TlsListener::new(listener, tls, http.limit_loopback);
+                let listener = crate::tls_listener::TlsListener::new(listener, tls, http.clone());
                 tokio::spawn(crate::http_server::serve(listener, router, http, stopped.clone()))
             }
             None => {

@@ -22,19 +22,32 @@ struct Member {
 pub struct FleetSnapshot {
     /// Nodes that are up (not critical, not in maintenance, not found unreachable).
     members: Vec<Member>,
-    /// Every enrolled node's peer id (their records name the key), bounded.
-    peer_ids: Vec<(String, String)>,
+    /// Every enrolled node's id, record seq and peer id (their records name the key), bounded.
+    peer_ids: Vec<(String, u64, String)>,
 }
 
 impl FleetSnapshot {
-    /// The snapshot of `nodes`.
-    pub fn of(nodes: &[NodeRow]) -> Self {
+    /// The snapshot of `nodes`. Peer ids of records `previous` already decoded (same node,
+    /// same seq) are taken from it: checking a record's signature is what costs, and a pass
+    /// runs every few seconds over records that rarely change.
+    pub fn of(nodes: &[NodeRow], previous: &Self) -> Self {
+        let known: std::collections::HashMap<(&str, u64), &str> = previous
+            .peer_ids
+            .iter()
+            .map(|(id, seq, peer)| ((id.as_str(), *seq), peer.as_str()))
+            .collect();
         let mut snapshot = Self::default();
         for node in nodes {
-            let Ok(record) = node.enr.parse::<NodeRecord>() else { continue };
-            let Ok(waku) = WakuEnr::decode(record.enr()) else { continue };
+            let peer = match known.get(&(node.node_id.as_str(), node.enr_seq)) {
+                Some(peer) => (*peer).to_owned(),
+                None => {
+                    let Ok(record) = node.enr.parse::<NodeRecord>() else { continue };
+                    let Ok(waku) = WakuEnr::decode(record.enr()) else { continue };
+                    waku.peer_id.to_string()
+                }
+            };
             if snapshot.peer_ids.len() < MAX_FLEET_PEER_IDS {
-                snapshot.peer_ids.push((node.node_id.clone(), waku.peer_id.to_string()));
+                snapshot.peer_ids.push((node.node_id.clone(), node.enr_seq, peer));
             }
             let up = node.health != Health::Critical
                 && node.maintenance.is_none()
@@ -65,8 +78,8 @@ impl FleetSnapshot {
         let peer_ids: Vec<String> = self
             .peer_ids
             .iter()
-            .filter(|(id, _)| id != node_id)
-            .map(|(_, peer)| peer.clone())
+            .filter(|(id, _, _)| id != node_id)
+            .map(|(_, _, peer)| peer.clone())
             .collect();
         if candidates.is_empty() && peer_ids.is_empty() {
             return None;
@@ -109,7 +122,10 @@ mod tests {
             (0..40).map(|i| node(40_000 + i, 1, Health::Passing)).collect();
         nodes.push(node(41_000, 1, Health::Critical));
         nodes.push(node(41_001, 2, Health::Passing));
-        let snapshot = FleetSnapshot::of(&nodes);
+        let snapshot = FleetSnapshot::of(&nodes, &FleetSnapshot::default());
+        // Taken again from the first: the same peer ids, without decoding a record again.
+        let again = FleetSnapshot::of(&nodes, &snapshot);
+        assert_eq!(again.peer_ids, snapshot.peer_ids);
         let me = &nodes[0];
         let hint = snapshot.hint_for(&me.node_id, Some(1)).unwrap();
         assert_eq!(hint.records.len(), MAX_FLEET_RECORDS);
@@ -125,7 +141,7 @@ mod tests {
             .collect();
         assert!(firsts.len() > 4, "{}", firsts.len());
         // Alone: nothing to say.
-        let alone = FleetSnapshot::of(&nodes[..1]);
+        let alone = FleetSnapshot::of(&nodes[..1], &snapshot);
         assert!(alone.hint_for(&me.node_id, Some(1)).is_none());
     }
 }

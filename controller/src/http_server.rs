@@ -87,7 +87,8 @@ impl HttpConfig {
         Ok(())
     }
 
-    fn limits(&self, ip: IpAddr) -> bool {
+    /// Whether per-address limits apply to `ip` (loopback only with `limit_loopback`).
+    pub(crate) fn limits(&self, ip: IpAddr) -> bool {
         self.limit_loopback || !ip.is_loopback()
     }
 }

@@ -116,13 +116,14 @@ impl ControllerMetrics {
         self.reconcile_seconds.set(took.as_secs_f64());
     }
 
-    /// Replaces the fleet snapshot with the state a reconcile pass just read.
+    /// Replaces the fleet snapshot with the nodes and trees a reconcile pass just read.
     pub async fn refresh_fleet(
         &self,
         state: &AppState,
         nodes: &[crate::db::nodes::NodeRow],
+        trees: &[crate::db::trees::TreeRow],
     ) -> Result<(), MetricsError> {
-        let families = fleet_registry(state, nodes).await?.gather();
+        let families = fleet_registry(state, nodes, trees).await?.gather();
         *self.fleet.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), families));
         Ok(())
     }
@@ -220,6 +221,7 @@ fn health_value(health: Health) -> i64 {
 async fn fleet_registry(
     state: &AppState,
     nodes: &[crate::db::nodes::NodeRow],
+    trees: &[crate::db::trees::TreeRow],
 ) -> Result<Registry, MetricsError> {
     let registry = Registry::new();
     let now = state.db.now_ms();
@@ -336,7 +338,7 @@ async fn fleet_registry(
         Opts::new("wakufleet_tree_build_error", "1 while the last build of the tree failed"),
         &["tree"],
     )?;
-    for tree in state.db.trees().await? {
+    for tree in trees {
         let name = [tree.name.as_str()];
         // One read per tree: building a version abandons older pending ones and publishing
         // supersedes older signed ones, so the newest versions hold every one counted here.

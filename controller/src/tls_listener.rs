@@ -20,26 +20,29 @@ pub struct TlsListener {
     acceptor: TlsAcceptor,
     handshakes: JoinSet<(SocketAddr, Option<TlsStream<TcpStream>>)>,
     per_ip: std::collections::HashMap<std::net::IpAddr, usize>,
-    limit_loopback: bool,
+    http: crate::http_server::HttpConfig,
 }
 
 impl TlsListener {
-    /// Serves `config` on `tcp`. Loopback clients count against the per-address cap only
-    /// with `limit_loopback` (see [`crate::http_server`]).
-    pub fn new(tcp: TcpListener, config: rustls::ServerConfig, limit_loopback: bool) -> Self {
+    /// Serves `config` on `tcp`; the per-address cap applies where `http`'s limits do (see
+    /// [`crate::http_server`]).
+    pub fn new(
+        tcp: TcpListener,
+        config: rustls::ServerConfig,
+        http: crate::http_server::HttpConfig,
+    ) -> Self {
         Self {
             tcp,
             acceptor: TlsAcceptor::from(Arc::new(config)),
             handshakes: JoinSet::new(),
             per_ip: std::collections::HashMap::new(),
-            limit_loopback,
+            http,
         }
     }
 
     fn start_handshake(&mut self, stream: TcpStream, peer: SocketAddr) {
         let count = self.per_ip.entry(peer.ip()).or_default();
-        let limited = self.limit_loopback || !peer.ip().is_loopback();
-        if limited && *count >= MAX_HANDSHAKES_PER_IP {
+        if self.http.limits(peer.ip()) && *count >= MAX_HANDSHAKES_PER_IP {
             tracing::debug!(target: "ctl::api", %peer, "TLS handshake refused: too many from this address");
             return;
         }

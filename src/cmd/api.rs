@@ -2,7 +2,10 @@
 //! from a file or the environment, never argv), and one request with the controller's reason
 //! as the error.
 
-use std::{path::PathBuf, time::Duration};
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
 
 use anyhow::{Context, bail};
 use clap::Args;
@@ -32,8 +35,9 @@ impl ApiArgs {
     fn token(&self) -> anyhow::Result<String> {
         let token = match &self.token_file {
             Some(path) => crate::files::read(path)?.trim().to_owned(),
-            None => std::env::var(TOKEN_ENV)
-                .or_else(|_| std::env::var(ADMIN_TOKEN_ENV))
+            None => [TOKEN_ENV, ADMIN_TOKEN_ENV]
+                .into_iter()
+                .find_map(|name| std::env::var(name).ok().filter(|t| !t.trim().is_empty()))
                 .unwrap_or_default(),
         };
         if token.is_empty() {
@@ -49,6 +53,18 @@ impl ApiArgs {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
+        self.call_waiting(method, path, body, Duration::ZERO).await
+    }
+
+    /// [`ApiArgs::call`], retrying for up to `wait` while the controller cannot be reached (it
+    /// may be starting).
+    pub(crate) async fn call_waiting(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        wait: Duration,
+    ) -> anyhow::Result<Value> {
         let token = self.token()?;
         let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
         if let Some(path) = &self.ca_file {
@@ -57,12 +73,24 @@ impl ApiArgs {
                 node::tls::client_config(&pem).with_context(|| format!("{}", path.display()))?,
             );
         }
+        let http = http.build()?;
         let url = format!("{}{path}", self.controller.trim_end_matches('/'));
-        let mut request = http.build()?.request(method, &url).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.with_context(|| format!("controller at {url}"))?;
+        let deadline = Instant::now() + wait;
+        let response = loop {
+            let mut request = http.request(method.clone(), &url).bearer_auth(&token);
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            match request.send().await {
+                Ok(response) => break response,
+                Err(error)
+                    if Instant::now() < deadline && (error.is_connect() || error.is_timeout()) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(error) => return Err(error).with_context(|| format!("controller at {url}")),
+            }
+        };
         let status = response.status();
         let answer: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {

@@ -1,16 +1,12 @@
 //! `wakufleet token create|list|revoke`: one-time enrolment tokens from the controller's API,
-//! for scripts and provisioning (Ansible, compose) in place of hand-written curl. The admin token
+//! for scripts and provisioning (Ansible, compose) in place of hand-written curl. The token
 //! comes from a file or `$WAKUFLEET_ADMIN_TOKEN`, never from argv; the new token goes to a
 //! mode-0600 file (or standard output), where an agent's `token_file` can read it.
 
-use std::{
-    path::PathBuf,
-    time::{Duration, Instant},
-};
+use std::{path::PathBuf, time::Duration};
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use controller::config::ADMIN_TOKEN_ENV;
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -38,15 +34,8 @@ pub(crate) enum TokenCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct CreateArgs {
-    /// The controller's base URL, e.g. `http://controller:8080`.
-    #[arg(long, env = "WAKUFLEET_CONTROLLER", value_name = "URL")]
-    controller: String,
-    /// File holding the admin token (else `$WAKUFLEET_ADMIN_TOKEN`).
-    #[arg(long, value_name = "FILE")]
-    admin_token_file: Option<PathBuf>,
-    /// With an `https://` controller: PEM certificates trusted besides the web PKI roots.
-    #[arg(long, value_name = "FILE")]
-    ca_file: Option<PathBuf>,
+    #[command(flatten)]
+    api: ApiArgs,
     /// The node's label (operators' only: an agent cannot change it).
     #[arg(long)]
     label: String,
@@ -156,14 +145,6 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
         }
         bail!("{}: already exists; refusing to overwrite a token file", out.display());
     }
-    let admin = match &args.admin_token_file {
-        Some(path) => crate::files::read(path)?.trim().to_owned(),
-        None => std::env::var(ADMIN_TOKEN_ENV).unwrap_or_default(),
-    };
-    if admin.is_empty() {
-        bail!("no admin token: give --admin-token-file or set ${ADMIN_TOKEN_ENV}");
-    }
-    let url = format!("{}/api/v1/tokens", args.controller.trim_end_matches('/'));
     let mut body =
         json!({ "label": args.label, "roles": args.roles, "ttlSecs": args.ttl.as_secs() });
     if !args.shards.is_empty() {
@@ -172,32 +153,8 @@ async fn create(args: CreateArgs) -> anyhow::Result<()> {
     if let Some(cluster) = args.cluster_id {
         body["clusterId"] = json!(cluster);
     }
-    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
-    if let Some(path) = &args.ca_file {
-        let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-        http = http.use_preconfigured_tls(
-            node::tls::client_config(&pem).with_context(|| format!("{}", path.display()))?,
-        );
-    }
-    let http = http.build()?;
-    let deadline = Instant::now() + args.wait;
-    let response = loop {
-        match http.post(&url).bearer_auth(&admin).json(&body).send().await {
-            Ok(response) => break response,
-            Err(error)
-                if Instant::now() < deadline && (error.is_connect() || error.is_timeout()) =>
-            {
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            Err(error) => return Err(error).with_context(|| format!("controller at {url}")),
-        }
-    };
-    let status = response.status();
-    let answer: Value = response.json().await.unwrap_or(Value::Null);
-    if !status.is_success() {
-        let why = answer["error"].as_str().unwrap_or("no reason given");
-        bail!("controller at {url} refused: {status}: {why}");
-    }
+    let answer =
+        args.api.call_waiting(Method::POST, "/api/v1/tokens", Some(body), args.wait).await?;
     let token = answer["token"].as_str().context("the controller's answer has no token")?;
     match &args.out {
         Some(out) => crate::files::write_secret_new(out, &format!("{token}\n"))?,

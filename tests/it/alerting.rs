@@ -65,9 +65,11 @@ async fn webhook_receiver() -> (String, Received) {
     (base, received)
 }
 
-fn spawn(program: &str, args: &[String]) -> Child {
+/// `program` with `args` in `dir`, its output discarded, killed when dropped.
+fn spawn(program: &str, args: &[String], dir: &Path) -> Child {
     Command::new(program)
         .args(args)
+        .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -86,15 +88,8 @@ async fn until(what: &str, limit: Duration, mut done: impl AsyncFnMut() -> bool)
 
 /// The agent as its own process (so it can be killed like a crashed host's).
 fn start_agent(dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wakufleet"))
-        .args(["agent", "--config", "agent.toml"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
+    let args = ["agent", "--config", "agent.toml"].map(str::to_owned);
+    spawn(env!("CARGO_BIN_EXE_wakufleet"), &args, dir)
 }
 
 /// Alerts named `alertname` with `status` among everything the receiver got at `path`.
@@ -176,6 +171,7 @@ async fn a_killed_agent_reaches_a_person_and_its_return_resolves_it() {
             // One Alertmanager: no gossip cluster.
             "--cluster.listen-address=".to_owned(),
         ],
+        d,
     );
 
     // Prometheus with the shipped rules, each `for:` cut to 1 s.
@@ -203,6 +199,7 @@ async fn a_killed_agent_reaches_a_person_and_its_return_resolves_it() {
             format!("--storage.tsdb.path={}", d.join("prom-data").display()),
             format!("--web.listen-address=127.0.0.1:{}", free_port()),
         ],
+        d,
     );
 
     // The node reports; then its agent dies as a crashed host's would.

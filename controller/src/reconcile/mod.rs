@@ -50,7 +50,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
     state.set_publisher(held);
     let defined = state.db.trees().await?;
     let nodes = update_health(state, &defined).await?;
-    state.set_fleet(crate::fleet_hint::FleetSnapshot::of(&nodes));
+    state.set_fleet(crate::fleet_hint::FleetSnapshot::of(&nodes, &state.fleet()));
     if held {
         crate::rollout::advance_all(state, &nodes).await?;
         let now = state.db.now_ms();
@@ -75,7 +75,7 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
     }
     sync_dns(state, &trees).await?;
     // After the pass's own work, from what it read: a scrape then costs no query.
-    if let Err(error) = state.metrics.refresh_fleet(state, &nodes).await {
+    if let Err(error) = state.metrics.refresh_fleet(state, &nodes, &trees).await {
         tracing::warn!(target: "ctl::metrics", %error, "fleet metrics not refreshed");
     }
     Ok(())

@@ -38,6 +38,26 @@ fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// A controller that probes every `interval_ms` (reconcile passes every 200 ms), with the
+/// boot tree and its DNS server.
+async fn probing_controller(interval_ms: u64) -> (Controller, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", node::crypto::generate_key());
+    let config = ControllerConfig {
+        reconcile_interval_ms: 200,
+        dns: test_dns(),
+        reachability: ReachabilityConfig {
+            interval_ms,
+            timeout_ms: 2_000,
+            ..ReachabilityConfig::default()
+        },
+        trees: vec![boot_tree()],
+        ..test_config(dir.path(), ADMIN, None)
+    };
+    (Controller::start(config, keyring, Vec::new()).await.unwrap(), dir)
+}
+
 async fn node_json(http: &reqwest::Client, base: &str, member: &SimAgent) -> Value {
     let url = format!("{base}/api/v1/nodes/{}", member.record.node_id_hex());
     let body: Value = http.get(url).bearer_auth(ADMIN).send().await.unwrap().json().await.unwrap();
@@ -46,21 +66,7 @@ async fn node_json(http: &reqwest::Client, base: &str, member: &SimAgent) -> Val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_are_dialled_at_their_advertised_addresses() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut keyring = Keyring::default();
-    keyring.insert("dev", node::crypto::generate_key());
-    let config = ControllerConfig {
-        reconcile_interval_ms: 200,
-        dns: test_dns(),
-        reachability: ReachabilityConfig {
-            interval_ms: 300,
-            timeout_ms: 2_000,
-            ..ReachabilityConfig::default()
-        },
-        trees: vec![boot_tree()],
-        ..test_config(dir.path(), ADMIN, None)
-    };
-    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let (controller, _dir) = probing_controller(300).await;
     let base = format!("http://{}", controller.http_addr());
     let http = reqwest::Client::new();
 
@@ -154,21 +160,7 @@ fn record_with(key: &SigningKey, seq: u64, tcp: u16, extra: &[&str]) -> NodeReco
 /// it passed — within a reconcile interval, not a probe interval (60 s here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_advertised_address_is_dialled_and_new_records_wait_for_their_probe() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut keyring = Keyring::default();
-    keyring.insert("dev", node::crypto::generate_key());
-    let config = ControllerConfig {
-        reconcile_interval_ms: 200,
-        dns: test_dns(),
-        reachability: ReachabilityConfig {
-            interval_ms: 60_000,
-            timeout_ms: 2_000,
-            ..ReachabilityConfig::default()
-        },
-        trees: vec![boot_tree()],
-        ..test_config(dir.path(), ADMIN, None)
-    };
-    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let (controller, _dir) = probing_controller(60_000).await;
     let base = format!("http://{}", controller.http_addr());
     let http = reqwest::Client::new();
 
