@@ -53,9 +53,10 @@ fi
 psql -h 127.0.0.1 -U postgres -Atc "SELECT datname FROM pg_database WHERE datname LIKE 'wakufleet_test_%' OR datname LIKE 'wakufleet_agent_%'" 2>/dev/null |
   while read -r db; do psql -h 127.0.0.1 -U postgres -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; done
 
-# js-waku, the interop peer, with Node.js 22 from npm (the machine's Node may be older); the
-# lockfiles pin every package.
-for package in node22 js-waku-relay js-waku-light; do
+# js-waku, the interop peer, with Node.js 22 from npm (the machine's Node may be older), and
+# Playwright (playwright-core: no browser download, it drives Debian's Chromium) for the
+# dashboard's forms; the lockfiles pin every package.
+for package in node22 js-waku-relay js-waku-light dashboard; do
   dir=tests/interop/$package
   if [ ! -d "$dir/node_modules" ] || [ "$dir/package-lock.json" -nt "$dir/node_modules" ]; then
     echo "installing $dir" >&2

@@ -207,6 +207,14 @@ impl Reporter {
         Ok(())
     }
 
+    /// The version of the fleet hint the running node was given (none after a restart of the
+    /// node, so the next answer carries the hint again).
+    fn fleet_version(&self) -> Option<String> {
+        let instance = self.supervisor.current()?;
+        let (started, hint) = self.fleet_applied.as_ref()?;
+        (*started == instance.started && !hint.version.is_empty()).then(|| hint.version.clone())
+    }
+
     /// Hands the controller's fleet hint to the running node, once per node instance and
     /// change: its records become bootstrap and dial candidates, its peer ids fleet peers.
     async fn apply_fleet(&mut self, fleet: FleetHint) {
@@ -311,6 +319,7 @@ impl Reporter {
                 shards: measurement.shards,
                 cluster_id: measurement.cluster_id,
                 figures: measurement.figures,
+                fleet_version: self.fleet_version(),
             };
             match self.client.report(&report).await {
                 Ok(answer) => {

@@ -124,6 +124,19 @@ impl Caller {
     pub fn actor(&self) -> String {
         format!("person:{}", self.name)
     }
+
+    /// `Ok` if this person's role grants `permission`, else why not (a 403's message).
+    pub fn check(&self, permission: Permission) -> Result<(), String> {
+        if self.role.may(permission) {
+            return Ok(());
+        }
+        Err(format!(
+            "{} has the role {}, which may not {}",
+            self.name,
+            self.role,
+            permission.as_str()
+        ))
+    }
 }
 
 /// Checks an account name: 1..=64 of `A-Z a-z 0-9 . _ @ -`, not the bootstrap admin's. Names

@@ -47,6 +47,8 @@ pub struct AppState {
     fleet: std::sync::RwLock<std::sync::Arc<crate::fleet_hint::FleetSnapshot>>,
     /// Wakes the reconcile loop early (a report changed something).
     pub wake: Notify,
+    /// Verified reports waiting for the next group commit ([`crate::ingest`]).
+    pub reports: crate::ingest::ReportQueue,
     /// The (tree, seq, state) of the versions the built-in DNS server serves now.
     pub(crate) served: Mutex<Option<Vec<(String, u64, crate::db::trees::VersionState)>>>,
 }
@@ -154,7 +156,10 @@ impl Controller {
         let dns = match &config.dns {
             Some(dns) => {
                 let zones = vec![TxtZone::new(&dns.zone, 1)];
-                Some(DnsServer::start_with(dns.listen, zones, dns.apex()).await?)
+                Some(
+                    DnsServer::start_limited(dns.listen, zones, dns.apex(), dns.rate_limit())
+                        .await?,
+                )
             }
             None => None,
         };
@@ -167,7 +172,9 @@ impl Controller {
             .map_err(|source| StartError::Listen { addr: config.listen, source })?;
         let mut instance = [0u8; 8];
         node::crypto::random_bytes(&mut instance);
+        let (reports, report_writer) = crate::ingest::queue();
         let state = Arc::new(AppState {
+            reports,
             db,
             config,
             keyring,
@@ -200,6 +207,7 @@ impl Controller {
                 tokio::spawn(crate::http_server::serve(listener, router, http, stopped.clone()))
             }
         });
+        tasks.push(tokio::spawn(crate::ingest::run(state.clone(), report_writer, stopped.clone())));
         tasks.push(tokio::spawn(crate::reachability::run(state.clone(), stopped.clone())));
         tasks.push(tokio::spawn(reconcile_loop(state.clone(), stopped)));
         tracing::info!(target: "ctl", %http_addr, dns = ?state.dns.as_ref().map(DnsServer::local_addr), "controller started");
@@ -236,8 +244,14 @@ impl Controller {
     }
 }
 
+/// Woken passes start at most this often (or every interval, if that is shorter): under a
+/// thousand agents' reports a wake comes every few milliseconds, and back-to-back passes of
+/// tens of milliseconds each took a core from report ingest.
+const MIN_WOKEN_GAP: Duration = Duration::from_secs(1);
+
 async fn reconcile_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>) {
     let interval = Duration::from_millis(state.config.reconcile_interval_ms.max(100));
+    let gap = interval.min(MIN_WOKEN_GAP);
     loop {
         let started = std::time::Instant::now();
         let result = crate::reconcile::reconcile(&state).await;
@@ -245,10 +259,18 @@ async fn reconcile_loop(state: Arc<AppState>, mut stopped: watch::Receiver<bool>
         if let Err(error) = result {
             tracing::warn!(target: "ctl", %error, "reconcile pass failed");
         }
-        tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
-            _ = state.wake.notified() => {}
+        let woken = tokio::select! {
+            _ = tokio::time::sleep(interval) => false,
+            _ = state.wake.notified() => true,
             _ = stopped.wait_for(|s| *s) => return,
+        };
+        if woken {
+            // Changes that arrive meanwhile are taken by the same pass.
+            let earliest = tokio::time::Instant::from_std(started + gap);
+            tokio::select! {
+                _ = tokio::time::sleep_until(earliest) => {}
+                _ = stopped.wait_for(|s| *s) => return,
+            }
         }
     }
 }

@@ -153,9 +153,36 @@ pub struct DnsConfig {
     /// The SOA's responsible mailbox in domain form. Default: `hostmaster.<zone>`.
     #[serde(default)]
     pub hostmaster: Option<String>,
+    /// UDP answers per second per client prefix (/24, /56), as Knot's RRL; 0: unlimited.
+    #[serde(default = "default_dns_rate_limit")]
+    pub rate_limit: u32,
+    /// Every n-th limited query is answered truncated (TC=1, so real clients retry over TCP);
+    /// 0 drops them all.
+    #[serde(default = "default_dns_rate_limit_slip")]
+    pub rate_limit_slip: u32,
+    /// Limit loopback clients too (off: on one host, every local tool is 127.0.0.1).
+    #[serde(default)]
+    pub rate_limit_loopback: bool,
+}
+
+fn default_dns_rate_limit() -> u32 {
+    crate::publish::response_rate::RateLimit::default().responses_per_second
+}
+
+fn default_dns_rate_limit_slip() -> u32 {
+    crate::publish::response_rate::RateLimit::default().slip
 }
 
 impl DnsConfig {
+    /// The response-rate limit of the server's UDP answers.
+    pub fn rate_limit(&self) -> crate::publish::response_rate::RateLimit {
+        crate::publish::response_rate::RateLimit {
+            responses_per_second: self.rate_limit,
+            slip: self.rate_limit_slip,
+            limit_loopback: self.rate_limit_loopback,
+        }
+    }
+
     /// The SOA and NS names to serve.
     pub fn apex(&self) -> crate::publish::dns_server::ApexNames {
         crate::publish::dns_server::ApexNames {
@@ -370,6 +397,8 @@ impl ControllerConfig {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         let parse_error = |message: String| ConfigError::Parse { path: path.to_owned(), message };
+        let text =
+            node::config_env::expand_from_env(&text).map_err(|e| parse_error(e.to_string()))?;
         let table: toml::Table = toml::from_str(&text).map_err(|e| parse_error(e.to_string()))?;
         let (table, old) = crate::config_style::normalize(table);
         for key in &old {

@@ -31,6 +31,15 @@ pub enum AppError {
     /// Would produce something clients cannot use (422).
     #[error("{0}")]
     Unprocessable(String),
+    /// A body over the limit (413).
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// A body of a type the route does not take (415).
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Not now: stopping, or the database failed for a whole batch (503: try again).
+    #[error("{0}")]
+    Unavailable(String),
     /// The database failed (503: try again). The cause is logged, never sent: it may name
     /// tables, hosts or SQL.
     #[error("database unavailable: {0}")]
@@ -46,6 +55,9 @@ impl IntoResponse for AppError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Database(error) => {
                 tracing::warn!(target: "ctl::api", %error, "database error");
                 StatusCode::SERVICE_UNAVAILABLE

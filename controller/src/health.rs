@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use contract::report::Figures;
+
 use crate::{db::nodes::NodeRow, drift::Expectations};
 
 /// A node's health.
@@ -81,6 +83,18 @@ pub fn evaluate(
     expected: &Expectations,
     now_ms: i64,
 ) -> (Health, String) {
+    evaluate_with(node, &node.figures().unwrap_or_default(), thresholds, expected, now_ms)
+}
+
+/// [`evaluate`] with the figures of the node's newest report given (a report being accepted
+/// has them parsed already; `node.last_report` is not read).
+pub fn evaluate_with(
+    node: &NodeRow,
+    figures: &Figures,
+    thresholds: &HealthThresholds,
+    expected: &Expectations,
+    now_ms: i64,
+) -> (Health, String) {
     let Some(measured) = node.last_measured_at else {
         return (Health::Critical, "no report yet".into());
     };
@@ -91,7 +105,6 @@ pub fn evaluate(
     if node.reachable == Some(false) {
         return (Health::Critical, "advertised address unreachable".into());
     }
-    let figures = node.figures().unwrap_or_default();
     if figures.stopping == Some(true) {
         return (Health::Critical, STOPPED.into());
     }

@@ -17,6 +17,7 @@
 //! - The enrolment and report schema and agents' request signatures are the `contract` crate's,
 //!   shared with the agent.
 //! - [`membership`] — roles and the shard/cluster ceiling are the operator's, never a report's.
+//! - [`ingest`] — group commit of agents' reports: one writer checks and writes each batch.
 //! - [`health`] — passing / warning / critical from report freshness and figures;
 //!   [`drift`] — a node's cluster or shards against what its trees and desired configuration
 //!   say.
@@ -55,6 +56,7 @@ pub mod error;
 pub mod fleet_hint;
 pub mod health;
 pub mod http_server;
+pub mod ingest;
 pub mod keyring;
 pub mod membership;
 pub mod metrics;

@@ -41,6 +41,7 @@ pub struct ControllerMetrics {
     reconcile_passes: IntCounterVec,
     reconcile_seconds: Gauge,
     lease_held: IntGauge,
+    report_batches: prometheus::Histogram,
     /// The fleet's gauges as of the last pass, and when they were taken.
     fleet: std::sync::Mutex<Option<(Instant, Vec<prometheus::proto::MetricFamily>)>>,
 }
@@ -82,7 +83,15 @@ impl ControllerMetrics {
         registry.register(Box::new(publications.clone()))?;
         registry.register(Box::new(reconcile_passes.clone()))?;
         registry.register(Box::new(reconcile_seconds.clone()))?;
+        let report_batches = prometheus::Histogram::with_opts(
+            prometheus::HistogramOpts::new(
+                "wakufleet_report_batch_size",
+                "Reports checked and written per group commit",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+        )?;
         registry.register(Box::new(lease_held.clone()))?;
+        registry.register(Box::new(report_batches.clone()))?;
         for result in ["ok", "error"] {
             reconcile_passes.with_label_values(&[result]);
         }
@@ -93,8 +102,16 @@ impl ControllerMetrics {
             reconcile_passes,
             reconcile_seconds,
             lease_held,
+            report_batches,
             fleet: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Notes one group commit of `reports` reports.
+    pub fn observe_report_batch(&self, reports: usize) {
+        if reports > 0 {
+            self.report_batches.observe(reports as f64);
+        }
     }
 
     /// Starts `publisher`'s counters at zero, so `rate()` and alerts see it before its first
@@ -203,6 +220,21 @@ pub fn render(state: &AppState) -> Result<String, MetricsError> {
         age.set(taken.elapsed().as_secs_f64());
         let extra = Registry::new();
         extra.register(Box::new(age))?;
+        families.extend(extra.gather());
+    }
+    if let Some(dns) = &state.dns {
+        let limited = IntCounterVec::new(
+            Opts::new(
+                "wakufleet_dns_responses_limited_total",
+                "UDP answers the DNS server's response-rate limit slipped (TC=1) or dropped",
+            ),
+            &["action"],
+        )?;
+        let counts = dns.limited();
+        limited.with_label_values(&["slip"]).inc_by(counts.slipped);
+        limited.with_label_values(&["drop"]).inc_by(counts.dropped);
+        let extra = Registry::new();
+        extra.register(Box::new(limited))?;
         families.extend(extra.gather());
     }
     let mut out = Vec::new();

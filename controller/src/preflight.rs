@@ -38,14 +38,26 @@ fn fail(key: impl Into<String>, message: impl std::fmt::Display) -> PreflightErr
     PreflightError { key: key.into(), message: message.to_string() }
 }
 
+/// Whether the listening ports are part of the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ports {
+    /// Before a start: every port must be free.
+    MustBeFree,
+    /// A controller with an earlier version of this configuration is running and holds its
+    /// ports (a changed configuration checked before the restart): the ports are left out.
+    HeldByRunningController,
+}
+
 /// Checks `config` with its unlocked `keyring` and built `publishers`: values, the admin
 /// token, TLS files, every tree (name, domain inside a zone something publishes, signer key
-/// unlocked, policy), that the API and DNS ports can be bound, and that the database answers
-/// and is migrated (migrating it if needed, as a start would).
+/// unlocked, policy), that the API and DNS ports can be bound (unless `ports` says a running
+/// controller holds them), and that the database answers and is migrated (migrating it if
+/// needed, as a start would).
 pub async fn check(
     config: &ControllerConfig,
     keyring: &Keyring,
     publishers: &[Box<dyn Publisher>],
+    ports: Ports,
 ) -> Result<Checked, PreflightError> {
     config.validate().map_err(|e| fail("configuration", e))?;
     if config.admin_token_file.is_some() {
@@ -65,12 +77,14 @@ pub async fn check(
         }
     }
     // Bound and let go: a port another process holds fails here, not after the database.
-    std::net::TcpListener::bind(config.listen)
-        .map_err(|e| fail("listen", format!("{}: {e}", config.listen)))?;
-    if let Some(dns) = &config.dns {
-        let at = |e: std::io::Error| fail("dns.listen", format!("{}: {e}", dns.listen));
-        std::net::UdpSocket::bind(dns.listen).map_err(at)?;
-        std::net::TcpListener::bind(dns.listen).map_err(at)?;
+    if ports == Ports::MustBeFree {
+        std::net::TcpListener::bind(config.listen)
+            .map_err(|e| fail("listen", format!("{}: {e}", config.listen)))?;
+        if let Some(dns) = &config.dns {
+            let at = |e: std::io::Error| fail("dns.listen", format!("{}: {e}", dns.listen));
+            std::net::UdpSocket::bind(dns.listen).map_err(at)?;
+            std::net::TcpListener::bind(dns.listen).map_err(at)?;
+        }
     }
     let db = tokio::time::timeout(DATABASE_TIMEOUT, Db::connect(&config.database_url))
         .await

@@ -16,13 +16,18 @@ pub fn compressed_public_key(key: &VerifyingKey) -> [u8; 33] {
     out
 }
 
-/// The Ethereum address of a key: the last 20 bytes of keccak256 of the uncompressed point
-/// without its 0x04 prefix. Keystores record it so that tools can tell keys apart unlocked.
-pub fn address(key: &VerifyingKey) -> [u8; 20] {
+/// A key's node id (ENR "v4" identity, discv5): keccak256 of the uncompressed point without
+/// its 0x04 prefix.
+pub fn node_id(key: &VerifyingKey) -> [u8; 32] {
     let point = key.to_sec1_point(false);
-    let hash = keccak256(&point.as_bytes()[1..]);
+    keccak256(&point.as_bytes()[1..])
+}
+
+/// The Ethereum address of a key: the last 20 bytes of its [`node_id`]. Keystores record it
+/// so that tools can tell keys apart unlocked.
+pub fn address(key: &VerifyingKey) -> [u8; 20] {
     let mut out = [0u8; 20];
-    out.copy_from_slice(&hash[12..]);
+    out.copy_from_slice(&node_id(key)[12..]);
     out
 }
 
@@ -44,4 +49,21 @@ pub fn generate_key() -> SigningKey {
 pub fn random_bytes(buf: &mut [u8]) {
     #[allow(clippy::expect_used)]
     getrandom::fill(buf).expect("operating system random source failed");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_id_is_the_records_and_the_address_its_tail() {
+        let key = generate_key();
+        let record =
+            crate::enrtree::NodeRecord::sign(&key, 1, [127, 0, 0, 1].into(), 60_000, 9_000)
+                .expect("a record");
+        let id = node_id(key.verifying_key());
+        assert_eq!(id, record.node_id());
+        assert_eq!(address(key.verifying_key())[..], id[12..]);
+        assert_ne!(node_id(generate_key().verifying_key()), id);
+    }
 }

@@ -3,13 +3,16 @@
 //! are kept only if they announce a Waku capability and share a shard of our cluster (nwaku's
 //! sharding predicate), then handed to the peer manager.
 
-use std::{net::SocketAddr, sync::Arc, time::Duration};
+use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
 
 use discv5::{ConfigBuilder, Discv5, Enr as Discv5Enr, ListenConfig, ProtocolIdentity};
 use enr::NodeId;
 use k256::ecdsa::SigningKey;
 
-use tokio::{net::UdpSocket, sync::mpsc};
+use tokio::{
+    net::UdpSocket,
+    sync::{mpsc, watch},
+};
 
 use crate::{
     enrtree::NodeRecord,
@@ -68,6 +71,8 @@ pub async fn bind(ip: std::net::IpAddr, port: u16) -> Result<Arc<UdpSocket>, Dis
 /// A running discv5 service.
 pub struct Discovery {
     discv5: Arc<Discv5>,
+    /// Whether the node wants more peers: lookups are eager only then.
+    needs_peers: watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -100,8 +105,17 @@ impl Discovery {
         }
         discv5.start().await.map_err(|e| Discv5Error::Start(e.to_string()))?;
         let discv5 = Arc::new(discv5);
-        tokio::spawn(lookup_loop(discv5.clone(), boot_ids, cluster, found));
-        Ok(Self { discv5 })
+        let (needs_peers, wanted) = watch::channel(true);
+        tokio::spawn(lookup_loop(discv5.clone(), boot_ids, cluster, found, wanted));
+        Ok(Self { discv5, needs_peers })
+    }
+
+    /// Tells the lookups whether the node wants more peers (below its relay target). While it
+    /// does, a lookup that found a new record is followed by another after
+    /// [`EAGER_INTERVAL`]; otherwise they run [`LOOKUP_INTERVAL`] apart. Every record a lookup
+    /// meets costs a signature check, and a node with its peers has little use for more.
+    pub fn set_needs_peers(&self, needs: bool) {
+        self.needs_peers.send_if_modified(|current| std::mem::replace(current, needs) != needs);
     }
 
     /// Adds a bootstrap record after start (the controller's fleet hint): lookups go through
@@ -119,16 +133,18 @@ impl Discovery {
 }
 
 /// nwaku's predicate: bootstrap nodes always; others need a capability and a shared shard.
+/// discv5 calls it for every record a lookup meets, so it reads only those fields (discv5
+/// checked the record's signature when it arrived).
 fn keep(enr: &Discv5Enr, cluster: u16, boot: &[NodeId]) -> bool {
     if boot.contains(&enr.node_id()) {
         return true;
     }
-    match to_waku(enr) {
-        Some((_, waku)) => {
-            !waku.capabilities.is_empty()
-                && waku.shards.as_ref().is_none_or(|s: &RelayShards| s.cluster == cluster)
+    match WakuEnr::relay_fields(enr) {
+        Ok((capabilities, shards)) => {
+            !capabilities.is_empty()
+                && shards.as_ref().is_none_or(|s: &RelayShards| s.cluster == cluster)
         }
-        None => false,
+        Err(_) => false,
     }
 }
 
@@ -143,8 +159,12 @@ async fn lookup_loop(
     boot: Vec<NodeId>,
     cluster: u16,
     found: mpsc::Sender<Vec<FoundPeer>>,
+    mut needs_peers: watch::Receiver<bool>,
 ) {
-    let mut seen: std::collections::HashSet<NodeId> = std::collections::HashSet::new();
+    // Each record's peer, worked out once per (node, seq): a lookup returns the whole table
+    // again, and turning a record into a peer checks its signature (at 200 nodes on one
+    // machine, re-checking every record of every lookup took most of two cores).
+    let mut known: HashMap<NodeId, (u64, Option<FoundPeer>)> = HashMap::new();
     let mut pause = EAGER_INTERVAL;
     // Ends when the node (the receiver) is gone.
     while !found.is_closed() {
@@ -156,21 +176,87 @@ async fn lookup_loop(
             .unwrap_or_default();
         // The table holds what sessions taught us even when a lookup returns little.
         records.extend(discv5.table_entries_enr());
-        let peers: Vec<FoundPeer> = records
-            .iter()
-            .filter(|enr| keep(enr, cluster, &[]))
-            .filter_map(to_waku)
-            .filter_map(|(record, _)| FoundPeer::from_record(record, cluster))
-            .collect();
-        if seen.len() > MAX_REMEMBERED {
-            seen.clear();
+        if known.len() > MAX_REMEMBERED {
+            known.clear();
         }
-        let new = records.iter().fold(false, |new, enr| seen.insert(enr.node_id()) | new);
-        pause =
-            if new || seen.is_empty() { EAGER_INTERVAL } else { (pause * 2).min(LOOKUP_INTERVAL) };
+        let mut new = false;
+        let mut peers = Vec::new();
+        for enr in &records {
+            let id = enr.node_id();
+            let peer = match known.get(&id) {
+                Some((seq, peer)) if *seq == enr.seq() => peer.clone(),
+                _ => {
+                    new = true;
+                    let peer = keep(enr, cluster, &[])
+                        .then(|| to_waku(enr))
+                        .flatten()
+                        .and_then(|(record, _)| FoundPeer::from_record(record, cluster));
+                    known.insert(id, (enr.seq(), peer.clone()));
+                    peer
+                }
+            };
+            peers.extend(peer);
+        }
+        pause = if !*needs_peers.borrow() {
+            LOOKUP_INTERVAL
+        } else if new || known.is_empty() {
+            EAGER_INTERVAL
+        } else {
+            (pause * 2).min(LOOKUP_INTERVAL)
+        };
         if !peers.is_empty() && found.send(peers).await.is_err() {
             return;
         }
-        tokio::time::sleep(pause).await;
+        // A node that starts needing peers (it lost some) looks at once.
+        let satisfied = !*needs_peers.borrow();
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            changed = needs_peers.wait_for(|needs| *needs), if satisfied => {
+                // The node is gone.
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::waku_enr::{Capabilities, WakuEnrConfig, build_enr};
+
+    fn record(capabilities: Capabilities, shards: Option<RelayShards>) -> Discv5Enr {
+        let key = enr::CombinedKey::from(crate::crypto::generate_key());
+        let config = WakuEnrConfig {
+            seq: 1,
+            ip: Some([127, 0, 0, 1].into()),
+            tcp: Some(60_000),
+            udp: Some(9_000),
+            capabilities,
+            multiaddrs: Vec::new(),
+            shards,
+        };
+        build_enr(&key, &config).unwrap()
+    }
+
+    /// The lookup filter reads capabilities and shards straight from discv5's records, and
+    /// agrees with the full (signature-checking) decoding of the same record.
+    #[test]
+    fn lookups_keep_waku_records_of_our_cluster_and_bootstrap_nodes() {
+        let ours = record(Capabilities::RELAY, Some(RelayShards::new(16, vec![0, 1])));
+        let elsewhere = record(Capabilities::RELAY, Some(RelayShards::new(1, vec![0])));
+        let unsharded = record(Capabilities::RELAY, None);
+        let nothing = record(Capabilities::default(), Some(RelayShards::new(16, vec![0])));
+        assert!(keep(&ours, 16, &[]));
+        assert!(keep(&unsharded, 16, &[]), "a record without shards may serve any");
+        assert!(!keep(&elsewhere, 16, &[]));
+        assert!(!keep(&nothing, 16, &[]), "no Waku capability");
+        assert!(keep(&nothing, 16, &[nothing.node_id()]), "bootstrap records always");
+        for enr in [&ours, &elsewhere, &unsharded, &nothing] {
+            let (_, full) = to_waku(enr).unwrap();
+            let (capabilities, shards) = WakuEnr::relay_fields(enr).unwrap();
+            assert_eq!((capabilities, shards), (full.capabilities, full.shards));
+        }
     }
 }

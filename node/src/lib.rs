@@ -19,6 +19,8 @@
 //! - [`store`] — store v3: protobufs and the message archive (SQLite or Postgres).
 //! - [`sql`] — what the archive and the controller share about databases: one `Any` code path
 //!   for SQLite and Postgres, per-backend migrations, fresh Postgres databases for tests.
+//! - [`free_port`] — ports for tests and benchmarks to hand to a process before it binds them,
+//!   outside the kernel's ephemeral range.
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
@@ -45,12 +47,14 @@ pub mod atomic_file;
 pub mod clock;
 pub mod codec;
 pub mod config;
+pub mod config_env;
 pub mod crypto;
 pub mod discovery_v5;
 pub mod dnsdisc;
 pub mod enr_seq;
 pub mod enrtree;
 pub mod filter;
+pub mod free_port;
 pub mod health;
 pub mod keystore;
 pub mod lightpush;

@@ -237,22 +237,32 @@ pub struct WakuEnr {
 }
 
 impl WakuEnr {
-    /// Reads the Waku fields of `enr`.
-    pub fn decode(enr: &Enr) -> Result<Self, WakuEnrError> {
+    /// Only the capabilities and shards of any ENR (discv5's records among them), as a
+    /// discovery filter reads them: no signature check (whoever handed over the record checked
+    /// it), no key or address decoding.
+    pub fn relay_fields<K: enr::EnrKey>(
+        enr: &enr::Enr<K>,
+    ) -> Result<(Capabilities, Option<RelayShards>), WakuEnrError> {
         let capabilities = match raw_bytes(enr, WAKU2_KEY)? {
             None => Capabilities::default(),
             Some(bytes) if bytes.len() == 1 => Capabilities(bytes[0]),
             Some(_) => return Err(WakuEnrError::Waku2),
         };
-        let multiaddrs = raw_bytes(enr, MULTIADDRS_KEY)?
-            .map(|b| decode_multiaddrs(&b))
-            .transpose()?
-            .unwrap_or_default();
         let shards = match (raw_bytes(enr, RS_KEY)?, raw_bytes(enr, RSV_KEY)?) {
             (Some(rs), _) => Some(RelayShards::from_rs(&rs)?),
             (None, Some(rsv)) => Some(RelayShards::from_rsv(&rsv)?),
             (None, None) => None,
         };
+        Ok((capabilities, shards))
+    }
+
+    /// Reads the Waku fields of `enr`.
+    pub fn decode(enr: &Enr) -> Result<Self, WakuEnrError> {
+        let (capabilities, shards) = Self::relay_fields(enr)?;
+        let multiaddrs = raw_bytes(enr, MULTIADDRS_KEY)?
+            .map(|b| decode_multiaddrs(&b))
+            .transpose()?
+            .unwrap_or_default();
         Ok(Self {
             capabilities,
             multiaddrs,
@@ -328,7 +338,10 @@ pub fn decode_multiaddrs(mut bytes: &[u8]) -> Result<Vec<Multiaddr>, WakuEnrErro
     Ok(out)
 }
 
-fn raw_bytes(enr: &Enr, key: &str) -> Result<Option<Vec<u8>>, WakuEnrError> {
+fn raw_bytes<K: enr::EnrKey>(
+    enr: &enr::Enr<K>,
+    key: &str,
+) -> Result<Option<Vec<u8>>, WakuEnrError> {
     let Some(mut raw) = enr.get_raw_rlp(key) else {
         return Ok(None);
     };

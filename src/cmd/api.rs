@@ -16,6 +16,22 @@ use serde_json::Value;
 /// The environment variable holding the caller's own access token.
 const TOKEN_ENV: &str = "WAKUFLEET_TOKEN";
 
+/// An HTTP client with `timeout` that trusts the PEM certificates in `ca_file` besides the web
+/// PKI roots (a fleet's own CA).
+pub(crate) fn http_client(
+    timeout: Duration,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<reqwest::Client> {
+    let mut http = reqwest::Client::builder().timeout(timeout);
+    if let Some(path) = ca_file {
+        let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        http = http.use_preconfigured_tls(
+            node::tls::client_config(&pem).with_context(|| format!("{}", path.display()))?,
+        );
+    }
+    Ok(http.build()?)
+}
+
 /// How to reach the controller and who is asking.
 #[derive(Debug, Args)]
 pub(crate) struct ApiArgs {
@@ -66,14 +82,7 @@ impl ApiArgs {
         wait: Duration,
     ) -> anyhow::Result<Value> {
         let token = self.token()?;
-        let mut http = reqwest::Client::builder().timeout(Duration::from_secs(10));
-        if let Some(path) = &self.ca_file {
-            let pem = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-            http = http.use_preconfigured_tls(
-                node::tls::client_config(&pem).with_context(|| format!("{}", path.display()))?,
-            );
-        }
-        let http = http.build()?;
+        let http = http_client(Duration::from_secs(10), self.ca_file.as_deref())?;
         let url = format!("{}{path}", self.controller.trim_end_matches('/'));
         let deadline = Instant::now() + wait;
         let response = loop {

@@ -1,6 +1,9 @@
 //! `wakufleet bench …`: benchmarks that print figures (never timed assertions).
 
-use std::{net::Ipv4Addr, time::Instant};
+use std::{
+    net::Ipv4Addr,
+    time::{Duration, Instant},
+};
 
 use clap::Subcommand;
 use node::{
@@ -49,6 +52,10 @@ pub(crate) enum BenchCommand {
         /// Queries per shape.
         #[arg(long, default_value_t = 200)]
         queries: usize,
+        /// Fill the archive with one SQL statement per million messages instead of the node's
+        /// writer (no insert rate; for 10 million messages in minutes, not hours).
+        #[arg(long)]
+        seed_sql: bool,
     },
     /// Wall time until every node of a loopback network has 6 relay peers (discv5 from one
     /// bootstrap node).
@@ -84,7 +91,19 @@ pub(crate) enum BenchCommand {
         /// Only check that both servers answer the same records (needs no dnsperf).
         #[arg(long)]
         check_only: bool,
+        /// Every server listens on 0.0.0.0 (as default configurations do) instead of
+        /// 127.0.0.1; queries still go to 127.0.0.1.
+        #[arg(long)]
+        any_address: bool,
     },
+}
+
+/// The `p` quantile (0..=1) of `sorted`, nearest rank; zero when empty.
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted
+        .get(((sorted.len().saturating_sub(1)) as f64 * p).round() as usize)
+        .copied()
+        .unwrap_or_default()
 }
 
 pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
@@ -95,14 +114,14 @@ pub(crate) async fn run(command: BenchCommand) -> anyhow::Result<()> {
         }
         BenchCommand::Rss { peers, agent } => super::bench_node::rss(peers, agent).await,
         BenchCommand::Bootstrap { nodes } => super::bench_node::bootstrap(nodes).await,
-        BenchCommand::Store { backend, messages, queries } => {
-            super::bench_store::store(&backend, messages, queries).await
+        BenchCommand::Store { backend, messages, queries, seed_sql } => {
+            super::bench_store::store(&backend, messages, queries, seed_sql).await
         }
         BenchCommand::Ingest { agents, reports_per_agent, backend, concurrency } => {
             super::bench_ingest::ingest(agents, reports_per_agent, &backend, concurrency).await
         }
-        BenchCommand::Dns { records, seconds, check_only } => {
-            super::bench_dns::dns(records, seconds, check_only).await
+        BenchCommand::Dns { records, seconds, check_only, any_address } => {
+            super::bench_dns::dns(records, seconds, check_only, any_address).await
         }
     }
 }

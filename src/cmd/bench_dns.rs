@@ -7,7 +7,9 @@
 //! answer the same records first; then `dnsperf` sends TXT queries for every name of the tree
 //! (the root and every entry) to each, over UDP, one run each. Prints queries/s and lost
 //! queries per server, and last the built-in server's ratio to the faster of Knot and NSD;
-//! asserts no time.
+//! asserts no time. With `--any-address` every server listens on `0.0.0.0`, as a default
+//! configuration does (the built-in server then reads each query's destination address to
+//! answer from it), and is asked at 127.0.0.1.
 
 use std::{
     collections::BTreeMap,
@@ -52,7 +54,13 @@ fn required(name: &str, package: &str) -> anyhow::Result<PathBuf> {
     })
 }
 
-pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyhow::Result<()> {
+pub(crate) async fn dns(
+    records: usize,
+    seconds: u64,
+    check_only: bool,
+    any_address: bool,
+) -> anyhow::Result<()> {
+    let listen = if any_address { Ipv4Addr::UNSPECIFIED } else { Ipv4Addr::LOCALHOST };
     let knotd = required("knotd", "knot")?;
     let nsd = required("nsd", "nsd")?;
     let dnsperf = if check_only { None } else { Some(required("dnsperf", "dnsperf")?) };
@@ -74,7 +82,7 @@ pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyho
     );
 
     let builtin = DnsServer::start(
-        (Ipv4Addr::LOCALHOST, 0).into(),
+        (listen, 0).into(),
         vec![TxtZone::from_tree(&tree, DOMAIN, ROOT_TTL, TTL)],
     )
     .await
@@ -85,12 +93,13 @@ pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyho
     let zone = zone_file(&tree, DOMAIN, &options);
     let mut references = Vec::new();
     let result = async {
-        references.push(Reference::knot(&knotd, &dir.path().join("knot"), &zone)?);
-        references.push(Reference::nsd(&nsd, &dir.path().join("nsd"), &zone)?);
+        references.push(Reference::knot(&knotd, &dir.path().join("knot"), &zone, listen)?);
+        references.push(Reference::nsd(&nsd, &dir.path().join("nsd"), &zone, listen)?);
         for reference in &mut references {
             reference.wait_ready(&txt).await?;
         }
-        let mut servers = vec![("built-in", builtin.local_addr())];
+        let builtin_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, builtin.local_addr().port()));
+        let mut servers = vec![("built-in", builtin_addr)];
         servers.extend(references.iter().map(|r| (r.name, r.addr)));
         check(&txt, &url, records, &servers).await?;
         let Some(dnsperf) = dnsperf else { return Ok(()) };
@@ -101,8 +110,8 @@ pub(crate) async fn dns(records: usize, seconds: u64, check_only: bool) -> anyho
             "dnsperf: {} TXT queries (root + every entry), UDP, {seconds} s per server, loopback",
             txt.len()
         );
-        let ours = perf(&dnsperf, &queries, builtin.local_addr(), seconds).await?;
-        ours.print("built-in (hickory)");
+        let ours = perf(&dnsperf, &queries, builtin_addr, seconds).await?;
+        ours.print("built-in");
         let mut fastest: Option<(&str, Perf)> = None;
         for reference in &references {
             let theirs = perf(&dnsperf, &queries, reference.addr, seconds).await?;
@@ -186,14 +195,14 @@ struct Reference {
 impl Reference {
     /// Knot with its defaults (worker threads: one per core). No `server.user`: knotd keeps
     /// the invoking user and needs no privileges for a high port.
-    fn knot(knotd: &Path, dir: &Path, zone: &str) -> anyhow::Result<Self> {
+    fn knot(knotd: &Path, dir: &Path, zone: &str, listen: Ipv4Addr) -> anyhow::Result<Self> {
         for sub in ["", "run", "db"] {
             std::fs::create_dir_all(dir.join(sub))?;
         }
         std::fs::write(dir.join("bench.zone"), zone)?;
-        let port = free_port()?;
+        let port = node::free_port::free_port();
         let conf = format!(
-            "server:\n    rundir: \"{root}/run\"\n    listen: 127.0.0.1@{port}\n\
+            "server:\n    rundir: \"{root}/run\"\n    listen: {listen}@{port}\n\
              log:\n  - target: stderr\n    any: warning\n\
              database:\n    storage: \"{root}/db\"\n\
              zone:\n  - domain: {DOMAIN}\n    storage: \"{root}\"\n    file: bench.zone\n",
@@ -205,12 +214,12 @@ impl Reference {
 
     /// NSD with its defaults (one server process per core), in the foreground (`-d`), keeping
     /// the invoking user, every file in `dir`, no control socket.
-    fn nsd(nsd: &Path, dir: &Path, zone: &str) -> anyhow::Result<Self> {
+    fn nsd(nsd: &Path, dir: &Path, zone: &str, listen: Ipv4Addr) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("bench.zone"), zone)?;
-        let port = free_port()?;
+        let port = node::free_port::free_port();
         let conf = format!(
-            "server:\n    ip-address: 127.0.0.1@{port}\n    username: \"\"\n    chroot: \"\"\n\
+            "server:\n    ip-address: {listen}@{port}\n    username: \"\"\n    chroot: \"\"\n\
              \x20   zonesdir: \"{root}\"\n    pidfile: \"{root}/nsd.pid\"\n    database: \"\"\n\
              \x20   zonelistfile: \"{root}/zone.list\"\n    xfrdfile: \"{root}/xfrd.state\"\n\
              \x20   xfrdir: \"{root}\"\n    verbosity: 0\n\
@@ -285,10 +294,6 @@ impl Drop for Reference {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// What one dnsperf run printed.

@@ -12,6 +12,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::bench::percentile;
 use anyhow::{Context, bail};
 use contract::{
     report::{Figures, REPORT_VERSION, Report},
@@ -49,13 +50,10 @@ struct Outcome {
     latencies: Vec<Duration>,
     /// (HTTP status or 0 for a transport error, first answer body) of every non-202 answer.
     refused: Vec<(u16, String)>,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    sorted
-        .get(((sorted.len().saturating_sub(1)) as f64 * p).round() as usize)
-        .copied()
-        .unwrap_or_default()
+    /// Bytes of every answer body.
+    answer_bytes: usize,
+    /// Answers that carried a fleet hint.
+    hints: usize,
 }
 
 /// Where the controller's database lives.
@@ -111,7 +109,8 @@ async fn run(
         // Bodies are signed before the timed phase; a long run must not make them stale.
         max_skew_secs: 24 * 3600,
         // Keep every report, so the stored count checks that none was lost.
-        reports_kept: i64::try_from(reports_per_agent.max(100)).unwrap_or(i64::MAX),
+        reports_kept: i64::try_from((reports_per_agent + UNTIMED_ROUNDS as usize).max(100))
+            .unwrap_or(i64::MAX),
         ..ControllerConfig::default()
     };
     let controller = Controller::start(config, Keyring::default(), Vec::new())
@@ -119,13 +118,24 @@ async fn run(
         .context("starting the controller")?;
     let base = format!("http://{}", controller.http_addr());
     let http = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
-    let result =
-        drive(&http, &base, database_url, backend, agents, reports_per_agent, concurrency).await;
+    let result = drive(
+        &controller,
+        &http,
+        &base,
+        database_url,
+        backend,
+        agents,
+        reports_per_agent,
+        concurrency,
+    )
+    .await;
     controller.shutdown().await;
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
+    controller: &Controller,
     http: &reqwest::Client,
     base: &str,
     database_url: &str,
@@ -165,11 +175,43 @@ async fn drive(
         agents as f64 / enrol_time.as_secs_f64()
     );
 
-    // Pre-sign every report (counters 1..=N per agent): signing would otherwise dominate.
+    // Agents echo the fleet hint's version (as `wakufleet agent` does), so a steady fleet's
+    // answers carry no hint. Untimed rounds first, one report per agent each, a reconcile
+    // pass after each, until no answer carries a hint. Not before the second round: the
+    // first reports find the fleet empty (no hint to give) and make the nodes passing, which
+    // changes the fleet every later answer describes. (Stopping after a first round without
+    // hints had every timed answer carry the 59 KB hint of the fleet that then formed.)
+    let mut versions: Vec<Option<String>> = vec![None; agents];
+    let mut rounds = 0u64;
+    for round in 1..=UNTIMED_ROUNDS {
+        let answers = first_contact(http, base, &fleet, round, &versions, concurrency).await?;
+        rounds = round;
+        let hinted = answers.iter().filter(|v| v.is_some()).count();
+        for (version, answer) in versions.iter_mut().zip(answers) {
+            if answer.is_some() {
+                *version = answer;
+            }
+        }
+        if hinted == 0 && round > 1 {
+            break;
+        }
+        controller.reconcile_now().await.context("reconcile pass between untimed rounds")?;
+    }
+    println!(
+        "{rounds} untimed rounds (one report per agent each) until answers carried no fleet hint"
+    );
+    let first_timed = rounds + 1;
+
+    // Pre-sign every timed report: signing would otherwise dominate.
     let started = Instant::now();
     let bodies = fleet
         .iter()
-        .map(|agent| (1..=reports_per_agent as u64).map(|counter| report(agent, counter)).collect())
+        .zip(&versions)
+        .map(|(agent, version)| {
+            (first_timed..first_timed + reports_per_agent as u64)
+                .map(|counter| report(agent, counter, version.clone()))
+                .collect()
+        })
         .collect::<anyhow::Result<Vec<Vec<Signed>>>>()?;
     let total = agents * reports_per_agent;
     let mean_size = bodies.iter().flatten().map(|s| s.body.len()).sum::<usize>() / total.max(1);
@@ -178,7 +220,7 @@ async fn drive(
         started.elapsed()
     );
 
-    let (passes_before, _) = reconcile(http, base).await?;
+    let (passes_before, _) = reconcile_figures(&scrape(http, base).await?);
     let started = Instant::now();
     let outcomes: Vec<Outcome> = stream::iter(bodies)
         .map(|reports| deliver(http, base, reports))
@@ -186,8 +228,11 @@ async fn drive(
         .collect()
         .await;
     let elapsed = started.elapsed();
-    let (passes, last_pass) = reconcile(http, base).await?;
+    let metrics = scrape(http, base).await?;
+    let (passes, last_pass) = reconcile_figures(&metrics);
     let passes = passes.saturating_sub(passes_before);
+    let batches = metric(&metrics, "wakufleet_report_batch_size_count");
+    let batched = metric(&metrics, "wakufleet_report_batch_size_sum");
 
     let mut latencies: Vec<Duration> =
         outcomes.iter().flat_map(|o| o.latencies.iter().copied()).collect();
@@ -204,6 +249,16 @@ async fn drive(
         percentile(&latencies, 0.99),
         latencies.last().copied().unwrap_or_default()
     );
+    let answer_bytes: usize = outcomes.iter().map(|o| o.answer_bytes).sum();
+    let hints: usize = outcomes.iter().map(|o| o.hints).sum();
+    println!(
+        "answers: {} B on average, {hints} of {total} with a fleet hint",
+        answer_bytes / total.max(1)
+    );
+    println!(
+        "group commits (untimed rounds included): {batches:.0}, {:.1} reports each on average",
+        batched / batches.max(1.0)
+    );
     println!("non-202 answers: {}", refused.len());
     if let Some((status, body)) = refused.first() {
         println!("  first: {status} {body}");
@@ -211,11 +266,25 @@ async fn drive(
     println!(
         "reconcile passes during the run (woken by accepted reports): {passes}, the last took {last_pass:.2?}"
     );
-    let stored = stored_reports(database_url).await?;
-    println!("reports stored: {stored} (expected {total})");
+    let stored = stored_reports(database_url).await? - (rounds * agents as u64) as i64;
+    println!("reports stored: {stored} (expected {total}, beside the untimed ones)");
     // What operators wait for on a fleet of this size: the dashboard and a Prometheus scrape.
+    let seeded = seed_shard_samples(database_url).await?;
+    println!("seeded a day of shard samples ({seeded} rows) for the overview's coverage picture");
     let (dashboard, dashboard_bytes) = time_page(http, &format!("{base}/dashboard")).await?;
     let (metrics, metrics_bytes) = time_page(http, &format!("{base}/metrics")).await?;
+    let node_url =
+        fleet.first().map(|a| format!("{base}/dashboard/nodes/{}", a.record.node_id_hex()));
+    if let Some(url) = node_url {
+        let (page, bytes) = time_page(http, &url).await?;
+        println!(
+            "a node's page (its pictures over {} kept reports): p50 {:.2?} p99 {:.2?} ({} KiB)",
+            reports_per_agent.min(100),
+            percentile(&page, 0.5),
+            percentile(&page, 0.99),
+            bytes / 1024
+        );
+    }
     println!(
         "with {agents} nodes, {PAGE_LOADS} loads each: dashboard overview p50 {:.2?} p99 {:.2?} ({} KiB), /metrics p50 {:.2?} p99 {:.2?} ({} KiB)",
         percentile(&dashboard, 0.5),
@@ -282,7 +351,7 @@ async fn enrol(http: &reqwest::Client, base: &str, agent: &Agent) -> anyhow::Res
 }
 
 /// A report like an agent's: a few figures, roles, shards, the node's ENR.
-fn report(agent: &Agent, counter: u64) -> anyhow::Result<Signed> {
+fn report(agent: &Agent, counter: u64, fleet_version: Option<String>) -> anyhow::Result<Signed> {
     let now = now_ms();
     let figures = Figures {
         peers_inbound: Some(20),
@@ -306,10 +375,44 @@ fn report(agent: &Agent, counter: u64) -> anyhow::Result<Signed> {
         shards: vec![0],
         cluster_id: Some(1),
         figures,
+        fleet_version,
     };
     let body = serde_json::to_vec(&report)?;
     let signature = sign(&agent.key, &body);
     Ok(Signed { body, signature })
+}
+
+/// Untimed rounds at most before the timed one.
+const UNTIMED_ROUNDS: u64 = 6;
+
+/// One untimed report (`counter`) from every agent, echoing `versions`; the fleet version of
+/// each answer that carried a hint.
+async fn first_contact(
+    http: &reqwest::Client,
+    base: &str,
+    fleet: &[Agent],
+    counter: u64,
+    versions: &[Option<String>],
+    concurrency: usize,
+) -> anyhow::Result<Vec<Option<String>>> {
+    let url = format!("{base}/api/v1/reports");
+    let answers: Vec<anyhow::Result<Option<String>>> = stream::iter(fleet.iter().zip(versions))
+        .map(|(agent, version)| {
+            let url = url.clone();
+            async move {
+                let response = post(http, &url, report(agent, counter, version.clone())?).await?;
+                let status = response.status();
+                let answer: serde_json::Value = response.json().await?;
+                if status != reqwest::StatusCode::ACCEPTED {
+                    bail!("untimed report {counter}: {status} {answer}");
+                }
+                Ok(answer["fleet"]["version"].as_str().map(str::to_owned))
+            }
+        })
+        .buffered(concurrency)
+        .collect()
+        .await;
+    answers.into_iter().collect()
 }
 
 /// Sends one agent's reports in counter order, each after the previous one's answer.
@@ -318,18 +421,13 @@ async fn deliver(http: &reqwest::Client, base: &str, reports: Vec<Signed>) -> Ou
     let url = format!("{base}/api/v1/reports");
     for signed in reports {
         let sent = Instant::now();
-        let answer = http
-            .post(&url)
-            .header(SIGNATURE_HEADER, signed.signature)
-            .header("content-type", "application/json")
-            .body(signed.body)
-            .send()
-            .await;
-        match answer {
+        match post(http, &url, signed).await {
             Ok(response) => {
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
                 outcome.latencies.push(sent.elapsed());
+                outcome.answer_bytes += text.len();
+                outcome.hints += usize::from(text.contains("\"fleet\":{"));
                 if status != reqwest::StatusCode::ACCEPTED {
                     outcome.refused.push((status.as_u16(), text));
                 }
@@ -340,19 +438,64 @@ async fn deliver(http: &reqwest::Client, base: &str, reports: Vec<Signed>) -> Ou
     outcome
 }
 
-/// Reconcile passes so far (all results) and the last one's duration, from the controller's
-/// `/metrics`.
-async fn reconcile(http: &reqwest::Client, base: &str) -> anyhow::Result<(u64, Duration)> {
-    let text = http.get(format!("{base}/metrics")).send().await?.text().await?;
-    let values = |name: &str| {
-        text.lines()
-            .filter(|line| line.starts_with(name))
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .collect::<Vec<f64>>()
-    };
-    let passes = values("wakufleet_reconcile_passes_total").iter().sum::<f64>() as u64;
-    let last = values("wakufleet_reconcile_last_duration_seconds").first().copied().unwrap_or(0.0);
-    Ok((passes, Duration::try_from_secs_f64(last).unwrap_or_default()))
+/// The controller's `/metrics` text.
+async fn scrape(http: &reqwest::Client, base: &str) -> anyhow::Result<String> {
+    Ok(http.get(format!("{base}/metrics")).send().await?.text().await?)
+}
+
+/// The sum of every sample of `name` (all its label sets) in a `/metrics` text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|line| line.strip_prefix(name).is_some_and(|rest| rest.starts_with([' ', '{'])))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Reconcile passes so far (all results) and the last one's duration.
+fn reconcile_figures(metrics: &str) -> (u64, Duration) {
+    let passes = metric(metrics, "wakufleet_reconcile_passes_total") as u64;
+    let last = metric(metrics, "wakufleet_reconcile_last_duration_seconds");
+    (passes, Duration::try_from_secs_f64(last).unwrap_or_default())
+}
+
+/// Posts one signed report.
+async fn post(
+    http: &reqwest::Client,
+    url: &str,
+    signed: Signed,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(url)
+        .header(SIGNATURE_HEADER, signed.signature)
+        .header("content-type", "application/json")
+        .body(signed.body)
+        .send()
+        .await
+}
+
+/// A day of the publisher's shard samples (8 shards, one sample every five minutes), as a fleet that has
+/// run a day has them: the overview draws the last day. Returns the rows written.
+async fn seed_shard_samples(database_url: &str) -> anyhow::Result<usize> {
+    use sqlx::Connection;
+    let mut connection = sqlx::AnyConnection::connect(database_url).await?;
+    let mut tx = connection.begin().await?;
+    let now = now_ms();
+    let mut rows = 0;
+    for minute in (5..=1_440_i64).step_by(5) {
+        for shard in 0..8_i64 {
+            sqlx::query(
+                "INSERT INTO shard_samples (taken_at, cluster_id, shard, passing) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(now - minute * 60_000)
+            .bind(1_i64)
+            .bind(shard)
+            .bind(100 + (minute + shard) % 30)
+            .execute(&mut *tx)
+            .await?;
+            rows += 1;
+        }
+    }
+    tx.commit().await?;
+    Ok(rows)
 }
 
 async fn stored_reports(database_url: &str) -> anyhow::Result<i64> {

@@ -5,6 +5,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use super::bench::percentile;
 use anyhow::{Context, bail};
 use node::{
     config::NodeConfig,
@@ -19,14 +20,6 @@ use tokio::{
 };
 
 const TOPIC: &str = "/waku/2/rs/0/0";
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
-}
 
 pub(crate) async fn relay(messages: usize, size: usize, samples: usize) -> anyhow::Result<()> {
     let (a, _) = start(NodeConfig::loopback()).await?;
@@ -99,7 +92,8 @@ pub(crate) async fn relay(messages: usize, size: usize, samples: usize) -> anyho
     Ok(())
 }
 
-fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+/// The resident memory of process `pid`, in KiB.
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).context("reading /proc")?;
     status
         .lines()
@@ -261,6 +255,27 @@ pub(crate) async fn rss(peers: usize, agent: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a node below its relay target saw, to tell a node nobody accepts from one that
+/// stopped looking.
+pub(crate) fn short_node(stats: &node::running::NodeStats) -> String {
+    format!(
+        "{} relay peers, {} connected ({} in, {} out), {} known, {} in its discv5 table, {} inbound refused, {} DNS-discovered, {} from peer exchange, mesh {:?}",
+        stats.relay_peers,
+        stats.peers_inbound + stats.peers_outbound,
+        stats.peers_inbound,
+        stats.peers_outbound,
+        stats.known_peers,
+        stats.discv5_table_size,
+        stats.refused_inbound,
+        stats.dns_discovered,
+        stats.px_peers_received,
+        stats.mesh_per_topic.values().collect::<Vec<_>>(),
+    )
+}
+
+/// How long `bench bootstrap` waits for every node's relay peers.
+const BOOTSTRAP_LIMIT: Duration = Duration::from_secs(120);
+
 pub(crate) async fn bootstrap(count: usize) -> anyhow::Result<()> {
     let discv5 = |bootstrap: Vec<String>| NodeConfig {
         websocket_port: None,
@@ -275,9 +290,33 @@ pub(crate) async fn bootstrap(count: usize) -> anyhow::Result<()> {
         nodes.push(start(discv5(boot.clone())).await?.0);
     }
     let all_started = started.elapsed();
-    for node in &nodes {
-        node.wait_for_relay_peers(TARGET_RELAY_PEERS.min(count - 1), Duration::from_secs(120))
-            .await?;
+    let wanted = TARGET_RELAY_PEERS.min(count - 1);
+    let deadline = started + BOOTSTRAP_LIMIT;
+    loop {
+        let mut short = Vec::new();
+        for (index, node) in nodes.iter().enumerate() {
+            let stats = node.stats().await?;
+            if stats.relay_peers < wanted {
+                short.push((index, stats));
+            }
+        }
+        if short.is_empty() {
+            break;
+        }
+        if Instant::now() >= deadline {
+            // What each short node saw, to tell a node nobody accepts from one that stopped
+            // looking.
+            for (index, stats) in short.iter().take(5) {
+                eprintln!("node {index}: {}", short_node(stats));
+            }
+            anyhow::bail!(
+                "{} of {count} nodes had fewer than {wanted} relay peers {:.0?} after the start (fewest: {})",
+                short.len(),
+                BOOTSTRAP_LIMIT,
+                short.iter().map(|(_, s)| s.relay_peers).min().unwrap_or(0)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let wall = started.elapsed();
     let mut times = Vec::new();

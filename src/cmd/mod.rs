@@ -1,5 +1,5 @@
 //! Subcommands. Each file holds one family: `up`, `node`, `controller`, `agent`, `token`,
-//! `access`, `key`, `tree`, `bench`.
+//! `access`, `key`, `tree`, `bench`, `health`.
 
 mod access;
 mod agent;
@@ -10,8 +10,11 @@ mod bench_ingest;
 mod bench_node;
 mod bench_store;
 mod controller;
+mod health;
 mod key;
 mod node;
+mod sim;
+mod sim_plot;
 mod token;
 mod tree;
 mod up;
@@ -80,6 +83,11 @@ enum Command {
     /// Benchmarks that print figures.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Many embedded nodes on this machine bootstrapping from a fleet's signed tree, measured
+    /// into results.json.
+    Sim(sim::SimArgs),
+    /// Ask a `/health` URL once (container health checks): exit 0 when it answers 2xx.
+    Health(health::HealthArgs),
 }
 
 /// Runs the parsed command. `Ok` carries the exit code for commands that report partial
@@ -95,5 +103,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Key(command) => key::run(command).map(|()| ExitCode::SUCCESS),
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
+        Command::Sim(args) => sim::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Health(args) => health::run(args).await.map(|()| ExitCode::SUCCESS),
     }
 }

@@ -60,8 +60,12 @@ fn load_node_key(path: &Path, password: &PasswordArgs) -> anyhow::Result<k256::e
 
 pub(crate) async fn run(args: NodeArgs) -> anyhow::Result<()> {
     let file = match &args.config_file {
-        Some(path) => toml::from_str::<NodeOptions>(&files::read(path)?)
-            .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?,
+        Some(path) => {
+            let text = node::config_env::expand_from_env(&files::read(path)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+            toml::from_str::<NodeOptions>(&text)
+                .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.message()))?
+        }
         None => NodeOptions::default(),
     };
     let options = args.options.over(file);

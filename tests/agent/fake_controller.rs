@@ -132,6 +132,7 @@ async fn non_http_answers_are_transient_errors() {
         shards: Vec::new(),
         cluster_id: None,
         figures: Default::default(),
+        fleet_version: None,
     };
     let error = client.report(&report).await.unwrap_err();
     assert!(error.is_transient(), "{error}");

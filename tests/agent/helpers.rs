@@ -54,10 +54,7 @@ pub fn log_lines(needles: &[&str]) -> Vec<String> {
         .collect()
 }
 
-/// A free TCP port on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+pub use node::free_port::free_port;
 
 /// A controller that can be stopped and started again on the same address and database.
 pub struct ControllerFixture {

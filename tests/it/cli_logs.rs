@@ -62,9 +62,7 @@ async fn controller_logs(format: &str) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use node::free_port::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_controller_logs_lifecycle_events_not_queries_and_json_on_request() {

@@ -178,3 +178,97 @@ async fn a_zone_swap_is_atomic_and_unknown_zones_are_refused() {
 fn unquote(dig_short: &str) -> String {
     dig_short.trim().trim_matches('"').split("\" \"").collect()
 }
+
+/// A TXT query for `name`, as a stub sends it (no EDNS).
+fn txt_query(id: u16, name: &str) -> Vec<u8> {
+    let mut packet = [id.to_be_bytes().as_slice(), &[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]].concat();
+    for label in name.trim_end_matches('.').split('.') {
+        packet.push(label.len() as u8);
+        packet.extend_from_slice(label.as_bytes());
+    }
+    packet.extend_from_slice(&[0, 0, 16, 0, 1]);
+    packet
+}
+
+/// Response-rate limiting: a flood of spoofable UDP queries from one /24 gets its rate in
+/// answers, then empty TC=1 answers no larger than the queries (every second limited one, with
+/// slip 2) and silence; meanwhile a client on another /24 resolves the whole tree, its own
+/// burst past the rate finishing over TCP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_flood_from_one_prefix_is_limited_while_another_client_resolves() {
+    use controller::publish::response_rate::RateLimit;
+    let (main, main_url, linked, linked_url) = linked_trees();
+    let zones = vec![
+        TxtZone::from_tree(&main, &main_url.domain, 60, 86_400),
+        TxtZone::from_tree(&linked, &linked_url.domain, 60, 86_400),
+    ];
+    let limit = RateLimit { responses_per_second: 20, slip: 2, limit_loopback: true };
+    let server = DnsServer::start_limited(addr(), zones, Default::default(), limit).await.unwrap();
+    let target = server.local_addr();
+
+    // The flood: 1,000 queries for the root as fast as one socket sends them, from 127.0.9.9.
+    let flooder = std::sync::Arc::new(tokio::net::UdpSocket::bind("127.0.9.9:0").await.unwrap());
+    let query = txt_query(1, &main_url.domain);
+    // Answers are read as they come, so none is lost to the socket's buffer.
+    let reader = {
+        let flooder = flooder.clone();
+        tokio::spawn(async move {
+            let (mut answered, mut truncated, mut largest_truncated) = (0, 0, 0);
+            let mut buffer = [0u8; 4096];
+            while let Ok(Ok((len, _))) = tokio::time::timeout(
+                std::time::Duration::from_millis(1_500),
+                flooder.recv_from(&mut buffer),
+            )
+            .await
+            {
+                let answers = u16::from_be_bytes([buffer[6], buffer[7]]);
+                if buffer[2] & 0x02 != 0 {
+                    assert_eq!(answers, 0, "a slipped answer carries no records");
+                    truncated += 1;
+                    largest_truncated = largest_truncated.max(len);
+                } else {
+                    assert_eq!(answers, 1);
+                    answered += 1;
+                }
+            }
+            (answered, truncated, largest_truncated)
+        })
+    };
+    let sender = {
+        let flooder = flooder.clone();
+        let query = query.clone();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            for _ in 0..1_000 {
+                flooder.send_to(&query, target).await.unwrap();
+                tokio::task::yield_now().await;
+            }
+            started.elapsed()
+        })
+    };
+    // Meanwhile the tree client, from 127.0.0.1, resolves both trees (about 40 queries).
+    let resolver = HickoryTxtResolver::with_server(target).unwrap();
+    let resolution = TreeClient::new(resolver, ClientConfig::default()).resolve(&main_url).await;
+    let flood_time = sender.await.unwrap();
+    let (answered, truncated, largest_truncated) = reader.await.unwrap();
+    let silent = 1_000 - answered - truncated;
+    eprintln!(
+        "flood: {answered} answered, {truncated} truncated, {silent} silent in {flood_time:?}"
+    );
+    let allowed = 20 + (flood_time.as_secs_f64() * 20.0).ceil() as usize + 20;
+    assert!((20..=allowed).contains(&answered), "{answered} answered of 1,000 in {flood_time:?}");
+    let limited = server.limited();
+    // Under the flood some queries never reach the server (its socket buffer overflows).
+    let decided = limited.slipped as usize + limited.dropped as usize + answered;
+    // The resolving client shares 127.0.0.0/24's limit here (limit-loopback), so its own
+    // slipped queries count too.
+    assert!((200..=1_100).contains(&decided), "{limited:?}, {answered} answered");
+    assert!(limited.slipped.abs_diff(limited.dropped) <= 4, "slip 2: {limited:?}");
+    assert!(truncated > 100 && truncated <= limited.slipped as usize, "{truncated}: {limited:?}");
+    assert!(silent > 300, "{silent} silent");
+    assert!(largest_truncated <= query.len(), "{largest_truncated} > {} bytes", query.len());
+
+    assert_eq!(resolution.errors().count(), 0, "{:?}", resolution.errors().collect::<Vec<_>>());
+    assert_eq!(resolution.records().len(), main.records().len() + linked.records().len());
+    server.shutdown().await;
+}

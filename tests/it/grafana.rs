@@ -41,7 +41,7 @@ struct Prometheus {
 
 impl Prometheus {
     async fn start(dir: &Path, controller: &str, agents: &[String]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = node::free_port::free_port();
         let quoted = |targets: &[String]| {
             targets.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", ")
         };

@@ -23,6 +23,18 @@ pub(crate) fn wakufleet(cwd: &Path, args: &[&str]) -> Output {
         .expect("run wakufleet")
 }
 
+/// Runs `wakufleet` with extra environment variables.
+pub(crate) fn wakufleet_env(cwd: &Path, args: &[&str], vars: &[(&str, &str)]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wakufleet"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("WAKUFLEET_PASSWORD")
+        .envs(vars.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run wakufleet")
+}
+
 /// Runs `wakufleet` and asserts success; returns stdout.
 pub(crate) fn ok(cwd: &Path, args: &[&str]) -> String {
     let out = wakufleet(cwd, args);

@@ -21,6 +21,7 @@ mod dns;
 mod fuzz_corpus;
 mod grafana;
 mod helpers;
+mod sim;
 /// The controller tests' simulated agent (signed enrolments and reports).
 #[path = "../../controller/tests/common/agent.rs"]
 mod sim_agent;

@@ -20,10 +20,10 @@ async fn the_readme_walkthrough_runs_as_written() {
     let database = node::sql::TestDatabase::create().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("walkthrough.sh"), walkthrough()).unwrap();
-    let free = || std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let dns = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    // Five blocks of three ports from here: a random base, so parallel runs do not collide.
-    let port_base = 20_000 + (free() % 20_000) / 10 * 10;
+    // Five blocks of three ports from a random base between the ports other tests are handed
+    // (node::free_port) and the ephemeral range, so neither collides; DNS and API after them.
+    let port_base = node::free_port::CEILING + (node::free_port::free_port() % 10_000) / 10 * 10;
+    let dns = port_base + 500;
     let bin = Path::new(env!("CARGO_BIN_EXE_wakufleet")).parent().unwrap().to_owned();
     let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
     let run = tokio::process::Command::new("bash")
@@ -31,7 +31,7 @@ async fn the_readme_walkthrough_runs_as_written() {
         .current_dir(dir.path())
         .env("PATH", path)
         .env("WAKUFLEET_DATABASE_URL", database.url())
-        .env("API", format!("127.0.0.1:{}", free()))
+        .env("API", format!("127.0.0.1:{}", port_base + 501))
         .env("DNS", format!("127.0.0.1:{dns}"))
         .env("PORT_BASE", port_base.to_string())
         .env_remove("WAKUFLEET_ADMIN_TOKEN")

@@ -68,6 +68,10 @@ pub struct Report {
     /// The figures.
     #[serde(default)]
     pub figures: Figures,
+    /// The [`FleetHint::version`] the running node was given last: an unchanged hint is then
+    /// left out of the answer (at a thousand nodes its peer ids are tens of kilobytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_version: Option<String>,
 }
 
 /// Health figures measured by the agent. Every field is optional; names this controller does not
@@ -147,6 +151,10 @@ pub struct FleetHint {
     /// libp2p peer ids of the fleet's nodes, up to [`MAX_FLEET_PEER_IDS`].
     #[serde(default)]
     pub peer_ids: Vec<String>,
+    /// Names this content: the agent sends it back in its next reports
+    /// ([`Report::fleet_version`]) and gets no hint while the content stays the same.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub version: String,
 }
 
 /// The controller's answer to an accepted report (202).
@@ -378,6 +386,7 @@ mod tests {
             shards: vec![0],
             cluster_id: Some(1),
             figures: Figures::default(),
+            fleet_version: None,
         }
     }
 

@@ -34,21 +34,31 @@ pub async fn create(
     Admin(actor): Admin,
     JsonBody(request): JsonBody<NewAccessToken>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let token = create_account(&state, &actor, &request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "name": request.name, "role": request.role, "token": token })),
+    ))
+}
+
+/// Makes an account for `actor`; its access token, shown once.
+pub(crate) async fn create_account(
+    state: &AppState,
+    actor: &str,
+    request: &NewAccessToken,
+) -> Result<String, AppError> {
     check_name(&request.name).map_err(AppError::BadRequest)?;
     let token = new_token();
     let info =
-        state.db.create_access_token(&request.name, request.role, &token, &actor).await.map_err(
+        state.db.create_access_token(&request.name, request.role, &token, actor).await.map_err(
             |error| match error {
                 CreateAccessError::Exists(_) => AppError::Conflict(error.to_string()),
                 CreateAccessError::Db(error) => AppError::Database(error),
             },
         )?;
     let detail = serde_json::json!({ "role": info.role });
-    state.db.audit(&actor, "access.create", &info.name, detail).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "name": info.name, "role": info.role, "token": token })),
-    ))
+    state.db.audit(actor, "access.create", &info.name, detail).await?;
+    Ok(token)
 }
 
 /// `GET /api/v1/access-tokens`: every account (never a secret).
@@ -65,9 +75,19 @@ pub async fn revoke(
     Admin(actor): Admin,
     Path(name): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    if !state.db.revoke_access_token(&name, &actor).await? {
+    revoke_account(&state, &actor, &name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes account `name`'s access token for `actor`.
+pub(crate) async fn revoke_account(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+) -> Result<(), AppError> {
+    if !state.db.revoke_access_token(name, actor).await? {
         return Err(AppError::NotFound(format!("no active access token named {name:?}")));
     }
-    state.db.audit(&actor, "access.revoke", &name, serde_json::json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+    state.db.audit(actor, "access.revoke", name, serde_json::json!({})).await?;
+    Ok(())
 }

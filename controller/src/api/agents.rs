@@ -12,7 +12,7 @@ use node::enrtree::NodeRecord;
 
 use crate::{
     app::AppState,
-    db::{nodes::ReportUpdate, tokens::Redeem},
+    db::tokens::Redeem,
     error::{AppError, parse_json},
 };
 use contract::{
@@ -26,7 +26,7 @@ fn signer(headers: &HeaderMap, body: &[u8]) -> Result<k256::ecdsa::VerifyingKey,
     signing::recover(body, header).map_err(|e| AppError::Unauthorized(e.to_string()))
 }
 
-fn report_error(error: ReportError) -> AppError {
+pub(crate) fn report_error(error: ReportError) -> AppError {
     match error {
         ReportError::Skew { .. } | ReportError::Future { .. } => {
             AppError::Unauthorized(error.to_string())
@@ -37,71 +37,6 @@ fn report_error(error: ReportError) -> AppError {
 
 fn parse_enr(text: &str) -> Result<NodeRecord, AppError> {
     text.parse().map_err(|e| AppError::BadRequest(format!("invalid ENR: {e}")))
-}
-
-/// Whether an accepted report may change what trees list: its node's health would move, or its
-/// record, roles, shards or cluster changed. Only then is the reconcile loop woken early; a
-/// report that refreshes a passing node's figures waits for the next interval (waking a full
-/// pass per report starved ingest at a thousand agents).
-fn may_change_membership(
-    state: &AppState,
-    node: &crate::db::nodes::NodeRow,
-    report: &Report,
-    services: &[String],
-    body: &[u8],
-) -> bool {
-    if node.enr != report.enr
-        || node.services != services
-        || node.shards != report.shards
-        || node.cluster_id != report.cluster_id
-    {
-        return true;
-    }
-    let mut after = node.clone();
-    if report.measured_at >= node.last_measured_at.unwrap_or(0) {
-        after.last_measured_at = Some(report.measured_at);
-        after.last_report = serde_json::from_slice(body).ok();
-    }
-    let expected = state.expectations();
-    crate::health::evaluate(&after, &state.config.health, &expected, state.db.now_ms()).0
-        != node.health
-}
-
-/// Why a report's record cannot replace the stored one, if it cannot.
-fn enr_seq_refusal(
-    node: &crate::db::nodes::NodeRow,
-    stored: Option<&NodeRecord>,
-    record: &NodeRecord,
-) -> Option<String> {
-    let (seq, stored_seq) = (record.seq(), node.enr_seq);
-    if seq < stored_seq {
-        Some(format!("the report's ENR has seq {seq}, below the stored record's {stored_seq}"))
-    } else if seq == stored_seq && !stored.is_some_and(|s| s.same_content(record)) {
-        Some(format!(
-            "the report's ENR differs from the stored record at the same seq {seq}: a changed record needs a higher seq"
-        ))
-    } else {
-        None
-    }
-}
-
-/// Audits a refused report of an authenticated node.
-async fn refuse(
-    state: &AppState,
-    node: &crate::db::nodes::NodeRow,
-    reason: &str,
-    counter: u64,
-) -> Result<(), AppError> {
-    state
-        .db
-        .audit(
-            &format!("node:{}", node.node_id),
-            "report.refused",
-            &node.node_id,
-            serde_json::json!({ "reason": reason, "counter": counter }),
-        )
-        .await?;
-    Ok(())
 }
 
 /// `POST /api/v1/enrol`: redeem a one-time token and bind the node's key.
@@ -170,84 +105,22 @@ pub async fn report(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ReportAnswer>), AppError> {
+    // What needs no database runs here, on every core at once: the signature, the JSON, the
+    // clock. The rest waits for the next group commit.
     let key = signer(&headers, &body)?;
-    let mut report: Report = parse_json(&body)?;
+    let report: Report = parse_json(&body)?;
     let config = &state.config;
     report
         .check(state.db.now_ms(), config.max_skew_secs, config.max_future_skew_secs)
         .map_err(report_error)?;
-    // An unknown node and a key not enrolled for this node id get the same answer, so that
-    // nobody learns which node ids are enrolled.
-    let not_enrolled = || {
-        AppError::Unauthorized(
-            "no node enrolled under the key that signed this report: enrol first".into(),
-        )
-    };
-    let node = state.db.node(&report.node_id).await?.ok_or_else(not_enrolled)?;
-    if key_hex(&key) != node.public_key {
-        return Err(not_enrolled());
+    // A node id is the keccak256 of its public key: a report for another node id than the
+    // signer's cannot be from a node enrolled under that key. Answered as the writer answers
+    // an unknown node, so nobody learns which node ids are enrolled.
+    if data_encoding::HEXLOWER.encode(&node::crypto::node_id(&key)) != report.node_id {
+        return Err(crate::ingest::not_enrolled());
     }
-    let record = parse_enr(&report.enr)?;
-    if record.node_id_hex() != report.node_id {
-        return Err(AppError::BadRequest("the report's ENR belongs to another node".into()));
-    }
-    // A record's content changes only with a higher seq: clients keep the highest seq they
-    // saw, so a same-seq change would be a record nobody can tell from a forgery.
-    let stored: Option<NodeRecord> = node.enr.parse().ok();
-    if let Some(reason) = enr_seq_refusal(&node, stored.as_ref(), &record) {
-        refuse(&state, &node, &reason, report.counter).await?;
-        return Err(AppError::Conflict(reason));
-    }
-    // The same record signed again (a restarted node signs its unchanged record anew): keep
-    // the stored text, so trees do not change for a new signature over the same content.
-    if stored.as_ref().is_some_and(|s| s.same_content(&record)) {
-        report.enr = node.enr.clone();
-    }
-    // The operator's ceiling: a report may say the node runs less, never more.
-    if let Some(reason) = node.ceiling.exceeded_by(&report.shards, report.cluster_id) {
-        refuse(&state, &node, &reason, report.counter).await?;
-        return Err(AppError::Forbidden(reason));
-    }
-    let services = report.known_services();
-    // A new record too large for a tree the node belongs to could never be listed there. (A
-    // stored record that stops fitting, because a tree's domain grew, is left out at build
-    // time and its node is a warning: refusing its reports would only make it look dead.)
-    let after = crate::db::nodes::NodeRow {
-        enr: report.enr.clone(),
-        services: services.clone(),
-        shards: report.shards.clone(),
-        cluster_id: report.cluster_id,
-        ..node.clone()
-    };
-    if report.enr != node.enr
-        && let Some(reason) = state.expectations().oversized(&after)
-    {
-        refuse(&state, &node, &reason, report.counter).await?;
-        return Err(AppError::BadRequest(reason));
-    }
-    let body_text = report.to_stored().map_err(report_error)?;
-    let update = ReportUpdate {
-        counter: report.counter,
-        sent_at: report.sent_at,
-        measured_at: report.measured_at,
-        enr: &report.enr,
-        enr_seq: record.seq(),
-        services: &services,
-        shards: &report.shards,
-        cluster_id: report.cluster_id,
-        body: &body_text,
-    };
-    if !state.db.accept_report(&node.node_id, &update, state.config.reports_kept).await? {
-        return Err(AppError::Conflict(format!(
-            "replayed report: counter {} is not above {}",
-            report.counter, node.last_counter
-        )));
-    }
-    if may_change_membership(&state, &node, &report, &services, body_text.as_bytes()) {
-        state.wake.notify_one();
-    }
-    let fleet = state.fleet().hint_for(&node.node_id, report.cluster_id);
-    let answer =
-        ReportAnswer { counter: Some(report.counter), desired: node.desired_config, fleet };
+    // The record is checked against the stored one by the writer, and verified only when it
+    // differs from it.
+    let answer = state.reports.submit(&state, key_hex(&key), report).await?;
     Ok((StatusCode::ACCEPTED, Json(answer)))
 }

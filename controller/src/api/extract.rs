@@ -27,14 +27,7 @@ async fn caller_with(
     permission: Permission,
 ) -> Result<Caller, AppError> {
     let caller = super::authenticate(state, &parts.headers).await?;
-    if !caller.role.may(permission) {
-        return Err(AppError::Forbidden(format!(
-            "{} has the role {}, which may not {}",
-            caller.name,
-            caller.role,
-            permission.as_str()
-        )));
-    }
+    caller.check(permission).map_err(AppError::Forbidden)?;
     Ok(caller)
 }
 

@@ -46,13 +46,23 @@ pub async fn decommission(
     Operator(actor): Operator,
     Path(id): Path<String>,
 ) -> Result<axum::http::StatusCode, AppError> {
-    let node =
-        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
-    state.db.delete_node(&id).await?;
-    let detail = serde_json::json!({ "label": node.label, "roles": node.roles, "enr": node.enr });
-    state.db.audit(&actor, "node.decommission", &id, detail).await?;
-    state.wake.notify_one();
+    decommission_node(&state, &actor, &id).await?;
     Ok(axum::http::StatusCode::NO_CONTENT)
+}
+
+/// Decommissions node `id` for `actor` (the API's and the dashboard's action).
+pub(crate) async fn decommission_node(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+) -> Result<(), AppError> {
+    let node =
+        state.db.node(id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+    state.db.delete_node(id).await?;
+    let detail = serde_json::json!({ "label": node.label, "roles": node.roles, "enr": node.enr });
+    state.db.audit(actor, "node.decommission", id, detail).await?;
+    state.wake.notify_one();
+    Ok(())
 }
 
 /// `PUT /api/v1/nodes/{id}/config` body: what the node should run; the controller numbers it.
@@ -76,17 +86,28 @@ pub async fn put_node_config(
     State(state): State<Arc<AppState>>,
     Operator(actor): Operator,
     Path(id): Path<String>,
-    JsonBody(NodeConfigRequest { roles, shards, max_connections }): JsonBody<NodeConfigRequest>,
+    JsonBody(request): JsonBody<NodeConfigRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    let stored = set_node_config(&state, &actor, &id, request).await?;
+    Ok(Json(serde_json::json!({ "nodeId": id, "desired": stored })))
+}
+
+/// Gives node `id` a desired configuration for `actor`; the stored one, numbered.
+pub(crate) async fn set_node_config(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    NodeConfigRequest { roles, shards, max_connections }: NodeConfigRequest,
+) -> Result<contract::desired::DesiredConfig, AppError> {
     let config = contract::desired::DesiredConfig { version: 0, roles, shards, max_connections };
     config.check().map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let stored = state
         .db
-        .set_desired_config(&id, config)
+        .set_desired_config(id, config)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
-    state.db.audit(&actor, "node.config", &id, serde_json::json!(stored)).await?;
-    Ok(Json(serde_json::json!({ "nodeId": id, "desired": stored })))
+    state.db.audit(actor, "node.config", id, serde_json::json!(stored)).await?;
+    Ok(stored)
 }
 
 /// `PUT /api/v1/nodes/{id}/membership` body.
@@ -108,9 +129,21 @@ pub async fn put_membership(
     Path(id): Path<String>,
     JsonBody(MembershipRequest { roles, label }): JsonBody<MembershipRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    crate::membership::check_roles(&roles).map_err(AppError::BadRequest)?;
+    let label = set_membership(&state, &actor, &id, &roles, label).await?;
+    Ok(Json(serde_json::json!({ "nodeId": id, "roles": roles, "label": label })))
+}
+
+/// Gives node `id` its roles and (if given) label for `actor`; the label it has now.
+pub(crate) async fn set_membership(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    roles: &[String],
+    label: Option<String>,
+) -> Result<String, AppError> {
+    crate::membership::check_roles(roles).map_err(AppError::BadRequest)?;
     let node =
-        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+        state.db.node(id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
     let label = match label {
         Some(l) if l.is_empty() || l.chars().count() > 128 => {
             return Err(AppError::BadRequest("label must be 1..128 characters".into()));
@@ -118,20 +151,15 @@ pub async fn put_membership(
         Some(l) => l,
         None => node.label,
     };
-    if !state.db.set_membership(&id, &roles, &label).await? {
+    if !state.db.set_membership(id, roles, &label).await? {
         return Err(AppError::NotFound(format!("no node {id}")));
     }
     state
         .db
-        .audit(
-            &actor,
-            "node.membership",
-            &id,
-            serde_json::json!({ "roles": roles, "label": label }),
-        )
+        .audit(actor, "node.membership", id, serde_json::json!({ "roles": roles, "label": label }))
         .await?;
     state.wake.notify_one();
-    Ok(Json(serde_json::json!({ "nodeId": id, "roles": roles, "label": label })))
+    Ok(label)
 }
 
 /// `PUT /api/v1/nodes/{id}/maintenance` body.
@@ -151,18 +179,29 @@ pub async fn start_maintenance(
     Path(id): Path<String>,
     JsonBody(MaintenanceRequest { reason }): JsonBody<MaintenanceRequest>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    let maintenance = begin_maintenance(&state, &actor, &id, &reason).await?;
+    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": maintenance })))
+}
+
+/// Puts node `id` into maintenance for `actor`.
+pub(crate) async fn begin_maintenance(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+    reason: &str,
+) -> Result<crate::db::nodes::Maintenance, AppError> {
     let reason = reason.trim().to_owned();
     if reason.is_empty() || reason.chars().count() > 200 {
         return Err(AppError::BadRequest("reason must be 1..=200 characters".into()));
     }
     let maintenance =
-        crate::db::nodes::Maintenance { reason, by: actor.clone(), since: state.db.now_ms() };
-    if !state.db.set_maintenance(&id, Some(&maintenance)).await? {
+        crate::db::nodes::Maintenance { reason, by: actor.to_owned(), since: state.db.now_ms() };
+    if !state.db.set_maintenance(id, Some(&maintenance)).await? {
         return Err(AppError::NotFound(format!("no node {id}")));
     }
-    state.db.audit(&actor, "node.maintenance.start", &id, serde_json::json!(maintenance)).await?;
+    state.db.audit(actor, "node.maintenance.start", id, serde_json::json!(maintenance)).await?;
     state.wake.notify_one();
-    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": maintenance })))
+    Ok(maintenance)
 }
 
 /// `DELETE /api/v1/nodes/{id}/maintenance`: the node may be listed again once healthy.
@@ -171,12 +210,22 @@ pub async fn end_maintenance(
     Operator(actor): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    finish_maintenance(&state, &actor, &id).await?;
+    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": null })))
+}
+
+/// Ends node `id`'s maintenance for `actor` (nothing to do, and nothing audited, without one).
+pub(crate) async fn finish_maintenance(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+) -> Result<(), AppError> {
     let node =
-        state.db.node(&id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
+        state.db.node(id).await?.ok_or_else(|| AppError::NotFound(format!("no node {id}")))?;
     if node.maintenance.is_some() {
-        state.db.set_maintenance(&id, None).await?;
-        state.db.audit(&actor, "node.maintenance.end", &id, serde_json::json!({})).await?;
+        state.db.set_maintenance(id, None).await?;
+        state.db.audit(actor, "node.maintenance.end", id, serde_json::json!({})).await?;
         state.wake.notify_one();
     }
-    Ok(Json(serde_json::json!({ "nodeId": id, "maintenance": null })))
+    Ok(())
 }

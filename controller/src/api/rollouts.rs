@@ -56,6 +56,16 @@ pub async fn create_rollout(
     Operator(actor): Operator,
     JsonBody(request): JsonBody<NewRollout>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let rollout = start_rollout(&state, &actor, request).await?;
+    Ok((StatusCode::CREATED, Json(serde_json::json!({ "rollout": rollout }))))
+}
+
+/// Starts a rollout for `actor` (the API's and the dashboard's action).
+pub(crate) async fn start_rollout(
+    state: &AppState,
+    actor: &str,
+    request: NewRollout,
+) -> Result<crate::db::rollouts::Rollout, AppError> {
     if request.nodes.is_empty() || request.nodes.len() > MAX_ROLLOUT_NODES {
         return Err(AppError::BadRequest(format!("nodes: 1..={MAX_ROLLOUT_NODES} node ids")));
     }
@@ -88,7 +98,7 @@ pub async fn create_rollout(
     let rollout = crate::db::rollouts::Rollout {
         id: data_encoding::HEXLOWER.encode(&id),
         created_at: now,
-        created_by: actor.clone(),
+        created_by: actor.to_owned(),
         config,
         max_parallel: request.max_parallel,
         healthy_secs: request.healthy_secs,
@@ -110,9 +120,9 @@ pub async fn create_rollout(
     };
     state.db.insert_rollout(&rollout).await?;
     let detail = serde_json::json!({ "nodes": rollout.steps.len(), "config": rollout.config, "maxParallel": rollout.max_parallel });
-    state.db.audit(&actor, "rollout.create", &rollout.id, detail).await?;
+    state.db.audit(actor, "rollout.create", &rollout.id, detail).await?;
     state.wake.notify_one();
-    Ok((StatusCode::CREATED, Json(serde_json::json!({ "rollout": rollout }))))
+    Ok(rollout)
 }
 
 /// `GET /api/v1/rollouts`: the newest 50.
@@ -144,11 +154,21 @@ pub async fn cancel_rollout(
     Operator(actor): Operator,
     Path(id): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    let rollout = stop_rollout(&state, &actor, &id).await?;
+    Ok(Json(serde_json::json!({ "rollout": rollout })))
+}
+
+/// Cancels running rollout `id` for `actor`.
+pub(crate) async fn stop_rollout(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+) -> Result<crate::db::rollouts::Rollout, AppError> {
     // Serialised with the passes that advance rollouts, so a cancel is never overwritten.
     let _pass = state.reconcile_pass.lock().await;
     let mut rollout = state
         .db
-        .rollout(&id)
+        .rollout(id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no rollout {id}")))?;
     if rollout.state != crate::db::rollouts::RolloutState::Running {
@@ -157,6 +177,6 @@ pub async fn cancel_rollout(
     rollout.state = crate::db::rollouts::RolloutState::Cancelled;
     rollout.updated_at = state.db.now_ms();
     state.db.update_rollout(&rollout).await?;
-    state.db.audit(&actor, "rollout.cancel", &id, serde_json::json!({})).await?;
-    Ok(Json(serde_json::json!({ "rollout": rollout })))
+    state.db.audit(actor, "rollout.cancel", id, serde_json::json!({})).await?;
+    Ok(rollout)
 }

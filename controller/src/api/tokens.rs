@@ -45,6 +45,28 @@ pub async fn create_token(
     Operator(actor): Operator,
     JsonBody(request): JsonBody<NewToken>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
+    let issued = issue_token(&state, &actor, &request).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            serde_json::json!({ "token": issued.token, "id": issued.id, "expiresAt": issued.expires_at }),
+        ),
+    ))
+}
+
+/// A new enrolment token: the secret (shown once), its public id and its expiry.
+pub(crate) struct IssuedToken {
+    pub token: String,
+    pub id: String,
+    pub expires_at: i64,
+}
+
+/// Makes an enrolment token for `actor` (the API's and the dashboard's action).
+pub(crate) async fn issue_token(
+    state: &AppState,
+    actor: &str,
+    request: &NewToken,
+) -> Result<IssuedToken, AppError> {
     if request.label.is_empty() || request.label.len() > 128 {
         return Err(AppError::BadRequest("label must be 1..128 characters".into()));
     }
@@ -63,16 +85,13 @@ pub async fn create_token(
     let expires_at = state.db.now_ms() + request.ttl_secs as i64 * 1000;
     let info = state
         .db
-        .create_token(&token, &request.label, &request.roles, &ceiling, &actor, expires_at)
+        .create_token(&token, &request.label, &request.roles, &ceiling, actor, expires_at)
         .await?;
     state
         .db
-        .audit(&actor, "token.create", &info.id, serde_json::json!({ "label": info.label, "roles": info.roles, "ceiling": info.ceiling, "expiresAt": expires_at }))
+        .audit(actor, "token.create", &info.id, serde_json::json!({ "label": info.label, "roles": info.roles, "ceiling": info.ceiling, "expiresAt": expires_at }))
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "token": token, "id": info.id, "expiresAt": expires_at })),
-    ))
+    Ok(IssuedToken { token, id: info.id, expires_at })
 }
 
 /// `DELETE /api/v1/tokens/{id}`: revokes a token not yet redeemed (`id` is its public id, the
@@ -82,7 +101,17 @@ pub async fn revoke_token(
     Operator(actor): Operator,
     Path(id): Path<String>,
 ) -> Result<StatusCode, AppError> {
-    match state.db.revoke_token(&id, &actor).await? {
+    revoke_enrolment_token(&state, &actor, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes enrolment token `id` for `actor`.
+pub(crate) async fn revoke_enrolment_token(
+    state: &AppState,
+    actor: &str,
+    id: &str,
+) -> Result<(), AppError> {
+    match state.db.revoke_token(id, actor).await? {
         Revoke::Ok => {}
         Revoke::Unknown => return Err(AppError::NotFound(format!("no enrolment token {id}"))),
         Revoke::Used => {
@@ -94,8 +123,8 @@ pub async fn revoke_token(
             return Err(AppError::Conflict(format!("enrolment token {id} is revoked already")));
         }
     }
-    state.db.audit(&actor, "token.revoke", &id, serde_json::json!({})).await?;
-    Ok(StatusCode::NO_CONTENT)
+    state.db.audit(actor, "token.revoke", id, serde_json::json!({})).await?;
+    Ok(())
 }
 
 /// `GET /api/v1/tokens`.

@@ -54,14 +54,25 @@ pub async fn put_tree(
     State(state): State<Arc<AppState>>,
     Operator(actor): Operator,
     Path(name): Path<String>,
-    JsonBody(TreeDefinition { domain, signer, policy }): JsonBody<TreeDefinition>,
+    JsonBody(definition): JsonBody<TreeDefinition>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), AppError> {
-    let tree = TreeConfig { name: name.clone(), domain, signer, policy };
-    let existed =
-        tree_definition::define(&state.db, &state.config, &state.keyring, &tree, &actor).await?;
-    state.wake.notify_one();
+    let existed = define_tree(&state, &actor, &name, definition).await?;
     let status = if existed { StatusCode::OK } else { StatusCode::CREATED };
     Ok((status, Json(serde_json::json!({ "name": name }))))
+}
+
+/// Defines (or redefines) tree `name` for `actor`; whether it existed.
+pub(crate) async fn define_tree(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    TreeDefinition { domain, signer, policy }: TreeDefinition,
+) -> Result<bool, AppError> {
+    let tree = TreeConfig { name: name.to_owned(), domain, signer, policy };
+    let existed =
+        tree_definition::define(&state.db, &state.config, &state.keyring, &tree, actor).await?;
+    state.wake.notify_one();
+    Ok(existed)
 }
 
 /// Body of `POST /api/v1/trees/{name}/retire`.
@@ -83,6 +94,17 @@ pub async fn retire_tree(
     Path(name): Path<String>,
     JsonBody(Retirement { overlap_secs }): JsonBody<Retirement>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    let retire_at = retire(&state, &actor, &name, overlap_secs).await?;
+    Ok(Json(serde_json::json!({ "name": name, "retireAt": retire_at })))
+}
+
+/// Starts retiring tree `name` for `actor`; when it goes (Unix ms).
+pub(crate) async fn retire(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    overlap_secs: u64,
+) -> Result<i64, AppError> {
     if overlap_secs > MAX_OVERLAP_SECS {
         return Err(AppError::BadRequest(format!("overlapSecs above {MAX_OVERLAP_SECS}")));
     }
@@ -94,7 +116,7 @@ pub async fn retire_tree(
     if tree.retire_at.is_some() {
         return Err(AppError::Conflict(format!("tree {name} is already being retired")));
     }
-    let link = TreeLink::Tree(name.clone());
+    let link = TreeLink::Tree(name.to_owned());
     if let Some(linker) =
         trees.iter().find(|t| t.retire_at.is_none() && t.policy.links.contains(&link))
     {
@@ -106,18 +128,18 @@ pub async fn retire_tree(
     // Never shorter than the root TTL: a client that just fetched the root can walk it.
     let overlap_ms = overlap_secs.max(u64::from(state.config.root_ttl)).saturating_mul(1000);
     let retire_at = state.db.now_ms().saturating_add(i64::try_from(overlap_ms).unwrap_or(i64::MAX));
-    state.db.set_tree_retire_at(&name, Some(retire_at)).await?;
+    state.db.set_tree_retire_at(name, Some(retire_at)).await?;
     state
         .db
         .audit(
-            &actor,
+            actor,
             "tree.retire",
-            &name,
+            name,
             serde_json::json!({ "overlapSecs": overlap_secs, "retireAt": retire_at }),
         )
         .await?;
     state.wake.notify_one();
-    Ok(Json(serde_json::json!({ "name": name, "retireAt": retire_at })))
+    Ok(retire_at)
 }
 
 /// `DELETE /api/v1/trees/{name}/retire`: keep the tree after all, if it is not removed yet.
@@ -126,8 +148,14 @@ pub async fn cancel_retirement(
     KeyHolder(actor): KeyHolder,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
+    keep_tree(&state, &actor, &name).await?;
+    Ok(Json(serde_json::json!({ "name": name })))
+}
+
+/// Cancels tree `name`'s retirement for `actor`, if it is not removed yet.
+pub(crate) async fn keep_tree(state: &AppState, actor: &str, name: &str) -> Result<(), AppError> {
     let tree =
-        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+        state.db.tree(name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
     match tree.retire_at {
         None => return Err(AppError::Conflict(format!("tree {name} is not being retired"))),
         Some(at) if at <= state.db.now_ms() => {
@@ -137,9 +165,9 @@ pub async fn cancel_retirement(
         }
         Some(_) => {}
     }
-    state.db.set_tree_retire_at(&name, None).await?;
-    state.db.audit(&actor, "tree.retire.cancel", &name, serde_json::json!({})).await?;
-    Ok(Json(serde_json::json!({ "name": name })))
+    state.db.set_tree_retire_at(name, None).await?;
+    state.db.audit(actor, "tree.retire.cancel", name, serde_json::json!({})).await?;
+    Ok(())
 }
 
 /// `GET /api/v1/trees`.
@@ -177,23 +205,31 @@ pub async fn sign_request(
     _caller: KeyHolder,
     Path(name): Path<String>,
 ) -> Result<Json<SignRequest>, AppError> {
+    Ok(Json(pending_sign_request(&state, &name).await?))
+}
+
+/// What a key holder signs for tree `name`'s pending version.
+pub(crate) async fn pending_sign_request(
+    state: &AppState,
+    name: &str,
+) -> Result<SignRequest, AppError> {
     let tree =
-        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+        state.db.tree(name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
     let pending =
-        state.db.versions_in(&name, VersionState::Pending).await?.into_iter().next().ok_or_else(
+        state.db.versions_in(name, VersionState::Pending).await?.into_iter().next().ok_or_else(
             || AppError::NotFound(format!("tree {name} has no version waiting for a signature")),
         )?;
     let built = crate::reconcile::unsigned_tree_of(&pending)
         .map_err(|e| AppError::Unprocessable(e.to_string()))?;
     let previous = state
         .db
-        .versions_in(&name, VersionState::Published)
+        .versions_in(name, VersionState::Published)
         .await?
         .into_iter()
         .next()
         .map(|p| PreviousTree { seq: p.seq, enrs: p.enrs, links: p.links });
     let key = tree.public_key.as_deref().and_then(decode_public_key);
-    Ok(Json(SignRequest::new(&built, &tree.domain, key.as_ref(), previous)))
+    Ok(SignRequest::new(&built, &tree.domain, key.as_ref(), previous))
 }
 
 /// `POST /api/v1/trees/{name}/signature`: a key holder's detached signature for the pending
@@ -206,13 +242,31 @@ pub async fn upload_signature(
 ) -> Result<Json<serde_json::Value>, AppError> {
     let text =
         std::str::from_utf8(&body).map_err(|_| AppError::BadRequest("body is not UTF-8".into()))?;
+    let accepted = accept_signature(&state, &actor, &name, text).await?;
+    Ok(Json(serde_json::json!({ "seq": accepted.seq, "url": accepted.url })))
+}
+
+/// A key holder's signature, verified and accepted: the version it signed and the tree's URL.
+pub(crate) struct AcceptedSignature {
+    pub seq: u64,
+    pub url: String,
+}
+
+/// Verifies `text` (a `request.sig.json`) against tree `name`'s pending version and accepts
+/// it for `actor`.
+pub(crate) async fn accept_signature(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    text: &str,
+) -> Result<AcceptedSignature, AppError> {
     let detached =
         DetachedSignature::from_json(text).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let (key, signature) = detached
         .verify()
         .map_err(|e| AppError::BadRequest(format!("signature does not verify: {e}")))?;
     let tree =
-        state.db.tree(&name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
+        state.db.tree(name).await?.ok_or_else(|| AppError::NotFound(format!("no tree {name}")))?;
     if tree.signer != Signer::Offline {
         return Err(AppError::Conflict(format!("tree {name} is signed online by {}", tree.signer)));
     }
@@ -223,7 +277,7 @@ pub async fn upload_signature(
         )));
     }
     let pending =
-        state.db.versions_in(&name, VersionState::Pending).await?.into_iter().next().ok_or_else(
+        state.db.versions_in(name, VersionState::Pending).await?.into_iter().next().ok_or_else(
             || AppError::Conflict(format!("tree {name} has no version waiting for a signature")),
         )?;
     if detached.seq != pending.seq || detached.root_content != pending.root {
@@ -240,23 +294,21 @@ pub async fn upload_signature(
             "signed with {key_text}, but the tree's URL carries {expected}; define a new tree to rotate keys"
         )));
     }
-    if !state.db.sign_version(&name, pending.seq, &signature.to_string()).await? {
+    if !state.db.sign_version(name, pending.seq, &signature.to_string()).await? {
         return Err(AppError::Conflict("the pending version changed meanwhile".into()));
     }
     if tree.public_key.is_none() {
-        state.db.set_tree_public_key(&name, &key_text).await?;
+        state.db.set_tree_public_key(name, &key_text).await?;
     }
     state
         .db
         .audit(
-            &actor,
+            actor,
             "tree.sign",
-            &name,
+            name,
             serde_json::json!({ "seq": pending.seq, "publicKey": key_text }),
         )
         .await?;
     state.wake.notify_one();
-    Ok(Json(
-        serde_json::json!({ "seq": pending.seq, "url": format!("enrtree://{key_text}@{}", tree.domain) }),
-    ))
+    Ok(AcceptedSignature { seq: pending.seq, url: format!("enrtree://{key_text}@{}", tree.domain) })
 }

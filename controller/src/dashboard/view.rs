@@ -103,6 +103,8 @@ pub(crate) struct NodeView {
     pub(crate) relay_short: bool,
     pub(crate) fleet_share: String,
     pub(crate) bootstrap: String,
+    /// The same, as measured (the overview's distribution).
+    pub(crate) bootstrap_seconds: Option<f64>,
     pub(crate) store_probe: String,
     pub(crate) store_probe_class: &'static str,
     pub(crate) restarts: String,
@@ -173,6 +175,7 @@ impl NodeView {
             bootstrap: figures
                 .bootstrap_seconds
                 .map_or_else(|| NONE.into(), |secs| format!("{secs:.2} s")),
+            bootstrap_seconds: figures.bootstrap_seconds,
             store_probe,
             store_probe_class,
             restarts: opt(figures.restarts),

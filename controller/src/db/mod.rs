@@ -29,6 +29,7 @@ const MEMBERSHIP: &str = include_str!("../../../migrations/controller/0007_membe
 const ACCESS_TOKENS: &str = include_str!("../../../migrations/controller/0008_access_tokens.sql");
 const TOKEN_REVOCATION: &str =
     include_str!("../../../migrations/controller/0009_token_revocation.sql");
+const SHARD_SAMPLES: &str = include_str!("../../../migrations/controller/0010_shard_samples.sql");
 const SQLITE_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
     (2, include_str!("../../../migrations/controller/sqlite/0002_audit_log.sql")),
@@ -39,6 +40,7 @@ const SQLITE_MIGRATIONS: &[Migration] = &[
     (7, MEMBERSHIP),
     (8, ACCESS_TOKENS),
     (9, TOKEN_REVOCATION),
+    (10, SHARD_SAMPLES),
 ];
 const POSTGRES_MIGRATIONS: &[Migration] = &[
     (1, TABLES),
@@ -50,6 +52,7 @@ const POSTGRES_MIGRATIONS: &[Migration] = &[
     (7, MEMBERSHIP),
     (8, ACCESS_TOKENS),
     (9, TOKEN_REVOCATION),
+    (10, SHARD_SAMPLES),
 ];
 
 /// Database failures.

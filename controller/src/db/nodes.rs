@@ -122,6 +122,19 @@ pub struct Maintenance {
     pub since: i64,
 }
 
+/// `$first, …`: `count` placeholders numbered from `first`.
+fn numbered(first: usize, count: usize) -> String {
+    (first..first + count).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `($1, $2, …), (…)`: `rows` rows of `columns` placeholders, numbered from 1.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| format!("({})", numbered(row * columns + 1, columns)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// What a report changes in the registry.
 #[derive(Debug, Clone)]
 pub struct ReportUpdate<'a> {
@@ -207,69 +220,130 @@ impl Db {
         Ok(())
     }
 
-    /// Records a verified report. Returns `false` (and changes nothing) when its counter is
-    /// not above the last accepted one: a replay. A newer record (higher seq) makes the node's
-    /// reachability unknown again until the new addresses are probed. The newest report by measurement time stays
-    /// the node's current state, so a backlog delivered late does not overwrite fresher data.
-    pub async fn accept_report(
+    /// Records verified reports, many nodes' in one transaction (group commit): one statement
+    /// each to update the nodes, add the reports, trim each node's kept reports to `keep` and
+    /// note new records, whatever the batch's size. A node appears at most once per batch.
+    /// Returns, per report, whether it was accepted: `false` (and nothing changed for it) when
+    /// its counter is not above the last accepted one, a replay. A newer record (higher seq)
+    /// makes the node's reachability unknown again until the new addresses are probed. The
+    /// newest report by measurement time stays the node's current state, so a backlog
+    /// delivered late does not overwrite fresher data.
+    pub async fn accept_reports(
         &self,
-        node_id: &str,
-        update: &ReportUpdate<'_>,
+        batch: &[(&str, ReportUpdate<'_>)],
         keep: i64,
-    ) -> Result<bool, DbError> {
+    ) -> Result<Vec<bool>, DbError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = self.now_ms();
         let mut tx = self.pool().begin().await?;
-        let newer = "$4 >= COALESCE(last_measured_at, 0)";
-        let sql = format!(
-            "UPDATE nodes SET last_counter = $2, last_sent_at = $3, \
-             last_measured_at = CASE WHEN {newer} THEN $4 ELSE last_measured_at END, \
-             last_report = CASE WHEN {newer} THEN $5 ELSE last_report END, \
-             enr = CASE WHEN {newer} AND $7 >= enr_seq THEN $6 ELSE enr END, \
-             reachable = CASE WHEN {newer} AND $7 > enr_seq THEN NULL ELSE reachable END, \
-             reachable_at = CASE WHEN {newer} AND $7 > enr_seq THEN NULL ELSE reachable_at END, \
-             enr_seq = CASE WHEN {newer} AND $7 >= enr_seq THEN $7 ELSE enr_seq END, \
-             services = CASE WHEN {newer} THEN $8 ELSE services END, \
-             shards = CASE WHEN {newer} THEN $9 ELSE shards END, \
-             cluster_id = CASE WHEN {newer} THEN $10 ELSE cluster_id END \
-             WHERE node_id = $1 AND last_counter < $2"
-        );
-        let updated = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(node_id)
-            .bind(update.counter as i64)
-            .bind(update.sent_at)
-            .bind(update.measured_at)
-            .bind(update.body)
-            .bind(update.enr)
-            .bind(update.enr_seq as i64)
-            .bind(to_json(&update.services))
-            .bind(to_json(&update.shards))
-            .bind(update.cluster_id.map(i64::from))
-            .execute(&mut *tx)
-            .await?;
-        if updated.rows_affected() != 1 {
-            return Ok(false);
+        if self.backend() == node::sql::Backend::Postgres {
+            // The batch's rows locked in node-id order before any is written, as the reconcile
+            // pass's health updates lock them: concurrent writers wait, never deadlock. (SQLite
+            // has one writer at a time.)
+            let sql = format!(
+                "SELECT node_id FROM nodes WHERE node_id IN ({}) ORDER BY node_id FOR UPDATE",
+                numbered(1, batch.len())
+            );
+            let mut lock = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for (node_id, _) in batch {
+                lock = lock.bind(*node_id);
+            }
+            lock.fetch_all(&mut *tx).await?;
         }
-        sqlx::query(
-            "INSERT INTO reports (node_id, counter, sent_at, measured_at, received_at, body) VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(node_id)
-        .bind(update.counter as i64)
-        .bind(update.sent_at)
-        .bind(update.measured_at)
-        .bind(now)
-        .bind(update.body)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM reports WHERE node_id = $1 AND counter <= (SELECT counter FROM reports WHERE node_id = $1 ORDER BY counter DESC LIMIT 1 OFFSET $2)",
-        )
-        .bind(node_id)
-        .bind(keep)
-        .execute(&mut *tx)
-        .await?;
+        // The batch as a table both backends read the same way: a CTE over VALUES, its
+        // columns prefixed so nothing is ambiguous beside the nodes table's own.
+        let rows: Vec<String> = (0..batch.len())
+            .map(|i| {
+                let p = |k: usize| format!("${}", i * 10 + k);
+                format!(
+                    "({}, CAST({} AS BIGINT), CAST({} AS BIGINT), CAST({} AS BIGINT), {}, {}, CAST({} AS BIGINT), {}, {}, CAST({} AS BIGINT))",
+                    p(1), p(2), p(3), p(4), p(5), p(6), p(7), p(8), p(9), p(10)
+                )
+            })
+            .collect();
+        let newer = "v_measured >= COALESCE(last_measured_at, 0)";
+        let sql = format!(
+            "WITH v (v_node, v_counter, v_sent, v_measured, v_body, v_enr, v_seq, v_services, v_shards, v_cluster) AS (VALUES {}) \
+             UPDATE nodes SET last_counter = v_counter, last_sent_at = v_sent, \
+             last_measured_at = CASE WHEN {newer} THEN v_measured ELSE last_measured_at END, \
+             last_report = CASE WHEN {newer} THEN v_body ELSE last_report END, \
+             enr = CASE WHEN {newer} AND v_seq >= enr_seq THEN v_enr ELSE enr END, \
+             reachable = CASE WHEN {newer} AND v_seq > enr_seq THEN NULL ELSE reachable END, \
+             reachable_at = CASE WHEN {newer} AND v_seq > enr_seq THEN NULL ELSE reachable_at END, \
+             enr_seq = CASE WHEN {newer} AND v_seq >= enr_seq THEN v_seq ELSE enr_seq END, \
+             services = CASE WHEN {newer} THEN v_services ELSE services END, \
+             shards = CASE WHEN {newer} THEN v_shards ELSE shards END, \
+             cluster_id = CASE WHEN {newer} THEN v_cluster ELSE cluster_id END \
+             FROM v WHERE node_id = v_node AND last_counter < v_counter RETURNING node_id",
+            rows.join(", ")
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (node_id, report) in batch {
+            update = update
+                .bind(*node_id)
+                .bind(report.counter as i64)
+                .bind(report.sent_at)
+                .bind(report.measured_at)
+                .bind(report.body)
+                .bind(report.enr)
+                .bind(report.enr_seq as i64)
+                .bind(to_json(&report.services))
+                .bind(to_json(&report.shards))
+                .bind(report.cluster_id.map(i64::from));
+        }
+        let updated: std::collections::HashSet<String> = update
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(|row| row.try_get::<String, _>(0))
+            .collect::<Result<_, _>>()?;
+        let accepted: Vec<bool> = batch.iter().map(|(id, _)| updated.contains(*id)).collect();
+        let kept: Vec<&(&str, ReportUpdate<'_>)> =
+            batch.iter().zip(&accepted).filter(|(_, ok)| **ok).map(|(item, _)| item).collect();
+        if kept.is_empty() {
+            tx.commit().await?;
+            return Ok(accepted);
+        }
+        let values = placeholders(kept.len(), 6);
+        let sql = format!(
+            "INSERT INTO reports (node_id, counter, sent_at, measured_at, received_at, body) VALUES {values}"
+        );
+        let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (node_id, report) in &kept {
+            insert = insert
+                .bind(*node_id)
+                .bind(report.counter as i64)
+                .bind(report.sent_at)
+                .bind(report.measured_at)
+                .bind(now)
+                .bind(report.body);
+        }
+        insert.execute(&mut *tx).await?;
+        // Each node keeps its `keep` newest reports: the older ones of the batch's nodes go.
+        let sql = format!(
+            "DELETE FROM reports WHERE (node_id, counter) IN (SELECT node_id, counter FROM (SELECT node_id, counter, ROW_NUMBER() OVER (PARTITION BY node_id ORDER BY counter DESC) AS newer FROM reports WHERE node_id IN ({})) ranked WHERE newer > ${})",
+            numbered(1, kept.len()),
+            kept.len() + 1
+        );
+        let mut trim = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (node_id, _) in &kept {
+            trim = trim.bind(*node_id);
+        }
+        trim.bind(keep).execute(&mut *tx).await?;
+        // Every record a node announced, once per seq.
+        let values = placeholders(kept.len(), 4);
+        let sql = format!(
+            "INSERT INTO enr_history (node_id, enr_seq, enr, first_seen) VALUES {values} ON CONFLICT (node_id, enr_seq) DO NOTHING"
+        );
+        let mut history = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for (node_id, report) in &kept {
+            history = history.bind(*node_id).bind(report.enr_seq as i64).bind(report.enr).bind(now);
+        }
+        history.execute(&mut *tx).await?;
         tx.commit().await?;
-        self.remember_enr(node_id, update.enr_seq, update.enr, now).await?;
-        Ok(true)
+        Ok(accepted)
     }
 
     /// One node.
@@ -278,6 +352,24 @@ impl Db {
         let row =
             sqlx::query(sqlx::AssertSqlSafe(sql)).bind(node_id).fetch_optional(self.pool()).await?;
         row.as_ref().map(node_from_row).transpose()
+    }
+
+    /// The nodes among `ids` (one statement, any order), without their last report
+    /// (`last_report` is `None`): what the report writer needs of each, without reading and
+    /// parsing a stored report per node that the new report replaces anyway.
+    pub async fn nodes_by_id(&self, ids: &[&str]) -> Result<Vec<NodeRow>, DbError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let columns = NODE_COLUMNS.replace(" last_report,", " CAST(NULL AS TEXT) AS last_report,");
+        let sql =
+            format!("SELECT {columns} FROM nodes WHERE node_id IN ({})", numbered(1, ids.len()));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in ids {
+            query = query.bind(*id);
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        rows.iter().map(node_from_row).collect()
     }
 
     /// Every node, by node id.
@@ -300,9 +392,95 @@ impl Db {
             .collect()
     }
 
+    /// The node's kept reports, oldest first: when each was measured and received, and its
+    /// figures (a body that no longer parses is skipped).
+    pub async fn report_history(&self, node_id: &str) -> Result<Vec<ReportPoint>, DbError> {
+        let rows = sqlx::query(
+            "SELECT measured_at, received_at, body FROM reports WHERE node_id = $1 ORDER BY counter",
+        )
+        .bind(node_id)
+        .fetch_all(self.pool())
+        .await?;
+        let mut points = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let body: String = row.try_get(2)?;
+            let Ok(report) = serde_json::from_str::<contract::report::Report>(&body) else {
+                continue;
+            };
+            points.push(ReportPoint {
+                measured_at: row.try_get(0)?,
+                received_at: row.try_get(1)?,
+                figures: report.figures,
+            });
+        }
+        Ok(points)
+    }
+
+    /// Stores one sample of passing nodes per `(cluster, shard)` at `now`, unless the newest
+    /// sample is younger than `every_ms`; drops samples older than `keep_ms`. Whether it stored.
+    pub async fn sample_shards(
+        &self,
+        now: i64,
+        samples: &[ShardSample],
+        every_ms: i64,
+        keep_ms: i64,
+    ) -> Result<bool, DbError> {
+        let mut tx = self.pool().begin().await?;
+        let newest: Option<i64> = sqlx::query("SELECT MAX(taken_at) FROM shard_samples")
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if newest.is_some_and(|at| now - at < every_ms) {
+            return Ok(false);
+        }
+        for sample in samples {
+            sqlx::query(
+                "INSERT INTO shard_samples (taken_at, cluster_id, shard, passing) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(now)
+            .bind(sample.cluster_id.map_or(-1, i64::from))
+            .bind(i64::from(sample.shard))
+            .bind(sample.passing as i64)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("DELETE FROM shard_samples WHERE taken_at < $1")
+            .bind(now - keep_ms)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Shard samples taken at or after `since`, oldest first.
+    pub async fn shard_samples(&self, since: i64) -> Result<Vec<(i64, ShardSample)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT taken_at, cluster_id, shard, passing FROM shard_samples WHERE taken_at >= $1 ORDER BY taken_at, cluster_id, shard",
+        )
+        .bind(since)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let cluster: i64 = row.try_get(1)?;
+                Ok((
+                    row.try_get(0)?,
+                    ShardSample {
+                        cluster_id: u16::try_from(cluster).ok(),
+                        shard: u16::try_from(row.try_get::<i64, _>(2)?).unwrap_or(u16::MAX),
+                        passing: usize::try_from(row.try_get::<i64, _>(3)?).unwrap_or(0),
+                    },
+                ))
+            })
+            .collect()
+    }
+
     /// Stores several health changes in one transaction (a pass after a restart may change
     /// every node: one commit, not one per node).
     pub async fn set_health_of(&self, changes: &[HealthChange<'_>]) -> Result<(), DbError> {
+        // Rows locked in node-id order, as the report writer locks them: never a deadlock.
+        let mut changes: Vec<&HealthChange<'_>> = changes.iter().collect();
+        changes.sort_by(|a, b| a.node_id.cmp(b.node_id));
         let mut tx = self.pool().begin().await?;
         for change in changes {
             sqlx::query(
@@ -448,4 +626,45 @@ fn node_from_row(row: &sqlx::any::AnyRow) -> Result<NodeRow, DbError> {
         desired_config: desired.map(|d| from_json("nodes.desired_config", &d)).transpose()?,
         maintenance: maintenance.map(|m| from_json("nodes.maintenance", &m)).transpose()?,
     })
+}
+
+/// One kept report, for the dashboard's pictures.
+#[derive(Debug, Clone)]
+pub struct ReportPoint {
+    /// When the agent measured it, Unix ms.
+    pub measured_at: i64,
+    /// When the controller accepted it, Unix ms.
+    pub received_at: i64,
+    /// Its figures.
+    pub figures: contract::report::Figures,
+}
+
+/// Passing nodes on one shard at one time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShardSample {
+    /// The cluster, when the nodes said.
+    pub cluster_id: Option<u16>,
+    /// The shard.
+    pub shard: u16,
+    /// Passing nodes serving it.
+    pub passing: usize,
+}
+
+impl ShardSample {
+    /// One sample per `(cluster, shard)` any node serves, counting its passing nodes (a shard
+    /// served only by failing nodes counts 0: that is the point of the picture).
+    pub fn of(nodes: &[NodeRow]) -> Vec<Self> {
+        let mut counts: std::collections::BTreeMap<(Option<u16>, u16), usize> =
+            std::collections::BTreeMap::new();
+        for node in nodes {
+            for shard in &node.shards {
+                *counts.entry((node.cluster_id, *shard)).or_default() +=
+                    usize::from(node.health == Health::Passing);
+            }
+        }
+        counts
+            .into_iter()
+            .map(|((cluster_id, shard), passing)| Self { cluster_id, shard, passing })
+            .collect()
+    }
 }

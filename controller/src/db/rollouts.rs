@@ -21,7 +21,7 @@ pub enum RolloutState {
 }
 
 impl RolloutState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Self::Running => "running",
             Self::Done => "done",
@@ -53,6 +53,18 @@ pub enum StepState {
     Done,
     /// Refused by the agent, or not applied and passing before the deadline.
     Failed,
+}
+
+impl StepState {
+    /// How pages print it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Waiting => "waiting",
+            Self::Applying => "applying",
+            Self::Done => "done",
+            Self::Failed => "failed",
+        }
+    }
 }
 
 /// One node's step.

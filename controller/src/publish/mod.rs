@@ -12,6 +12,7 @@
 //!   change-batch files for `aws route53 change-resource-record-sets`.
 //! - [`cloudflare`] — [`cloudflare::CloudflareChangeSetPublisher`]: numbered Cloudflare
 //!   `dns_records/batch` request files, and the step that fills in record ids.
+//! - `reply_socket` (private) — UDP answers sent from the address each query was sent to.
 //! - `record_set`, `change_files`, `files` (private) — what the file publishers share: planning
 //!   a change set against the records they keep (idempotent), the numbered file series with its
 //!   state, and crash-safe writes.
@@ -25,7 +26,10 @@ pub mod changes;
 pub mod cloudflare;
 pub mod dns_server;
 mod files;
+mod prebuilt;
 mod record_set;
+mod reply_socket;
+pub mod response_rate;
 pub mod rfc2136;
 pub mod route53;
 pub mod zone;

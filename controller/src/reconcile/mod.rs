@@ -39,6 +39,10 @@ pub enum ReconcileError {
     Tree(String),
 }
 
+/// How often the publisher samples passing nodes per shard, and how long samples are kept.
+const SHARD_SAMPLE_EVERY_MS: i64 = 5 * 60_000;
+const SHARD_SAMPLES_KEPT_MS: i64 = 7 * 24 * 3600 * 1000;
+
 /// One pass. Passes of one controller never overlap (a pass reading the registry while
 /// another builds would build from stale membership); across controllers only the holder of
 /// the publisher lease builds and publishes, the others keep health and their DNS servers
@@ -52,6 +56,18 @@ pub async fn reconcile(state: &AppState) -> Result<(), ReconcileError> {
     let nodes = update_health(state, &defined).await?;
     state.set_fleet(crate::fleet_hint::FleetSnapshot::of(&nodes, &state.fleet()));
     if held {
+        // The dashboard's shard coverage over time: one sample every five minutes (a day's
+        // picture needs no more), a week kept.
+        let samples = crate::db::nodes::ShardSample::of(&nodes);
+        state
+            .db
+            .sample_shards(
+                state.db.now_ms(),
+                &samples,
+                SHARD_SAMPLE_EVERY_MS,
+                SHARD_SAMPLES_KEPT_MS,
+            )
+            .await?;
         crate::rollout::advance_all(state, &nodes).await?;
         let now = state.db.now_ms();
         for tree in defined {

@@ -18,6 +18,8 @@ pub(crate) struct SimAgent {
     pub(crate) key: SigningKey,
     pub(crate) record: NodeRecord,
     pub(crate) counter: u64,
+    /// The fleet hint version to echo in reports (as an agent does once it applied a hint).
+    pub(crate) fleet_version: Option<String>,
 }
 
 impl SimAgent {
@@ -25,12 +27,12 @@ impl SimAgent {
     pub(crate) fn new(port: u16) -> Self {
         let key = node::crypto::generate_key();
         let record = NodeRecord::sign(&key, 1, Ipv4Addr::LOCALHOST, port, port).unwrap();
-        Self { key, record, counter: 0 }
+        Self { key, record, counter: 0, fleet_version: None }
     }
 
     /// An agent for a record made elsewhere (a real node's).
     pub(crate) fn with(key: SigningKey, record: NodeRecord) -> Self {
-        Self { key, record, counter: 0 }
+        Self { key, record, counter: 0, fleet_version: None }
     }
 
     pub(crate) fn node_id(&self) -> String {
@@ -65,6 +67,7 @@ impl SimAgent {
             shards,
             cluster_id: Some(1),
             figures,
+            fleet_version: self.fleet_version.clone(),
         };
         serde_json::to_vec(&report).unwrap()
     }

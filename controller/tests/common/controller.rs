@@ -44,7 +44,21 @@ pub(crate) fn test_dns() -> Option<DnsConfig> {
         zone: ZONE.into(),
         name_servers: Vec::new(),
         hostmaster: None,
+        rate_limit: 20,
+        rate_limit_slip: 1,
+        rate_limit_loopback: false,
     })
+}
+
+/// The `cold` tree at `cold.fleet.test`: every healthy node, each version waiting for a key
+/// holder's offline signature.
+pub(crate) fn cold_tree() -> TreeConfig {
+    TreeConfig {
+        name: "cold".into(),
+        domain: format!("cold.{ZONE}"),
+        signer: Signer::Offline,
+        policy: TreePolicy::default(),
+    }
 }
 
 /// The `boot` tree at `boot.fleet.test`: nodes with the `boot` role, signed by the key `dev`.

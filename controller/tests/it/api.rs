@@ -351,6 +351,9 @@ async fn fleet_scenario(fixture: Fixture) {
     assert_eq!(value("wakufleet_tree_published_records{tree=\"boot\"}"), 2.0);
     assert_eq!(value("wakufleet_tree_awaiting_signature{tree=\"relay\"}"), 0.0);
     assert_eq!(value("wakufleet_publisher_lease_held"), 1.0);
+    // The DNS server's rate limit: loopback clients are not limited.
+    assert_eq!(value("wakufleet_dns_responses_limited_total{action=\"slip\"}"), 0.0);
+    assert_eq!(value("wakufleet_dns_responses_limited_total{action=\"drop\"}"), 0.0);
     // Three replays were refused above, and one oversized body.
     assert_eq!(
         value("wakufleet_api_requests_total{route=\"/api/v1/reports\",status=\"409\"}"),
@@ -500,6 +503,94 @@ async fn fleet_on_sqlite() {
 async fn fleet_on_postgres() {
     let database = node::sql::TestDatabase::create().await.unwrap();
     fleet_scenario(start(Some(database.url().to_owned())).await).await;
+}
+
+/// Each report's answer names other fleet nodes and the fleet's peer ids; an agent that echoes
+/// the hint's version gets no hint until the fleet changes (at a thousand nodes the peer ids
+/// alone are tens of kilobytes per answer).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fleet_hint_is_sent_again_only_when_it_changed() {
+    let f = start(None).await;
+    let mut alpha = Agent::new(30401);
+    let mut beta = Agent::new(30402);
+    alpha.join(&f.http, &f.base, ADMIN, 8).await;
+    beta.join(&f.http, &f.base, ADMIN, 8).await;
+    let report = async |agent: &mut Agent| {
+        let body = agent.report(8);
+        let (status, answer) = agent.post(&f.http, &f.base, "/api/v1/reports", &body).await;
+        assert_eq!(status, 202, "{answer}");
+        answer
+    };
+    // The enrolments woke a reconcile pass; its snapshot names beta to alpha.
+    let mut hint = Value::Null;
+    for _ in 0..100 {
+        hint = report(&mut alpha).await["fleet"].clone();
+        if hint["records"].as_array().is_some_and(|r| !r.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(hint["records"], json!([beta.record.to_string()]), "{hint}");
+    assert_eq!(hint["peerIds"].as_array().unwrap().len(), 1);
+    let version = hint["version"].as_str().unwrap().to_owned();
+    assert_eq!(version.len(), 32);
+    // Echoed: no hint in the answer.
+    alpha.fleet_version = Some(version.clone());
+    let answer = report(&mut alpha).await;
+    assert!(answer.get("fleet").is_none(), "{answer}");
+    // An old version (a restarted node's agent sends none): the hint again.
+    alpha.fleet_version = Some("0".repeat(32));
+    assert_eq!(report(&mut alpha).await["fleet"]["version"], json!(version));
+    // The fleet changes (beta leaves for maintenance): a new hint, without beta's record.
+    alpha.fleet_version = Some(version.clone());
+    let (status, body) = f
+        .admin(
+            Method::PUT,
+            &format!("/api/v1/nodes/{}/maintenance", beta.node_id()),
+            Some(json!({ "reason": "test" })),
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    let mut changed = Value::Null;
+    for _ in 0..100 {
+        changed = report(&mut alpha).await["fleet"].clone();
+        if !changed.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_ne!(changed["version"], json!(version), "{changed}");
+    assert_eq!(changed["records"], json!([]), "{changed}");
+}
+
+/// Shard coverage over time: at most one sample a minute, a week kept, on both backends.
+#[tokio::test]
+async fn shard_samples_are_taken_once_a_minute_and_pruned_on_both_backends() {
+    use controller::db::nodes::ShardSample;
+    let dir = tempfile::tempdir().unwrap();
+    let database = node::sql::TestDatabase::create().await.unwrap();
+    let sample = |shard, passing| ShardSample { cluster_id: Some(1), shard, passing };
+    for url in
+        [format!("sqlite://{}", dir.path().join("s.db").display()), database.url().to_owned()]
+    {
+        let db = controller::db::Db::connect(&url).await.unwrap();
+        let (minute, week) = (60_000, 7 * 86_400_000);
+        let t0 = 1_800_000_000_000;
+        assert!(db.sample_shards(t0, &[sample(0, 2), sample(1, 0)], minute, week).await.unwrap());
+        assert!(!db.sample_shards(t0 + 59_999, &[sample(0, 9)], minute, week).await.unwrap());
+        assert!(db.sample_shards(t0 + minute, &[sample(0, 3)], minute, week).await.unwrap());
+        let kept = db.shard_samples(0).await.unwrap();
+        assert_eq!(
+            kept,
+            vec![(t0, sample(0, 2)), (t0, sample(1, 0)), (t0 + minute, sample(0, 3))],
+            "{url}"
+        );
+        // A week on, the first two samples are gone.
+        assert!(db.sample_shards(t0 + week + 1, &[sample(0, 1)], minute, week).await.unwrap());
+        let kept: Vec<i64> = db.shard_samples(0).await.unwrap().iter().map(|s| s.0).collect();
+        assert_eq!(kept, vec![t0 + minute, t0 + week + 1], "{url}");
+        assert_eq!(db.shard_samples(t0 + week).await.unwrap().len(), 1);
+    }
 }
 
 #[tokio::test]

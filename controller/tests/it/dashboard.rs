@@ -7,7 +7,7 @@
 
 use crate::common::{
     self,
-    controller::{boot_tree, test_config, test_dns},
+    controller::{boot_tree, cold_tree, test_config, test_dns},
 };
 
 use common::poll::poll_until;
@@ -22,9 +22,8 @@ use common::agent::{SimAgent, labelled_token, operator_get};
 use contract::report::{Figures, StoreProbe};
 use controller::{
     app::Controller,
-    config::{ControllerConfig, DashboardConfig, TreeConfig},
+    config::{ControllerConfig, DashboardConfig},
     keyring::Keyring,
-    policy::TreePolicy,
 };
 use serde_json::json;
 
@@ -59,15 +58,7 @@ fn config(dir: &Path, dashboard: DashboardConfig, database_url: String) -> Contr
         reconcile_interval_ms: 200,
         dns: test_dns(),
         dashboard,
-        trees: vec![
-            boot_tree(),
-            TreeConfig {
-                name: "cold".into(),
-                domain: "cold.fleet.test".into(),
-                signer: controller::tree_definition::Signer::Offline,
-                policy: TreePolicy::default(),
-            },
-        ],
+        trees: vec![boot_tree(), cold_tree()],
         ..test_config(dir, ADMIN, Some(&database_url))
     }
 }
@@ -236,12 +227,42 @@ async fn a_browser_shows_the_fleet_and_runs_none_of_its_markup() {
     assert_eq!(text_of(&node_dom, "node-id"), down.node_id());
     assert_eq!(text_of(&node_dom, "enr"), down.record.to_string());
 
+    // Shard coverage over time, from the publisher's samples.
+    let coverage =
+        dom.split("aria-label=\"Passing nodes per shard\"").nth(1).expect("no coverage chart");
+    let coverage = coverage.split("</svg>").next().unwrap();
+    assert!(
+        coverage.contains("<polyline") && coverage.contains("one node: no spare"),
+        "{coverage}"
+    );
+    // The fleet's bootstrap latencies as a distribution: the three nodes that measured one.
+    let bootstrap = dom.split("aria-label=\"Bootstrap latency").nth(1).expect("no bootstrap chart");
+    let points = bootstrap.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(points.split(' ').count(), 3, "{bootstrap}");
+
+    // Two more reports from alpha: its pictures draw all three kept ones.
+    for relay_peers in [4, 9] {
+        let report = alpha.report_with(vec![0], healthy(relay_peers));
+        let (status, answer) = alpha.post(&http, &base, "/api/v1/reports", &report).await;
+        assert_eq!(status, 202, "{answer}");
+    }
+
     // A node's page names the trees listing it; a tree's page its nodes and versions.
     let alpha_dom = dump_dom(&format!("{base}/dashboard/nodes/{}", alpha.node_id()), &profile);
     assert!(alpha_dom.contains("href=\"/dashboard/trees/boot\""), "{alpha_dom}");
+    // Pictures, rendered by Chromium as SVG: four charts; relay peers as three points, the
+    // minimum as a dashed line.
+    assert_eq!(alpha_dom.matches("<svg class=\"chart\"").count(), 4, "{alpha_dom}");
+    let relay = alpha_dom.split("aria-label=\"Relay peers against the minimum\"").nth(1).unwrap();
+    let relay = relay.split("</svg>").next().unwrap();
+    let points = relay.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert_eq!(points.split(' ').count(), 3, "{relay}");
+    assert!(relay.contains("class=\"threshold\"") && relay.contains("minimum 6"), "{relay}");
     let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
     let published = &tree["versions"][0];
     let tree_dom = dump_dom(&format!("{base}/dashboard/trees/boot"), &profile);
+    assert_eq!(tree_dom.matches("<svg class=\"chart\"").count(), 2, "{tree_dom}");
+    assert!(tree_dom.contains("aria-label=\"Records per version, by signing state\""));
     assert_eq!(text_of(&tree_dom, "seq"), published["seq"].to_string());
     assert_eq!(text_of(&tree_dom, "url"), tree["url"].as_str().unwrap());
     assert_eq!(
@@ -251,8 +272,12 @@ async fn a_browser_shows_the_fleet_and_runs_none_of_its_markup() {
     assert!(tree_dom.contains(&format!("href=\"/dashboard/nodes/{}\"", alpha.node_id())));
     assert!(!tree_dom.contains(&down.node_id()), "a critical node is never listed");
     let cold_dom = dump_dom(&format!("{base}/dashboard/trees/cold"), &profile);
-    assert!(text_of(&cold_dom, "pending").ends_with("waits for a key holder:"), "{cold_dom}");
+    assert!(text_of(&cold_dom, "pending").ends_with("waits for a key holder."), "{cold_dom}");
     assert!(cold_dom.contains("/api/v1/trees/cold/sign-request"), "{cold_dom}");
+    // A public dashboard is read-only: nobody logged in, so no page offers a form.
+    for dom in [&dom, &cold_dom, &tree_dom, &alpha_dom] {
+        assert!(!dom.contains("<form"), "{dom}");
+    }
 
     // And it looks like a dashboard: a screenshot for people reading the test output.
     let shot = dir.path().join("dashboard.png");

@@ -11,9 +11,12 @@ mod files;
 
 mod api;
 mod dashboard;
+mod dashboard_actions;
+mod dashboard_browser;
 mod http_limits;
 mod lost_database;
 mod reachability;
+mod report_writes;
 mod rfc2136;
 mod roles;
 mod rollouts;

@@ -34,8 +34,9 @@ async fn live_node(key: SigningKey, tcp_port: u16) -> (NodeHandle, NodeRecord) {
 }
 
 fn closed_port() -> u16 {
-    // Bound and dropped: nothing listens there afterwards.
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    // Free and outside the ephemeral range: nothing listens there, and no outgoing connection
+    // takes it as its local port meanwhile.
+    node::free_port::free_port()
 }
 
 /// A controller that probes every `interval_ms` (reconcile passes every 200 ms), with the
@@ -187,7 +188,10 @@ async fn every_advertised_address_is_dialled_and_new_records_wait_for_their_prob
     poll_until("the web node listed, the liar refused", Duration::from_secs(20), async || {
         let tree = operator_get(&http, &base, "/api/v1/trees/boot", ADMIN).await;
         let newest = &tree["versions"][0];
-        node_json(&http, &base, &liar).await["reachable"] == false
+        let liar = node_json(&http, &base, &liar).await;
+        // Health is the next pass's verdict on the probe's result.
+        liar["reachable"] == false
+            && liar["health"] == "critical"
             && newest["state"] == "published"
             && newest["enrs"] == json!([web.record.to_string()])
     })

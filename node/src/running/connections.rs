@@ -74,6 +74,10 @@ impl Service {
             self.connections.alone_since = None;
         }
         let connected = self.connected();
+        if let Some(discv5) = &self.discovery.discv5 {
+            let target = self.connections.peer_manager.config().target_relay_peers;
+            discv5.set_needs_peers(connected.relay.len() < target);
+        }
         for (peer, addrs) in self.connections.peer_manager.dial_candidates(&connected, now) {
             if self.connections.pending_dials.contains_key(&peer) {
                 continue;

@@ -140,6 +140,15 @@ impl Service {
             {
                 self.remember_for_exchange(peer.peer_id, record.clone());
             }
+            // A tree's records are discv5's way in too, as nwaku uses them: a node that has
+            // only a tree's URL has no other bootstrap record, and its lookups would find
+            // nobody (seen at 60 simulated nodes: every client stuck with the fleet's peers).
+            if found.origin == Origin::Dns
+                && let (Some(record), Some(discv5)) = (&peer.record, &self.discovery.discv5)
+                && let Err(error) = discv5.add_bootstrap(&record.to_string())
+            {
+                tracing::debug!(target: "node::discv5", %error, "tree record not added");
+            }
             self.connections.peer_manager.add(peer.peer_id, peer.addrs, found.origin);
         }
         self.manage_connections();

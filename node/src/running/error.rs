@@ -44,6 +44,16 @@ pub enum NodeError {
     /// No peer to publish to.
     #[error("no relay peers on {0}")]
     NoPeers(String),
+    /// A wait for relay peers ended first.
+    #[error("{had} relay peers, fewer than {wanted}, after {waited:?}")]
+    TooFewRelayPeers {
+        /// Relay peers the node had at the end.
+        had: usize,
+        /// Relay peers waited for.
+        wanted: usize,
+        /// How long.
+        waited: std::time::Duration,
+    },
     /// Relay is not mounted.
     #[error("relay is disabled on this node")]
     RelayDisabled,

@@ -175,14 +175,21 @@ impl NodeHandle {
 
     /// Waits until the node has at least `n` relay peers, for at most `limit`.
     pub async fn wait_for_relay_peers(&self, n: usize, limit: Duration) -> Result<(), NodeError> {
-        tokio::time::timeout(limit, async {
+        let waited = tokio::time::timeout(limit, async {
             while self.stats().await?.relay_peers < n {
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Ok(())
         })
-        .await
-        .map_err(|_| NodeError::NoPeers(format!("fewer than {n} relay peers after {limit:?}")))?
+        .await;
+        match waited {
+            Ok(result) => result,
+            Err(_) => Err(NodeError::TooFewRelayPeers {
+                had: self.stats().await?.relay_peers,
+                wanted: n,
+                waited: limit,
+            }),
+        }
     }
 
     /// Subscribes to `content_topics` on `pubsub_topic` at filter service node `peer`; matching

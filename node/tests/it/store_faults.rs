@@ -65,7 +65,7 @@ impl Cluster {
                 .status()
                 .unwrap();
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = node::free_port::free_port();
         let data = dir.path().join("data");
         as_postgres(&format!(
             "{} -D {} -A trust -U postgres >/dev/null",

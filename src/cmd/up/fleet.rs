@@ -137,6 +137,9 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
             zone: plan.zone.to_owned(),
             name_servers: Vec::new(),
             hostmaster: None,
+            rate_limit: 20,
+            rate_limit_slip: 1,
+            rate_limit_loopback: false,
         }),
         // On loopback only this machine's users reach it; elsewhere the browser logs in.
         dashboard: DashboardConfig {
