@@ -72,6 +72,9 @@ pub struct NodeConfig {
     pub peer_manager: PeerManagerConfig,
     /// The identify agent string. Default: `wakufleet/<version>`.
     pub agent_version: String,
+    /// Delay and rate of every TCP link, for simulations of many nodes on one host
+    /// (`wakufleet sim`). Default: none, the links as they are.
+    pub link_model: Option<std::sync::Arc<dyn crate::tcp_transport::LinkModel>>,
     /// Capacity of the event channel; slow subscribers lose the oldest events. Default: 1024.
     pub event_capacity: usize,
     /// File keeping the newest ENR, so that its `seq` rises when the record changes across
@@ -111,6 +114,7 @@ impl Default for NodeConfig {
             peer_exchange_client: true,
             peer_manager: PeerManagerConfig::default(),
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
+            link_model: None,
             event_capacity: 1024,
             enr_file: None,
             max_store_queries_in_flight: 32,

@@ -21,6 +21,7 @@
 //!   for SQLite and Postgres, per-backend migrations, fresh Postgres databases for tests.
 //! - [`free_port`] — ports for tests and benchmarks to hand to a process before it binds them,
 //!   outside the kernel's ephemeral range.
+//! - [`tcp_transport`] — TCP dials that leave from the listen address; bytes counted per node.
 //! - [`tls`] — the secure WebSocket (`/wss`) transport and its certificates.
 //! - [`topics`] — static-shard pubsub topics, content topics, autosharding.
 //! - [`waku_enr`] — Waku's ENR fields (`waku2`, `multiaddrs`, `rs`/`rsv`), peer ids.
@@ -71,6 +72,7 @@ pub mod rest;
 pub mod running;
 pub mod sql;
 pub mod store;
+pub mod tcp_transport;
 pub mod tls;
 pub mod topics;
 pub mod waku_enr;

@@ -98,6 +98,15 @@ pub fn render(stats: &NodeStats, version: &str) -> Result<String, MetricsError> 
     dns.set(i64::try_from(stats.dns_discovered).unwrap_or(i64::MAX));
     registry.register(Box::new(dns))?;
 
+    // nwaku's name, which its Grafana dashboard plots as rate(...) * 8 bits per second.
+    let bytes = IntCounterVec::new(
+        Opts::new("libp2p_network_bytes_total", "Bytes over the node's TCP connections"),
+        &["direction"],
+    )?;
+    bytes.with_label_values(&["in"]).inc_by(stats.bytes_received);
+    bytes.with_label_values(&["out"]).inc_by(stats.bytes_sent);
+    registry.register(Box::new(bytes))?;
+
     let uptime = Gauge::new("wakufleet_uptime_seconds", "Seconds since the node started")?;
     uptime.set(stats.uptime.as_secs_f64());
     registry.register(Box::new(uptime))?;
@@ -121,6 +130,8 @@ mod tests {
             peers_inbound: 2,
             peers_outbound: 3,
             relay_peers: 4,
+            bytes_received: 1234,
+            bytes_sent: 99,
             ..NodeStats::default()
         };
         stats.mesh_per_topic.insert("/waku/2/rs/0/0".into(), 4);
@@ -132,6 +143,8 @@ mod tests {
             "waku_connected_peers{direction=\"in\",protocol=\"/vac/waku/relay/2.0.0\"} 5",
             "waku_version{version=\"v0.1.0\"} 1",
             "waku_node_messages_total{type=\"relay\"} 0",
+            "libp2p_network_bytes_total{direction=\"in\"} 1234",
+            "libp2p_network_bytes_total{direction=\"out\"} 99",
         ] {
             assert!(text.contains(needle), "missing {needle}:\n{text}");
         }

@@ -10,12 +10,9 @@ use libp2p::{
     core::{
         Endpoint,
         multiaddr::Protocol,
-        muxing::StreamMuxerBox,
         transport::{DialOpts, PortUse},
-        upgrade::{SelectUpgrade, Version},
     },
     identity::Keypair,
-    noise, tcp, yamux,
 };
 
 /// Why a probe failed.
@@ -97,23 +94,18 @@ pub async fn handshake(
     let failed = |message: String| ProbeError::Failed { address: address.clone(), message };
     // A throwaway identity: the probe is not a fleet member and must not look like one.
     let key = Keypair::generate_secp256k1();
+    let unspecified = std::net::IpAddr::from([0, 0, 0, 0]);
     let mut transport = match kind {
+        // The probe dials from wherever the kernel routes it, and its bytes count nowhere.
         Kind::Tcp => {
-            let noise = noise::Config::new(&key).map_err(|e| failed(e.to_string()))?;
-            tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
-                .upgrade(Version::V1)
-                .authenticate(noise)
-                .multiplex(SelectUpgrade::new(
-                    yamux::Config::default(),
-                    libp2p_mplex::Config::default(),
-                ))
-                .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
-                .boxed()
+            let tcp = crate::tcp_transport::SourceBoundTcp::new(unspecified, Default::default());
+            crate::tcp_transport::tcp_transport(&key, tcp).map_err(|e| failed(e.to_string()))?
         }
         Kind::WebSocket => {
             let tls =
                 crate::tls::client_websocket_tls(trust_pem).map_err(|e| failed(e.to_string()))?;
-            crate::tls::websocket_transport(&key, tls).map_err(|e| failed(e.to_string()))?
+            let tcp = crate::tcp_transport::SourceBoundTcp::new(unspecified, Default::default());
+            crate::tls::websocket_transport(&key, tls, tcp).map_err(|e| failed(e.to_string()))?
         }
     };
     let dial = transport

@@ -11,7 +11,7 @@ use libp2p::{
     },
     dns,
     identity::Keypair,
-    noise, tcp,
+    noise,
     websocket::{self, tls},
     yamux,
 };
@@ -90,8 +90,8 @@ fn add_trust(builder: &mut tls::Builder, pems: &[Vec<u8>]) -> Result<(), TlsErro
 pub fn websocket_transport(
     key: &Keypair,
     tls: tls::Config,
+    tcp: crate::tcp_transport::SourceBoundTcp,
 ) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
-    let tcp = tcp::tokio::Transport::new(tcp::Config::default().nodelay(true));
     let mut ws = websocket::Config::new(dns::tokio::Transport::system(tcp)?);
     ws.set_tls_config(tls);
     Ok(ws

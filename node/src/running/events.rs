@@ -185,6 +185,10 @@ pub struct NodeStats {
     pub px_peers_sent: u64,
     /// Usable records received by peer exchange.
     pub px_peers_received: u64,
+    /// Bytes received over TCP (WebSocket included), below Noise: what the link carried.
+    pub bytes_received: u64,
+    /// Bytes sent over TCP (WebSocket included), below Noise.
+    pub bytes_sent: u64,
     /// Time since start.
     pub uptime: Duration,
 }

@@ -109,6 +109,8 @@ struct Service {
     started: Instant,
     reached_target: Option<Duration>,
     stats: NodeStats,
+    /// Bytes over every TCP connection, counted by the transport.
+    bytes: Arc<crate::tcp_transport::ByteCounters>,
     store: store::StoreState,
     filter: filter::FilterServer,
     client: service_peers::ClientState,
@@ -139,7 +141,8 @@ pub async fn start(
 ) -> Result<(NodeHandle, tokio::task::JoinHandle<()>), NodeError> {
     let keypair = waku_enr::keypair(&config.key).map_err(NodeError::setup("the node key"))?;
     let peer_id = keypair.public().to_peer_id();
-    let mut swarm = build_swarm(keypair, &config).await?;
+    let bytes = Arc::new(crate::tcp_transport::ByteCounters::default());
+    let mut swarm = build_swarm(keypair, &config, bytes.clone()).await?;
 
     let ip_protocol = match config.listen_ip {
         IpAddr::V4(ip) => Protocol::Ip4(ip),
@@ -292,6 +295,7 @@ pub async fn start(
         started: Instant::now(),
         reached_target: None,
         stats: NodeStats::default(),
+        bytes,
     };
     if service.config.relay {
         let topics: Vec<String> = service
@@ -477,6 +481,8 @@ impl Service {
             .collect();
         stats.time_to_target_relay_peers = self.reached_target;
         stats.uptime = self.started.elapsed();
+        stats.bytes_received = self.bytes.received();
+        stats.bytes_sent = self.bytes.sent();
         stats
     }
 

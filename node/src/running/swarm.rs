@@ -1,20 +1,23 @@
 //! The libp2p swarm: transports (TCP and WebSocket, Noise, Yamux and Mplex), the behaviours
 //! Waku mounts, and waiting for the listeners to come up.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use libp2p::{
     Multiaddr, Swarm,
     core::transport::ListenerId,
-    gossipsub, identify, noise, ping,
+    gossipsub, identify, ping,
     request_response::{self, ProtocolSupport},
     swarm::{NetworkBehaviour, SwarmEvent},
-    tcp, yamux,
 };
 
 use super::{LISTEN_SETTLE, LISTEN_TIMEOUT, NodeError};
-use crate::{config::NodeConfig, filter, lightpush, metadata, peer_exchange, relay, store};
+use crate::{
+    config::NodeConfig,
+    filter, lightpush, metadata, peer_exchange, relay, store,
+    tcp_transport::{ByteCounters, SourceBoundTcp, tcp_transport},
+};
 
 #[derive(NetworkBehaviour)]
 pub(super) struct Behaviour {
@@ -33,6 +36,7 @@ pub(super) struct Behaviour {
 pub(super) async fn build_swarm(
     keypair: libp2p::identity::Keypair,
     config: &NodeConfig,
+    bytes: Arc<ByteCounters>,
 ) -> Result<Swarm<Behaviour>, NodeError> {
     let relay_config =
         relay::config(config.max_message_size).map_err(NodeError::setup("relay parameters"))?;
@@ -48,17 +52,26 @@ pub(super) async fn build_swarm(
         if config.filter { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
     let store_support =
         if config.store_url.is_some() { ProtocolSupport::Full } else { ProtocolSupport::Outbound };
+    let listen_ip = config.listen_ip;
+    let links = config.link_model.clone();
     let websocket_tls =
         crate::tls::websocket_tls(config).map_err(NodeError::setup("the WSS certificate"))?;
     let swarm = libp2p::SwarmBuilder::with_existing_identity(keypair)
         .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            (yamux::Config::default, libp2p_mplex::Config::default),
-        )
+        .with_other_transport(|key| {
+            tcp_transport(
+                key,
+                SourceBoundTcp::new(listen_ip, bytes.clone()).with_links(links.clone()),
+            )
+        })
         .map_err(NodeError::setup("the libp2p transport"))?
-        .with_other_transport(|key| crate::tls::websocket_transport(key, websocket_tls))
+        .with_other_transport(|key| {
+            crate::tls::websocket_transport(
+                key,
+                websocket_tls,
+                SourceBoundTcp::new(listen_ip, bytes.clone()).with_links(links.clone()),
+            )
+        })
         .map_err(NodeError::setup("the libp2p transport"))?
         .with_dns()
         .map_err(NodeError::setup("the libp2p transport"))?

@@ -101,3 +101,52 @@ async fn a_second_node_on_a_port_the_first_holds_is_refused() {
     assert_eq!(first.listen_addrs(), addrs);
     first.shutdown().await;
 }
+
+/// A node that listens on one address dials from it: peers see the address it advertises (their
+/// per-IP limits and firewalls apply to it), over TCP and over WebSocket, and its bytes are
+/// counted both ways. A node on every interface dials from wherever the kernel routes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_on_one_address_dials_from_it_and_counts_its_bytes() {
+    let server_config = NodeConfig {
+        listen_ip: IpAddr::from([127, 0, 0, 1]),
+        websocket_port: Some(0),
+        ..NodeConfig::loopback()
+    };
+    let (server, _task) = start(server_config).await.unwrap();
+    let tcp = server.listen_addrs().into_iter().find(|a| !is_ws(a)).unwrap();
+    let ws = server.websocket_addr().unwrap();
+
+    let arrived_from = |peer: libp2p::PeerId| {
+        let server = server.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                let peers = server.peers().await.unwrap();
+                if let Some(info) = peers.iter().find(|p| p.peer_id == peer) {
+                    assert!(info.inbound);
+                    return ip(&info.address).unwrap();
+                }
+                assert!(tokio::time::Instant::now() < deadline, "{peer} never connected");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+
+    for (source, dial) in [("127.0.0.7", &tcp), ("127.0.0.8", &ws)] {
+        let config = NodeConfig { listen_ip: source.parse().unwrap(), ..NodeConfig::loopback() };
+        let (client, _task) = start(config).await.unwrap();
+        client.dial(dial.clone()).await.unwrap();
+        assert_eq!(arrived_from(client.peer_id()).await.to_string(), source, "dialled {dial}");
+        // Noise, multistream and identify went both ways over the counted link.
+        let stats = client.stats().await.unwrap();
+        assert!(stats.bytes_sent > 100 && stats.bytes_received > 100, "{stats:?}");
+    }
+
+    // On every interface: the kernel's choice for loopback, 127.0.0.1.
+    let config = NodeConfig { listen_ip: IpAddr::from([0, 0, 0, 0]), ..NodeConfig::loopback() };
+    let (client, _task) = start(config).await.unwrap();
+    client.dial(tcp.clone()).await.unwrap();
+    assert_eq!(arrived_from(client.peer_id()).await, IpAddr::from([127, 0, 0, 1]));
+    let server_stats = server.stats().await.unwrap();
+    assert!(server_stats.bytes_received > 300, "{server_stats:?}");
+}
