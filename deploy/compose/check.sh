@@ -64,7 +64,10 @@ wait_until "a tree of three records over DNS at 127.0.0.1:$dns_port" 60 tree_has
 echo "compose: up in $(( $(date +%s) - start )) s; three nodes passing; boot.fleet.example.org serves 3 records" >&2
 
 # The dashboard (login: admin and the admin token), Prometheus and Alertmanager answer.
-curl -sf -u "admin:$token" http://127.0.0.1:8080/dashboard | grep -q compose-agent-1 || fail "the dashboard does not list compose-agent-1"
+# The page is read whole before it is searched: `curl | grep -q` fails under pipefail once the
+# page outgrows a pipe's buffer (grep stops at the first match, curl's next write fails).
+page=$(curl -sf -u "admin:$token" http://127.0.0.1:8080/dashboard) || fail "the dashboard refused the admin's login"
+grep -q compose-agent-1 <<<"$page" || fail "the dashboard does not list compose-agent-1"
 [ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8080/dashboard)" = 401 ] || fail "the dashboard answers without a login"
 targets_up() {
   [ "$(curl -sf http://127.0.0.1:9090/api/v1/targets | jq '[.data.activeTargets[] | select(.health == "up")] | length')" = 4 ]

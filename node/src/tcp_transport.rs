@@ -90,6 +90,13 @@ pub struct Link {
 pub trait LinkModel: Send + Sync + 'static {
     /// The link between `a` and `b`; it must not depend on their order, since each end asks.
     fn link(&self, a: IpAddr, b: IpAddr) -> Link;
+
+    /// Whether the link between `a` and `b` is cut, as when a host crashes: from then on
+    /// nothing crosses it either way and neither end hears the other close (no FIN), so a
+    /// connection lives until a timeout notices. Asked on every read and write.
+    fn severed(&self, _a: IpAddr, _b: IpAddr) -> bool {
+        false
+    }
 }
 
 /// libp2p-tcp (tokio), dialing from `source` when it is set, counting bytes.
@@ -109,16 +116,13 @@ struct Meter {
 
 impl Meter {
     fn wrap(&self, stream: Stream) -> Counted<Stream> {
-        let link = self.links.as_ref().and_then(|links| {
-            let local = stream.0.local_addr().ok()?;
-            let remote = stream.0.peer_addr().ok()?;
-            Some(links.link(local.ip(), remote.ip()))
+        let shaper = self.links.as_ref().and_then(|links| {
+            let local = stream.0.local_addr().ok()?.ip();
+            let remote = stream.0.peer_addr().ok()?.ip();
+            let link = links.link(local, remote);
+            Some(Box::new(Shaper::new(link, links.clone(), (local, remote))))
         });
-        Counted {
-            inner: stream,
-            counters: self.counters.clone(),
-            shaper: link.map(|link| Box::new(Shaper::new(link))),
-        }
+        Counted { inner: stream, counters: self.counters.clone(), shaper }
     }
 }
 
@@ -239,6 +243,8 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
         let this = &mut *self;
         let read = match this.shaper.as_deref_mut() {
             None => Pin::new(&mut this.inner).poll_read(cx, buf),
+            // Nothing arrives any more, not even the end: the peer "crashed".
+            Some(shaper) if shaper.is_severed() => Poll::Pending,
             Some(shaper) => shaper.poll_read(&mut this.inner, cx, buf),
         };
         if let Poll::Ready(Ok(n)) = read {
@@ -256,6 +262,9 @@ const SHAPER_BUFFER: usize = 1 << 20;
 /// once the link's rate has carried it and its one-way delay has passed.
 pub struct Shaper {
     link: Link,
+    links: Arc<dyn LinkModel>,
+    /// (local, remote) addresses of the connection.
+    ends: (IpAddr, IpAddr),
     /// Chunks read from the socket, each with the time it is due.
     due: VecDeque<(tokio::time::Instant, Vec<u8>)>,
     /// How much of the front chunk was already handed out.
@@ -269,10 +278,12 @@ pub struct Shaper {
 }
 
 impl Shaper {
-    fn new(link: Link) -> Self {
+    fn new(link: Link, links: Arc<dyn LinkModel>, ends: (IpAddr, IpAddr)) -> Self {
         let now = tokio::time::Instant::now();
         Self {
             link,
+            links,
+            ends,
             due: VecDeque::new(),
             offset: 0,
             buffered: 0,
@@ -280,6 +291,10 @@ impl Shaper {
             timer: Box::pin(tokio::time::sleep_until(now)),
             ended: None,
         }
+    }
+
+    fn is_severed(&self) -> bool {
+        self.links.severed(self.ends.0, self.ends.1)
     }
 
     fn poll_read<S: AsyncRead + Unpin>(
@@ -348,6 +363,10 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Counted<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        if self.shaper.as_deref().is_some_and(Shaper::is_severed) {
+            // Sent into the void, as to a crashed host before TCP gives up.
+            return Poll::Ready(Ok(buf.len()));
+        }
         let written = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = written {
             self.counters.sent.fetch_add(n as u64, Ordering::Relaxed);
@@ -402,23 +421,55 @@ mod tests {
         assert_eq!(any.bind_for("198.51.100.1".parse().expect("ip")), None);
     }
 
-    struct Fixed(Link);
+    struct Fixed(Link, std::sync::atomic::AtomicBool);
     impl LinkModel for Fixed {
         fn link(&self, _: IpAddr, _: IpAddr) -> Link {
             self.0
+        }
+        fn severed(&self, _: IpAddr, _: IpAddr) -> bool {
+            self.1.load(Ordering::Relaxed)
         }
     }
 
     /// A connected pair of sockets, each end metered with `link`.
     async fn pair(link: Link) -> (Counted<Stream>, Counted<Stream>, Arc<ByteCounters>) {
+        let (a, b, counters, _) = cuttable_pair(link).await;
+        (a, b, counters)
+    }
+
+    async fn cuttable_pair(
+        link: Link,
+    ) -> (Counted<Stream>, Counted<Stream>, Arc<ByteCounters>, Arc<Fixed>) {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let dial = tokio::net::TcpStream::connect(listener.local_addr().expect("addr"));
         let (dialed, accepted) = tokio::join!(dial, listener.accept());
         let counters = Arc::new(ByteCounters::default());
-        let meter = Meter { counters: counters.clone(), links: Some(Arc::new(Fixed(link))) };
+        let model = Arc::new(Fixed(link, Default::default()));
+        let meter = Meter { counters: counters.clone(), links: Some(model.clone()) };
         let a = meter.wrap(tcp::tokio::TcpStream(dialed.expect("connect")));
         let b = meter.wrap(tcp::tokio::TcpStream(accepted.expect("accept").0));
-        (a, b, counters)
+        (a, b, counters, model)
+    }
+
+    #[tokio::test]
+    async fn a_severed_link_carries_nothing_not_even_the_close() {
+        use futures::{AsyncReadExt, AsyncWriteExt};
+        let link = Link { one_way: Duration::ZERO, bytes_per_sec: None };
+        let (mut a, mut b, _, model) = cuttable_pair(link).await;
+        a.write_all(b"before").await.expect("write");
+        let mut got = [0u8; 6];
+        b.read_exact(&mut got).await.expect("read");
+        model.1.store(true, Ordering::Relaxed);
+        // Writes still "succeed", as to a host that died a moment ago.
+        a.write_all(b"after").await.expect("write");
+        a.close().await.expect("close");
+        drop(a);
+        // The other end hears neither the bytes nor the close: it waits, as for a dead host.
+        let mut rest = Vec::new();
+        let waited =
+            tokio::time::timeout(Duration::from_millis(300), b.read_to_end(&mut rest)).await;
+        assert!(waited.is_err(), "the read ended: {waited:?}, {rest:?}");
+        assert!(rest.is_empty());
     }
 
     #[tokio::test]

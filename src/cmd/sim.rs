@@ -2,21 +2,25 @@
 //! with the fleet part real, measured into `results.json`.
 //!
 //! Each node runs in this process on its own loopback address, one per /24
-//! (`127.16.0.1`, `127.16.1.1`, …), with the node's default connection limits except the
-//! per-IP one (TCP dials leave from 127.0.0.1, see [`node_config`]). The first `--fleet` nodes are the fleet: they find each
+//! (`127.16.0.1`, `127.16.1.1`, …), dialing from it, with the node's default connection
+//! limits; every TCP link between two of them has a round trip drawn from `--rtt`
+//! ([`super::sim_links`]). The first `--fleet` nodes are the fleet: they find each
 //! other through discv5 (as the controller's fleet hint gives them each other's records), and
 //! their records are published as a signed EIP-1459 tree by the controller's own DNS server.
 //! Every other node is given only the tree's URL and the DNS server: DNS discovery, then
 //! discv5 from what the tree listed, then peer exchange — never a fleet address by hand.
 //!
 //! Scenarios: `cold-start` (every node started, time to its relay target and where its relay
-//! peers come from). Besides `results.json`: CDFs of bootstrap time and fleet share as SVG and
-//! `report.html` showing them ([`super::sim_plot`]). Not yet: the controller's registry and
-//! agents in the loop, latency and bandwidth models, the message scenarios, several processes.
+//! peers come from); `steady` (cold start, then `--publishers` nodes publish `--rate`
+//! messages of `--message-size` bytes a second for `--duration`: propagation, delivery and
+//! bandwidth, [`super::sim_traffic`]). Besides `results.json`: CDFs as SVG and `report.html`
+//! showing them ([`super::sim_plot`]). Not yet: the controller's registry and agents in the
+//! loop, the fleet-loss, churn, shards and hostile scenarios, several processes.
 
 use std::{
     net::{IpAddr, Ipv4Addr, SocketAddr},
     path::PathBuf,
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -30,13 +34,25 @@ use node::{
     discovery_v5::Discv5Config,
     enrtree::{NodeRecord, Tree},
     running::{NodeHandle, TARGET_RELAY_PEERS, start},
+    tcp_transport::LinkModel,
+    topics::ShardTopic,
 };
 use serde::Serialize;
+
+use super::{
+    sim_links::{RttModel, SimLinks, address},
+    sim_traffic::Load,
+};
 
 /// The tree's domain on the simulation's DNS server.
 const DOMAIN: &str = "nodes.sim.test";
 /// Between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// What the scenarios are called.
+const SCENARIOS: [&str; 3] = ["cold-start", "steady", "fleet-loss"];
+/// Between every node at its target and the first message: a few gossipsub heartbeats for
+/// the meshes to fill.
+const SETTLE: Duration = Duration::from_secs(3);
 
 /// `wakufleet sim` arguments.
 #[derive(Debug, Args)]
@@ -47,9 +63,31 @@ pub(crate) struct SimArgs {
     /// Fleet nodes (default: one in twenty, at least 3).
     #[arg(long)]
     fleet: Option<usize>,
-    /// What to run: cold-start.
+    /// What to run: cold-start or steady.
     #[arg(long, default_value = "cold-start")]
     scenario: String,
+    /// Round trip of every link: `none`, one time (`100ms`, as in nwaku's Shadow runs) or a
+    /// range each link draws from (`40ms-130ms`).
+    #[arg(long, default_value = "40ms-130ms")]
+    rtt: RttModel,
+    /// What each direction of a link carries, in Mbit/s (default: unlimited).
+    #[arg(long)]
+    link_mbit: Option<f64>,
+    /// Seed of the links' round trips.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Nodes publishing, in turn (steady).
+    #[arg(long, default_value_t = 10)]
+    publishers: usize,
+    /// Payload bytes per message (steady).
+    #[arg(long, default_value_t = 1024)]
+    message_size: usize,
+    /// Messages per second over all publishers (steady).
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// How long to publish (steady).
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    duration: Duration,
     /// Where results.json goes (created).
     #[arg(long)]
     out: PathBuf,
@@ -64,6 +102,9 @@ struct Results {
     scenario: String,
     nodes: usize,
     fleet_nodes: usize,
+    /// The links' round trips (`--rtt`) and rate.
+    rtt: String,
+    link_mbit: Option<f64>,
     /// Nodes that reached [`TARGET_RELAY_PEERS`] within the limit.
     reached_target: usize,
     relay_peers: RelayPeers,
@@ -76,9 +117,98 @@ struct Results {
     /// Seconds from the first start to every node at its target (or the limit).
     wall_seconds: f64,
     /// Message figures: only scenarios that send messages fill these.
+    messages: Option<Messages>,
+    /// From publishing to arrival, over every (message, receiving node).
     propagation_ms: Option<Spread>,
+    /// Arrivals over (messages × nodes other than the publisher).
     delivery_ratio: Option<f64>,
+    /// While publishing, per node.
     bandwidth_bytes_per_sec_per_node: Option<Bandwidth>,
+    /// `fleet-loss`: what the crash of every fleet node did (the other message figures are
+    /// those of the messages sent right after it, over the survivors).
+    fleet_loss: Option<FleetLoss>,
+}
+
+#[derive(Debug, Serialize)]
+struct FleetLoss {
+    delivery_before: f64,
+    delivery_after: f64,
+    /// Survivors back at the relay target without the fleet (within the limit).
+    healed: usize,
+    /// From the crash to each healed survivor holding its relay target outside the fleet.
+    heal_seconds: Spread,
+    /// From the crash until no survivor held a connection to a crashed node any more.
+    dead_connections_gone_seconds: Option<f64>,
+}
+
+impl FleetLoss {
+    fn new(delivery_before: f64, delivery_after: f64, healing: Healing) -> Self {
+        let mut healed: Vec<Duration> = healing.healed.into_iter().flatten().collect();
+        healed.sort_unstable();
+        Self {
+            delivery_before,
+            delivery_after,
+            healed: healed.len(),
+            heal_seconds: spread(&healed),
+            dead_connections_gone_seconds: healing.dead_gone.map(|d| d.as_secs_f64()),
+        }
+    }
+}
+
+/// How the survivors of a fleet loss recovered.
+struct Healing {
+    /// Per survivor: when it had its relay target outside the fleet again.
+    healed: Vec<Option<Duration>>,
+    /// When no survivor was connected to a crashed node any more.
+    dead_gone: Option<Duration>,
+}
+
+/// Watches the survivors after the fleet crashed at `crashed_at`, until each has its relay
+/// target among non-fleet peers and none still holds a connection to the dead, or `limit`.
+async fn watch_healing(
+    survivors: &[NodeHandle],
+    fleet_ids: &std::collections::HashSet<PeerId>,
+    crashed_at: Instant,
+    limit: Duration,
+) -> anyhow::Result<Healing> {
+    let mut healed: Vec<Option<Duration>> = vec![None; survivors.len()];
+    let mut dead_gone = None;
+    while crashed_at.elapsed() < limit {
+        let peers = futures::future::join_all(survivors.iter().map(NodeHandle::peers)).await;
+        let mut holding_dead = 0;
+        for (index, peers) in peers.into_iter().enumerate() {
+            let peers = peers?;
+            if peers.iter().any(|p| fleet_ids.contains(&p.peer_id)) {
+                holding_dead += 1;
+            }
+            let alive_relay =
+                peers.iter().filter(|p| p.relay && !fleet_ids.contains(&p.peer_id)).count();
+            if healed[index].is_none() && alive_relay >= TARGET_RELAY_PEERS {
+                healed[index] = Some(crashed_at.elapsed());
+            }
+        }
+        if holding_dead == 0 && dead_gone.is_none() {
+            dead_gone = Some(crashed_at.elapsed());
+        }
+        if dead_gone.is_some() && healed.iter().all(Option::is_some) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Ok(Healing { healed, dead_gone })
+}
+
+#[derive(Debug, Serialize)]
+struct Messages {
+    sent: usize,
+    size_bytes: usize,
+    per_second: f64,
+    publishers: usize,
+    /// Bytes all nodes received while publishing over the payload bytes they had to receive
+    /// (messages × size × receivers): gossip's duplicates, control messages and framing.
+    received_bytes_per_payload_byte: f64,
+    /// Message events a receiver missed by falling behind (counted as not delivered).
+    lagged: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -105,16 +235,8 @@ struct Share {
 struct Bandwidth {
     in_mean: f64,
     out_mean: f64,
-}
-
-/// Node `index`'s address: its own /24.
-fn address(index: usize) -> anyhow::Result<Ipv4Addr> {
-    let b = 16 + index / 250;
-    let c = index % 250;
-    let b = u8::try_from(b).ok().filter(|b| *b < 255).with_context(|| {
-        format!("at most {} nodes: one /24 each, 127.16.0.0 to 127.254.249.0", (255 - 16) * 250)
-    })?;
-    Ok(Ipv4Addr::new(127, b, c as u8, 1))
+    in_max: f64,
+    out_max: f64,
 }
 
 /// The spread of `sorted` in seconds.
@@ -124,9 +246,29 @@ fn spread(sorted: &[Duration]) -> Spread {
 }
 
 pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
-    if args.scenario != "cold-start" {
-        bail!("unknown scenario {:?}: cold-start (the others are not built yet)", args.scenario);
+    if !SCENARIOS.contains(&args.scenario.as_str()) {
+        bail!(
+            "unknown scenario {:?}: one of {} (churn, shards and hostile are not built yet)",
+            args.scenario,
+            SCENARIOS.join(", ")
+        );
     }
+    if args.scenario != "cold-start"
+        && (args.publishers == 0 || args.rate.is_nan() || args.rate <= 0.0)
+    {
+        bail!("{} needs at least one publisher and a rate above 0", args.scenario);
+    }
+    if args.scenario == "fleet-loss" && args.fleet.unwrap_or(3) >= args.nodes {
+        bail!("fleet-loss needs nodes besides the fleet's");
+    }
+    let link_rate = match args.link_mbit {
+        None => None,
+        Some(mbit) if mbit > 0.0 => Some((mbit * 1e6 / 8.0) as u64),
+        Some(mbit) => bail!("--link-mbit {mbit}: a link's rate must be above 0"),
+    };
+    let links = SimLinks::new(args.rtt, link_rate, args.seed, args.nodes);
+    // Always a model, even without delays: it is what crashes hosts.
+    let link_model: Option<Arc<dyn LinkModel>> = Some(Arc::new(links.clone()));
     let fleet = args.fleet.unwrap_or((args.nodes / 20).max(3)).min(args.nodes);
     if args.nodes < 2 || fleet == 0 {
         bail!("a simulation needs at least 2 nodes and 1 fleet node");
@@ -144,7 +286,8 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     // The fleet: discv5 among themselves from the first one's record.
     let mut fleet_boot = Vec::new();
     for index in 0..fleet {
-        let config = node_config(address(index)?, fleet_boot.clone(), Vec::new(), None);
+        let config =
+            node_config(address(index)?, fleet_boot.clone(), Vec::new(), None, link_model.clone());
         let (handle, _) = start(config).await.with_context(|| format!("fleet node {index}"))?;
         if fleet_boot.is_empty() {
             fleet_boot.push(handle.enr().to_base64());
@@ -171,7 +314,13 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
 
     // Everyone else, as clients join: the tree's URL and nothing else.
     for index in fleet..args.nodes {
-        let config = node_config(address(index)?, Vec::new(), vec![url.clone()], Some(dns_addr));
+        let config = node_config(
+            address(index)?,
+            Vec::new(),
+            vec![url.clone()],
+            Some(dns_addr),
+            link_model.clone(),
+        );
         let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
         nodes.push(handle);
         if index % 50 == 0 {
@@ -211,7 +360,65 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
-    let (results, samples) = measure(&args, fleet, &nodes, &fleet_ids, wall).await?;
+    let load = Load {
+        publishers: spread_publishers(fleet, nodes.len(), args.publishers),
+        size: args.message_size,
+        rate: args.rate,
+        duration: args.duration,
+        // The slowest path is a few hops of the slowest link, and a busy machine.
+        drain: Duration::from_secs(5),
+    };
+    let topic = ShardTopic::new(0, 0).to_string();
+    let mut loss = None;
+    let traffic = match args.scenario.as_str() {
+        "steady" => {
+            tokio::time::sleep(SETTLE).await;
+            eprintln!(
+                "sim: steady, {} publishers, {} B messages, {}/s for {:?}",
+                load.publishers.len(),
+                load.size,
+                load.rate,
+                load.duration
+            );
+            Some(super::sim_traffic::run(&nodes, &topic, &load).await?)
+        }
+        "fleet-loss" => {
+            tokio::time::sleep(SETTLE).await;
+            eprintln!("sim: fleet-loss, messages with the fleet up");
+            let before = super::sim_traffic::run(&nodes, &topic, &load).await?;
+            eprintln!("sim: fleet-loss, every fleet node crashes");
+            for (index, node) in nodes[..fleet].iter().enumerate() {
+                links.crash(index);
+                node.shutdown().await;
+            }
+            let crashed_at = Instant::now();
+            let survivors = &nodes[fleet..];
+            let after_load = Load {
+                publishers: load.publishers.iter().map(|i| i - fleet).collect(),
+                ..load.clone()
+            };
+            let (after, healing) = tokio::join!(
+                super::sim_traffic::run(survivors, &topic, &after_load),
+                watch_healing(survivors, &fleet_ids, crashed_at, args.limit)
+            );
+            let after = after?;
+            loss = Some(FleetLoss::new(before.delivery_ratio(), after.delivery_ratio(), healing?));
+            Some(after)
+        }
+        _ => None,
+    };
+
+    // After a fleet loss, the figures are the survivors'.
+    let (live, clients) = if loss.is_some() {
+        (&nodes[fleet..], &nodes[fleet..])
+    } else {
+        (&nodes[..], &nodes[fleet..])
+    };
+    let (mut results, mut samples) = measure(&args, fleet, live, clients, &fleet_ids, wall).await?;
+    if let Some(traffic) = &traffic {
+        add_traffic(&mut results, &mut samples, traffic, &load);
+    }
+    results.fleet_loss = loss;
     let path = args.out.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -231,16 +438,50 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         results.fleet_share.max,
         results.rss_bytes_per_node / 1024
     );
+    if let (Some(p), Some(delivery), Some(bandwidth)) =
+        (&results.propagation_ms, results.delivery_ratio, &results.bandwidth_bytes_per_sec_per_node)
+    {
+        println!(
+            "propagation: p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms; delivery {:.4}; per node in {:.0} B/s, out {:.0} B/s (max {:.0} / {:.0})",
+            p.p50,
+            p.p95,
+            p.p99,
+            p.max,
+            delivery,
+            bandwidth.in_mean,
+            bandwidth.out_mean,
+            bandwidth.in_max,
+            bandwidth.out_max
+        );
+    }
+    if let Some(loss) = &results.fleet_loss {
+        println!(
+            "fleet loss: delivery {:.4} before, {:.4} after; {} of {} survivors at {TARGET_RELAY_PEERS} relay peers outside the fleet (p50 {:.1} s, max {:.1} s after the crash); no connection to a crashed node after {}",
+            loss.delivery_before,
+            loss.delivery_after,
+            loss.healed,
+            results.nodes - results.fleet_nodes,
+            loss.heal_seconds.p50,
+            loss.heal_seconds.max,
+            loss.dead_connections_gone_seconds
+                .map_or("never (within the limit)".to_owned(), |s| format!("{s:.1} s")),
+        );
+    }
     println!("results: {} (report.html beside it)", path.display());
-    for node in &nodes {
+    for node in live {
         node.shutdown().await;
     }
     dns.shutdown().await;
-    if results.reached_target < results.nodes {
+    if let Some(delivery) = results.delivery_ratio
+        && delivery < 1.0
+    {
+        eprintln!("sim: {:.2} % of the messages' arrivals missing", (1.0 - delivery) * 100.0);
+    }
+    if results.reached_target < live.len() {
         bail!(
             "{} of {} nodes had fewer than {TARGET_RELAY_PEERS} relay peers after {:.0?}",
-            results.nodes - results.reached_target,
-            results.nodes,
+            live.len() - results.reached_target,
+            live.len(),
             args.limit
         );
     }
@@ -253,6 +494,7 @@ fn node_config(
     discv5_bootstrap: Vec<String>,
     dns_discovery_urls: Vec<String>,
     dns_name_server: Option<SocketAddr>,
+    link_model: Option<Arc<dyn LinkModel>>,
 ) -> NodeConfig {
     NodeConfig {
         listen_ip: IpAddr::V4(ip),
@@ -263,14 +505,7 @@ fn node_config(
         dns_name_server,
         peer_exchange: true,
         peer_exchange_client: true,
-        // No per-IP limit yet: libp2p-tcp binds its dial sockets to the unspecified address,
-        // so every TCP connection between loopback addresses comes from 127.0.0.1 and the
-        // default limit (5 per address) refused nearly all of them. discv5 (UDP) does see
-        // each node's own address.
-        peer_manager: node::peers::PeerManagerConfig {
-            max_peers_per_ip: 0,
-            ..node::peers::PeerManagerConfig::default()
-        },
+        link_model,
         ..NodeConfig::default()
     }
 }
@@ -279,12 +514,73 @@ fn node_config(
 struct Samples {
     bootstrap: Vec<Duration>,
     fleet_share: Vec<f64>,
+    /// Milliseconds from publishing to arrival (message scenarios).
+    propagation_ms: Vec<f64>,
+    /// Bytes per second received and sent, per node (message scenarios).
+    bandwidth_in: Vec<f64>,
+    bandwidth_out: Vec<f64>,
+}
+
+/// `count` publishers spread evenly over the nodes that are not the fleet's (over all of them
+/// when there are no others), as clients publish.
+fn spread_publishers(fleet: usize, nodes: usize, count: usize) -> Vec<usize> {
+    let (first, pool) = if nodes > fleet { (fleet, nodes - fleet) } else { (0, nodes) };
+    let count = count.min(pool).max(1);
+    (0..count).map(|i| first + i * pool / count).collect()
+}
+
+/// The message figures into `results` and the pictures' samples.
+fn add_traffic(
+    results: &mut Results,
+    samples: &mut Samples,
+    traffic: &super::sim_traffic::Traffic,
+    load: &Load,
+) {
+    let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
+    let max = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
+    let spread_ms = spread(&traffic.latencies);
+    results.propagation_ms = Some(Spread {
+        p50: spread_ms.p50 * 1e3,
+        p95: spread_ms.p95 * 1e3,
+        p99: spread_ms.p99 * 1e3,
+        max: spread_ms.max * 1e3,
+    });
+    results.delivery_ratio = Some(traffic.delivery_ratio());
+    let bandwidth_in: Vec<f64> = traffic.rates.iter().map(|r| r.0).collect();
+    let bandwidth_out: Vec<f64> = traffic.rates.iter().map(|r| r.1).collect();
+    results.bandwidth_bytes_per_sec_per_node = Some(Bandwidth {
+        in_mean: mean(&bandwidth_in),
+        out_mean: mean(&bandwidth_out),
+        in_max: max(&bandwidth_in),
+        out_max: max(&bandwidth_out),
+    });
+    let seconds = load.duration.as_secs_f64().max(1e-3);
+    let received: f64 = bandwidth_in.iter().sum::<f64>() * seconds;
+    let payload = traffic.expected as f64 * load.size as f64;
+    results.messages = Some(Messages {
+        sent: traffic.sent,
+        size_bytes: load.size,
+        per_second: load.rate,
+        publishers: load.publishers.len(),
+        received_bytes_per_payload_byte: if payload > 0.0 { received / payload } else { 0.0 },
+        lagged: traffic.lagged,
+    });
+    // A thousand nodes and a minute of messages make 60,000 arrivals: the picture shows
+    // 1,000 evenly spaced quantiles of them.
+    let step = (traffic.latencies.len() / 1000).max(1);
+    samples.propagation_ms =
+        traffic.latencies.iter().step_by(step).map(|d| d.as_secs_f64() * 1e3).collect();
+    samples.bandwidth_in = bandwidth_in;
+    samples.bandwidth_out = bandwidth_out;
+    for values in [&mut samples.bandwidth_in, &mut samples.bandwidth_out] {
+        values.sort_by(f64::total_cmp);
+    }
 }
 
 /// The CDFs of bootstrap time and fleet share as SVG, and `report.html` showing them with the
 /// results.
 fn write_report(dir: &std::path::Path, results: &Results, samples: &Samples) -> anyhow::Result<()> {
-    let pictures = [
+    let mut pictures = vec![
         (
             "bootstrap_cdf.svg",
             "Start to 6 relay peers, per node (CDF)",
@@ -304,6 +600,38 @@ fn write_report(dir: &std::path::Path, results: &Results, samples: &Samples) -> 
             ),
         ),
     ];
+    if !samples.propagation_ms.is_empty() {
+        pictures.push((
+            "propagation_cdf.svg",
+            "From publishing to arrival, per message and node (CDF)",
+            super::sim_plot::cdf_svg(
+                "Propagation (CDF over message arrivals)",
+                "ms",
+                &samples.propagation_ms,
+            ),
+        ));
+    }
+    if !samples.bandwidth_in.is_empty() {
+        let kib = |values: &[f64]| values.iter().map(|v| v / 1024.0).collect::<Vec<_>>();
+        pictures.push((
+            "bandwidth_in_cdf.svg",
+            "Bytes received per second while publishing, per node (CDF)",
+            super::sim_plot::cdf_svg(
+                "Received KiB/s per node (CDF over nodes)",
+                "KiB/s",
+                &kib(&samples.bandwidth_in),
+            ),
+        ));
+        pictures.push((
+            "bandwidth_out_cdf.svg",
+            "Bytes sent per second while publishing, per node (CDF)",
+            super::sim_plot::cdf_svg(
+                "Sent KiB/s per node (CDF over nodes)",
+                "KiB/s",
+                &kib(&samples.bandwidth_out),
+            ),
+        ));
+    }
     for (file, _, svg) in &pictures {
         let path = dir.join(file);
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
@@ -321,11 +649,12 @@ async fn measure(
     args: &SimArgs,
     fleet: usize,
     nodes: &[NodeHandle],
+    clients: &[NodeHandle],
     fleet_ids: &std::collections::HashSet<PeerId>,
     wall: Duration,
 ) -> anyhow::Result<(Results, Samples)> {
     let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
-    let peers = futures::future::join_all(nodes[fleet..].iter().map(NodeHandle::peers)).await;
+    let peers = futures::future::join_all(clients.iter().map(NodeHandle::peers)).await;
     let mut relay = Vec::with_capacity(nodes.len());
     let mut bootstrap = Vec::new();
     let mut described = 0;
@@ -352,8 +681,10 @@ async fn measure(
     let rss_bytes = super::bench_node::rss_kib(std::process::id())? * 1024;
     let results = Results {
         scenario: args.scenario.clone(),
-        nodes: nodes.len(),
+        nodes: args.nodes,
         fleet_nodes: fleet,
+        rtt: args.rtt.to_string(),
+        link_mbit: args.link_mbit,
         reached_target: relay.iter().filter(|&&n| n >= TARGET_RELAY_PEERS).count(),
         relay_peers: RelayPeers {
             min: relay.first().copied().unwrap_or(0),
@@ -370,9 +701,18 @@ async fn measure(
         },
         rss_bytes_per_node: rss_bytes / nodes.len().max(1) as u64,
         wall_seconds: wall.as_secs_f64(),
+        messages: None,
         propagation_ms: None,
         delivery_ratio: None,
         bandwidth_bytes_per_sec_per_node: None,
+        fleet_loss: None,
     };
-    Ok((results, Samples { bootstrap, fleet_share }))
+    let samples = Samples {
+        bootstrap,
+        fleet_share,
+        propagation_ms: Vec::new(),
+        bandwidth_in: Vec::new(),
+        bandwidth_out: Vec::new(),
+    };
+    Ok((results, samples))
 }

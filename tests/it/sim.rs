@@ -1,25 +1,40 @@
-//! `wakufleet sim` at 60 nodes (the CI size): every node reaches its relay target from a
-//! fleet's tree alone, and results.json says so in the fields the report promises.
+//! `wakufleet sim` at 60 nodes (the CI size), the fleet-loss scenario: every node reaches its
+//! relay target from a fleet's tree alone over links of 40–130 ms, messages reach every node,
+//! then the whole fleet crashes (no FIN: its links go silent) and messages still reach every
+//! survivor, and the survivors drop their dead connections; results.json says so in the
+//! fields the report promises.
 
 use serde_json::Value;
 
 use crate::helpers::{fails, ok};
 
 #[test]
-fn a_sixty_node_cold_start_reaches_the_relay_target_and_writes_its_results() {
+fn sixty_nodes_reach_the_relay_target_deliver_and_survive_the_fleets_crash() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
-    let out = ok(
-        dir.path(),
-        &["sim", "--nodes", "60", "--scenario", "cold-start", "--out", out_dir.to_str().unwrap()],
-    );
-    assert!(out.contains("60 reached 6 relay peers"), "{out}");
+    let args = [
+        "sim",
+        "--nodes",
+        "60",
+        "--scenario",
+        "fleet-loss",
+        "--duration",
+        "5s",
+        "--rate",
+        "4",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = ok(dir.path(), &args);
+    // The survivors: every one at its target.
+    assert!(out.contains("57 reached 6 relay peers"), "{out}");
     let text = std::fs::read_to_string(out_dir.join("results.json")).unwrap();
     let results: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(results["scenario"], "cold-start");
+    assert_eq!(results["scenario"], "fleet-loss");
+    assert_eq!(results["rtt"], "40ms-130ms", "the default links");
     assert_eq!(results["nodes"], 60);
     assert_eq!(results["fleet_nodes"], 3);
-    assert_eq!(results["reached_target"], 60, "{text}");
+    assert_eq!(results["reached_target"], 57, "{text}");
     assert!(results["relay_peers"]["min"].as_u64().unwrap() >= 6, "{text}");
     let bootstrap = &results["bootstrap_seconds"];
     let (p50, p99, max) = (
@@ -30,20 +45,47 @@ fn a_sixty_node_cold_start_reaches_the_relay_target_and_writes_its_results() {
     assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{text}");
     // Non-fleet nodes came in through the fleet's tree, then found each other: the fleet
     // holds some of their relay peers, not all.
+    // Once the fleet is gone, no survivor's relay peers are fleet nodes.
     let share = &results["fleet_share"];
-    let (mean, most) = (share["mean"].as_f64().unwrap(), share["max"].as_f64().unwrap());
-    assert!(0.0 < mean && mean < 1.0 && mean <= most, "{text}");
+    assert_eq!(share["max"].as_f64().unwrap(), 0.0, "{text}");
+    let loss = &results["fleet_loss"];
+    assert!(loss["delivery_before"].as_f64().unwrap() >= 0.99, "{text}");
+    assert!(loss["delivery_after"].as_f64().unwrap() >= 0.99, "{text}");
+    assert_eq!(loss["healed"], 57, "{text}");
+    // A crashed peer sends no FIN; the survivors found out by ping, well within the limit.
+    let gone = loss["dead_connections_gone_seconds"].as_f64();
+    assert!(gone.is_some_and(|s| s < 100.0), "{text}");
     assert!(results["rss_bytes_per_node"].as_u64().unwrap() > 0, "{text}");
-    assert!(results["propagation_ms"].is_null(), "cold-start sends no messages: {text}");
+    // After the crash, 20 messages from 10 publishers reached the 56 other survivors, none
+    // faster than one hop of the shortest link (20 ms one way): the links were shaped.
+    assert_eq!(results["messages"]["sent"], 20, "{text}");
+    assert_eq!(results["messages"]["publishers"], 10, "{text}");
+    assert!(results["delivery_ratio"].as_f64().unwrap() >= 0.99, "{text}");
+    let propagation = &results["propagation_ms"];
+    let (p50, p95, max) = (
+        propagation["p50"].as_f64().unwrap(),
+        propagation["p95"].as_f64().unwrap(),
+        propagation["max"].as_f64().unwrap(),
+    );
+    assert!(20.0 <= p50 && p50 <= p95 && p95 <= max, "{text}");
+    // Every node received at least the payloads (4 KiB/s) and sent something.
+    let bandwidth = &results["bandwidth_bytes_per_sec_per_node"];
+    assert!(bandwidth["in_mean"].as_f64().unwrap() > 4096.0, "{text}");
+    assert!(bandwidth["out_mean"].as_f64().unwrap() > 0.0, "{text}");
+    assert!(results["messages"]["received_bytes_per_payload_byte"].as_f64().unwrap() >= 1.0);
+    for picture in ["propagation_cdf.svg", "bandwidth_in_cdf.svg", "bandwidth_out_cdf.svg"] {
+        let svg = std::fs::read_to_string(out_dir.join(picture)).unwrap();
+        assert!(svg.contains("<polyline"), "{picture}: {svg}");
+    }
     // The pictures: one CDF step (two points) per node that reached the target, and the page.
     let svg = std::fs::read_to_string(out_dir.join("bootstrap_cdf.svg")).unwrap();
     let points = svg.split("points=\"").nth(1).unwrap().split('"').next().unwrap();
-    assert_eq!(points.split(' ').count(), 120, "{svg}");
+    assert_eq!(points.split(' ').count(), 114, "{svg}");
     let share = std::fs::read_to_string(out_dir.join("fleet_share_cdf.svg")).unwrap();
     assert!(share.starts_with("<svg") && share.contains("<polyline"), "{share}");
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("<img src=\"bootstrap_cdf.svg\""), "{html}");
-    assert!(html.contains("<th>reached_target</th><td>60</td>"), "{html}");
+    assert!(html.contains("<th>reached_target</th><td>57</td>"), "{html}");
 }
 
 #[test]
@@ -56,7 +98,17 @@ fn bad_arguments_are_refused_before_anything_starts() {
     );
     fails(dir.path(), &["sim", "--nodes", "70000", "--out", "y"], "at most 59750 nodes");
     fails(dir.path(), &["sim", "--nodes", "1", "--out", "z"], "at least 2 nodes");
-    for out in ["x", "y", "z"] {
+    // clap's own error, with its usage hint.
+    let out = crate::helpers::wakufleet(dir.path(), &["sim", "--rtt", "130ms-40ms", "--out", "w"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("lower bound is above"), "{stderr}");
+    fails(
+        dir.path(),
+        &["sim", "--scenario", "steady", "--publishers", "0", "--out", "v"],
+        "at least one publisher",
+    );
+    fails(dir.path(), &["sim", "--link-mbit", "0", "--out", "u"], "must be above 0");
+    for out in ["x", "y", "z", "w", "v", "u"] {
         assert!(!dir.path().join(out).exists(), "{out}: nothing written for a refused run");
     }
 }

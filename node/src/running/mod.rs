@@ -613,6 +613,17 @@ impl Service {
                     state.agent = Some(info.agent_version);
                 }
             }
+            SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {
+                peer,
+                connection,
+                result: Err(failure),
+            })) if !matches!(failure, libp2p::ping::Failure::Unsupported) => {
+                // A host that crashed or lost its network sends no FIN: without this its
+                // connection stays open, and in the relay mesh, until TCP gives up minutes
+                // later. Ping asks every 15 s and waits 20 s.
+                tracing::debug!(%peer, %failure, "closing a connection whose ping failed");
+                self.swarm.close_connection(connection);
+            }
             SwarmEvent::Behaviour(BehaviourEvent::Relay(event)) => self.on_relay_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Metadata(event)) => self.on_metadata_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::PeerExchange(event)) => {

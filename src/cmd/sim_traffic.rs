@@ -1,0 +1,191 @@
+//! Messages through a simulated network: publishers send at a steady rate, every node notes
+//! when each message reached it, and the bytes each node's links carried meanwhile.
+//!
+//! Arrival is taken where the application sees it (the node's message event, after
+//! validation), on a task per node; on a loaded machine that adds the scheduler's delay, so
+//! the figures are an upper bound of what the network itself took.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use anyhow::Context;
+use node::{
+    message::{MessageHash, WakuMessage},
+    running::{NodeEvent, NodeHandle},
+};
+use tokio::sync::{broadcast::error::RecvError, watch};
+
+/// The content topic of every simulated message.
+pub(crate) const CONTENT_TOPIC: &str = "/sim/1/traffic/proto";
+
+/// What to send.
+#[derive(Debug, Clone)]
+pub(crate) struct Load {
+    /// Indexes of the nodes that publish, in turn.
+    pub publishers: Vec<usize>,
+    /// Payload bytes per message.
+    pub size: usize,
+    /// Messages per second over all publishers.
+    pub rate: f64,
+    /// How long to publish.
+    pub duration: Duration,
+    /// How long to wait for stragglers after the last message.
+    pub drain: Duration,
+}
+
+/// What happened to the messages.
+#[derive(Debug)]
+pub(crate) struct Traffic {
+    /// Messages published.
+    pub sent: usize,
+    /// From publishing to arrival, for every (message, node) that arrived; sorted.
+    pub latencies: Vec<Duration>,
+    /// Arrivals, of `expected` (every node but the publisher, per message).
+    pub delivered: u64,
+    pub expected: u64,
+    /// Per node, bytes per second received and sent while publishing.
+    pub rates: Vec<(f64, f64)>,
+    /// Message events a node's receiver missed because it fell behind.
+    pub lagged: u64,
+}
+
+impl Traffic {
+    /// Arrivals over expected arrivals.
+    pub(crate) fn delivery_ratio(&self) -> f64 {
+        if self.expected == 0 { 1.0 } else { self.delivered as f64 / self.expected as f64 }
+    }
+}
+
+/// A payload of `size` bytes unique to message `index`, not compressible.
+fn payload(index: u64, size: usize) -> Vec<u8> {
+    let mut state = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut bytes = Vec::with_capacity(size);
+    bytes.extend_from_slice(&index.to_be_bytes());
+    while bytes.len() < size {
+        // xorshift64
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes.truncate(size.max(8));
+    bytes
+}
+
+/// Byte counters of every node: (received, sent).
+async fn byte_counts(nodes: &[NodeHandle]) -> anyhow::Result<Vec<(u64, u64)>> {
+    let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
+    stats
+        .into_iter()
+        .map(|s| s.map(|s| (s.bytes_received, s.bytes_sent)).map_err(anyhow::Error::from))
+        .collect()
+}
+
+/// Publishes `load` on `topic` through `nodes` and measures what arrived where.
+pub(crate) async fn run(nodes: &[NodeHandle], topic: &str, load: &Load) -> anyhow::Result<Traffic> {
+    anyhow::ensure!(!load.publishers.is_empty(), "no publisher");
+    anyhow::ensure!(load.rate > 0.0, "the rate must be above 0");
+    // A receiver per node, from before the first message.
+    let (stop, stopped) = watch::channel(false);
+    let receivers: Vec<_> = nodes
+        .iter()
+        .map(|node| {
+            let mut events = node.events();
+            let mut stopped = stopped.clone();
+            tokio::spawn(async move {
+                let mut arrivals: Vec<(MessageHash, Instant)> = Vec::new();
+                let mut lagged = 0u64;
+                loop {
+                    tokio::select! {
+                        event = events.recv() => match event {
+                            Ok(NodeEvent::Message { hash, .. }) => arrivals.push((hash, Instant::now())),
+                            Ok(_) => {}
+                            Err(RecvError::Lagged(n)) => lagged += n,
+                            Err(RecvError::Closed) => break,
+                        },
+                        _ = stopped.changed() => break,
+                    }
+                }
+                (arrivals, lagged)
+            })
+        })
+        .collect();
+
+    let before = byte_counts(nodes).await?;
+    let started = Instant::now();
+    let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
+    let mut published: HashMap<MessageHash, (Instant, usize)> = HashMap::new();
+    let mut next_progress = Instant::now() + Duration::from_secs(2);
+    for index in 0..count {
+        let at = started + Duration::from_secs_f64(index as f64 / load.rate);
+        tokio::time::sleep_until(at.into()).await;
+        let publisher = load.publishers[index as usize % load.publishers.len()];
+        let now_ns = node::clock::now_ns();
+        let message = WakuMessage::new(CONTENT_TOPIC, payload(index, load.size), now_ns);
+        let sent_at = Instant::now();
+        let hash = nodes[publisher]
+            .publish(topic, message)
+            .await
+            .with_context(|| format!("node {publisher} publishing message {index}"))?;
+        published.insert(hash, (sent_at, publisher));
+        if Instant::now() >= next_progress {
+            eprintln!("sim: traffic, {}/{count} messages sent", index + 1);
+            next_progress = Instant::now() + Duration::from_secs(2);
+        }
+    }
+    let publishing = started.elapsed();
+    let after = byte_counts(nodes).await?;
+    tokio::time::sleep(load.drain).await;
+    let _ = stop.send(true);
+
+    let mut latencies = Vec::new();
+    let mut delivered = 0u64;
+    let mut lagged = 0u64;
+    for (index, receiver) in receivers.into_iter().enumerate() {
+        let (arrivals, missed) = receiver.await.context("a receiver task failed")?;
+        lagged += missed;
+        for (hash, at) in arrivals {
+            if let Some((sent_at, publisher)) = published.get(&hash)
+                && *publisher != index
+            {
+                delivered += 1;
+                latencies.push(at.saturating_duration_since(*sent_at));
+            }
+        }
+    }
+    latencies.sort_unstable();
+    let seconds = publishing.as_secs_f64().max(1e-3);
+    let rates = before
+        .iter()
+        .zip(&after)
+        .map(|((in0, out0), (in1, out1))| {
+            (
+                (in1.saturating_sub(*in0)) as f64 / seconds,
+                (out1.saturating_sub(*out0)) as f64 / seconds,
+            )
+        })
+        .collect();
+    Ok(Traffic {
+        sent: published.len(),
+        latencies,
+        delivered,
+        expected: published.len() as u64 * (nodes.len() as u64 - 1),
+        rates,
+        lagged,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payloads_have_their_size_and_differ() {
+        assert_eq!(payload(1, 1024).len(), 1024);
+        assert_eq!(payload(2, 10_000).len(), 10_000);
+        assert_ne!(payload(1, 64), payload(2, 64));
+        assert_eq!(payload(3, 64), payload(3, 64));
+    }
+}
