@@ -35,13 +35,13 @@ use node::{
     enrtree::{NodeRecord, Tree},
     running::{NodeHandle, TARGET_RELAY_PEERS, start},
     tcp_transport::LinkModel,
-    topics::ShardTopic,
+    topics::{ContentTopic, ShardTopic},
 };
 use serde::Serialize;
 
 use super::{
     sim_links::{RttModel, SimLinks, address},
-    sim_traffic::Load,
+    sim_traffic::{Load, Publisher},
 };
 
 /// The tree's domain on the simulation's DNS server.
@@ -49,7 +49,7 @@ const DOMAIN: &str = "nodes.sim.test";
 /// Between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// What the scenarios are called.
-const SCENARIOS: [&str; 3] = ["cold-start", "steady", "fleet-loss"];
+const SCENARIOS: [&str; 4] = ["cold-start", "steady", "fleet-loss", "shards"];
 /// Between every node at its target and the first message: a few gossipsub heartbeats for
 /// the meshes to fill.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -88,6 +88,10 @@ pub(crate) struct SimArgs {
     /// How long to publish (steady).
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     duration: Duration,
+    /// Shards of the network by autosharding (shards: the fleet relays all, each other node
+    /// one).
+    #[arg(long, default_value_t = 8)]
+    shards: u16,
     /// Where results.json goes (created).
     #[arg(long)]
     out: PathBuf,
@@ -102,6 +106,8 @@ struct Results {
     scenario: String,
     nodes: usize,
     fleet_nodes: usize,
+    /// Shards of the network (1 but in the shards scenario).
+    shards: u16,
     /// The links' round trips (`--rtt`) and rate.
     rtt: String,
     link_mbit: Option<f64>,
@@ -201,6 +207,10 @@ async fn watch_healing(
 #[derive(Debug, Serialize)]
 struct Messages {
     sent: usize,
+    /// (message, node) pairs that should arrive: every node relaying the message's shard
+    /// but its publisher.
+    arrivals_expected: u64,
+    arrivals: u64,
     size_bytes: usize,
     per_second: f64,
     publishers: usize,
@@ -248,7 +258,7 @@ fn spread(sorted: &[Duration]) -> Spread {
 pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if !SCENARIOS.contains(&args.scenario.as_str()) {
         bail!(
-            "unknown scenario {:?}: one of {} (churn, shards and hostile are not built yet)",
+            "unknown scenario {:?}: one of {} (churn and hostile are not built yet)",
             args.scenario,
             SCENARIOS.join(", ")
         );
@@ -257,6 +267,9 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         && (args.publishers == 0 || args.rate.is_nan() || args.rate <= 0.0)
     {
         bail!("{} needs at least one publisher and a rate above 0", args.scenario);
+    }
+    if args.scenario == "shards" && !(1..=1024).contains(&args.shards) {
+        bail!("--shards {}: a network has 1 to 1024 shards", args.shards);
     }
     if args.scenario == "fleet-loss" && args.fleet.unwrap_or(3) >= args.nodes {
         bail!("fleet-loss needs nodes besides the fleet's");
@@ -281,13 +294,17 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
+    let shards = if args.scenario == "shards" { args.shards } else { 1 };
+    let plan = ShardPlan { fleet, shards };
     let started = Instant::now();
     let mut nodes: Vec<NodeHandle> = Vec::with_capacity(args.nodes);
     // The fleet: discv5 among themselves from the first one's record.
     let mut fleet_boot = Vec::new();
     for index in 0..fleet {
-        let config =
-            node_config(address(index)?, fleet_boot.clone(), Vec::new(), None, link_model.clone());
+        let config = NodeConfig {
+            discv5: Some(Discv5Config { udp_port: 0, bootstrap: fleet_boot.clone() }),
+            ..node_config(address(index)?, &plan, index, link_model.clone())
+        };
         let (handle, _) = start(config).await.with_context(|| format!("fleet node {index}"))?;
         if fleet_boot.is_empty() {
             fleet_boot.push(handle.enr().to_base64());
@@ -314,13 +331,11 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
 
     // Everyone else, as clients join: the tree's URL and nothing else.
     for index in fleet..args.nodes {
-        let config = node_config(
-            address(index)?,
-            Vec::new(),
-            vec![url.clone()],
-            Some(dns_addr),
-            link_model.clone(),
-        );
+        let config = NodeConfig {
+            dns_discovery_urls: vec![url.clone()],
+            dns_name_server: Some(dns_addr),
+            ..node_config(address(index)?, &plan, index, link_model.clone())
+        };
         let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
         nodes.push(handle);
         if index % 50 == 0 {
@@ -360,32 +375,46 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
+    let topics: Vec<Vec<String>> = (0..nodes.len())
+        .map(|index| plan.shards_of(index).into_iter().map(|s| plan.topic(s)).collect())
+        .collect();
+    let content_topics = content_topics(shards)?;
     let load = Load {
-        publishers: spread_publishers(fleet, nodes.len(), args.publishers),
+        publishers: spread_publishers(fleet, nodes.len(), args.publishers)
+            .into_iter()
+            .map(|node| {
+                let shard = plan.shards_of(node)[0];
+                Publisher {
+                    node,
+                    topic: plan.topic(shard),
+                    content_topic: content_topics[usize::from(shard)].clone(),
+                }
+            })
+            .collect(),
         size: args.message_size,
         rate: args.rate,
         duration: args.duration,
         // The slowest path is a few hops of the slowest link, and a busy machine.
         drain: Duration::from_secs(5),
     };
-    let topic = ShardTopic::new(0, 0).to_string();
     let mut loss = None;
     let traffic = match args.scenario.as_str() {
-        "steady" => {
+        "steady" | "shards" => {
             tokio::time::sleep(SETTLE).await;
             eprintln!(
-                "sim: steady, {} publishers, {} B messages, {}/s for {:?}",
+                "sim: {}, {} publishers, {} B messages, {}/s for {:?}, {shards} shard(s)",
+                args.scenario,
                 load.publishers.len(),
                 load.size,
                 load.rate,
                 load.duration
             );
-            Some(super::sim_traffic::run(&nodes, &topic, &load).await?)
+            Some(super::sim_traffic::run(&nodes, &topics, &load).await?)
         }
         "fleet-loss" => {
             tokio::time::sleep(SETTLE).await;
             eprintln!("sim: fleet-loss, messages with the fleet up");
-            let before = super::sim_traffic::run(&nodes, &topic, &load).await?;
+            let before = super::sim_traffic::run(&nodes, &topics, &load).await?;
             eprintln!("sim: fleet-loss, every fleet node crashes");
             for (index, node) in nodes[..fleet].iter().enumerate() {
                 links.crash(index);
@@ -394,11 +423,15 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             let crashed_at = Instant::now();
             let survivors = &nodes[fleet..];
             let after_load = Load {
-                publishers: load.publishers.iter().map(|i| i - fleet).collect(),
+                publishers: load
+                    .publishers
+                    .iter()
+                    .map(|p| Publisher { node: p.node - fleet, ..p.clone() })
+                    .collect(),
                 ..load.clone()
             };
             let (after, healing) = tokio::join!(
-                super::sim_traffic::run(survivors, &topic, &after_load),
+                super::sim_traffic::run(survivors, &topics[fleet..], &after_load),
                 watch_healing(survivors, &fleet_ids, crashed_at, args.limit)
             );
             let after = after?;
@@ -488,21 +521,62 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A node on `ip` with the default limits; relay, peer exchange (both ways) and discv5.
+/// Which shards each node relays: with one shard, all of them shard 0; with more, the fleet
+/// every shard (as a fleet serves its network) and every other node one, in turn (as an
+/// application's users are on its shard).
+struct ShardPlan {
+    fleet: usize,
+    shards: u16,
+}
+
+impl ShardPlan {
+    fn shards_of(&self, index: usize) -> Vec<u16> {
+        if index < self.fleet || self.shards == 1 {
+            (0..self.shards).collect()
+        } else {
+            // `shards` is at most 1024, so the remainder fits.
+            vec![((index - self.fleet) % usize::from(self.shards)) as u16]
+        }
+    }
+
+    fn topic(&self, shard: u16) -> String {
+        ShardTopic::new(0, shard).to_string()
+    }
+}
+
+/// A content topic per shard that autosharding over `shards` puts there.
+fn content_topics(shards: u16) -> anyhow::Result<Vec<String>> {
+    if shards == 1 {
+        return Ok(vec![super::sim_traffic::CONTENT_TOPIC.to_owned()]);
+    }
+    let mut found: Vec<Option<String>> = vec![None; usize::from(shards)];
+    for app in 0..100_000u32 {
+        let text = format!("/sim-{app}/1/traffic/proto");
+        let shard = text.parse::<ContentTopic>()?.shard(shards)?;
+        found[usize::from(shard)].get_or_insert(text);
+        if found.iter().all(Option::is_some) {
+            return Ok(found.into_iter().flatten().collect());
+        }
+    }
+    bail!("no content topic found for every one of {shards} shards")
+}
+
+/// A node on `ip` with the default limits; relay on its shards, peer exchange (both ways) and
+/// discv5.
 fn node_config(
     ip: Ipv4Addr,
-    discv5_bootstrap: Vec<String>,
-    dns_discovery_urls: Vec<String>,
-    dns_name_server: Option<SocketAddr>,
+    plan: &ShardPlan,
+    index: usize,
     link_model: Option<Arc<dyn LinkModel>>,
 ) -> NodeConfig {
     NodeConfig {
         listen_ip: IpAddr::V4(ip),
         tcp_port: 0,
         websocket_port: None,
-        discv5: Some(Discv5Config { udp_port: 0, bootstrap: discv5_bootstrap }),
-        dns_discovery_urls,
-        dns_name_server,
+        discv5: Some(Discv5Config { udp_port: 0, bootstrap: Vec::new() }),
+        cluster_id: 0,
+        shards: plan.shards_of(index),
+        num_shards_in_network: plan.shards,
         peer_exchange: true,
         peer_exchange_client: true,
         link_model,
@@ -559,6 +633,8 @@ fn add_traffic(
     let payload = traffic.expected as f64 * load.size as f64;
     results.messages = Some(Messages {
         sent: traffic.sent,
+        arrivals_expected: traffic.expected,
+        arrivals: traffic.delivered,
         size_bytes: load.size,
         per_second: load.rate,
         publishers: load.publishers.len(),
@@ -683,6 +759,7 @@ async fn measure(
         scenario: args.scenario.clone(),
         nodes: args.nodes,
         fleet_nodes: fleet,
+        shards: if args.scenario == "shards" { args.shards } else { 1 },
         rtt: args.rtt.to_string(),
         link_mbit: args.link_mbit,
         reached_target: relay.iter().filter(|&&n| n >= TARGET_RELAY_PEERS).count(),
@@ -715,4 +792,42 @@ async fn measure(
         bandwidth_out: Vec::new(),
     };
     Ok((results, samples))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_relays_every_shard_and_each_client_one_in_turn() {
+        let plan = ShardPlan { fleet: 3, shards: 8 };
+        assert_eq!(plan.shards_of(0), (0..8).collect::<Vec<_>>());
+        assert_eq!(plan.shards_of(2), (0..8).collect::<Vec<_>>());
+        assert_eq!(plan.shards_of(3), vec![0]);
+        assert_eq!(plan.shards_of(10), vec![7]);
+        assert_eq!(plan.shards_of(11), vec![0]);
+        assert_eq!(plan.topic(5), "/waku/2/rs/0/5");
+        let one = ShardPlan { fleet: 3, shards: 1 };
+        assert_eq!(one.shards_of(0), vec![0]);
+        assert_eq!(one.shards_of(40), vec![0]);
+    }
+
+    #[test]
+    fn each_shard_gets_a_content_topic_that_autosharding_puts_there() {
+        let topics = content_topics(8).unwrap();
+        assert_eq!(topics.len(), 8);
+        for (shard, topic) in topics.iter().enumerate() {
+            assert_eq!(topic.parse::<ContentTopic>().unwrap().shard(8).unwrap(), shard as u16);
+        }
+        assert_eq!(content_topics(1).unwrap(), vec![super::super::sim_traffic::CONTENT_TOPIC]);
+    }
+
+    #[test]
+    fn publishers_are_clients_spread_over_them() {
+        assert_eq!(spread_publishers(3, 63, 4), vec![3, 18, 33, 48]);
+        // Fewer clients than publishers asked: each client once.
+        assert_eq!(spread_publishers(3, 5, 10), vec![3, 4]);
+        // No clients at all: the fleet publishes.
+        assert_eq!(spread_publishers(3, 3, 2), vec![0, 1]);
+    }
 }

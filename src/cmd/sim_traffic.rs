@@ -17,14 +17,25 @@ use node::{
 };
 use tokio::sync::{broadcast::error::RecvError, watch};
 
-/// The content topic of every simulated message.
+/// The content topic of simulated messages on one pubsub topic.
 pub(crate) const CONTENT_TOPIC: &str = "/sim/1/traffic/proto";
+
+/// One publisher: a node, and where its messages go.
+#[derive(Debug, Clone)]
+pub(crate) struct Publisher {
+    /// Index of the node.
+    pub node: usize,
+    /// The pubsub topic it publishes on.
+    pub topic: String,
+    /// The content topic of its messages.
+    pub content_topic: String,
+}
 
 /// What to send.
 #[derive(Debug, Clone)]
 pub(crate) struct Load {
-    /// Indexes of the nodes that publish, in turn.
-    pub publishers: Vec<usize>,
+    /// The publishers, in turn.
+    pub publishers: Vec<Publisher>,
     /// Payload bytes per message.
     pub size: usize,
     /// Messages per second over all publishers.
@@ -42,7 +53,7 @@ pub(crate) struct Traffic {
     pub sent: usize,
     /// From publishing to arrival, for every (message, node) that arrived; sorted.
     pub latencies: Vec<Duration>,
-    /// Arrivals, of `expected` (every node but the publisher, per message).
+    /// Arrivals, of `expected` (every node on the message's topic but the publisher).
     pub delivered: u64,
     pub expected: u64,
     /// Per node, bytes per second received and sent while publishing.
@@ -83,8 +94,14 @@ async fn byte_counts(nodes: &[NodeHandle]) -> anyhow::Result<Vec<(u64, u64)>> {
         .collect()
 }
 
-/// Publishes `load` on `topic` through `nodes` and measures what arrived where.
-pub(crate) async fn run(nodes: &[NodeHandle], topic: &str, load: &Load) -> anyhow::Result<Traffic> {
+/// Publishes `load` through `nodes`, of which node `i` relays the pubsub topics
+/// `topics[i]`, and measures what arrived where.
+pub(crate) async fn run(
+    nodes: &[NodeHandle],
+    topics: &[Vec<String>],
+    load: &Load,
+) -> anyhow::Result<Traffic> {
+    anyhow::ensure!(topics.len() == nodes.len(), "one topic list per node");
     anyhow::ensure!(!load.publishers.is_empty(), "no publisher");
     anyhow::ensure!(load.rate > 0.0, "the rate must be above 0");
     // A receiver per node, from before the first message.
@@ -117,19 +134,29 @@ pub(crate) async fn run(nodes: &[NodeHandle], topic: &str, load: &Load) -> anyho
     let started = Instant::now();
     let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
     let mut published: HashMap<MessageHash, (Instant, usize)> = HashMap::new();
+    let mut expected = 0u64;
     let mut next_progress = Instant::now() + Duration::from_secs(2);
     for index in 0..count {
         let at = started + Duration::from_secs_f64(index as f64 / load.rate);
         tokio::time::sleep_until(at.into()).await;
-        let publisher = load.publishers[index as usize % load.publishers.len()];
+        let Publisher { node: publisher, topic, content_topic } =
+            &load.publishers[index as usize % load.publishers.len()];
+        let publisher = *publisher;
         let now_ns = node::clock::now_ns();
-        let message = WakuMessage::new(CONTENT_TOPIC, payload(index, load.size), now_ns);
+        let message = WakuMessage::new(content_topic.as_str(), payload(index, load.size), now_ns);
         let sent_at = Instant::now();
-        let hash = nodes[publisher]
+        let hash = nodes
+            .get(publisher)
+            .with_context(|| format!("no node {publisher} to publish"))?
             .publish(topic, message)
             .await
             .with_context(|| format!("node {publisher} publishing message {index}"))?;
         published.insert(hash, (sent_at, publisher));
+        expected += topics
+            .iter()
+            .enumerate()
+            .filter(|(node, relayed)| *node != publisher && relayed.contains(topic))
+            .count() as u64;
         if Instant::now() >= next_progress {
             eprintln!("sim: traffic, {}/{count} messages sent", index + 1);
             next_progress = Instant::now() + Duration::from_secs(2);
@@ -167,14 +194,7 @@ pub(crate) async fn run(nodes: &[NodeHandle], topic: &str, load: &Load) -> anyho
             )
         })
         .collect();
-    Ok(Traffic {
-        sent: published.len(),
-        latencies,
-        delivered,
-        expected: published.len() as u64 * (nodes.len() as u64 - 1),
-        rates,
-        lagged,
-    })
+    Ok(Traffic { sent: published.len(), latencies, delivered, expected, rates, lagged })
 }
 
 #[cfg(test)]

@@ -1,8 +1,8 @@
-//! `wakufleet sim` at 60 nodes (the CI size), the fleet-loss scenario: every node reaches its
-//! relay target from a fleet's tree alone over links of 40–130 ms, messages reach every node,
-//! then the whole fleet crashes (no FIN: its links go silent) and messages still reach every
-//! survivor, and the survivors drop their dead connections; results.json says so in the
-//! fields the report promises.
+//! `wakufleet sim` at CI sizes. 60 nodes, fleet-loss: every node reaches its relay target from
+//! a fleet's tree alone over links of 40–130 ms, messages reach every node, then the whole
+//! fleet crashes (no FIN: its links go silent) and messages still reach every survivor, and
+//! the survivors drop their dead connections. 40 nodes, shards: messages reach the nodes of
+//! their shard. results.json says so in the fields the report promises.
 
 use serde_json::Value;
 
@@ -111,4 +111,43 @@ fn bad_arguments_are_refused_before_anything_starts() {
     for out in ["x", "y", "z", "w", "v", "u"] {
         assert!(!dir.path().join(out).exists(), "{out}: nothing written for a refused run");
     }
+}
+
+/// The shards scenario at 40 nodes over 4 shards: the fleet relays all four, each other node
+/// one; a message is expected only where its shard is relayed, and it arrives there.
+#[test]
+fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let args = [
+        "sim",
+        "--nodes",
+        "40",
+        "--scenario",
+        "shards",
+        "--shards",
+        "4",
+        "--duration",
+        "4s",
+        "--rate",
+        "2",
+        "--rtt",
+        "none",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = ok(dir.path(), &args);
+    assert!(out.contains("40 reached 6 relay peers"), "{out}");
+    let text = std::fs::read_to_string(out_dir.join("results.json")).unwrap();
+    let results: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(results["shards"], 4, "{text}");
+    let messages = &results["messages"];
+    let sent = messages["sent"].as_u64().unwrap();
+    let expected = messages["arrivals_expected"].as_u64().unwrap();
+    // 37 clients over 4 shards (9 or 10 each) and the 3 fleet nodes: at most 12 other nodes
+    // relay a message's shard, not the 39 a single topic would reach.
+    assert_eq!(sent, 8, "{text}");
+    assert!(expected >= sent * 11 && expected <= sent * 12, "{text}");
+    assert_eq!(messages["arrivals"].as_u64().unwrap(), expected, "{text}");
+    assert_eq!(results["delivery_ratio"].as_f64().unwrap(), 1.0, "{text}");
 }
