@@ -23,8 +23,13 @@ use crate::{
 /// Waku's discv5 protocol identity.
 pub const WAKU_PROTOCOL_IDENTITY: ProtocolIdentity =
     ProtocolIdentity { protocol_id: *b"d5waku", protocol_version: [0x00, 0x01] };
-/// Longest pause between random lookups (nwaku: 5 s).
+/// Longest pause between random lookups while the node wants peers (nwaku: 5 s, always).
 const LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
+/// Pause between lookups once the node holds its relay target: enough to keep a few fresh
+/// candidates for when a peer leaves (the node looks again at once when it drops below the
+/// target). Every lookup costs a signature check per record it meets; at 5 s, the lookups of
+/// nodes that needed nothing took most of two cores in a 1,000-node simulation.
+const SATISFIED_INTERVAL: Duration = Duration::from_secs(30);
 /// Shortest pause: after a lookup that found a record not seen before, or while nothing has
 /// been found yet. Each lookup that finds nothing new doubles the pause up to
 /// [`LOOKUP_INTERVAL`], so a node that joins a young network (where the bootstrap node learns of
@@ -112,7 +117,8 @@ impl Discovery {
 
     /// Tells the lookups whether the node wants more peers (below its relay target). While it
     /// does, a lookup that found a new record is followed by another after
-    /// [`EAGER_INTERVAL`]; otherwise they run [`LOOKUP_INTERVAL`] apart. Every record a lookup
+    /// [`EAGER_INTERVAL`], backing off to [`LOOKUP_INTERVAL`]; otherwise they run
+    /// [`SATISFIED_INTERVAL`] apart. Every record a lookup
     /// meets costs a signature check, and a node with its peers has little use for more.
     pub fn set_needs_peers(&self, needs: bool) {
         self.needs_peers.send_if_modified(|current| std::mem::replace(current, needs) != needs);
@@ -198,7 +204,7 @@ async fn lookup_loop(
             peers.extend(peer);
         }
         pause = if !*needs_peers.borrow() {
-            LOOKUP_INTERVAL
+            SATISFIED_INTERVAL
         } else if new || known.is_empty() {
             EAGER_INTERVAL
         } else {

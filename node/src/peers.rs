@@ -359,6 +359,22 @@ impl PeerManager {
         out
     }
 
+    /// Peers that could be dialled now (known, not connected, not backing off, with an
+    /// address), counted up to `enough`: whether discovery has to find more before the dials
+    /// can reach the relay target.
+    pub fn dialable(&self, connected: &Connected, now: Instant, enough: usize) -> usize {
+        self.known
+            .iter()
+            .filter(|(peer, known)| {
+                !connected.peers.contains_key(peer)
+                    && known.origin != Origin::Inbound
+                    && known.retry_at.is_none_or(|t| t <= now)
+                    && !known.addrs.is_empty()
+            })
+            .take(enough)
+            .count()
+    }
+
     /// `peer`'s place in this node's own order.
     fn order(&self, peer: &PeerId) -> u64 {
         use std::hash::{Hash, Hasher};
@@ -491,6 +507,25 @@ mod tests {
         assert_eq!(first.len(), 6);
         assert_eq!(picks(&mut one), first);
         assert_ne!(picks(&mut other), first);
+    }
+
+    /// What discovery's pace depends on: peers that could be dialled now, up to a bound;
+    /// connected ones, ones backing off and ones without an address do not count.
+    #[test]
+    fn dialable_peers_are_counted_up_to_what_is_enough() {
+        let mut pm = manager();
+        let now = Instant::now();
+        let peers: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        for (i, p) in peers.iter().enumerate() {
+            pm.add(*p, vec![addr([10, 3, 0, i as u8])], Origin::Discv5);
+        }
+        pm.add(PeerId::random(), Vec::new(), Origin::Discv5);
+        assert_eq!(pm.dialable(&Connected::default(), now, 12), 5);
+        assert_eq!(pm.dialable(&Connected::default(), now, 3), 3);
+        pm.on_dial_failure(&peers[0], now);
+        let mut connected = Connected::default();
+        connected.peers.insert(peers[1], false);
+        assert_eq!(pm.dialable(&connected, now, 12), 3);
     }
 
     #[test]

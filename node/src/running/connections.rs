@@ -75,8 +75,16 @@ impl Service {
         }
         let connected = self.connected();
         if let Some(discv5) = &self.discovery.discv5 {
-            let target = self.connections.peer_manager.config().target_relay_peers;
-            discv5.set_needs_peers(connected.relay.len() < target);
+            // Eager lookups only while the node lacks both peers and peers to dial: with
+            // candidates in hand, dialing is what it waits for, and every lookup costs a
+            // signature check per record (in a 1,000-node simulation, eager lookups of nodes
+            // that already knew hundreds of candidates took most of two cores).
+            let manager = &self.connections.peer_manager;
+            let target = manager.config().target_relay_peers;
+            let short = connected.relay.len() < target;
+            discv5.set_needs_peers(
+                short && manager.dialable(&connected, now, 2 * target) < 2 * target,
+            );
         }
         for (peer, addrs) in self.connections.peer_manager.dial_candidates(&connected, now) {
             if self.connections.pending_dials.contains_key(&peer) {
