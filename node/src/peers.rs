@@ -322,16 +322,7 @@ impl PeerManager {
         let fleet_relay = connected.relay.iter().filter(|p| self.is_fleet(p)).count();
         let want_total = self.config.target_relay_peers.saturating_sub(relay);
         let want_diverse = if self.fleet_share_too_high(relay, fleet_relay) { 2 } else { 0 };
-        let mut candidates: Vec<(&PeerId, &Known)> = self
-            .known
-            .iter()
-            .filter(|(peer, known)| {
-                !connected.peers.contains_key(peer)
-                    && known.origin != Origin::Inbound
-                    && known.retry_at.is_none_or(|t| t <= now)
-                    && !known.addrs.is_empty()
-            })
-            .collect();
+        let mut candidates: Vec<(&PeerId, &Known)> = self.dialable_now(connected, now).collect();
         candidates.sort_by_cached_key(|(peer, known)| {
             (self.is_fleet(peer), known.failures, self.order(peer))
         });
@@ -363,16 +354,22 @@ impl PeerManager {
     /// address), counted up to `enough`: whether discovery has to find more before the dials
     /// can reach the relay target.
     pub fn dialable(&self, connected: &Connected, now: Instant, enough: usize) -> usize {
-        self.known
-            .iter()
-            .filter(|(peer, known)| {
-                !connected.peers.contains_key(peer)
-                    && known.origin != Origin::Inbound
-                    && known.retry_at.is_none_or(|t| t <= now)
-                    && !known.addrs.is_empty()
-            })
-            .take(enough)
-            .count()
+        self.dialable_now(connected, now).take(enough).count()
+    }
+
+    /// Known peers that could be dialled now: not connected, met by discovery rather than by
+    /// their dialing us, not backing off, with an address.
+    fn dialable_now<'a>(
+        &'a self,
+        connected: &'a Connected,
+        now: Instant,
+    ) -> impl Iterator<Item = (&'a PeerId, &'a Known)> {
+        self.known.iter().filter(move |(peer, known)| {
+            !connected.peers.contains_key(peer)
+                && known.origin != Origin::Inbound
+                && known.retry_at.is_none_or(|t| t <= now)
+                && !known.addrs.is_empty()
+        })
     }
 
     /// `peer`'s place in this node's own order.

@@ -653,67 +653,59 @@ fn add_traffic(
     }
 }
 
-/// The CDFs of bootstrap time and fleet share as SVG, and `report.html` showing them with the
-/// results.
+/// Every CDF the samples allow as SVG, and `report.html` showing them with the results.
 fn write_report(dir: &std::path::Path, results: &Results, samples: &Samples) -> anyhow::Result<()> {
-    let mut pictures = vec![
-        (
+    /// One picture: its file, its caption on the page, its title, the x axis's unit, values.
+    struct Chart(&'static str, &'static str, &'static str, &'static str, Vec<f64>);
+    let kib = |values: &[f64]| values.iter().map(|v| v / 1024.0).collect::<Vec<_>>();
+    let mut charts = vec![
+        Chart(
             "bootstrap_cdf.svg",
             "Start to 6 relay peers, per node (CDF)",
-            super::sim_plot::cdf_svg(
-                "Start to 6 relay peers (CDF over nodes)",
-                "s",
-                &samples.bootstrap.iter().map(Duration::as_secs_f64).collect::<Vec<_>>(),
-            ),
+            "Start to 6 relay peers (CDF over nodes)",
+            "s",
+            samples.bootstrap.iter().map(Duration::as_secs_f64).collect(),
         ),
-        (
+        Chart(
             "fleet_share_cdf.svg",
             "Share of each non-fleet node's relay peers that are fleet nodes (CDF)",
-            super::sim_plot::cdf_svg(
-                "Fleet share of relay peers (CDF over nodes)",
-                "",
-                &samples.fleet_share,
-            ),
+            "Fleet share of relay peers (CDF over nodes)",
+            "",
+            samples.fleet_share.clone(),
         ),
     ];
     if !samples.propagation_ms.is_empty() {
-        pictures.push((
+        charts.push(Chart(
             "propagation_cdf.svg",
             "From publishing to arrival, per message and node (CDF)",
-            super::sim_plot::cdf_svg(
-                "Propagation (CDF over message arrivals)",
-                "ms",
-                &samples.propagation_ms,
-            ),
+            "Propagation (CDF over message arrivals)",
+            "ms",
+            samples.propagation_ms.clone(),
         ));
     }
     if !samples.bandwidth_in.is_empty() {
-        let kib = |values: &[f64]| values.iter().map(|v| v / 1024.0).collect::<Vec<_>>();
-        pictures.push((
+        charts.push(Chart(
             "bandwidth_in_cdf.svg",
             "Bytes received per second while publishing, per node (CDF)",
-            super::sim_plot::cdf_svg(
-                "Received KiB/s per node (CDF over nodes)",
-                "KiB/s",
-                &kib(&samples.bandwidth_in),
-            ),
+            "Received KiB/s per node (CDF over nodes)",
+            "KiB/s",
+            kib(&samples.bandwidth_in),
         ));
-        pictures.push((
+        charts.push(Chart(
             "bandwidth_out_cdf.svg",
             "Bytes sent per second while publishing, per node (CDF)",
-            super::sim_plot::cdf_svg(
-                "Sent KiB/s per node (CDF over nodes)",
-                "KiB/s",
-                &kib(&samples.bandwidth_out),
-            ),
+            "Sent KiB/s per node (CDF over nodes)",
+            "KiB/s",
+            kib(&samples.bandwidth_out),
         ));
     }
-    for (file, _, svg) in &pictures {
+    for Chart(file, _, title, unit, values) in &charts {
         let path = dir.join(file);
+        let svg = super::sim_plot::cdf_svg(title, unit, values);
         std::fs::write(&path, svg).with_context(|| format!("writing {}", path.display()))?;
     }
     let shown: Vec<(&str, &str)> =
-        pictures.iter().map(|(file, caption, _)| (*file, *caption)).collect();
+        charts.iter().map(|Chart(file, caption, ..)| (*file, *caption)).collect();
     let html = super::sim_plot::report_html(&serde_json::to_value(results)?, &shown);
     let path = dir.join("report.html");
     std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))
