@@ -6,7 +6,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use libp2p::{Multiaddr, PeerId, swarm::dial_opts::DialOpts};
+use libp2p::{
+    Multiaddr, PeerId,
+    swarm::{DialError, dial_opts::DialOpts},
+};
 use tokio::sync::oneshot;
 
 use super::{ALONE_RECOVERY, NodeError, Service};
@@ -58,6 +61,33 @@ impl Service {
 
     /// Dials toward the relay target, sheds surplus fleet connections, and goes back to the
     /// bootstrap sources when alone.
+    /// Dials what the peer manager picks now: on every tick, and at once when a dial failed or
+    /// a peer left (waiting for the next tick cost every failed dial up to a second, more than
+    /// the dial itself on a fast network).
+    pub(super) fn dial_more(&mut self) {
+        let connected = self.connected();
+        self.dial_candidates(&connected, Instant::now());
+    }
+
+    fn dial_candidates(&mut self, connected: &Connected, now: Instant) {
+        for (peer, addrs) in self.connections.peer_manager.dial_candidates(connected, now) {
+            if self.connections.pending_dials.contains_key(&peer) {
+                continue;
+            }
+            let opts = DialOpts::peer_id(peer).addresses(addrs).build();
+            match self.swarm.dial(opts) {
+                Ok(()) => {}
+                // A dial to it is under way (or it just connected): picked again because it is
+                // not connected yet, which is no failure of the peer's.
+                Err(DialError::DialPeerConditionFalse(_)) => {}
+                Err(error) => {
+                    tracing::debug!(target: "node", %peer, %error, "dial not started");
+                    self.connections.peer_manager.on_dial_failure(&peer, now);
+                }
+            }
+        }
+    }
+
     pub(super) fn manage_connections(&mut self) {
         let now = Instant::now();
         self.expire_filter_subscriptions(now);
@@ -86,16 +116,7 @@ impl Service {
                 short && manager.dialable(&connected, now, 2 * target) < 2 * target,
             );
         }
-        for (peer, addrs) in self.connections.peer_manager.dial_candidates(&connected, now) {
-            if self.connections.pending_dials.contains_key(&peer) {
-                continue;
-            }
-            let opts = DialOpts::peer_id(peer).addresses(addrs).build();
-            if let Err(error) = self.swarm.dial(opts) {
-                tracing::debug!(target: "node", %peer, %error, "dial not started");
-                self.connections.peer_manager.on_dial_failure(&peer, now);
-            }
-        }
+        self.dial_candidates(&connected, now);
         self.maybe_ask_for_peers(connected.relay.len(), now);
         for peer in self.connections.peer_manager.surplus_fleet_peers(&connected) {
             tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");

@@ -596,12 +596,14 @@ impl Service {
                 if self.peers.remove(&peer_id).is_some() =>
             {
                 self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
+                self.dial_more();
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
                 self.connections.peer_manager.on_dial_failure(&peer, Instant::now());
                 for reply in self.connections.pending_dials.remove(&peer).unwrap_or_default() {
                     let _ = reply.send(Err(NodeError::Dial(error.to_string())));
                 }
+                self.dial_more();
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
