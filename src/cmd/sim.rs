@@ -263,10 +263,11 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             SCENARIOS.join(", ")
         );
     }
-    if args.scenario != "cold-start"
-        && (args.publishers == 0 || args.rate.is_nan() || args.rate <= 0.0)
-    {
-        bail!("{} needs at least one publisher and a rate above 0", args.scenario);
+    if args.scenario != "cold-start" {
+        if args.publishers == 0 {
+            bail!("{} needs at least one publisher", args.scenario);
+        }
+        super::sim_traffic::check(args.message_size, args.rate, args.duration)?;
     }
     if args.scenario == "shards" && !(1..=1024).contains(&args.shards) {
         bail!("--shards {}: a network has 1 to 1024 shards", args.shards);
@@ -620,16 +621,16 @@ fn add_traffic(
         max: spread_ms.max * 1e3,
     });
     results.delivery_ratio = Some(traffic.delivery_ratio());
-    let bandwidth_in: Vec<f64> = traffic.rates.iter().map(|r| r.0).collect();
-    let bandwidth_out: Vec<f64> = traffic.rates.iter().map(|r| r.1).collect();
+    let rates = traffic.rates();
+    let bandwidth_in: Vec<f64> = rates.iter().map(|r| r.0).collect();
+    let bandwidth_out: Vec<f64> = rates.iter().map(|r| r.1).collect();
     results.bandwidth_bytes_per_sec_per_node = Some(Bandwidth {
         in_mean: mean(&bandwidth_in),
         out_mean: mean(&bandwidth_out),
         in_max: max(&bandwidth_in),
         out_max: max(&bandwidth_out),
     });
-    let seconds = load.duration.as_secs_f64().max(1e-3);
-    let received: f64 = bandwidth_in.iter().sum::<f64>() * seconds;
+    let received = traffic.received() as f64;
     let payload = traffic.expected as f64 * load.size as f64;
     results.messages = Some(Messages {
         sent: traffic.sent,

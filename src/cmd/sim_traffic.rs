@@ -56,13 +56,48 @@ pub(crate) struct Traffic {
     /// Arrivals, of `expected` (every node on the message's topic but the publisher).
     pub delivered: u64,
     pub expected: u64,
-    /// Per node, bytes per second received and sent while publishing.
-    pub rates: Vec<(f64, f64)>,
+    /// Per node, bytes received and sent while publishing.
+    pub bytes: Vec<(u64, u64)>,
+    /// How long publishing took: the load's duration (or more, on a slow machine).
+    pub seconds: f64,
     /// Message events a node's receiver missed because it fell behind.
     pub lagged: u64,
 }
 
+/// Payloads carry their index in their first bytes, which makes every message unique.
+pub(crate) const MIN_SIZE: usize = 8;
+/// Messages per second the sim will publish at most: beyond this the nodes' send queues, not
+/// the network, decide what happens.
+pub(crate) const MAX_RATE: f64 = 1000.0;
+
+/// Refuses a load that could not be sent as asked, before any node starts: payloads too small
+/// to be unique or too large for the relay, a rate past [`MAX_RATE`], less than a second.
+pub(crate) fn check(size: usize, rate: f64, duration: Duration) -> anyhow::Result<()> {
+    anyhow::ensure!(size >= MIN_SIZE, "--message-size {size}: at least {MIN_SIZE} bytes");
+    let sample = WakuMessage::new(CONTENT_TOPIC, payload(0, size), node::clock::now_ns());
+    sample
+        .check_publishable(node::message::DEFAULT_MAX_MESSAGE_SIZE)
+        .map_err(|e| anyhow::anyhow!("--message-size {size}: {e}"))?;
+    anyhow::ensure!(
+        rate.is_finite() && rate > 0.0 && rate <= MAX_RATE,
+        "--rate {rate}: above 0 and at most {MAX_RATE} messages a second"
+    );
+    anyhow::ensure!(duration >= Duration::from_secs(1), "--duration: at least 1s");
+    Ok(())
+}
+
 impl Traffic {
+    /// Per node, bytes per second received and sent while publishing.
+    pub(crate) fn rates(&self) -> Vec<(f64, f64)> {
+        let seconds = self.seconds.max(1e-3);
+        self.bytes.iter().map(|(i, o)| (*i as f64 / seconds, *o as f64 / seconds)).collect()
+    }
+
+    /// Bytes all nodes received while publishing.
+    pub(crate) fn received(&self) -> u64 {
+        self.bytes.iter().map(|(i, _)| i).sum()
+    }
+
     /// Arrivals over expected arrivals.
     pub(crate) fn delivery_ratio(&self) -> f64 {
         if self.expected == 0 { 1.0 } else { self.delivered as f64 / self.expected as f64 }
@@ -81,7 +116,7 @@ fn payload(index: u64, size: usize) -> Vec<u8> {
         state ^= state << 17;
         bytes.extend_from_slice(&state.to_le_bytes());
     }
-    bytes.truncate(size.max(8));
+    bytes.truncate(size.max(MIN_SIZE));
     bytes
 }
 
@@ -162,6 +197,9 @@ pub(crate) async fn run(
             next_progress = Instant::now() + Duration::from_secs(2);
         }
     }
+    // The window is the whole duration, not up to the last message (a message every 1/rate
+    // seconds leaves one interval after it).
+    tokio::time::sleep_until((started + load.duration).into()).await;
     let publishing = started.elapsed();
     let after = byte_counts(nodes).await?;
     tokio::time::sleep(load.drain).await;
@@ -183,23 +221,38 @@ pub(crate) async fn run(
         }
     }
     latencies.sort_unstable();
-    let seconds = publishing.as_secs_f64().max(1e-3);
-    let rates = before
+    let bytes = before
         .iter()
         .zip(&after)
-        .map(|((in0, out0), (in1, out1))| {
-            (
-                (in1.saturating_sub(*in0)) as f64 / seconds,
-                (out1.saturating_sub(*out0)) as f64 / seconds,
-            )
-        })
+        .map(|((in0, out0), (in1, out1))| (in1.saturating_sub(*in0), out1.saturating_sub(*out0)))
         .collect();
-    Ok(Traffic { sent: published.len(), latencies, delivered, expected, rates, lagged })
+    Ok(Traffic {
+        sent: published.len(),
+        latencies,
+        delivered,
+        expected,
+        bytes,
+        seconds: publishing.as_secs_f64(),
+        lagged,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn loads_that_cannot_be_sent_as_asked_are_refused() {
+        let second = Duration::from_secs(1);
+        assert!(check(1024, 1.0, second).is_ok());
+        assert!(check(7, 1.0, second).unwrap_err().to_string().contains("at least 8 bytes"));
+        let too_big = check(200_000, 1.0, second).unwrap_err().to_string();
+        assert!(too_big.contains("153600"), "{too_big}");
+        for rate in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e9] {
+            assert!(check(1024, rate, second).is_err(), "{rate}");
+        }
+        assert!(check(1024, 1.0, Duration::ZERO).is_err());
+    }
 
     #[test]
     fn payloads_have_their_size_and_differ() {
