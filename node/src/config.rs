@@ -75,6 +75,11 @@ pub struct NodeConfig {
     /// Delay and rate of every TCP link, for simulations of many nodes on one host
     /// (`wakufleet sim`). Default: none, the links as they are.
     pub link_model: Option<std::sync::Arc<dyn crate::tcp_transport::LinkModel>>,
+    /// Whether valid relay messages are passed on. `false` makes a free rider: it takes what
+    /// it receives and forwards nothing (gossipsub's "ignore", which costs it no score), for
+    /// simulations of peers that drop what they should relay (`wakufleet sim --scenario
+    /// hostile`). Default: true.
+    pub forward_messages: bool,
     /// Capacity of the event channel; slow subscribers lose the oldest events. Default: 1024.
     pub event_capacity: usize,
     /// File keeping the newest ENR, so that its `seq` rises when the record changes across
@@ -115,6 +120,7 @@ impl Default for NodeConfig {
             peer_manager: PeerManagerConfig::default(),
             agent_version: format!("wakufleet/{}", env!("CARGO_PKG_VERSION")),
             link_model: None,
+            forward_messages: true,
             event_capacity: 1024,
             enr_file: None,
             max_store_queries_in_flight: 32,

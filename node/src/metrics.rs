@@ -77,6 +77,7 @@ pub fn render(stats: &NodeStats, version: &str) -> Result<String, MetricsError> 
     errors.with_label_values(&["invalid_message"]).inc_by(stats.invalid_messages);
     errors.with_label_values(&["metadata_rejection"]).inc_by(stats.metadata_rejections);
     errors.with_label_values(&["refused_inbound"]).inc_by(stats.refused_inbound);
+    errors.with_label_values(&["dial_failure"]).inc_by(stats.dials_failed);
     errors.with_label_values(&["invalid_record"]).inc_by(stats.invalid_records);
     errors.with_label_values(&["store_query_refused"]).inc_by(stats.store_queries_refused);
     registry.register(Box::new(errors))?;

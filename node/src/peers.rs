@@ -166,6 +166,9 @@ pub struct PeerManager {
     config: PeerManagerConfig,
     known: HashMap<PeerId, Known>,
     fleet: HashSet<PeerId>,
+    /// Whether this node is itself one of the fleet's (its agent passes on the controller's
+    /// fleet hint, which only fleet nodes get).
+    in_fleet: bool,
     /// This node's own order among equally good candidates (see [`Self::dial_candidates`]).
     salt: u64,
 }
@@ -180,6 +183,7 @@ impl PeerManager {
             config,
             known: HashMap::new(),
             fleet: fleet.into_iter().collect(),
+            in_fleet: false,
             salt: u64::from_le_bytes(salt),
         }
     }
@@ -232,6 +236,11 @@ impl PeerManager {
             }
             self.fleet.insert(peer);
         }
+    }
+
+    /// This node is one of the fleet's: its fleet peers are never shed for diversity.
+    pub fn join_fleet(&mut self) {
+        self.in_fleet = true;
     }
 
     /// Whether `peer` is one of the fleet's own nodes.
@@ -381,8 +390,14 @@ impl PeerManager {
     }
 
     /// Fleet peers to disconnect: only beyond the relay target, only while enough non-fleet
-    /// relay peers exist, and only while the fleet's share is over the limit.
+    /// relay peers exist, and only while the fleet's share is over the limit. Never on a
+    /// fleet node itself ([`Self::join_fleet`]): its peers are fleet nodes by design, and
+    /// shedding them left a 50-node fleet with nodes stuck below the target (a node that
+    /// connected to one at the target pushed it past it, and it shed a fleet peer in turn).
     pub fn surplus_fleet_peers(&self, connected: &Connected) -> Vec<PeerId> {
+        if self.in_fleet {
+            return Vec::new();
+        }
         let mut relay_fleet: Vec<PeerId> =
             connected.relay.iter().filter(|p| self.is_fleet(p)).copied().collect();
         relay_fleet.sort();
@@ -650,6 +665,9 @@ mod tests {
             only_fleet.relay.insert(*p);
         }
         assert!(pm.surplus_fleet_peers(&only_fleet).is_empty());
+        // A fleet node keeps its fleet peers, however many.
+        pm.join_fleet();
+        assert!(pm.surplus_fleet_peers(&connected).is_empty());
     }
 
     #[test]

@@ -97,6 +97,13 @@ pub trait LinkModel: Send + Sync + 'static {
     fn severed(&self, _a: IpAddr, _b: IpAddr) -> bool {
         false
     }
+
+    /// Whether `to` refuses every TCP connection (a host behind NAT or a firewall that still
+    /// finds peers over discv5's UDP and dials out): a dial to it fails at once, as on a
+    /// reset. Connections it opens itself carry data both ways.
+    fn refuses(&self, _to: IpAddr) -> bool {
+        false
+    }
 }
 
 /// libp2p-tcp (tokio), dialing from `source` when it is set, counting bytes.
@@ -193,6 +200,12 @@ impl libp2p::Transport for SourceBoundTcp {
         opts: DialOpts,
     ) -> Result<Self::Dial, TransportError<Self::Error>> {
         let meter = self.meter.clone();
+        if let (Some(links), Some(remote)) = (&meter.links, tcp_socket_addr(&address))
+            && links.refuses(remote.ip())
+        {
+            let refused = io::Error::new(io::ErrorKind::ConnectionRefused, "connection refused");
+            return Ok(futures::future::ready(Err(refused)).boxed());
+        }
         let bound = tcp_socket_addr(&address)
             .and_then(|remote| self.bind_for(remote.ip()).map(|source| (remote, source)));
         let Some((remote, source)) = bound else {
@@ -449,6 +462,42 @@ mod tests {
         let a = meter.wrap(tcp::tokio::TcpStream(dialed.expect("connect")));
         let b = meter.wrap(tcp::tokio::TcpStream(accepted.expect("accept").0));
         (a, b, counters, model)
+    }
+
+    /// Refuses connections to one address.
+    struct Firewalled(IpAddr);
+    impl LinkModel for Firewalled {
+        fn link(&self, _: IpAddr, _: IpAddr) -> Link {
+            Link { one_way: Duration::ZERO, bytes_per_sec: None }
+        }
+        fn refuses(&self, to: IpAddr) -> bool {
+            to == self.0
+        }
+    }
+
+    #[tokio::test]
+    async fn dials_to_a_host_that_refuses_connections_fail_as_refused_and_others_connect() {
+        use libp2p::{Transport, core::transport::DialOpts};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let dial = |firewall: &str| {
+            let model = Arc::new(Firewalled(firewall.parse().expect("ip")));
+            let mut transport =
+                SourceBoundTcp::new("127.0.0.1".parse().expect("ip"), Default::default())
+                    .with_links(Some(model));
+            let address: Multiaddr = format!("/ip4/127.0.0.1/tcp/{port}").parse().expect("addr");
+            let opts = DialOpts {
+                role: libp2p::core::Endpoint::Dialer,
+                port_use: libp2p::core::transport::PortUse::New,
+            };
+            transport.dial(address, opts).expect("a dial starts")
+        };
+        // The listener is there, but the model says the host refuses: no connection.
+        let refused = dial("127.0.0.1").await.err().expect("refused");
+        assert_eq!(refused.kind(), io::ErrorKind::ConnectionRefused);
+        // Another host's firewall does not matter.
+        let (connected, accepted) = tokio::join!(dial("127.0.0.2"), listener.accept());
+        assert!(connected.is_ok() && accepted.is_ok());
     }
 
     #[tokio::test]

@@ -104,6 +104,8 @@ impl Service {
         peer_ids: Vec<PeerId>,
     ) {
         self.connections.peer_manager.add_fleet(peer_ids);
+        // Only fleet nodes get the hint.
+        self.connections.peer_manager.join_fleet();
         let own = *self.swarm.local_peer_id();
         for record in records {
             if let Some(discv5) = &self.discovery.discv5

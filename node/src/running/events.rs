@@ -155,6 +155,9 @@ pub struct NodeStats {
     pub metadata_rejections: u64,
     /// Inbound connections refused by the limits.
     pub refused_inbound: u64,
+    /// Dials that failed (refused, timed out, the wrong peer), besides those libp2p skipped
+    /// because a connection or dial to the peer already existed.
+    pub dials_failed: u64,
     /// Peers known (discovered or configured), connected or not.
     pub known_peers: usize,
     /// Peers found through DNS trees.

@@ -599,6 +599,9 @@ impl Service {
                 self.dial_more();
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
+                if !matches!(error, libp2p::swarm::DialError::DialPeerConditionFalse(_)) {
+                    self.stats.dials_failed += 1;
+                }
                 self.connections.peer_manager.on_dial_failure(&peer, Instant::now());
                 for reply in self.connections.pending_dials.remove(&peer).unwrap_or_default() {
                     let _ = reply.send(Err(NodeError::Dial(error.to_string())));
@@ -613,6 +616,13 @@ impl Service {
                 if let Some(state) = self.peers.get_mut(&peer_id) {
                     state.protocols = info.protocols.iter().map(ToString::to_string).collect();
                     state.agent = Some(info.agent_version);
+                }
+                // The first peer exchange server a node short of peers meets is asked at once,
+                // not at the next connection-management tick: a second of every bootstrap
+                // went to waiting for that tick.
+                if info.protocols.contains(&crate::peer_exchange::PROTOCOL) {
+                    let relay_peers = self.relay_peers().len();
+                    self.maybe_ask_for_peers(relay_peers, Instant::now());
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Ping(libp2p::ping::Event {

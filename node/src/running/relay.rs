@@ -71,6 +71,7 @@ impl Service {
             gossipsub::Event::Message { propagation_source, message_id, message } => {
                 let verdict = self.validate(&message);
                 let acceptance = match &verdict {
+                    Ok(_) if !self.config.forward_messages => gossipsub::MessageAcceptance::Ignore,
                     Ok(_) => gossipsub::MessageAcceptance::Accept,
                     Err(_) => gossipsub::MessageAcceptance::Reject,
                 };

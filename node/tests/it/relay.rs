@@ -258,3 +258,51 @@ async fn stale_and_oversized_messages_are_rejected_and_counted() {
     .expect("both bad messages counted");
     assert_eq!(a.stats().await.unwrap().messages_received, 1);
 }
+
+/// A node that does not forward (`forward_messages: false`, the sim's free rider) still gets
+/// every message, and passes none on: in a line a – b – c, a's message reaches c through b only
+/// when b forwards.
+#[tokio::test]
+async fn a_node_that_does_not_forward_receives_but_passes_nothing_on() {
+    for forward in [false, true] {
+        let a = node(NodeConfig::loopback()).await;
+        let b = node(NodeConfig { forward_messages: forward, ..NodeConfig::loopback() }).await;
+        let c = node(NodeConfig::loopback()).await;
+        a.dial(tcp_addr(&b)).await.unwrap();
+        c.dial(tcp_addr(&b)).await.unwrap();
+        // b's mesh holds both ends (gossipsub grafts at its heartbeat).
+        timeout(Duration::from_secs(20), async {
+            loop {
+                let stats = b.stats().await.unwrap();
+                if stats.mesh_per_topic.get(TOPIC).copied().unwrap_or(0) >= 2 {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        })
+        .await
+        .expect("b's mesh within 20 s");
+        let (mut b_events, mut c_events) = (b.events(), c.events());
+        let sent = WakuMessage::new("/test/1/relay/proto", b"through b".to_vec(), now_ns());
+        let hash = a.publish(TOPIC, sent).await.unwrap();
+        let at_b = wait_for(&mut b_events, |e| match e {
+            NodeEvent::Message { hash, .. } => Some(hash),
+            _ => None,
+        })
+        .await;
+        assert_eq!(at_b, hash, "b receives either way");
+        // A few heartbeats: gossip would offer it too, had b kept it.
+        let at_c = timeout(Duration::from_secs(3), async {
+            loop {
+                if let Ok(NodeEvent::Message { hash, .. }) = c_events.recv().await {
+                    return hash;
+                }
+            }
+        })
+        .await;
+        assert_eq!(at_c.ok(), forward.then_some(hash), "forwarding {forward}");
+        for n in [&a, &b, &c] {
+            n.shutdown().await;
+        }
+    }
+}
