@@ -28,6 +28,7 @@
 use std::{
     net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
@@ -35,6 +36,7 @@ use k256::ecdsa::SigningKey;
 use node::{
     config::NodeConfig,
     options::{NodeContext, NodeOptions},
+    tcp_transport::LinkModel,
 };
 use serde::{Deserialize, Deserializer};
 
@@ -64,6 +66,35 @@ pub struct AgentConfig {
     /// name them.
     #[serde(default)]
     pub node: NodeOptions,
+    /// Delays and failures of the node's links, for an agent embedded in a simulation of many
+    /// hosts on one machine (`wakufleet sim`); never read from the file.
+    #[serde(skip)]
+    pub links: EmbeddedLinks,
+}
+
+/// The link model an embedding program gives the agent's node (see
+/// [`NodeConfig::link_model`]). Two are equal when they are the same model.
+#[derive(Clone, Default)]
+pub struct EmbeddedLinks(pub Option<Arc<dyn LinkModel>>);
+
+impl std::fmt::Debug for EmbeddedLinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "EmbeddedLinks(modelled)"
+        } else {
+            "EmbeddedLinks(none)"
+        })
+    }
+}
+
+impl PartialEq for EmbeddedLinks {
+    fn eq(&self, other: &Self) -> bool {
+        match (&self.0, &other.0) {
+            (None, None) => true,
+            (Some(a), Some(b)) => std::ptr::addr_eq(Arc::as_ptr(a), Arc::as_ptr(b)),
+            _ => false,
+        }
+    }
 }
 
 /// `[controller]`.
@@ -274,6 +305,7 @@ impl AgentConfig {
             // A desired configuration that changes shards or services restarts the node with a
             // new record: it must carry a higher seq.
             enr_file: Some(self.data_dir.join("node.enr")),
+            link_model: self.links.0.clone(),
             ..config
         })
     }

@@ -259,7 +259,7 @@ pub(crate) async fn rss(peers: usize, agent: bool) -> anyhow::Result<()> {
 /// stopped looking.
 pub(crate) fn short_node(stats: &node::running::NodeStats) -> String {
     format!(
-        "{} relay peers, {} connected ({} in, {} out), {} known, {} in its discv5 table, {} inbound refused, {} DNS-discovered, {} from peer exchange, mesh {:?}",
+        "{} relay peers, {} connected ({} in, {} out), {} known, {} in its discv5 table, {} inbound refused, {} dials failed, {} DNS-discovered, {} from peer exchange, mesh {:?}",
         stats.relay_peers,
         stats.peers_inbound + stats.peers_outbound,
         stats.peers_inbound,
@@ -267,6 +267,7 @@ pub(crate) fn short_node(stats: &node::running::NodeStats) -> String {
         stats.known_peers,
         stats.discv5_table_size,
         stats.refused_inbound,
+        stats.dials_failed,
         stats.dns_discovered,
         stats.px_peers_received,
         stats.mesh_per_topic.values().collect::<Vec<_>>(),

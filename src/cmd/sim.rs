@@ -4,21 +4,25 @@
 //! Each node runs in this process on its own loopback address, one per /24
 //! (`127.16.0.1`, `127.16.1.1`, …), dialing from it, with the node's default connection
 //! limits; every TCP link between two of them has a round trip drawn from `--rtt`
-//! ([`super::sim_links`]). The first `--fleet` nodes are the fleet: they find each
-//! other through discv5 (as the controller's fleet hint gives them each other's records), and
-//! their records are published as a signed EIP-1459 tree by the controller's own DNS server.
-//! Every other node is given only the tree's URL and the DNS server: DNS discovery, then
-//! discv5 from what the tree listed, then peer exchange — never a fleet address by hand.
+//! ([`super::sim_links`]). The first `--fleet` nodes are the fleet, run as operators run one
+//! ([`super::sim_fleet`]): the controller on its own thread, an agent per node reporting to
+//! it, the controller's fleet hint making them find each other over discv5, and the tree the
+//! controller builds from the healthy ones, signs and serves from its DNS server. Every other
+//! node is given only the tree's URL and the DNS server: DNS discovery, then discv5 from what
+//! the tree listed, then peer exchange — never a fleet address by hand.
 //!
 //! Scenarios: `cold-start` (every node started, time to its relay target and where its relay
 //! peers come from); `steady` (cold start, then `--publishers` nodes publish `--rate`
 //! messages of `--message-size` bytes a second for `--duration`: propagation, delivery and
-//! bandwidth, [`super::sim_traffic`]). Besides `results.json`: CDFs as SVG and `report.html`
-//! showing them ([`super::sim_plot`]). Not yet: the controller's registry and agents in the
-//! loop, the fleet-loss, churn, shards and hostile scenarios, several processes.
+//! bandwidth, [`super::sim_traffic`]); `fleet-loss` (messages before and after every fleet
+//! node crashes, and how the survivors heal); `churn` (clients leaving and joining while
+//! messages flow, [`super::sim_churn`]); `shards` (the steady load over `--shards` shards by
+//! autosharding); `hostile` (unreachable and non-relaying clients among honest ones,
+//! [`super::sim_hostile`]). Besides `results.json` (with the controller's own costs): CDFs as
+//! SVG and `report.html` showing them ([`super::sim_plot`]). Not yet: several processes.
 
 use std::{
-    net::{IpAddr, Ipv4Addr, SocketAddr},
+    net::{IpAddr, Ipv4Addr},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -26,13 +30,10 @@ use std::{
 
 use anyhow::{Context, bail};
 use clap::Args;
-use controller::publish::{dns_server::DnsServer, zone::TxtZone};
 use libp2p::PeerId;
 use node::{
     config::NodeConfig,
-    crypto::generate_key,
     discovery_v5::Discv5Config,
-    enrtree::{NodeRecord, Tree},
     running::{NodeHandle, TARGET_RELAY_PEERS, start},
     tcp_transport::LinkModel,
     topics::{ContentTopic, ShardTopic},
@@ -40,16 +41,19 @@ use node::{
 use serde::Serialize;
 
 use super::{
+    sim_churn::ChurnFigures,
+    sim_fleet::{ControllerFigures, FleetNode, FleetPlan, SimFleet},
+    sim_hostile::{Hostile, Role},
     sim_links::{RttModel, SimLinks, address},
     sim_traffic::{Load, Publisher},
 };
 
-/// The tree's domain on the simulation's DNS server.
-const DOMAIN: &str = "nodes.sim.test";
+/// The simulated network's cluster.
+const CLUSTER: u16 = 0;
 /// Between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// What the scenarios are called.
-const SCENARIOS: [&str; 4] = ["cold-start", "steady", "fleet-loss", "shards"];
+const SCENARIOS: [&str; 6] = ["cold-start", "steady", "fleet-loss", "churn", "shards", "hostile"];
 /// Between every node at its target and the first message: a few gossipsub heartbeats for
 /// the meshes to fill.
 const SETTLE: Duration = Duration::from_secs(3);
@@ -63,7 +67,7 @@ pub(crate) struct SimArgs {
     /// Fleet nodes (default: one in twenty, at least 3).
     #[arg(long)]
     fleet: Option<usize>,
-    /// What to run: cold-start or steady.
+    /// What to run: cold-start, steady, fleet-loss, churn, shards or hostile.
     #[arg(long, default_value = "cold-start")]
     scenario: String,
     /// Round trip of every link: `none`, one time (`100ms`, as in nwaku's Shadow runs) or a
@@ -92,6 +96,16 @@ pub(crate) struct SimArgs {
     /// one).
     #[arg(long, default_value_t = 8)]
     shards: u16,
+    /// Percent of the non-fleet nodes that leave per minute, as many joining (churn).
+    #[arg(long, default_value_t = 10.0)]
+    churn: f64,
+    /// Share of the non-fleet nodes that refuse every connection but are discoverable
+    /// (hostile).
+    #[arg(long, default_value_t = 0.2)]
+    unreachable: f64,
+    /// Share of the non-fleet nodes that relay nothing they receive (hostile).
+    #[arg(long, default_value_t = 0.2)]
+    non_relaying: f64,
     /// Where results.json goes (created).
     #[arg(long)]
     out: PathBuf,
@@ -133,6 +147,13 @@ struct Results {
     /// `fleet-loss`: what the crash of every fleet node did (the other message figures are
     /// those of the messages sent right after it, over the survivors).
     fleet_loss: Option<FleetLoss>,
+    /// `hostile`: who misbehaved and what it cost (every other figure is the honest nodes').
+    hostile: Option<Hostile>,
+    /// `churn`: who left and joined (delivery and propagation are those of the nodes that
+    /// stayed).
+    churn: Option<ChurnFigures>,
+    /// What the fleet's controller did and cost at this size.
+    controller: Option<ControllerFigures>,
 }
 
 #[derive(Debug, Serialize)]
@@ -228,7 +249,7 @@ struct RelayPeers {
 }
 
 #[derive(Debug, Serialize)]
-struct Spread {
+pub(crate) struct Spread {
     p50: f64,
     p95: f64,
     p99: f64,
@@ -250,18 +271,14 @@ struct Bandwidth {
 }
 
 /// The spread of `sorted` in seconds.
-fn spread(sorted: &[Duration]) -> Spread {
+pub(crate) fn spread(sorted: &[Duration]) -> Spread {
     let at = |p: f64| super::bench::percentile(sorted, p).as_secs_f64();
     Spread { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: at(1.0) }
 }
 
 pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if !SCENARIOS.contains(&args.scenario.as_str()) {
-        bail!(
-            "unknown scenario {:?}: one of {} (churn and hostile are not built yet)",
-            args.scenario,
-            SCENARIOS.join(", ")
-        );
+        bail!("unknown scenario {:?}: one of {}", args.scenario, SCENARIOS.join(", "));
     }
     if args.scenario != "cold-start" {
         if args.publishers == 0 {
@@ -272,15 +289,24 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if args.scenario == "shards" && !(1..=1024).contains(&args.shards) {
         bail!("--shards {}: a network has 1 to 1024 shards", args.shards);
     }
-    if args.scenario == "fleet-loss" && args.fleet.unwrap_or(3) >= args.nodes {
-        bail!("fleet-loss needs nodes besides the fleet's");
+    let needs_clients = ["fleet-loss", "churn", "hostile"].contains(&args.scenario.as_str());
+    if needs_clients && args.fleet.unwrap_or(3) >= args.nodes {
+        bail!("{} needs nodes besides the fleet's", args.scenario);
+    }
+    if args.scenario == "hostile" {
+        super::sim_hostile::check(args.unreachable, args.non_relaying)?;
+    }
+    if args.scenario == "churn" {
+        super::sim_churn::check(args.churn)?;
     }
     let link_rate = match args.link_mbit {
         None => None,
         Some(mbit) if mbit > 0.0 => Some((mbit * 1e6 / 8.0) as u64),
         Some(mbit) => bail!("--link-mbit {mbit}: a link's rate must be above 0"),
     };
-    let links = SimLinks::new(args.rtt, link_rate, args.seed, args.nodes);
+    // Churn's joiners come on hosts of their own, after the first nodes'.
+    let hosts = if args.scenario == "churn" { args.nodes * 2 } else { args.nodes };
+    let links = SimLinks::new(args.rtt, link_rate, args.seed, hosts);
     // Always a model, even without delays: it is what crashes hosts.
     let link_model: Option<Arc<dyn LinkModel>> = Some(Arc::new(links.clone()));
     let fleet = args.fleet.unwrap_or((args.nodes / 20).max(3)).min(args.nodes);
@@ -288,7 +314,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         bail!("a simulation needs at least 2 nodes and 1 fleet node");
     }
     // Every address must be usable before anything starts.
-    let last = address(args.nodes - 1)?;
+    let last = address(hosts - 1)?;
     if std::net::UdpSocket::bind((last, 0)).is_err() {
         bail!("cannot bind {last}: loopback addresses beyond 127.0.0.1 are not routed here");
     }
@@ -298,47 +324,47 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let shards = if args.scenario == "shards" { args.shards } else { 1 };
     let plan = ShardPlan { fleet, shards };
     let started = Instant::now();
+    // The fleet, as operators run one: the controller and an agent per node.
+    let fleet_plan = FleetPlan {
+        dir: &args.out,
+        nodes: (0..fleet)
+            .map(|index| Ok(FleetNode { ip: address(index)?, shards: plan.shards_of(index) }))
+            .collect::<anyhow::Result<_>>()?,
+        num_shards: plan.shards,
+        cluster: CLUSTER,
+        links: link_model.clone(),
+        limit: args.limit,
+    };
+    eprintln!("sim: starting the controller and {fleet} agents");
+    let mut sim_fleet = SimFleet::start(fleet_plan).await.context("the fleet")?;
+    eprintln!(
+        "sim: the fleet passes and its tree is served, {:.1?}; {}",
+        started.elapsed(),
+        sim_fleet.url
+    );
     let mut nodes: Vec<NodeHandle> = Vec::with_capacity(args.nodes);
-    // The fleet: discv5 among themselves from the first one's record.
-    let mut fleet_boot = Vec::new();
-    for index in 0..fleet {
-        let config = NodeConfig {
-            discv5: Some(Discv5Config { udp_port: 0, bootstrap: fleet_boot.clone() }),
-            ..node_config(address(index)?, &plan, index, link_model.clone())
-        };
-        let (handle, _) = start(config).await.with_context(|| format!("fleet node {index}"))?;
-        if fleet_boot.is_empty() {
-            fleet_boot.push(handle.enr().to_base64());
-        }
-        nodes.push(handle);
-    }
+    nodes.extend(sim_fleet.nodes.iter().cloned());
     let fleet_ids: std::collections::HashSet<PeerId> =
         nodes.iter().map(NodeHandle::peer_id).collect();
-
-    // Their tree, signed and served by the controller's DNS server.
-    let records = nodes
-        .iter()
-        .map(|n| n.enr().to_base64().parse::<NodeRecord>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let mut tree = Tree::build(1, records, vec![])?;
-    let url = tree.sign(&generate_key(), DOMAIN).to_string();
-    let dns = DnsServer::start(
-        (Ipv4Addr::LOCALHOST, 0).into(),
-        vec![TxtZone::from_tree(&tree, DOMAIN, 60, 3600)],
-    )
-    .await
-    .context("starting the DNS server")?;
-    let dns_addr: SocketAddr = dns.local_addr();
+    let clients = Clients {
+        url: sim_fleet.url.clone(),
+        dns: sim_fleet.dns,
+        plan: &plan,
+        links: link_model.clone(),
+    };
+    let roles = if args.scenario == "hostile" {
+        super::sim_hostile::roles(fleet, args.nodes, args.unreachable, args.non_relaying)
+    } else {
+        vec![Role::Honest; args.nodes]
+    };
+    let honest = |index: &usize| roles[*index] == Role::Honest;
 
     // Everyone else, as clients join: the tree's URL and nothing else.
-    for index in fleet..args.nodes {
-        let config = NodeConfig {
-            dns_discovery_urls: vec![url.clone()],
-            dns_name_server: Some(dns_addr),
-            ..node_config(address(index)?, &plan, index, link_model.clone())
-        };
-        let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
-        nodes.push(handle);
+    for (index, &role) in roles.iter().enumerate().skip(fleet) {
+        if role == Role::Unreachable {
+            links.refuse_connections(index);
+        }
+        nodes.push(clients.start(index, role).await?);
         if index % 50 == 0 {
             eprintln!(
                 "sim: starting, {}/{} nodes up, {:.1?}",
@@ -350,12 +376,14 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     }
     let all_started = started.elapsed();
 
-    // Until every node has its relay peers, or the limit.
+    // Until every honest node has its relay peers, or the limit.
+    let watched: Vec<NodeHandle> =
+        (0..nodes.len()).filter(honest).map(|i| nodes[i].clone()).collect();
     let deadline = started + args.limit;
     let mut next_progress = Instant::now();
     let wall = loop {
         // All at once: asked one after another, a thousand busy nodes took minutes a round.
-        let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
+        let stats = futures::future::join_all(watched.iter().map(NodeHandle::stats)).await;
         let mut reached = 0;
         for stats in stats {
             if stats?.relay_peers >= TARGET_RELAY_PEERS {
@@ -364,24 +392,46 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         }
         if Instant::now() >= next_progress {
             eprintln!(
-                "sim: cold-start, {} nodes up, {reached} with {TARGET_RELAY_PEERS} relay peers, {:.1?}",
+                "sim: cold-start, {} nodes up, {reached} of {} with {TARGET_RELAY_PEERS} relay peers, {:.1?}",
                 nodes.len(),
+                watched.len(),
                 started.elapsed()
             );
             next_progress = Instant::now() + PROGRESS_EVERY;
         }
-        if reached == nodes.len() || Instant::now() >= deadline {
+        if reached == watched.len() || Instant::now() >= deadline {
             break started.elapsed();
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
 
+    // Publishers are honest clients (the fleet, when there are none).
+    let honest_clients: Vec<usize> = (fleet..nodes.len()).filter(honest).collect();
+    let pool: Vec<usize> =
+        if honest_clients.is_empty() { (0..fleet).collect() } else { honest_clients.clone() };
+    let publishers = spread_publishers(&pool, args.publishers);
+    let churn_events = if args.scenario == "churn" {
+        let candidates: Vec<usize> =
+            honest_clients.iter().copied().filter(|i| !publishers.contains(i)).collect();
+        let count = super::sim_churn::leaving_count(nodes.len() - fleet, args.churn, args.duration);
+        super::sim_churn::schedule(&candidates, count, args.duration, args.seed, args.nodes)
+    } else {
+        Vec::new()
+    };
+    let leaving: std::collections::HashSet<usize> =
+        churn_events.iter().map(|e| e.leaving).collect();
+    // Deliveries are counted at honest nodes that stay.
     let topics: Vec<Vec<String>> = (0..nodes.len())
-        .map(|index| plan.shards_of(index).into_iter().map(|s| plan.topic(s)).collect())
+        .map(|index| {
+            if !honest(&index) || leaving.contains(&index) {
+                return Vec::new();
+            }
+            plan.shards_of(index).into_iter().map(|s| plan.topic(s)).collect()
+        })
         .collect();
     let content_topics = content_topics(shards)?;
     let load = Load {
-        publishers: spread_publishers(fleet, nodes.len(), args.publishers)
+        publishers: publishers
             .into_iter()
             .map(|node| {
                 let shard = plan.shards_of(node)[0];
@@ -399,8 +449,10 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         drain: Duration::from_secs(5),
     };
     let mut loss = None;
+    let mut churn = None;
+    let mut joined = Vec::new();
     let traffic = match args.scenario.as_str() {
-        "steady" | "shards" => {
+        "steady" | "shards" | "hostile" => {
             tokio::time::sleep(SETTLE).await;
             eprintln!(
                 "sim: {}, {} publishers, {} B messages, {}/s for {:?}, {shards} shard(s)",
@@ -417,9 +469,9 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             eprintln!("sim: fleet-loss, messages with the fleet up");
             let before = super::sim_traffic::run(&nodes, &topics, &load).await?;
             eprintln!("sim: fleet-loss, every fleet node crashes");
-            for (index, node) in nodes[..fleet].iter().enumerate() {
+            for index in 0..fleet {
                 links.crash(index);
-                node.shutdown().await;
+                sim_fleet.stop(index).await;
             }
             let crashed_at = Instant::now();
             let survivors = &nodes[fleet..];
@@ -439,20 +491,54 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             loss = Some(FleetLoss::new(before.delivery_ratio(), after.delivery_ratio(), healing?));
             Some(after)
         }
+        "churn" => {
+            tokio::time::sleep(SETTLE).await;
+            eprintln!(
+                "sim: churn, {} of {} clients leave and as many join over {:?}, with {} B messages at {}/s",
+                churn_events.len(),
+                nodes.len() - fleet,
+                load.duration,
+                load.size,
+                load.rate
+            );
+            let churn_started = Instant::now();
+            let join = |host: usize| clients.start(host, Role::Honest);
+            let (traffic, churned) = tokio::join!(
+                super::sim_traffic::run(&nodes, &topics, &load),
+                super::sim_churn::run(&churn_events, &nodes, &links, churn_started, join)
+            );
+            let churned = churned?;
+            let times = super::sim_churn::joiners_bootstrap(&churned, args.limit).await;
+            let stayed = nodes.len() - leaving.len();
+            churn = Some(super::sim_churn::figures(&churn_events, args.churn, stayed, &times));
+            joined = churned.joined;
+            Some(traffic?)
+        }
         _ => None,
     };
 
-    // After a fleet loss, the figures are the survivors'.
-    let (live, clients) = if loss.is_some() {
-        (&nodes[fleet..], &nodes[fleet..])
-    } else {
-        (&nodes[..], &nodes[fleet..])
-    };
-    let (mut results, mut samples) = measure(&args, fleet, live, clients, &fleet_ids, wall).await?;
+    // The figures are the honest nodes' still running: after a fleet loss the survivors, after
+    // churn those that stayed and the joiners.
+    let first = if loss.is_some() { fleet } else { 0 };
+    let live: Vec<NodeHandle> = (first..nodes.len())
+        .filter(|i| honest(i) && !leaving.contains(i))
+        .map(|i| nodes[i].clone())
+        .chain(joined.iter().cloned())
+        .collect();
+    let live_clients = &live[fleet - first..];
+    // Memory is shared by every node still running, misbehaving ones included.
+    let running = nodes.len() - first - leaving.len() + joined.len();
+    let (mut results, mut samples) =
+        measure(&args, fleet, (&live, live_clients, running), &fleet_ids, wall).await?;
+    if args.scenario == "hostile" {
+        results.hostile = Some(hostile_figures(&nodes, &roles, &live).await?);
+    }
+    results.churn = churn;
     if let Some(traffic) = &traffic {
         add_traffic(&mut results, &mut samples, traffic, &load);
     }
     results.fleet_loss = loss;
+    results.controller = Some(sim_fleet.figures().await.context("the controller's figures")?);
     let path = args.out.join("results.json");
     std::fs::write(&path, serde_json::to_string_pretty(&results)?)
         .with_context(|| format!("writing {}", path.display()))?;
@@ -501,11 +587,14 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
                 .map_or("never (within the limit)".to_owned(), |s| format!("{s:.1} s")),
         );
     }
+    if let Some(controller) = &results.controller {
+        println!("controller: {}", controller.summary());
+    }
     println!("results: {} (report.html beside it)", path.display());
-    for node in live {
+    for node in nodes[fleet..].iter().chain(&joined) {
         node.shutdown().await;
     }
-    dns.shutdown().await;
+    sim_fleet.shutdown().await;
     if let Some(delivery) = results.delivery_ratio
         && delivery < 1.0
     {
@@ -575,7 +664,7 @@ fn node_config(
         tcp_port: 0,
         websocket_port: None,
         discv5: Some(Discv5Config { udp_port: 0, bootstrap: Vec::new() }),
-        cluster_id: 0,
+        cluster_id: CLUSTER,
         shards: plan.shards_of(index),
         num_shards_in_network: plan.shards,
         peer_exchange: true,
@@ -596,12 +685,60 @@ struct Samples {
     bandwidth_out: Vec<f64>,
 }
 
-/// `count` publishers spread evenly over the nodes that are not the fleet's (over all of them
-/// when there are no others), as clients publish.
-fn spread_publishers(fleet: usize, nodes: usize, count: usize) -> Vec<usize> {
-    let (first, pool) = if nodes > fleet { (fleet, nodes - fleet) } else { (0, nodes) };
-    let count = count.min(pool).max(1);
-    (0..count).map(|i| first + i * pool / count).collect()
+/// `count` publishers spread evenly over `pool` (each at most once), as clients publish.
+fn spread_publishers(pool: &[usize], count: usize) -> Vec<usize> {
+    let count = count.min(pool.len()).max(1);
+    (0..count).filter_map(|i| pool.get(i * pool.len() / count).copied()).collect()
+}
+
+/// How clients start: from the tree's URL and the DNS server alone.
+struct Clients<'a> {
+    url: String,
+    dns: std::net::SocketAddr,
+    plan: &'a ShardPlan,
+    links: Option<Arc<dyn LinkModel>>,
+}
+
+impl Clients<'_> {
+    /// Starts the client on host `index` behaving as `role` (the caller makes an unreachable
+    /// host's links refuse connections).
+    async fn start(&self, index: usize, role: Role) -> anyhow::Result<NodeHandle> {
+        let config = NodeConfig {
+            dns_discovery_urls: vec![self.url.clone()],
+            dns_name_server: Some(self.dns),
+            forward_messages: role != Role::NonRelaying,
+            ..node_config(address(index)?, self.plan, index, self.links.clone())
+        };
+        let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
+        Ok(handle)
+    }
+}
+
+/// The `hostile` figures: the misbehaving nodes, the honest nodes' failed dials.
+async fn hostile_figures(
+    nodes: &[NodeHandle],
+    roles: &[Role],
+    honest: &[NodeHandle],
+) -> anyhow::Result<Hostile> {
+    let unreachable: Vec<&NodeHandle> =
+        nodes.iter().zip(roles).filter(|(_, r)| **r == Role::Unreachable).map(|(n, _)| n).collect();
+    let mut unreachable_times = Vec::new();
+    for stats in futures::future::join_all(unreachable.iter().map(|n| n.stats())).await {
+        unreachable_times.extend(stats?.time_to_target_relay_peers);
+    }
+    unreachable_times.sort_unstable();
+    let mut dials_failed = 0u64;
+    for stats in futures::future::join_all(honest.iter().map(NodeHandle::stats)).await {
+        dials_failed += stats?.dials_failed;
+    }
+    Ok(Hostile {
+        unreachable: unreachable.len(),
+        non_relaying: roles.iter().filter(|r| **r == Role::NonRelaying).count(),
+        honest: honest.len(),
+        dials_failed_per_honest_node: dials_failed as f64 / honest.len().max(1) as f64,
+        unreachable_reached_target: unreachable_times.len(),
+        unreachable_bootstrap_seconds: spread(&unreachable_times),
+    })
 }
 
 /// The message figures into `results` and the pictures' samples.
@@ -712,13 +849,13 @@ fn write_report(dir: &std::path::Path, results: &Results, samples: &Samples) -> 
     std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))
 }
 
-/// The figures of `results.json` from each node's stats and peers (asked of every node at
-/// once), and what the nodes below the relay target saw (the first five, on stderr).
+/// The figures of `results.json` from the stats of `nodes` and the peers of `clients` (asked of
+/// every node at once), memory over the `running` nodes, and what the nodes below the relay
+/// target saw (the first five, on stderr).
 async fn measure(
     args: &SimArgs,
     fleet: usize,
-    nodes: &[NodeHandle],
-    clients: &[NodeHandle],
+    (nodes, clients, running): (&[NodeHandle], &[NodeHandle], usize),
     fleet_ids: &std::collections::HashSet<PeerId>,
     wall: Duration,
 ) -> anyhow::Result<(Results, Samples)> {
@@ -769,13 +906,16 @@ async fn measure(
             },
             max: fleet_share.last().copied().unwrap_or(0.0),
         },
-        rss_bytes_per_node: rss_bytes / nodes.len().max(1) as u64,
+        rss_bytes_per_node: rss_bytes / running.max(1) as u64,
         wall_seconds: wall.as_secs_f64(),
         messages: None,
         propagation_ms: None,
         delivery_ratio: None,
         bandwidth_bytes_per_sec_per_node: None,
         fleet_loss: None,
+        hostile: None,
+        churn: None,
+        controller: None,
     };
     let samples = Samples {
         bootstrap,
@@ -817,10 +957,11 @@ mod tests {
 
     #[test]
     fn publishers_are_clients_spread_over_them() {
-        assert_eq!(spread_publishers(3, 63, 4), vec![3, 18, 33, 48]);
+        let clients: Vec<usize> = (3..63).collect();
+        assert_eq!(spread_publishers(&clients, 4), vec![3, 18, 33, 48]);
         // Fewer clients than publishers asked: each client once.
-        assert_eq!(spread_publishers(3, 5, 10), vec![3, 4]);
-        // No clients at all: the fleet publishes.
-        assert_eq!(spread_publishers(3, 3, 2), vec![0, 1]);
+        assert_eq!(spread_publishers(&[3, 4], 10), vec![3, 4]);
+        assert_eq!(spread_publishers(&[5, 9, 11], 2), vec![5, 9]);
+        assert!(spread_publishers(&[], 2).is_empty());
     }
 }

@@ -15,7 +15,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -99,27 +99,44 @@ pub(crate) struct SimLinks {
     pub rtt: RttModel,
     pub bytes_per_sec: Option<u64>,
     pub seed: u64,
-    crashed: Arc<Vec<AtomicBool>>,
+    /// Per host: [`CRASHED`] and [`REFUSES`].
+    hosts: Arc<Vec<AtomicU8>>,
 }
+
+/// The host is down: its links carry nothing.
+const CRASHED: u8 = 1;
+/// The host takes no connection (behind NAT or a firewall) but dials out.
+const REFUSES: u8 = 2;
 
 impl SimLinks {
     /// Links among `hosts` hosts.
     pub(crate) fn new(rtt: RttModel, bytes_per_sec: Option<u64>, seed: u64, hosts: usize) -> Self {
-        let crashed = Arc::new((0..hosts).map(|_| AtomicBool::new(false)).collect());
-        Self { rtt, bytes_per_sec, seed, crashed }
+        let hosts = Arc::new((0..hosts).map(|_| AtomicU8::new(0)).collect());
+        Self { rtt, bytes_per_sec, seed, hosts }
     }
 
     /// Host `index` crashes: from now on its links carry nothing, and its peers hear nothing.
     pub(crate) fn crash(&self, index: usize) {
-        if let Some(flag) = self.crashed.get(index) {
-            flag.store(true, Ordering::Relaxed);
+        if let Some(flags) = self.hosts.get(index) {
+            flags.fetch_or(CRASHED, Ordering::Relaxed);
         }
     }
 
-    fn is_crashed(&self, ip: IpAddr) -> bool {
+    /// Host `index` refuses every connection from now on, but dials out.
+    pub(crate) fn refuse_connections(&self, index: usize) {
+        if let Some(flags) = self.hosts.get(index) {
+            flags.fetch_or(REFUSES, Ordering::Relaxed);
+        }
+    }
+
+    fn has(&self, ip: IpAddr, flag: u8) -> bool {
         index_of(ip)
-            .and_then(|i| self.crashed.get(i))
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+            .and_then(|i| self.hosts.get(i))
+            .is_some_and(|flags| flags.load(Ordering::Relaxed) & flag != 0)
+    }
+
+    fn is_crashed(&self, ip: IpAddr) -> bool {
+        self.has(ip, CRASHED)
     }
 
     /// The round trip between `a` and `b`.
@@ -146,6 +163,10 @@ impl LinkModel for SimLinks {
 
     fn severed(&self, a: IpAddr, b: IpAddr) -> bool {
         self.is_crashed(a) || self.is_crashed(b)
+    }
+
+    fn refuses(&self, to: IpAddr) -> bool {
+        self.has(to, REFUSES)
     }
 }
 
@@ -205,5 +226,17 @@ mod tests {
         assert!(links.severed(ip(1), ip(2)) && links.severed(ip(2), ip(3)));
         assert!(!links.severed(ip(1), ip(3)));
         links.clone().crash(99); // beyond the hosts: nothing
+    }
+
+    #[test]
+    fn a_host_that_refuses_connections_is_refused_by_everyone_and_still_linked() {
+        let links = SimLinks::new(RttModel::None, None, 1, 10);
+        let ip = |i| IpAddr::V4(address(i).unwrap());
+        links.refuse_connections(4);
+        assert!(links.refuses(ip(4)));
+        assert!(!links.refuses(ip(5)));
+        assert!(!links.severed(ip(4), ip(5)), "its own connections carry data");
+        links.crash(4);
+        assert!(links.refuses(ip(4)) && links.severed(ip(4), ip(5)));
     }
 }

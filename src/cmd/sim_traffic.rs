@@ -56,8 +56,9 @@ pub(crate) struct Traffic {
     /// Arrivals, of `expected` (every node on the message's topic but the publisher).
     pub delivered: u64,
     pub expected: u64,
-    /// Per node, bytes received and sent while publishing.
-    pub bytes: Vec<(u64, u64)>,
+    /// Per node, bytes received and sent while publishing (`None`: a node that stopped
+    /// meanwhile).
+    pub bytes: Vec<Option<(u64, u64)>>,
     /// How long publishing took: the load's duration (or more, on a slow machine).
     pub seconds: f64,
     /// Message events a node's receiver missed because it fell behind.
@@ -87,15 +88,19 @@ pub(crate) fn check(size: usize, rate: f64, duration: Duration) -> anyhow::Resul
 }
 
 impl Traffic {
-    /// Per node, bytes per second received and sent while publishing.
+    /// Per node that ran throughout, bytes per second received and sent while publishing.
     pub(crate) fn rates(&self) -> Vec<(f64, f64)> {
         let seconds = self.seconds.max(1e-3);
-        self.bytes.iter().map(|(i, o)| (*i as f64 / seconds, *o as f64 / seconds)).collect()
+        self.bytes
+            .iter()
+            .flatten()
+            .map(|(i, o)| (*i as f64 / seconds, *o as f64 / seconds))
+            .collect()
     }
 
-    /// Bytes all nodes received while publishing.
+    /// Bytes all nodes that ran throughout received while publishing.
     pub(crate) fn received(&self) -> u64 {
-        self.bytes.iter().map(|(i, _)| i).sum()
+        self.bytes.iter().flatten().map(|(i, _)| i).sum()
     }
 
     /// Arrivals over expected arrivals.
@@ -120,17 +125,15 @@ fn payload(index: u64, size: usize) -> Vec<u8> {
     bytes
 }
 
-/// Byte counters of every node: (received, sent).
-async fn byte_counts(nodes: &[NodeHandle]) -> anyhow::Result<Vec<(u64, u64)>> {
+/// Byte counters of every node: (received, sent); `None` for a node that has stopped.
+async fn byte_counts(nodes: &[NodeHandle]) -> Vec<Option<(u64, u64)>> {
     let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
-    stats
-        .into_iter()
-        .map(|s| s.map(|s| (s.bytes_received, s.bytes_sent)).map_err(anyhow::Error::from))
-        .collect()
+    stats.into_iter().map(|s| s.ok().map(|s| (s.bytes_received, s.bytes_sent))).collect()
 }
 
-/// Publishes `load` through `nodes`, of which node `i` relays the pubsub topics
-/// `topics[i]`, and measures what arrived where.
+/// Publishes `load` through `nodes` and measures what arrived where. Node `i` is counted as a
+/// receiver of the pubsub topics `topics[i]`: a node given none (one that leaves meanwhile, or
+/// a misbehaving one) is not counted at all.
 pub(crate) async fn run(
     nodes: &[NodeHandle],
     topics: &[Vec<String>],
@@ -165,10 +168,10 @@ pub(crate) async fn run(
         })
         .collect();
 
-    let before = byte_counts(nodes).await?;
+    let before = byte_counts(nodes).await;
     let started = Instant::now();
     let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
-    let mut published: HashMap<MessageHash, (Instant, usize)> = HashMap::new();
+    let mut published: HashMap<MessageHash, (Instant, usize, &str)> = HashMap::new();
     let mut expected = 0u64;
     let mut next_progress = Instant::now() + Duration::from_secs(2);
     for index in 0..count {
@@ -186,7 +189,7 @@ pub(crate) async fn run(
             .publish(topic, message)
             .await
             .with_context(|| format!("node {publisher} publishing message {index}"))?;
-        published.insert(hash, (sent_at, publisher));
+        published.insert(hash, (sent_at, publisher, topic.as_str()));
         expected += topics
             .iter()
             .enumerate()
@@ -201,7 +204,7 @@ pub(crate) async fn run(
     // seconds leaves one interval after it).
     tokio::time::sleep_until((started + load.duration).into()).await;
     let publishing = started.elapsed();
-    let after = byte_counts(nodes).await?;
+    let after = byte_counts(nodes).await;
     tokio::time::sleep(load.drain).await;
     let _ = stop.send(true);
 
@@ -212,8 +215,9 @@ pub(crate) async fn run(
         let (arrivals, missed) = receiver.await.context("a receiver task failed")?;
         lagged += missed;
         for (hash, at) in arrivals {
-            if let Some((sent_at, publisher)) = published.get(&hash)
+            if let Some((sent_at, publisher, topic)) = published.get(&hash)
                 && *publisher != index
+                && topics[index].iter().any(|t| t == topic)
             {
                 delivered += 1;
                 latencies.push(at.saturating_duration_since(*sent_at));
@@ -224,7 +228,10 @@ pub(crate) async fn run(
     let bytes = before
         .iter()
         .zip(&after)
-        .map(|((in0, out0), (in1, out1))| (in1.saturating_sub(*in0), out1.saturating_sub(*out0)))
+        .map(|(before, after)| {
+            let ((in0, out0), (in1, out1)) = ((*before)?, (*after)?);
+            Some((in1.saturating_sub(in0), out1.saturating_sub(out0)))
+        })
         .collect();
     Ok(Traffic {
         sent: published.len(),

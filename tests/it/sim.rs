@@ -1,8 +1,12 @@
-//! `wakufleet sim` at CI sizes. 60 nodes, fleet-loss: every node reaches its relay target from
-//! a fleet's tree alone over links of 40–130 ms, messages reach every node, then the whole
-//! fleet crashes (no FIN: its links go silent) and messages still reach every survivor, and
-//! the survivors drop their dead connections. 40 nodes, shards: messages reach the nodes of
-//! their shard. results.json says so in the fields the report promises.
+//! `wakufleet sim` at CI sizes. 60 nodes, fleet-loss: the fleet is a real controller with an
+//! agent per fleet node, and every other node reaches its relay target from the controller's
+//! tree alone over links of 40–130 ms, messages reach every node, then the whole fleet crashes
+//! (no FIN: its links go silent) and messages still reach every survivor, and the survivors
+//! drop their dead connections. 40 nodes, shards: messages reach the nodes of their shard.
+//! 40 nodes, hostile: unreachable and free-riding nodes cost the honest ones failed dials but
+//! no message. 40 nodes, churn: nodes leave and join while messages still reach every node
+//! that stayed, and the joiners bootstrap. results.json says so in the fields the report
+//! promises.
 
 use serde_json::Value;
 
@@ -86,6 +90,105 @@ fn sixty_nodes_reach_the_relay_target_deliver_and_survive_the_fleets_crash() {
     let html = std::fs::read_to_string(out_dir.join("report.html")).unwrap();
     assert!(html.contains("<img src=\"bootstrap_cdf.svg\""), "{html}");
     assert!(html.contains("<th>reached_target</th><td>57</td>"), "{html}");
+    // The fleet was the controller's: three agents enrolled and reported, it published a
+    // signed tree of their three records (the only way the clients could have found them),
+    // and its own work was timed while the simulation ran.
+    let controller = &results["controller"];
+    assert_eq!(controller["agents"], 3, "{text}");
+    assert_eq!(controller["tree_records"], 3, "{text}");
+    assert!(controller["tree_seq"].as_u64().unwrap() >= 1, "{text}");
+    assert!(controller["reconcile_seconds"]["passes"].as_u64().unwrap() > 0, "{text}");
+    assert!(controller["reconcile_seconds"]["max"].as_f64().unwrap() > 0.0, "{text}");
+    assert!(controller["metrics_scrape_ms"]["scrapes"].as_u64().unwrap() > 0, "{text}");
+    assert_eq!(controller["metrics_scrape_ms"]["failed"], 0, "{text}");
+    assert!(controller["dashboard_ms"].as_f64().unwrap() > 0.0, "{text}");
+    assert!(out.contains("controller: 3 agents"), "{out}");
+}
+
+/// 40 nodes of which 20 % refuse connections and 20 % relay nothing: the honest nodes reach
+/// their target, waste dials on the unreachable, and still get every message; the unreachable
+/// get their peers by dialing out.
+#[test]
+fn forty_nodes_with_unreachable_and_free_riding_ones_still_deliver_to_the_honest() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let args = [
+        "sim",
+        "--nodes",
+        "40",
+        "--scenario",
+        "hostile",
+        "--duration",
+        "4s",
+        "--rate",
+        "2",
+        "--rtt",
+        "none",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    ok(dir.path(), &args);
+    let text = std::fs::read_to_string(out_dir.join("results.json")).unwrap();
+    let results: Value = serde_json::from_str(&text).unwrap();
+    let hostile = &results["hostile"];
+    let (unreachable, non_relaying, honest) = (
+        hostile["unreachable"].as_u64().unwrap(),
+        hostile["non_relaying"].as_u64().unwrap(),
+        hostile["honest"].as_u64().unwrap(),
+    );
+    // 37 clients, a fifth of them each way; the fleet is honest.
+    assert!((6..=9).contains(&unreachable) && (6..=9).contains(&non_relaying), "{text}");
+    assert_eq!(unreachable + non_relaying + honest, 40, "{text}");
+    assert_eq!(results["reached_target"].as_u64().unwrap(), honest, "{text}");
+    assert!(hostile["dials_failed_per_honest_node"].as_f64().unwrap() > 0.0, "{text}");
+    assert_eq!(hostile["unreachable_reached_target"].as_u64().unwrap(), unreachable, "{text}");
+    // Only honest nodes are counted, publishers among them.
+    let messages = &results["messages"];
+    let sent = messages["sent"].as_u64().unwrap();
+    assert_eq!(sent, 8, "{text}");
+    assert_eq!(messages["arrivals_expected"].as_u64().unwrap(), sent * (honest - 1), "{text}");
+    assert_eq!(results["delivery_ratio"].as_f64().unwrap(), 1.0, "{text}");
+}
+
+/// 40 nodes, 60 % of the clients per minute for 10 s: four leave (two crash), four new ones
+/// join and bootstrap from the tree, and every message reaches every node that stayed.
+#[test]
+fn forty_nodes_with_churn_deliver_to_those_that_stay_and_the_joiners_bootstrap() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let args = [
+        "sim",
+        "--nodes",
+        "40",
+        "--scenario",
+        "churn",
+        "--churn",
+        "60",
+        "--duration",
+        "10s",
+        "--rate",
+        "2",
+        "--rtt",
+        "none",
+        "--out",
+        out_dir.to_str().unwrap(),
+    ];
+    ok(dir.path(), &args);
+    let text = std::fs::read_to_string(out_dir.join("results.json")).unwrap();
+    let results: Value = serde_json::from_str(&text).unwrap();
+    let churn = &results["churn"];
+    assert_eq!(churn["left"], 4, "{text}");
+    assert_eq!(churn["crashed"], 2, "{text}");
+    assert_eq!(churn["stayed"], 36, "{text}");
+    assert_eq!(churn["joined_reached_target"], 4, "{text}");
+    assert!(churn["joined_bootstrap_seconds"]["max"].as_f64().unwrap() > 0.0, "{text}");
+    // The 36 that stayed and the 4 joiners, all at their target.
+    assert_eq!(results["reached_target"], 40, "{text}");
+    let messages = &results["messages"];
+    let sent = messages["sent"].as_u64().unwrap();
+    assert_eq!(sent, 20, "{text}");
+    assert_eq!(messages["arrivals_expected"].as_u64().unwrap(), sent * 35, "{text}");
+    assert_eq!(results["delivery_ratio"].as_f64().unwrap(), 1.0, "{text}");
 }
 
 #[test]
@@ -108,7 +211,28 @@ fn bad_arguments_are_refused_before_anything_starts() {
         "at least one publisher",
     );
     fails(dir.path(), &["sim", "--link-mbit", "0", "--out", "u"], "must be above 0");
-    for out in ["x", "y", "z", "w", "v", "u"] {
+    fails(
+        dir.path(),
+        &[
+            "sim",
+            "--scenario",
+            "hostile",
+            "--unreachable",
+            "0.7",
+            "--non-relaying",
+            "0.3",
+            "--out",
+            "t",
+        ],
+        "leave no honest node",
+    );
+    fails(dir.path(), &["sim", "--scenario", "churn", "--churn", "0", "--out", "s"], "--churn 0");
+    fails(
+        dir.path(),
+        &["sim", "--scenario", "churn", "--nodes", "3", "--out", "r"],
+        "churn needs nodes besides the fleet's",
+    );
+    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r"] {
         assert!(!dir.path().join(out).exists(), "{out}: nothing written for a refused run");
     }
 }

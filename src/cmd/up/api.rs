@@ -7,20 +7,25 @@ use anyhow::Context;
 use serde_json::Value;
 
 /// The controller's operator API over HTTP, as an operator would use it.
-pub(super) struct Api {
+pub(crate) struct Api {
     http: reqwest::Client,
     base: String,
     token: String,
 }
 
 impl Api {
-    pub(super) fn new(addr: SocketAddr, token: String) -> anyhow::Result<Self> {
+    pub(crate) fn new(addr: SocketAddr, token: String) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
         Ok(Self { http, base: format!("http://{addr}"), token })
     }
 
-    pub(super) fn base(&self) -> &str {
+    pub(crate) fn base(&self) -> &str {
         &self.base
+    }
+
+    /// The bearer token it sends.
+    pub(crate) fn admin_token(&self) -> &str {
+        &self.token
     }
 
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
@@ -34,13 +39,23 @@ impl Api {
     }
 
     /// `POST /api/v1/tokens`: a one-time token for a relay node of `up`'s cluster and shard.
-    pub(super) async fn token(&self, label: &str) -> anyhow::Result<String> {
+    pub(crate) async fn token(&self, label: &str) -> anyhow::Result<String> {
+        self.relay_token(label, super::fleet::CLUSTER, &[0]).await
+    }
+
+    /// `POST /api/v1/tokens`: a one-time token for a relay node of `cluster` on `shards`.
+    pub(crate) async fn relay_token(
+        &self,
+        label: &str,
+        cluster: u16,
+        shards: &[u16],
+    ) -> anyhow::Result<String> {
         let url = format!("{}/api/v1/tokens", self.base);
         let body = serde_json::json!({
             "label": label,
             "roles": ["relay"],
-            "shards": [0],
-            "clusterId": super::fleet::CLUSTER,
+            "shards": shards,
+            "clusterId": cluster,
             "ttlSecs": 3600,
         });
         let answer = self.send(self.http.post(url).json(&body), "POST /api/v1/tokens").await?;
@@ -48,19 +63,19 @@ impl Api {
     }
 
     /// `PUT /api/v1/trees/{name}`.
-    pub(super) async fn define_tree(&self, name: &str, definition: &Value) -> anyhow::Result<()> {
+    pub(crate) async fn define_tree(&self, name: &str, definition: &Value) -> anyhow::Result<()> {
         let url = format!("{}/api/v1/trees/{name}", self.base);
         self.send(self.http.put(url).json(definition), "PUT /api/v1/trees").await.map(drop)
     }
 
     /// `GET /api/v1/trees/{name}`.
-    pub(super) async fn tree(&self, name: &str) -> anyhow::Result<Value> {
+    pub(crate) async fn tree(&self, name: &str) -> anyhow::Result<Value> {
         let url = format!("{}/api/v1/trees/{name}", self.base);
         self.send(self.http.get(url), "GET /api/v1/trees").await
     }
 
     /// `GET /api/v1/nodes`: the registry.
-    pub(super) async fn nodes(&self) -> anyhow::Result<Vec<Value>> {
+    pub(crate) async fn nodes(&self) -> anyhow::Result<Vec<Value>> {
         let url = format!("{}/api/v1/nodes", self.base);
         let mut answer = self.send(self.http.get(url), "GET /api/v1/nodes").await?;
         Ok(answer["nodes"].as_array_mut().map(std::mem::take).unwrap_or_default())

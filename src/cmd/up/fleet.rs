@@ -9,7 +9,7 @@ use std::{
 
 use agent::{
     Agent, AgentConfig,
-    config::{CompatSection, ControllerSection, ProbeSection, SupervisorSection},
+    config::{CompatSection, ControllerSection, EmbeddedLinks, ProbeSection, SupervisorSection},
     supervisor::SupervisorHandle,
 };
 use anyhow::Context;
@@ -33,23 +33,23 @@ use super::api::Api;
 use crate::files;
 
 /// The local fleet's cluster; the bootstrapping node joins the same one.
-pub(super) const CLUSTER: u16 = 1;
+pub(crate) const CLUSTER: u16 = 1;
 /// How often the agents report (a local fleet can afford it).
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for any one step.
-pub(super) const STEP_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const STEP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Everything started so far, stopped in reverse: agents, nodes, controller.
 #[derive(Default)]
-pub(super) struct Fleet {
-    pub(super) controller: Option<Controller>,
-    pub(super) agents: Vec<FleetAgent>,
-    pub(super) bootstrap: Option<BootstrapNode>,
+pub(crate) struct Fleet {
+    pub(crate) controller: Option<Controller>,
+    pub(crate) agents: Vec<FleetAgent>,
+    pub(crate) bootstrap: Option<BootstrapNode>,
 }
 
 impl Fleet {
     /// Stops the agents (and their nodes), then the bootstrapping node, then the controller.
-    pub(super) async fn shutdown(&mut self) {
+    pub(crate) async fn shutdown(&mut self) {
         for agent in self.agents.drain(..) {
             agent.watcher.abort();
             agent.agent.shutdown().await;
@@ -66,7 +66,7 @@ impl Fleet {
 /// A secp256k1 key kept in `<path>.json`, encrypted with a random password in
 /// `<path>.password` (mode 0600) beside it: created once, unlocked on later runs. Neither the
 /// key nor the password is ever printed.
-pub(super) fn dev_key(dir: &Path, name: &str) -> anyhow::Result<(SigningKey, PathBuf, PathBuf)> {
+pub(crate) fn dev_key(dir: &Path, name: &str) -> anyhow::Result<(SigningKey, PathBuf, PathBuf)> {
     let keyfile = dir.join(format!("{name}.json"));
     let password_file = dir.join(format!("{name}.password"));
     let key = if keyfile.exists() {
@@ -86,14 +86,14 @@ pub(super) fn dev_key(dir: &Path, name: &str) -> anyhow::Result<(SigningKey, Pat
 }
 
 /// A random secret in URL-safe text (passwords, the admin token).
-pub(super) fn random_secret() -> String {
+pub(crate) fn random_secret() -> String {
     let mut secret = [0u8; 24];
     node::crypto::random_bytes(&mut secret);
     data_encoding::BASE64URL_NOPAD.encode(&secret)
 }
 
 /// The admin token in `dir/admin-token` (mode 0600), created once.
-pub(super) fn admin_token(dir: &Path) -> anyhow::Result<(String, PathBuf)> {
+pub(crate) fn admin_token(dir: &Path) -> anyhow::Result<(String, PathBuf)> {
     let path = dir.join("admin-token");
     if !path.exists() {
         files::write_secret_new(&path, &random_secret())?;
@@ -104,19 +104,19 @@ pub(super) fn admin_token(dir: &Path) -> anyhow::Result<(String, PathBuf)> {
 }
 
 /// What the controller is started with.
-pub(super) struct ControllerPlan<'a> {
-    pub(super) dir: &'a Path,
-    pub(super) api: SocketAddr,
-    pub(super) dns: SocketAddr,
-    pub(super) zone: &'a str,
-    pub(super) signing_key: SigningKey,
-    pub(super) token_file: PathBuf,
-    pub(super) min_relay_peers: u32,
+pub(crate) struct ControllerPlan<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) api: SocketAddr,
+    pub(crate) dns: SocketAddr,
+    pub(crate) zone: &'a str,
+    pub(crate) signing_key: SigningKey,
+    pub(crate) token_file: PathBuf,
+    pub(crate) min_relay_peers: u32,
 }
 
 /// Starts the controller on `dir/controller.db` with its DNS server and the development key
 /// held online as `key:dev`.
-pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result<Controller> {
+pub(crate) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result<Controller> {
     let config = ControllerConfig {
         listen: plan.api,
         database_url: format!("sqlite://{}", plan.dir.join("controller.db").display()),
@@ -165,26 +165,26 @@ pub(super) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
 
 /// A node's ports; 0 picks a free one.
 #[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Ports {
-    pub(super) tcp: u16,
+pub(crate) struct Ports {
+    pub(crate) tcp: u16,
     /// WebSocket, which web clients (js-waku) dial from the tree's records.
-    pub(super) ws: u16,
-    pub(super) rest: u16,
-    pub(super) metrics: u16,
-    pub(super) udp: u16,
+    pub(crate) ws: u16,
+    pub(crate) rest: u16,
+    pub(crate) metrics: u16,
+    pub(crate) udp: u16,
 }
 
 /// One agent of the fleet and what `up` measured of it.
-pub(super) struct FleetAgent {
-    pub(super) name: String,
-    pub(super) agent: Agent,
+pub(crate) struct FleetAgent {
+    pub(crate) name: String,
+    pub(crate) agent: Agent,
     /// Resolves to the time from start to the relay-peer target (`None`: not within the limit).
-    pub(super) watcher: JoinHandle<Option<Duration>>,
+    pub(crate) watcher: JoinHandle<Option<Duration>>,
 }
 
 impl FleetAgent {
     /// The running node's handle.
-    pub(super) fn node(&self) -> anyhow::Result<NodeHandle> {
+    pub(crate) fn node(&self) -> anyhow::Result<NodeHandle> {
         self.agent
             .supervisor()
             .current()
@@ -194,25 +194,25 @@ impl FleetAgent {
 }
 
 /// Node ids (hex) as the registry spells them.
-pub(super) fn node_id(node: &NodeHandle) -> String {
+pub(crate) fn node_id(node: &NodeHandle) -> String {
     data_encoding::HEXLOWER.encode(&node.enr().node_id().raw())
 }
 
 /// What one agent is started with.
-pub(super) struct AgentPlan<'a> {
-    pub(super) dir: &'a Path,
-    pub(super) name: String,
-    pub(super) controller: &'a Api,
+pub(crate) struct AgentPlan<'a> {
+    pub(crate) dir: &'a Path,
+    pub(crate) name: String,
+    pub(crate) controller: &'a Api,
     /// Node TCP, REST, metrics and discv5 UDP ports (0: any free port).
-    pub(super) ports: Ports,
-    pub(super) discv5_bootstrap: Vec<String>,
-    pub(super) relay_target: usize,
+    pub(crate) ports: Ports,
+    pub(crate) discv5_bootstrap: Vec<String>,
+    pub(crate) relay_target: usize,
 }
 
 /// Starts one agent in `dir/<name>/`: its node key (created once), an enrolment token from
 /// the controller when the registry does not know the node yet, a loopback node that finds the
 /// others through discv5.
-pub(super) async fn start_agent(
+pub(crate) async fn start_agent(
     plan: AgentPlan<'_>,
     registry: &[Value],
 ) -> anyhow::Result<FleetAgent> {
@@ -249,6 +249,7 @@ pub(super) async fn start_agent(
             metrics_address: Some(SocketAddr::new(loopback, metrics)),
         },
         probe: ProbeSection::default(),
+        links: EmbeddedLinks::default(),
         node: node::options::NodeOptions {
             nodekey: Some(keyfile),
             password_file: Some(password_file),
@@ -279,7 +280,7 @@ const DISCV5_BOOTSTRAP: usize = 16;
 /// [`DISCV5_BOOTSTRAP`] of them, so it can dial them at once (later ones dial it). Found
 /// through discv5, peers are not fleet nodes to each other, so the node's diversity rule never
 /// sheds them, and a node's bootstrap latency includes real discovery.
-pub(super) fn discv5_bootstrap(agents: &[FleetAgent]) -> anyhow::Result<Vec<String>> {
+pub(crate) fn discv5_bootstrap(agents: &[FleetAgent]) -> anyhow::Result<Vec<String>> {
     let skip = agents.len().saturating_sub(DISCV5_BOOTSTRAP);
     agents[skip..].iter().map(|agent| Ok(agent.node()?.enr().to_base64())).collect()
 }
@@ -302,13 +303,13 @@ async fn watch_relay_peers(
 }
 
 /// The node that joins from the tree alone, with nwaku's REST and metrics ports.
-pub(super) struct BootstrapNode {
-    pub(super) handle: NodeHandle,
-    pub(super) task: JoinHandle<()>,
-    pub(super) rest: SocketAddr,
-    pub(super) metrics: SocketAddr,
+pub(crate) struct BootstrapNode {
+    pub(crate) handle: NodeHandle,
+    pub(crate) task: JoinHandle<()>,
+    pub(crate) rest: SocketAddr,
+    pub(crate) metrics: SocketAddr,
     servers: Vec<JoinHandle<()>>,
-    pub(super) started: Instant,
+    pub(crate) started: Instant,
 }
 
 impl BootstrapNode {
@@ -322,7 +323,7 @@ impl BootstrapNode {
 }
 
 /// Starts a node whose only source of peers is the tree at `url`, resolved through `dns`.
-pub(super) async fn start_bootstrap_node(
+pub(crate) async fn start_bootstrap_node(
     url: &str,
     dns: SocketAddr,
     ports: Ports,

@@ -9,10 +9,10 @@
 //! - [`wait`] — the waits between steps: nodes passing, the tree published, served over DNS.
 //! - [`report`] — what is printed: addresses, health, bootstrap latencies.
 
-mod api;
-mod fleet;
+pub(crate) mod api;
+pub(crate) mod fleet;
 mod report;
-mod wait;
+pub(crate) mod wait;
 
 use std::{collections::BTreeSet, net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -28,7 +28,7 @@ use self::{
 use crate::cmd::controller::wait_for_stop;
 
 /// The tree's name in the controller.
-pub(super) const TREE: &str = "nodes";
+pub(crate) const TREE: &str = "nodes";
 /// Records per tree: js-waku resolves at most 8 leaves.
 const MAX_ENTRIES: usize = controller::policy::JS_WAKU_ENTRIES;
 
@@ -168,7 +168,7 @@ async fn bring_up(args: &UpArgs, fleet: &mut Fleet) -> anyhow::Result<Summary> {
         ids.push(fleet::node_id(&node));
         records.insert(node.enr().to_base64().parse::<NodeRecord>()?.to_string());
     }
-    wait::passing(&api, &ids).await.context("waiting for the nodes to pass")?;
+    wait::passing(&api, &ids, fleet::STEP_LIMIT).await.context("waiting for the nodes to pass")?;
     let (url, seq, listed) =
         wait::published(&api, &records, MAX_ENTRIES).await.context("waiting for the tree")?;
 

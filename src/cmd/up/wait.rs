@@ -15,9 +15,9 @@ use node::{
 
 use super::{TREE, api::Api, fleet::STEP_LIMIT};
 
-/// Waits until the registry has every node in `ids` passing.
-pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<()> {
-    let deadline = Instant::now() + STEP_LIMIT;
+/// Waits until the registry has every node in `ids` passing, for at most `limit`.
+pub(crate) async fn passing(api: &Api, ids: &[String], limit: Duration) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
     loop {
         let registry = api.nodes().await?;
         let state = |id: &String| {
@@ -40,7 +40,7 @@ pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<()> {
             return Ok(());
         }
         if Instant::now() > deadline {
-            anyhow::bail!("after {STEP_LIMIT:?}: {}", failing.join(", "));
+            anyhow::bail!("after {limit:?}: {}", failing.join(", "));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -48,7 +48,7 @@ pub(super) async fn passing(api: &Api, ids: &[String]) -> anyhow::Result<()> {
 
 /// Waits until the published version lists exactly the running nodes' current records (or
 /// `max_entries` of them); returns the tree URL, the seq and the records.
-pub(super) async fn published(
+pub(crate) async fn published(
     api: &Api,
     records: &BTreeSet<String>,
     max_entries: usize,
@@ -84,7 +84,7 @@ pub(super) async fn published(
 
 /// Waits until the DNS server at `dns` serves the tree at `url` with exactly `listed` (the
 /// server is brought up to date at the end of a reconcile pass, just after the database).
-pub(super) async fn resolved(
+pub(crate) async fn resolved(
     dns: SocketAddr,
     url: &str,
     listed: &BTreeSet<String>,
