@@ -96,6 +96,19 @@ pub(super) async fn build(
         // Nothing to list and nothing published yet: an empty first tree helps no one.
         return Ok(());
     }
+    // Every listed node gone at once (the whole fleet down, or the controller cut off from
+    // every agent): an empty tree would take every client's way in and give nothing back,
+    // while the last one's nodes may return as they were. It stays, and the tree's error (and
+    // its alert) says why no version follows. Found by `wakufleet sim --scenario fleet-loss`.
+    if let Some(current) = current
+        && records.is_empty()
+        && links.is_empty()
+    {
+        return Err(ReconcileError::Tree(format!(
+            "no node is eligible any more: version {} stays rather than an empty tree",
+            current.seq
+        )));
+    }
     // Let a burst of changes settle into one version (the first version builds at once).
     if current.is_some() && state.config.settle_ms > 0 {
         let now = state.db.now_ms();

@@ -2,7 +2,8 @@
 //! five agents enrolling within a second built seq 1…5, which with an offline signer asks the
 //! key holder to sign five times; a node flapping out and back built a version per flap. With a
 //! settle window, a burst is one version, a change undone inside the window is none, and a
-//! removal still waits no longer than the window.
+//! removal still waits no longer than the window. And no version ever empties a tree: with every
+//! node gone the last one stays, and the tree's error says so.
 
 use std::time::Duration;
 
@@ -16,6 +17,43 @@ use crate::common::{
 };
 
 const ADMIN: &str = "settle-test-admin";
+
+/// The operator's API calls.
+struct Operator {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Operator {
+    fn of(controller: &Controller) -> Self {
+        Self { http: reqwest::Client::new(), base: format!("http://{}", controller.http_addr()) }
+    }
+
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base)).bearer_auth(ADMIN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json::<Value>().await.unwrap_or(Value::Null))
+    }
+
+    async fn tree(&self) -> Value {
+        self.call(Method::GET, "/api/v1/trees/boot", None).await.1
+    }
+}
+
+/// (seq, records) of every version, newest first.
+fn versions(tree: &Value) -> Vec<(u64, usize)> {
+    tree["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["seq"].as_u64().unwrap(), v["enrs"].as_array().unwrap().len()))
+        .collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_changes_makes_one_version_and_an_undone_one_none() {
@@ -37,36 +75,22 @@ async fn a_burst_of_changes_makes_one_version_and_an_undone_one_none() {
     )
     .await
     .unwrap();
-    let base = format!("http://{}", controller.http_addr());
-    let http = reqwest::Client::new();
+    let operator = Operator::of(&controller);
+    let (http, base) = (&operator.http, &operator.base);
     let admin = async |method: Method, path: &str, body: Option<Value>| {
-        let mut request = http.request(method, format!("{base}{path}")).bearer_auth(ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        operator.call(method, path, body).await
     };
-    let versions = async || {
-        let tree = admin(Method::GET, "/api/v1/trees/boot", None).await.1;
-        tree["versions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|v| (v["seq"].as_u64().unwrap(), v["enrs"].as_array().unwrap().len()))
-            .collect::<Vec<_>>()
-    };
+    let versions = async || versions(&operator.tree().await);
     let mut agents: Vec<SimAgent> = (0..6).map(|i| SimAgent::new(32_000 + i)).collect();
 
     // The first version is built at once.
-    agents[0].join(&http, &base, ADMIN, 6).await;
+    agents[0].join(http, base, ADMIN, 6).await;
     controller.reconcile_now().await.unwrap();
     assert_eq!(versions().await, [(1, 1)]);
 
     // Five more enrol within the window: nothing yet, then one version with all six.
     for agent in &mut agents[1..] {
-        agent.join(&http, &base, ADMIN, 6).await;
+        agent.join(http, base, ADMIN, 6).await;
         controller.reconcile_now().await.unwrap();
     }
     assert_eq!(versions().await.len(), 1, "still settling");
@@ -92,5 +116,55 @@ async fn a_burst_of_changes_makes_one_version_and_an_undone_one_none() {
     clock.advance(Duration::from_millis(2_100));
     controller.reconcile_now().await.unwrap();
     assert_eq!(versions().await[0], (3, 5));
+    controller.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_gone_keeps_the_last_version_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut keyring = Keyring::default();
+    keyring.insert("dev", node::crypto::generate_key());
+    let config = ControllerConfig {
+        dns: test_dns(),
+        trees: vec![boot_tree()],
+        settle_ms: 0,
+        ..test_config(dir.path(), ADMIN, None)
+    };
+    let controller = Controller::start(config, keyring, Vec::new()).await.unwrap();
+    let operator = Operator::of(&controller);
+    let (http, base) = (&operator.http, &operator.base);
+    let admin = async |method: Method, path: &str, body: Option<Value>| {
+        operator.call(method, path, body).await
+    };
+    let tree = async || operator.tree().await;
+    let mut agents: Vec<SimAgent> = (0..2).map(|i| SimAgent::new(32_100 + i)).collect();
+    for agent in &mut agents {
+        agent.join(http, base, ADMIN, 6).await;
+    }
+    controller.reconcile_now().await.unwrap();
+    assert_eq!(versions(&tree().await), [(1, 2)]);
+
+    // One leaves: a version without it, as always.
+    let maintenance = |agent: &SimAgent| format!("/api/v1/nodes/{}/maintenance", agent.node_id());
+    let down = json!({ "reason": "gone" });
+    assert_eq!(admin(Method::PUT, &maintenance(&agents[0]), Some(down.clone())).await.0, 200);
+    controller.reconcile_now().await.unwrap();
+    assert_eq!(versions(&tree().await)[0], (2, 1));
+
+    // The last one leaves: no empty version; the one listing it stays, and the error says so.
+    assert_eq!(admin(Method::PUT, &maintenance(&agents[1]), Some(down)).await.0, 200);
+    controller.reconcile_now().await.unwrap();
+    controller.reconcile_now().await.unwrap();
+    let now = tree().await;
+    assert_eq!(versions(&now)[0], (2, 1), "{now}");
+    let error = now["tree"]["lastError"].as_str().unwrap_or_default();
+    assert!(error.contains("version 2 stays"), "{now}");
+
+    // Back: the error clears, and a version lists it again.
+    assert_eq!(admin(Method::DELETE, &maintenance(&agents[0]), None).await.0, 200);
+    controller.reconcile_now().await.unwrap();
+    let now = tree().await;
+    assert_eq!(versions(&now)[0], (3, 1), "{now}");
+    assert!(now["tree"]["lastError"].is_null(), "{now}");
     controller.shutdown().await;
 }
