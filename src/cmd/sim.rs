@@ -289,8 +289,12 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if args.scenario == "shards" && !(1..=1024).contains(&args.shards) {
         bail!("--shards {}: a network has 1 to 1024 shards", args.shards);
     }
+    let fleet = args.fleet.unwrap_or((args.nodes / 20).max(3)).min(args.nodes);
+    if args.nodes < 2 || fleet == 0 {
+        bail!("a simulation needs at least 2 nodes and 1 fleet node");
+    }
     let needs_clients = ["fleet-loss", "churn", "hostile"].contains(&args.scenario.as_str());
-    if needs_clients && args.fleet.unwrap_or(3) >= args.nodes {
+    if needs_clients && fleet >= args.nodes {
         bail!("{} needs nodes besides the fleet's", args.scenario);
     }
     if args.scenario == "hostile" {
@@ -309,10 +313,6 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let links = SimLinks::new(args.rtt, link_rate, args.seed, hosts);
     // Always a model, even without delays: it is what crashes hosts.
     let link_model: Option<Arc<dyn LinkModel>> = Some(Arc::new(links.clone()));
-    let fleet = args.fleet.unwrap_or((args.nodes / 20).max(3)).min(args.nodes);
-    if args.nodes < 2 || fleet == 0 {
-        bail!("a simulation needs at least 2 nodes and 1 fleet node");
-    }
     // Every address must be usable before anything starts.
     let last = address(hosts - 1)?;
     if std::net::UdpSocket::bind((last, 0)).is_err() {

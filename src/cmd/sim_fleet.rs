@@ -24,7 +24,10 @@ use anyhow::Context;
 use node::{enrtree::NodeRecord, running::NodeHandle, tcp_transport::LinkModel};
 use serde::Serialize;
 
-use super::up::{TREE, api::Api, fleet, wait};
+use super::{
+    bench::percentile,
+    up::{TREE, api::Api, fleet, wait},
+};
 use crate::files;
 
 /// The zone the controller's DNS server answers for, and the tree's name in it.
@@ -37,6 +40,8 @@ const REPORT_INTERVAL: Duration = Duration::from_secs(2);
 const SCRAPE_EVERY: Duration = Duration::from_secs(2);
 /// Times each page is fetched at the end; the median is kept.
 const PAGE_SAMPLES: usize = 5;
+/// Scrape times kept: ten hours of scrapes.
+const MAX_SCRAPES: usize = 18_000;
 
 /// One fleet node to start.
 pub(crate) struct FleetNode {
@@ -132,15 +137,7 @@ impl SimFleet {
                 if let Ok(stats) = node.stats().await
                     && stats.relay_peers < min_relay_peers as usize
                 {
-                    let failures: Vec<u32> = node
-                        .admin_view()
-                        .await
-                        .map(|view| view.known.iter().map(|k| k.failures).collect())
-                        .unwrap_or_default();
-                    eprintln!(
-                        "fleet node {index}: {}; failed dials per known peer {failures:?}",
-                        super::bench_node::short_node(&stats)
-                    );
+                    eprintln!("fleet node {index}: {}", super::bench_node::short_node(&stats));
                 }
             }
             return Err(error.context("waiting for the fleet to pass"));
@@ -168,11 +165,16 @@ impl SimFleet {
     /// The controller's figures so far, with its dashboard and registry timed now.
     pub(crate) async fn figures(&self) -> anyhow::Result<ControllerFigures> {
         let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
-        let base = self.api.base();
-        let dashboard_ms = median_fetch_ms(&http, &format!("{base}/"), None).await?;
-        let registry_ms =
-            median_fetch_ms(&http, &format!("{base}/api/v1/nodes"), Some(self.api.admin_token()))
-                .await?;
+        let dashboard = format!("{}/", self.api.base());
+        let dashboard_ms = median_ms(async || {
+            let response = http.get(&dashboard).send().await?.error_for_status()?;
+            response.bytes().await.map(drop)
+        })
+        .await
+        .context("GET /")?;
+        let registry_ms = median_ms(async || self.api.nodes().await.map(drop))
+            .await
+            .context("GET /api/v1/nodes")?;
         let registry = self.api.nodes().await?;
         let passing = registry.iter().filter(|n| n["health"] == "passing").count();
         let tree = self.api.tree(TREE).await?;
@@ -182,8 +184,8 @@ impl SimFleet {
             .cloned()
             .unwrap_or_default();
         let scraped = self.watch.scraped();
-        let mut scrapes = scraped.scrape_ms.clone();
-        scrapes.sort_by(f64::total_cmp);
+        let mut scrapes = scraped.scrapes.clone();
+        scrapes.sort_unstable();
         Ok(ControllerFigures {
             agents: self.agents.len(),
             registry_passing: passing,
@@ -196,8 +198,8 @@ impl SimFleet {
             },
             metrics_scrape_ms: ScrapeFigures {
                 scrapes: scrapes.len(),
-                p50: quantile(&scrapes, 0.5),
-                max: scrapes.last().copied().unwrap_or(0.0),
+                p50: ms(percentile(&scrapes, 0.5)),
+                max: ms(percentile(&scrapes, 1.0)),
                 failed: scraped.failed,
             },
             dashboard_ms,
@@ -320,36 +322,20 @@ fn agent_config(
     })
 }
 
-/// `GET url` [`PAGE_SAMPLES`] times (with `token` as bearer when given): the median in ms.
-async fn median_fetch_ms(
-    http: &reqwest::Client,
-    url: &str,
-    token: Option<&str>,
-) -> anyhow::Result<f64> {
+/// Runs `call` [`PAGE_SAMPLES`] times: the median time in ms.
+async fn median_ms<E>(mut call: impl AsyncFnMut() -> Result<(), E>) -> Result<f64, E> {
     let mut times = Vec::with_capacity(PAGE_SAMPLES);
     for _ in 0..PAGE_SAMPLES {
-        let mut request = http.get(url);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
         let started = Instant::now();
-        let response = request.send().await.with_context(|| format!("GET {url}"))?;
-        let status = response.status();
-        response.bytes().await.with_context(|| format!("GET {url}"))?;
-        if !status.is_success() {
-            anyhow::bail!("GET {url}: {status}");
-        }
-        times.push(started.elapsed().as_secs_f64() * 1e3);
+        call().await?;
+        times.push(started.elapsed());
     }
-    times.sort_by(f64::total_cmp);
-    Ok(quantile(&times, 0.5))
+    times.sort_unstable();
+    Ok(ms(percentile(&times, 0.5)))
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    sorted[((sorted.len() - 1) as f64 * q).round() as usize]
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
 }
 
 /// `results.json`'s `controller`.
@@ -417,7 +403,8 @@ struct Scraped {
     reconcile_last: f64,
     reconcile_max: f64,
     passes: u64,
-    scrape_ms: Vec<f64>,
+    /// How long each scrape took, the first [`MAX_SCRAPES`].
+    scrapes: Vec<Duration>,
     failed: usize,
 }
 
@@ -449,11 +436,13 @@ async fn scrape_loop(url: String, seen: Arc<Mutex<Scraped>>) {
             Ok(response) if response.status().is_success() => response.text().await.ok(),
             _ => None,
         };
-        let took = started.elapsed().as_secs_f64() * 1e3;
+        let took = started.elapsed();
         if let Ok(mut seen) = seen.lock() {
             match text {
                 Some(text) => {
-                    seen.scrape_ms.push(took);
+                    if seen.scrapes.len() < MAX_SCRAPES {
+                        seen.scrapes.push(took);
+                    }
                     if let Some(last) = metric(&text, "wakufleet_reconcile_last_duration_seconds") {
                         seen.reconcile_last = last;
                         seen.reconcile_max = seen.reconcile_max.max(last);
@@ -492,12 +481,5 @@ mod tests {
         assert_eq!(metric(text, "wakufleet_reconcile_passes_total{result=\"ok\"}"), Some(12.0));
         assert_eq!(metric(text, "wakufleet_reconcile_last"), None);
         assert_eq!(metric(text, "missing"), None);
-    }
-
-    #[test]
-    fn quantiles_of_sorted_values() {
-        assert_eq!(quantile(&[], 0.5), 0.0);
-        assert_eq!(quantile(&[1.0, 2.0, 3.0], 0.5), 2.0);
-        assert_eq!(quantile(&[1.0, 2.0, 3.0], 1.0), 3.0);
     }
 }

@@ -59,8 +59,6 @@ impl Service {
         connected
     }
 
-    /// Dials toward the relay target, sheds surplus fleet connections, and goes back to the
-    /// bootstrap sources when alone.
     /// Dials what the peer manager picks now: on every tick, and at once when a dial failed or
     /// a peer left (waiting for the next tick cost every failed dial up to a second, more than
     /// the dial itself on a fast network).
@@ -88,6 +86,8 @@ impl Service {
         }
     }
 
+    /// Dials toward the relay target, sheds surplus fleet connections, and goes back to the
+    /// bootstrap sources when alone.
     pub(super) fn manage_connections(&mut self) {
         let now = Instant::now();
         self.expire_filter_subscriptions(now);

@@ -155,8 +155,9 @@ pub struct NodeStats {
     pub metadata_rejections: u64,
     /// Inbound connections refused by the limits.
     pub refused_inbound: u64,
-    /// Dials that failed (refused, timed out, the wrong peer), besides those libp2p skipped
-    /// because a connection or dial to the peer already existed.
+    /// Dials that failed: refused, timed out, the wrong peer at the address. (A dial libp2p
+    /// does not start, because the peer is connected or being dialled, is no failure: the
+    /// swarm refuses it at once and reports no event.)
     pub dials_failed: u64,
     /// Peers known (discovered or configured), connected or not.
     pub known_peers: usize,

@@ -599,9 +599,7 @@ impl Service {
                 self.dial_more();
             }
             SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. } => {
-                if !matches!(error, libp2p::swarm::DialError::DialPeerConditionFalse(_)) {
-                    self.stats.dials_failed += 1;
-                }
+                self.stats.dials_failed += 1;
                 self.connections.peer_manager.on_dial_failure(&peer, Instant::now());
                 for reply in self.connections.pending_dials.remove(&peer).unwrap_or_default() {
                     let _ = reply.send(Err(NodeError::Dial(error.to_string())));

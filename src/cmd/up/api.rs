@@ -23,11 +23,6 @@ impl Api {
         &self.base
     }
 
-    /// The bearer token it sends.
-    pub(crate) fn admin_token(&self) -> &str {
-        &self.token
-    }
-
     async fn send(&self, request: reqwest::RequestBuilder, what: &str) -> anyhow::Result<Value> {
         let response = request.bearer_auth(&self.token).send().await.context(what.to_owned())?;
         let status = response.status();
@@ -39,7 +34,7 @@ impl Api {
     }
 
     /// `POST /api/v1/tokens`: a one-time token for a relay node of `up`'s cluster and shard.
-    pub(crate) async fn token(&self, label: &str) -> anyhow::Result<String> {
+    pub(super) async fn token(&self, label: &str) -> anyhow::Result<String> {
         self.relay_token(label, super::fleet::CLUSTER, &[0]).await
     }
 

@@ -33,23 +33,23 @@ use super::api::Api;
 use crate::files;
 
 /// The local fleet's cluster; the bootstrapping node joins the same one.
-pub(crate) const CLUSTER: u16 = 1;
+pub(super) const CLUSTER: u16 = 1;
 /// How often the agents report (a local fleet can afford it).
 const REPORT_INTERVAL: Duration = Duration::from_millis(500);
 /// Longest wait for any one step.
-pub(crate) const STEP_LIMIT: Duration = Duration::from_secs(60);
+pub(super) const STEP_LIMIT: Duration = Duration::from_secs(60);
 
 /// Everything started so far, stopped in reverse: agents, nodes, controller.
 #[derive(Default)]
-pub(crate) struct Fleet {
-    pub(crate) controller: Option<Controller>,
-    pub(crate) agents: Vec<FleetAgent>,
-    pub(crate) bootstrap: Option<BootstrapNode>,
+pub(super) struct Fleet {
+    pub(super) controller: Option<Controller>,
+    pub(super) agents: Vec<FleetAgent>,
+    pub(super) bootstrap: Option<BootstrapNode>,
 }
 
 impl Fleet {
     /// Stops the agents (and their nodes), then the bootstrapping node, then the controller.
-    pub(crate) async fn shutdown(&mut self) {
+    pub(super) async fn shutdown(&mut self) {
         for agent in self.agents.drain(..) {
             agent.watcher.abort();
             agent.agent.shutdown().await;
@@ -86,7 +86,7 @@ pub(crate) fn dev_key(dir: &Path, name: &str) -> anyhow::Result<(SigningKey, Pat
 }
 
 /// A random secret in URL-safe text (passwords, the admin token).
-pub(crate) fn random_secret() -> String {
+pub(super) fn random_secret() -> String {
     let mut secret = [0u8; 24];
     node::crypto::random_bytes(&mut secret);
     data_encoding::BASE64URL_NOPAD.encode(&secret)
@@ -165,26 +165,26 @@ pub(crate) async fn start_controller(plan: ControllerPlan<'_>) -> anyhow::Result
 
 /// A node's ports; 0 picks a free one.
 #[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Ports {
-    pub(crate) tcp: u16,
+pub(super) struct Ports {
+    pub(super) tcp: u16,
     /// WebSocket, which web clients (js-waku) dial from the tree's records.
-    pub(crate) ws: u16,
-    pub(crate) rest: u16,
-    pub(crate) metrics: u16,
-    pub(crate) udp: u16,
+    pub(super) ws: u16,
+    pub(super) rest: u16,
+    pub(super) metrics: u16,
+    pub(super) udp: u16,
 }
 
 /// One agent of the fleet and what `up` measured of it.
-pub(crate) struct FleetAgent {
-    pub(crate) name: String,
-    pub(crate) agent: Agent,
+pub(super) struct FleetAgent {
+    pub(super) name: String,
+    pub(super) agent: Agent,
     /// Resolves to the time from start to the relay-peer target (`None`: not within the limit).
-    pub(crate) watcher: JoinHandle<Option<Duration>>,
+    pub(super) watcher: JoinHandle<Option<Duration>>,
 }
 
 impl FleetAgent {
     /// The running node's handle.
-    pub(crate) fn node(&self) -> anyhow::Result<NodeHandle> {
+    pub(super) fn node(&self) -> anyhow::Result<NodeHandle> {
         self.agent
             .supervisor()
             .current()
@@ -199,20 +199,20 @@ pub(crate) fn node_id(node: &NodeHandle) -> String {
 }
 
 /// What one agent is started with.
-pub(crate) struct AgentPlan<'a> {
-    pub(crate) dir: &'a Path,
-    pub(crate) name: String,
-    pub(crate) controller: &'a Api,
+pub(super) struct AgentPlan<'a> {
+    pub(super) dir: &'a Path,
+    pub(super) name: String,
+    pub(super) controller: &'a Api,
     /// Node TCP, REST, metrics and discv5 UDP ports (0: any free port).
-    pub(crate) ports: Ports,
-    pub(crate) discv5_bootstrap: Vec<String>,
-    pub(crate) relay_target: usize,
+    pub(super) ports: Ports,
+    pub(super) discv5_bootstrap: Vec<String>,
+    pub(super) relay_target: usize,
 }
 
 /// Starts one agent in `dir/<name>/`: its node key (created once), an enrolment token from
 /// the controller when the registry does not know the node yet, a loopback node that finds the
 /// others through discv5.
-pub(crate) async fn start_agent(
+pub(super) async fn start_agent(
     plan: AgentPlan<'_>,
     registry: &[Value],
 ) -> anyhow::Result<FleetAgent> {
@@ -280,7 +280,7 @@ const DISCV5_BOOTSTRAP: usize = 16;
 /// [`DISCV5_BOOTSTRAP`] of them, so it can dial them at once (later ones dial it). Found
 /// through discv5, peers are not fleet nodes to each other, so the node's diversity rule never
 /// sheds them, and a node's bootstrap latency includes real discovery.
-pub(crate) fn discv5_bootstrap(agents: &[FleetAgent]) -> anyhow::Result<Vec<String>> {
+pub(super) fn discv5_bootstrap(agents: &[FleetAgent]) -> anyhow::Result<Vec<String>> {
     let skip = agents.len().saturating_sub(DISCV5_BOOTSTRAP);
     agents[skip..].iter().map(|agent| Ok(agent.node()?.enr().to_base64())).collect()
 }
@@ -303,13 +303,13 @@ async fn watch_relay_peers(
 }
 
 /// The node that joins from the tree alone, with nwaku's REST and metrics ports.
-pub(crate) struct BootstrapNode {
-    pub(crate) handle: NodeHandle,
-    pub(crate) task: JoinHandle<()>,
-    pub(crate) rest: SocketAddr,
-    pub(crate) metrics: SocketAddr,
+pub(super) struct BootstrapNode {
+    pub(super) handle: NodeHandle,
+    pub(super) task: JoinHandle<()>,
+    pub(super) rest: SocketAddr,
+    pub(super) metrics: SocketAddr,
     servers: Vec<JoinHandle<()>>,
-    pub(crate) started: Instant,
+    pub(super) started: Instant,
 }
 
 impl BootstrapNode {
@@ -323,7 +323,7 @@ impl BootstrapNode {
 }
 
 /// Starts a node whose only source of peers is the tree at `url`, resolved through `dns`.
-pub(crate) async fn start_bootstrap_node(
+pub(super) async fn start_bootstrap_node(
     url: &str,
     dns: SocketAddr,
     ports: Ports,
