@@ -15,6 +15,8 @@ mod key;
 mod node;
 mod sim;
 mod sim_churn;
+mod sim_cpu;
+mod sim_files;
 mod sim_fleet;
 mod sim_hostile;
 mod sim_links;

@@ -112,6 +112,14 @@ pub(crate) struct SimArgs {
     /// How long every node may take to reach its relay target.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     limit: Duration,
+    /// Each client's connection limit (default: the node's, 150). Both ends of every link
+    /// are sockets of this process, and it may open as many files as `ulimit -n` allows.
+    #[arg(long)]
+    max_connections: Option<usize>,
+    /// Clients started per second, as a network grows (default: all at once, a cold start of
+    /// the whole network).
+    #[arg(long)]
+    arrival: Option<f64>,
 }
 
 /// `results.json`.
@@ -127,7 +135,10 @@ struct Results {
     link_mbit: Option<f64>,
     /// Nodes that reached [`TARGET_RELAY_PEERS`] within the limit.
     reached_target: usize,
-    relay_peers: RelayPeers,
+    relay_peers: PeerCounts,
+    /// Gossipsub mesh peers per node at the end (the smallest of its topics' meshes): below
+    /// 4 (D_low) a node gets messages by gossip, a heartbeat late per hop.
+    mesh_peers: PeerCounts,
     /// From each node's start to its relay target (nodes that reached it).
     bootstrap_seconds: Spread,
     /// Share of each non-fleet node's relay peers that are fleet nodes.
@@ -136,6 +147,12 @@ struct Results {
     rss_bytes_per_node: u64,
     /// Seconds from the first start to every node at its target (or the limit).
     wall_seconds: f64,
+    /// Clients started per second (none: all at once).
+    arrival_per_second: Option<f64>,
+    /// Each client's connection limit.
+    max_connections: usize,
+    /// Share of the machine's cores the sim kept busy: near 1, the times are its queues.
+    cpu_busy: Option<super::sim_cpu::CpuBusy>,
     /// Message figures: only scenarios that send messages fill these.
     messages: Option<Messages>,
     /// From publishing to arrival, over every (message, receiving node).
@@ -243,7 +260,7 @@ struct Messages {
 }
 
 #[derive(Debug, Serialize)]
-struct RelayPeers {
+struct PeerCounts {
     min: usize,
     p50: usize,
 }
@@ -303,6 +320,11 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if args.scenario == "churn" {
         super::sim_churn::check(args.churn)?;
     }
+    if let Some(rate) = args.arrival
+        && !(rate.is_finite() && rate > 0.0)
+    {
+        bail!("--arrival {rate}: clients started per second, above 0");
+    }
     let link_rate = match args.link_mbit {
         None => None,
         Some(mbit) if mbit > 0.0 => Some((mbit * 1e6 / 8.0) as u64),
@@ -318,12 +340,21 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if std::net::UdpSocket::bind((last, 0)).is_err() {
         bail!("cannot bind {last}: loopback addresses beyond 127.0.0.1 are not routed here");
     }
+    let max_connections = args.max_connections.unwrap_or(node::options::DEFAULT_MAX_CONNECTIONS);
+    if max_connections < TARGET_RELAY_PEERS {
+        bail!(
+            "--max-connections {max_connections}: at least the relay target, {TARGET_RELAY_PEERS}"
+        );
+    }
+    // Churn's extra hosts are addresses for joiners, not nodes running at once.
+    super::sim_files::ensure_open_files(args.nodes, max_connections)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
     let shards = if args.scenario == "shards" { args.shards } else { 1 };
     let plan = ShardPlan { fleet, shards };
     let started = Instant::now();
+    let bootstrap_cpu = super::sim_cpu::Phase::start()?;
     // The fleet, as operators run one: the controller and an agent per node.
     let fleet_plan = FleetPlan {
         dir: &args.out,
@@ -351,6 +382,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         dns: sim_fleet.dns,
         plan: &plan,
         links: link_model.clone(),
+        max_connections,
     };
     let roles = if args.scenario == "hostile" {
         super::sim_hostile::roles(fleet, args.nodes, args.unreachable, args.non_relaying)
@@ -360,18 +392,39 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let honest = |index: &usize| roles[*index] == Role::Honest;
 
     // Everyone else, as clients join: the tree's URL and nothing else.
-    for (index, &role) in roles.iter().enumerate().skip(fleet) {
-        if role == Role::Unreachable {
-            links.refuse_connections(index);
+    let clients_started = Instant::now();
+    let start_client = |index: usize, role: Role| {
+        let (clients, links) = (&clients, &links);
+        async move {
+            if let Some(rate) = args.arrival {
+                let due = Duration::from_secs_f64((index - fleet) as f64 / rate);
+                tokio::time::sleep_until((clients_started + due).into()).await;
+            }
+            if role == Role::Unreachable {
+                links.refuse_connections(index);
+            }
+            let node = clients.start(index, role).await?;
+            if index.is_multiple_of(50) {
+                eprintln!(
+                    "sim: starting, {}/{} nodes up, {:.1?}",
+                    index + 1,
+                    args.nodes,
+                    started.elapsed()
+                );
+            }
+            anyhow::Ok(node)
         }
-        nodes.push(clients.start(index, role).await?);
-        if index % 50 == 0 {
-            eprintln!(
-                "sim: starting, {}/{} nodes up, {:.1?}",
-                index + 1,
-                args.nodes,
-                started.elapsed()
-            );
+    };
+    if args.arrival.is_some() {
+        // Each on its own time: a start (binding, a key, listening) takes longer than the gap
+        // between arrivals at tens a second.
+        let starting = roles.iter().enumerate().skip(fleet).map(|(i, &r)| start_client(i, r));
+        for node in futures::future::join_all(starting).await {
+            nodes.push(node?);
+        }
+    } else {
+        for (index, &role) in roles.iter().enumerate().skip(fleet) {
+            nodes.push(start_client(index, role).await?);
         }
     }
     let all_started = started.elapsed();
@@ -404,6 +457,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    let bootstrap_busy = bootstrap_cpu.busy_share()?;
 
     // Publishers are honest clients (the fleet, when there are none).
     let honest_clients: Vec<usize> = (fleet..nodes.len()).filter(honest).collect();
@@ -451,6 +505,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let mut loss = None;
     let mut churn = None;
     let mut joined = Vec::new();
+    let traffic_cpu = super::sim_cpu::Phase::start()?;
     let traffic = match args.scenario.as_str() {
         "steady" | "shards" | "hostile" => {
             tokio::time::sleep(SETTLE).await;
@@ -516,6 +571,11 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         }
         _ => None,
     };
+    let cpu_busy = super::sim_cpu::CpuBusy {
+        cores: super::sim_cpu::cores(),
+        bootstrap: bootstrap_busy,
+        traffic: if traffic.is_some() { Some(traffic_cpu.busy_share()?) } else { None },
+    };
 
     // The figures are the honest nodes' still running: after a fleet loss the survivors, after
     // churn those that stayed and the joiners.
@@ -534,6 +594,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         results.hostile = Some(hostile_figures(&nodes, &roles, &live).await?);
     }
     results.churn = churn;
+    results.cpu_busy = Some(cpu_busy.clone());
     if let Some(traffic) = &traffic {
         add_traffic(&mut results, &mut samples, traffic, &load);
     }
@@ -548,12 +609,14 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         results.scenario, results.nodes, results.fleet_nodes, results.reached_target
     );
     println!(
-        "bootstrap to {TARGET_RELAY_PEERS} relay peers: p50 {:.2} s, p99 {:.2} s, max {:.2} s; relay peers min {}, p50 {}; fleet share mean {:.2}, max {:.2}; {} KiB per node",
+        "bootstrap to {TARGET_RELAY_PEERS} relay peers: p50 {:.2} s, p99 {:.2} s, max {:.2} s; relay peers min {}, p50 {}; mesh min {}, p50 {}; fleet share mean {:.2}, max {:.2}; {} KiB per node",
         results.bootstrap_seconds.p50,
         results.bootstrap_seconds.p99,
         results.bootstrap_seconds.max,
         results.relay_peers.min,
         results.relay_peers.p50,
+        results.mesh_peers.min,
+        results.mesh_peers.p50,
         results.fleet_share.mean,
         results.fleet_share.max,
         results.rss_bytes_per_node / 1024
@@ -574,6 +637,17 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             bandwidth.out_max
         );
     }
+    println!(
+        "cpu: {:.2} of {} cores busy while bootstrapping{}{}",
+        cpu_busy.bootstrap,
+        cpu_busy.cores,
+        cpu_busy.traffic.map_or(String::new(), |t| format!(", {t:.2} while messages flowed")),
+        if cpu_busy.saturated() {
+            " — CPU-bound: the times above are this machine's queues, not the protocol's"
+        } else {
+            ""
+        }
+    );
     if let Some(loss) = &results.fleet_loss {
         println!(
             "fleet loss: delivery {:.4} before, {:.4} after; {} of {} survivors at {TARGET_RELAY_PEERS} relay peers outside the fleet (p50 {:.1} s, max {:.1} s after the crash); no connection to a crashed node after {}",
@@ -697,17 +771,23 @@ struct Clients<'a> {
     dns: std::net::SocketAddr,
     plan: &'a ShardPlan,
     links: Option<Arc<dyn LinkModel>>,
+    max_connections: usize,
 }
 
 impl Clients<'_> {
     /// Starts the client on host `index` behaving as `role` (the caller makes an unreachable
     /// host's links refuse connections).
     async fn start(&self, index: usize, role: Role) -> anyhow::Result<NodeHandle> {
+        let defaults = node_config(address(index)?, self.plan, index, self.links.clone());
         let config = NodeConfig {
+            peer_manager: node::peers::PeerManagerConfig {
+                max_connections: self.max_connections,
+                ..defaults.peer_manager.clone()
+            },
             dns_discovery_urls: vec![self.url.clone()],
             dns_name_server: Some(self.dns),
             forward_messages: role != Role::NonRelaying,
-            ..node_config(address(index)?, self.plan, index, self.links.clone())
+            ..defaults
         };
         let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
         Ok(handle)
@@ -862,11 +942,13 @@ async fn measure(
     let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
     let peers = futures::future::join_all(clients.iter().map(NodeHandle::peers)).await;
     let mut relay = Vec::with_capacity(nodes.len());
+    let mut mesh = Vec::with_capacity(nodes.len());
     let mut bootstrap = Vec::new();
     let mut described = 0;
     for (index, stats) in stats.into_iter().enumerate() {
         let stats = stats?;
         relay.push(stats.relay_peers);
+        mesh.push(stats.mesh_per_topic.values().copied().min().unwrap_or(0));
         bootstrap.extend(stats.time_to_target_relay_peers);
         if stats.relay_peers < TARGET_RELAY_PEERS && described < 5 {
             described += 1;
@@ -882,6 +964,7 @@ async fn measure(
         }
     }
     relay.sort_unstable();
+    mesh.sort_unstable();
     bootstrap.sort_unstable();
     fleet_share.sort_by(f64::total_cmp);
     let rss_bytes = super::bench_node::rss_kib(std::process::id())? * 1024;
@@ -893,9 +976,13 @@ async fn measure(
         rtt: args.rtt.to_string(),
         link_mbit: args.link_mbit,
         reached_target: relay.iter().filter(|&&n| n >= TARGET_RELAY_PEERS).count(),
-        relay_peers: RelayPeers {
+        relay_peers: PeerCounts {
             min: relay.first().copied().unwrap_or(0),
             p50: relay.get(relay.len() / 2).copied().unwrap_or(0),
+        },
+        mesh_peers: PeerCounts {
+            min: mesh.first().copied().unwrap_or(0),
+            p50: mesh.get(mesh.len() / 2).copied().unwrap_or(0),
         },
         bootstrap_seconds: spread(&bootstrap),
         fleet_share: Share {
@@ -908,6 +995,9 @@ async fn measure(
         },
         rss_bytes_per_node: rss_bytes / running.max(1) as u64,
         wall_seconds: wall.as_secs_f64(),
+        arrival_per_second: args.arrival,
+        max_connections: args.max_connections.unwrap_or(node::options::DEFAULT_MAX_CONNECTIONS),
+        cpu_busy: None,
         messages: None,
         propagation_ms: None,
         delivery_ratio: None,

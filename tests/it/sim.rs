@@ -204,7 +204,14 @@ fn bad_arguments_are_refused_before_anything_starts() {
         &["sim", "--scenario", "churn", "--nodes", "3", "--out", "r"],
         "churn needs nodes besides the fleet's",
     );
-    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r"] {
+    fails(dir.path(), &["sim", "--arrival", "0", "--out", "q"], "--arrival 0: clients started");
+    fails(
+        dir.path(),
+        &["sim", "--max-connections", "3", "--out", "o"],
+        "at least the relay target",
+    );
+    fails(dir.path(), &["sim", "--arrival", "NaN", "--out", "p"], "--arrival NaN");
+    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r", "q", "p", "o"] {
         assert!(!dir.path().join(out).exists(), "{out}: nothing written for a refused run");
     }
 }
@@ -217,9 +224,35 @@ fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
     let (out, results, text, _) = sim(
         dir.path(),
         "shards",
-        &["--nodes", "40", "--shards", "4", "--duration", "4s", "--rate", "2", "--rtt", "none"],
+        &[
+            "--nodes",
+            "40",
+            "--shards",
+            "4",
+            "--duration",
+            "4s",
+            "--rate",
+            "2",
+            "--rtt",
+            "none",
+            "--arrival",
+            "20",
+        ],
     );
     assert!(out.contains("40 reached 6 relay peers"), "{out}");
+    // The 37 clients arrived 20 a second: the last 1.8 s after the first, and the run lasted
+    // at least that (the fleet starts first).
+    assert_eq!(results["arrival_per_second"].as_f64(), Some(20.0), "{text}");
+    assert!(results["wall_seconds"].as_f64().unwrap() >= 1.8, "{text}");
+    // Meshes formed (one per shard a node relays), and the machine's load was taken.
+    assert!(results["mesh_peers"]["p50"].as_u64().unwrap() >= 1, "{text}");
+    let cpu = &results["cpu_busy"];
+    assert!(cpu["cores"].as_u64().unwrap() >= 1, "{text}");
+    for phase in ["bootstrap", "traffic"] {
+        let busy = cpu[phase].as_f64().unwrap();
+        assert!(busy > 0.0 && busy <= 1.0, "{phase}: {text}");
+    }
+    assert!(out.contains("cores busy while bootstrapping"), "{out}");
     assert_eq!(results["shards"], 4, "{text}");
     let messages = &results["messages"];
     let sent = messages["sent"].as_u64().unwrap();

@@ -32,6 +32,9 @@ pub(super) struct PeerState {
     pub(super) agent: Option<String>,
     pub(super) cluster: Option<u32>,
     pub(super) shards: Vec<u32>,
+    /// When the connection came up: a peer that closes one we dialled within
+    /// [`super::REFUSED_WITHIN`] refused us, and is backed off like a failed dial.
+    pub(super) since: Instant,
 }
 
 impl Service {
@@ -109,12 +112,7 @@ impl Service {
             // candidates in hand, dialing is what it waits for, and every lookup costs a
             // signature check per record (in a 1,000-node simulation, eager lookups of nodes
             // that already knew hundreds of candidates took most of two cores).
-            let manager = &self.connections.peer_manager;
-            let target = manager.config().target_relay_peers;
-            let short = connected.relay.len() < target;
-            discv5.set_needs_peers(
-                short && manager.dialable(&connected, now, 2 * target) < 2 * target,
-            );
+            discv5.set_needs_peers(self.connections.peer_manager.wants_discovery(&connected, now));
         }
         self.dial_candidates(&connected, now);
         self.maybe_ask_for_peers(connected.relay.len(), now);

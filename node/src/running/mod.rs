@@ -77,6 +77,9 @@ const LISTEN_SETTLE: Duration = Duration::from_millis(50);
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often connections are reviewed (dials, limits, diversity).
 const MANAGE_INTERVAL: Duration = Duration::from_secs(1);
+/// A connection we dialled that the peer closes within this was refused (see
+/// `on_swarm_event`).
+const REFUSED_WITHIN: Duration = Duration::from_secs(10);
 /// With no peer at all for this long, go back to the bootstrap sources.
 const ALONE_RECOVERY: Duration = Duration::from_secs(10);
 /// Retry interval for DNS discovery that found nothing (nwaku: 30 s).
@@ -211,6 +214,7 @@ pub async fn start(
                 socket,
                 &d.bootstrap,
                 config.cluster_id,
+                config.shards.clone(),
                 discv5_tx,
             )
             .await
@@ -582,6 +586,7 @@ impl Service {
                     agent: None,
                     cluster: None,
                     shards: Vec::new(),
+                    since: Instant::now(),
                 });
                 if num_established.get() == 1 {
                     let ours = WakuMetadata::new(self.config.cluster_id, &self.config.shards);
@@ -593,8 +598,14 @@ impl Service {
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
-                if self.peers.remove(&peer_id).is_some() =>
+                if let Some(state) = self.peers.remove(&peer_id) =>
             {
+                // A peer that closes what we dialled at once is full (or sheds us past its
+                // slots): dialled again at once, the two spun in handshakes, a fleet node and
+                // each client it had no room for, many times a second.
+                if !state.inbound && state.since.elapsed() < REFUSED_WITHIN {
+                    self.connections.peer_manager.on_dial_failure(&peer_id, Instant::now());
+                }
                 self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
                 self.dial_more();
             }

@@ -8,6 +8,7 @@ mod common;
 mod fleet_ca;
 
 mod archive;
+mod connections;
 mod discv5;
 mod filter;
 mod js_waku;
