@@ -30,7 +30,7 @@ const LOOKUP_INTERVAL: Duration = Duration::from_secs(5);
 /// target, so a peer leaving does not wait for this). A lookup meets ~300 records in a network
 /// of hundreds (16 peers asked, 16 records each), each a signature check: 33 ms of CPU. At
 /// 5 s, then at 30 s, the lookups of nodes that needed nothing were the largest cost of a
-/// simulated network at rest (45 % of the CPU of 300 nodes relaying 1 KiB a second).
+/// simulated network at rest (over 40 % of the CPU of 300 nodes relaying 1 KiB a second).
 const SATISFIED_INTERVAL: Duration = Duration::from_secs(300);
 /// Shortest pause: after a lookup that found a record not seen before, or while nothing has
 /// been found yet. Each lookup that finds nothing new doubles the pause up to

@@ -320,10 +320,13 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if args.scenario == "churn" {
         super::sim_churn::check(args.churn)?;
     }
+    // The last client's start must be a time there is (1e-300 a second is not).
     if let Some(rate) = args.arrival
-        && !(rate.is_finite() && rate > 0.0)
+        && !(rate.is_finite()
+            && rate > 0.0
+            && Duration::try_from_secs_f64(args.nodes as f64 / rate).is_ok())
     {
-        bail!("--arrival {rate}: clients started per second, above 0");
+        bail!("--arrival {rate}: clients started per second, above 0 and finite");
     }
     let link_rate = match args.link_mbit {
         None => None,
@@ -594,7 +597,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         results.hostile = Some(hostile_figures(&nodes, &roles, &live).await?);
     }
     results.churn = churn;
-    results.cpu_busy = Some(cpu_busy.clone());
+    results.cpu_busy = Some(cpu_busy);
     if let Some(traffic) = &traffic {
         add_traffic(&mut results, &mut samples, traffic, &load);
     }

@@ -44,13 +44,12 @@ impl Phase {
     pub(crate) fn busy_share(&self) -> anyhow::Result<f64> {
         let used = process_cpu_seconds()? - self.cpu_seconds;
         let wall = self.started.elapsed().as_secs_f64();
-        let cores = std::thread::available_parallelism().map_or(1, usize::from) as f64;
-        Ok(if wall > 0.0 { (used / (wall * cores)).min(1.0) } else { 0.0 })
+        Ok(if wall > 0.0 { (used / (wall * cores() as f64)).min(1.0) } else { 0.0 })
     }
 }
 
 /// `results.json` → `cpu_busy`: share of the machine's cores the sim used, per phase.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct CpuBusy {
     pub(crate) cores: usize,
     /// From the first start until every node reached its target (or the limit).

@@ -211,7 +211,9 @@ fn bad_arguments_are_refused_before_anything_starts() {
         "at least the relay target",
     );
     fails(dir.path(), &["sim", "--arrival", "NaN", "--out", "p"], "--arrival NaN");
-    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r", "q", "p", "o"] {
+    // So slow that the last start would be past any time there is: refused, not a panic.
+    fails(dir.path(), &["sim", "--arrival", "1e-300", "--out", "n"], "clients started per second");
+    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r", "q", "p", "o", "n"] {
         assert!(!dir.path().join(out).exists(), "{out}: nothing written for a refused run");
     }
 }
