@@ -58,6 +58,13 @@ impl Origin {
     }
 }
 
+/// A node whose mesh stays thin dials up to this many relay peers beyond its relay target (as
+/// many again); there it trades peers instead ([`PeerManager::rotate_out`]). nwaku aims for a
+/// third of its relay slots as outbound peers alone (25 at its defaults).
+pub const MESH_DIAL_EXTRA: usize = 6;
+/// How long a peer traded away for a thin mesh is not dialled again.
+pub const ROTATED_HOLD: Duration = Duration::from_secs(600);
+
 /// Most peer ids a node keeps as its fleet's.
 pub const MAX_FLEET_PEERS: usize = 4096;
 
@@ -158,6 +165,10 @@ pub struct Connected {
     /// Identified peers that do not relay on our topics: service peers (light clients, or
     /// store/filter/lightpush servers we use).
     pub service: HashSet<PeerId>,
+    /// Whether a relay topic's gossipsub mesh has stayed below D_low for a while: the relay
+    /// peers the node has will not take it into their meshes (see
+    /// [`PeerManager::dial_candidates`]).
+    pub mesh_thin: bool,
 }
 
 /// Known peers and the decisions over them.
@@ -311,7 +322,14 @@ impl PeerManager {
     /// Peers to dial now: not connected, not backing off, within the IP limit; non-fleet peers
     /// first, then fewer failures, then in this node's own random order. Asks for enough to
     /// reach the relay target, and for extra non-fleet peers while the fleet holds too large a
-    /// share.
+    /// share or while the mesh stays thin (up to [`MESH_DIAL_EXTRA`] beyond the target, then
+    /// [`Self::rotate_out`]).
+    ///
+    /// A thin mesh with relay peers to spare is a node nobody dialled: every peer it has is
+    /// one it dialled, popular with others too, whose mesh is full (D_high), so each refuses
+    /// its GRAFT or prunes it at the next heartbeat, with a minute's backoff. In a 500-node
+    /// simulation such nodes held 7-12 relay peers, all outbound, each with 25-75 relay peers
+    /// and a mesh of 6-8, and had meshes of 0-3. Peers like itself have room.
     ///
     /// The last key matters at scale: ordered by peer id, every node of a network preferred
     /// the same few peers, which filled their inbound slots, refused the rest and sent them
@@ -330,7 +348,10 @@ impl PeerManager {
             .min(self.slots().0.saturating_sub(relay));
         let fleet_relay = connected.relay.iter().filter(|p| self.is_fleet(p)).count();
         let want_total = self.config.target_relay_peers.saturating_sub(relay);
-        let want_diverse = if self.fleet_share_too_high(relay, fleet_relay) { 2 } else { 0 };
+        let for_mesh =
+            connected.mesh_thin && relay < self.config.target_relay_peers + MESH_DIAL_EXTRA;
+        let want_extra =
+            if self.fleet_share_too_high(relay, fleet_relay) || for_mesh { 2 } else { 0 };
         let mut candidates: Vec<(&PeerId, &Known)> = self.dialable_now(connected, now).collect();
         candidates.sort_by_cached_key(|(peer, known)| {
             (self.is_fleet(peer), known.failures, self.order(peer))
@@ -342,8 +363,7 @@ impl PeerManager {
                 break;
             }
             let fleet = self.is_fleet(peer);
-            let wanted =
-                out.len() < want_total || (!fleet && out.len() < want_total + want_diverse);
+            let wanted = out.len() < want_total || (!fleet && out.len() < want_total + want_extra);
             if !wanted {
                 continue;
             }
@@ -437,6 +457,42 @@ impl PeerManager {
         out
     }
 
+    /// A node [`MESH_DIAL_EXTRA`] beyond its target whose mesh stays thin: a relay peer it dialled, outside
+    /// the fleet, that kept it out of its mesh (`outside_mesh`: the service's list of relay
+    /// peers connected long enough to have been grafted and not in the mesh), to drop for a
+    /// peer it has not tried, when there is one. Without this a node whose every peer was a
+    /// hub with a full mesh stayed thin at the ceiling (500 nodes: 35 of them).
+    pub fn rotate_out(
+        &self,
+        connected: &Connected,
+        outside_mesh: &[PeerId],
+        now: Instant,
+    ) -> Option<PeerId> {
+        let ceiling = self.config.target_relay_peers + MESH_DIAL_EXTRA;
+        if !connected.mesh_thin
+            || connected.relay.len() < ceiling
+            || self.dialable(connected, now, 1) == 0
+        {
+            return None;
+        }
+        outside_mesh
+            .iter()
+            .filter(|p| {
+                connected.relay.contains(p)
+                    && connected.peers.get(p) == Some(&false)
+                    && !self.is_fleet(p)
+            })
+            .min_by_key(|p| self.order(p))
+            .copied()
+    }
+
+    /// `peer` was dropped on purpose: not dialled again for [`ROTATED_HOLD`].
+    pub fn hold_off(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(known) = self.known.get_mut(peer) {
+            known.retry_at = Some(now + ROTATED_HOLD);
+        }
+    }
+
     /// Relay and service slots: nwaku's split of `max_connections` (relay rounded up).
     pub fn slots(&self) -> (usize, usize) {
         let max = self.config.max_connections;
@@ -516,6 +572,78 @@ mod tests {
             &others.iter().copied().collect::<HashSet<_>>()
         );
         assert!(picked[3..].iter().all(|p| pm.is_fleet(p)));
+    }
+
+    /// A node at its relay target whose mesh stays thin dials two more non-fleet peers, and
+    /// stops at the ceiling; with a healthy mesh it dials nobody.
+    #[test]
+    fn a_thin_mesh_dials_two_more_peers_up_to_the_ceiling() {
+        let mut pm = manager();
+        let target = pm.config.target_relay_peers;
+        let known: Vec<PeerId> = (0..40).map(|_| PeerId::random()).collect();
+        for (i, p) in known.iter().enumerate() {
+            pm.add(*p, vec![addr([10, 4, i as u8, 1])], Origin::Discv5);
+        }
+        let fleet = PeerId::random();
+        pm.add(fleet, vec![addr([10, 5, 0, 1])], Origin::Dns);
+        let holding = |count: usize, mesh_thin: bool| {
+            let mut connected = Connected { mesh_thin, ..Connected::default() };
+            for p in &known[..count] {
+                connected.peers.insert(*p, false);
+                connected.relay.insert(*p);
+            }
+            connected
+        };
+        let now = Instant::now();
+        assert!(pm.dial_candidates(&holding(target, false), now).is_empty());
+        let picked = pm.dial_candidates(&holding(target, true), now);
+        assert_eq!(picked.len(), 2);
+        assert!(picked.iter().all(|(p, _)| !known[..target].contains(p) && *p != fleet));
+        let ceiling = target + MESH_DIAL_EXTRA;
+        assert_eq!(pm.dial_candidates(&holding(ceiling - 1, true), now).len(), 2);
+        assert!(pm.dial_candidates(&holding(ceiling, true), now).is_empty());
+    }
+
+    /// At the ceiling with a thin mesh, a node trades a peer it dialled that keeps it out of
+    /// its mesh: never an inbound one, a fleet node, or one it was not told about; not below
+    /// the ceiling, with a healthy mesh, or with nobody to dial instead; and a traded peer is
+    /// not dialled again soon.
+    #[test]
+    fn a_thin_mesh_at_the_ceiling_trades_a_peer_that_keeps_it_out() {
+        let mut pm = manager();
+        let ceiling = pm.config.target_relay_peers + MESH_DIAL_EXTRA;
+        let relay: Vec<PeerId> = (0..ceiling).map(|_| PeerId::random()).collect();
+        let fresh = PeerId::random();
+        let fleet = relay[0];
+        pm.add(fleet, vec![addr([10, 6, 0, 1])], Origin::Dns);
+        for (i, p) in relay.iter().enumerate().skip(1) {
+            pm.add(*p, vec![addr([10, 6, i as u8, 1])], Origin::Discv5);
+        }
+        pm.add(fresh, vec![addr([10, 7, 0, 1])], Origin::Discv5);
+        let inbound = relay[1];
+        let mut connected = Connected { mesh_thin: true, ..Connected::default() };
+        for p in &relay {
+            connected.peers.insert(*p, *p == inbound);
+            connected.relay.insert(*p);
+        }
+        let now = Instant::now();
+        assert_eq!(pm.rotate_out(&connected, &[fleet, inbound], now), None);
+        let traded = pm.rotate_out(&connected, &relay, now).expect("one to trade");
+        assert!(traded != fleet && traded != inbound);
+        assert_eq!(pm.rotate_out(&connected, &[relay[2]], now), Some(relay[2]));
+        let healthy = Connected { mesh_thin: false, ..connected.clone() };
+        assert_eq!(pm.rotate_out(&healthy, &relay, now), None);
+        let mut below = connected.clone();
+        below.relay.remove(&relay[5]);
+        assert_eq!(pm.rotate_out(&below, &relay, now), None);
+        // Traded away: neither dialled again soon nor a reason to trade while nobody else is.
+        connected.peers.remove(&traded);
+        connected.relay.remove(&traded);
+        pm.hold_off(&traded, now);
+        connected.peers.insert(fresh, false);
+        connected.relay.insert(fresh);
+        assert!(pm.dial_candidates(&connected, now).iter().all(|(p, _)| *p != traded));
+        assert_eq!(pm.rotate_out(&connected, &relay, now), None, "nobody left to dial");
     }
 
     /// Every node its own order: two nodes knowing the same 50 equally good peers pick

@@ -19,6 +19,7 @@ mod sim_cpu;
 mod sim_files;
 mod sim_fleet;
 mod sim_hostile;
+mod sim_hosts;
 mod sim_links;
 mod sim_plot;
 mod sim_traffic;
@@ -93,6 +94,9 @@ enum Command {
     /// Many embedded nodes on this machine bootstrapping from a fleet's signed tree, measured
     /// into results.json.
     Sim(sim::SimArgs),
+    /// One of `sim --workers`'s processes: runs the clients it is asked for (stdin/stdout).
+    #[command(hide = true)]
+    SimWorker,
     /// Ask a `/health` URL once (container health checks): exit 0 when it answers 2xx.
     Health(health::HealthArgs),
 }
@@ -111,6 +115,7 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Tree(command) => tree::run(command).await,
         Command::Bench(command) => bench::run(command).await.map(|()| ExitCode::SUCCESS),
         Command::Sim(args) => sim::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::SimWorker => sim_hosts::worker_main().await.map(|()| ExitCode::SUCCESS),
         Command::Health(args) => health::run(args).await.map(|()| ExitCode::SUCCESS),
     }
 }

@@ -19,10 +19,10 @@
 //! messages flow, [`super::sim_churn`]); `shards` (the steady load over `--shards` shards by
 //! autosharding); `hostile` (unreachable and non-relaying clients among honest ones,
 //! [`super::sim_hostile`]). Besides `results.json` (with the controller's own costs): CDFs as
-//! SVG and `report.html` showing them ([`super::sim_plot`]). Not yet: several processes.
+//! SVG and `report.html` showing them ([`super::sim_plot`]). With `--workers N` the clients
+//! run in N child processes ([`super::sim_hosts`]), each with its own open-files limit.
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -31,27 +31,23 @@ use std::{
 use anyhow::{Context, bail};
 use clap::Args;
 use libp2p::PeerId;
-use node::{
-    config::NodeConfig,
-    discovery_v5::Discv5Config,
-    running::{NodeHandle, TARGET_RELAY_PEERS, start},
-    tcp_transport::LinkModel,
-    topics::{ContentTopic, ShardTopic},
-};
+use node::{running::TARGET_RELAY_PEERS, tcp_transport::LinkModel, topics::ContentTopic};
 use serde::Serialize;
 
 use super::{
     sim_churn::ChurnFigures,
     sim_fleet::{ControllerFigures, FleetNode, FleetPlan, SimFleet},
     sim_hostile::{Hostile, Role},
+    sim_hosts::{CLUSTER, Hosts, Setup, ShardPlan, SimNode},
     sim_links::{RttModel, SimLinks, address},
     sim_traffic::{Load, Publisher},
 };
 
 /// The simulated network's cluster.
-const CLUSTER: u16 = 0;
 /// Between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+/// Worker processes at most.
+const MAX_WORKERS: usize = 64;
 /// What the scenarios are called.
 const SCENARIOS: [&str; 6] = ["cold-start", "steady", "fleet-loss", "churn", "shards", "hostile"];
 /// Between every node at its target and the first message: a few gossipsub heartbeats for
@@ -112,14 +108,19 @@ pub(crate) struct SimArgs {
     /// How long every node may take to reach its relay target.
     #[arg(long, default_value = "120s", value_parser = humantime::parse_duration)]
     limit: Duration,
-    /// Each client's connection limit (default: the node's, 150). Both ends of every link
-    /// are sockets of this process, and it may open as many files as `ulimit -n` allows.
+    /// Each client's connection limit (default: the node's, 150). Both ends of a link between
+    /// two nodes of one process are its sockets, and it may open as many files as `ulimit -n`
+    /// allows (see --workers).
     #[arg(long)]
     max_connections: Option<usize>,
     /// Clients started per second, as a network grows (default: all at once, a cold start of
     /// the whole network).
     #[arg(long)]
     arrival: Option<f64>,
+    /// Child processes to run the clients in, each with its own open-files limit (default: 0,
+    /// every node in this process). Past about a thousand nodes one process runs out of files.
+    #[arg(long, default_value_t = 0)]
+    workers: usize,
 }
 
 /// `results.json`.
@@ -139,6 +140,8 @@ struct Results {
     /// Gossipsub mesh peers per node at the end (the smallest of its topics' meshes): below
     /// 4 (D_low) a node gets messages by gossip, a heartbeat late per hop.
     mesh_peers: PeerCounts,
+    /// Nodes whose smallest mesh is below D_low at the end.
+    mesh_below_d_low: usize,
     /// From each node's start to its relay target (nodes that reached it).
     bootstrap_seconds: Spread,
     /// Share of each non-fleet node's relay peers that are fleet nodes.
@@ -149,6 +152,8 @@ struct Results {
     wall_seconds: f64,
     /// Clients started per second (none: all at once).
     arrival_per_second: Option<f64>,
+    /// Child processes the clients ran in (0: this one).
+    workers: usize,
     /// Each client's connection limit.
     max_connections: usize,
     /// Share of the machine's cores the sim kept busy: near 1, the times are its queues.
@@ -210,7 +215,7 @@ struct Healing {
 /// Watches the survivors after the fleet crashed at `crashed_at`, until each has its relay
 /// target among non-fleet peers and none still holds a connection to the dead, or `limit`.
 async fn watch_healing(
-    survivors: &[NodeHandle],
+    survivors: &[SimNode],
     fleet_ids: &std::collections::HashSet<PeerId>,
     crashed_at: Instant,
     limit: Duration,
@@ -218,15 +223,15 @@ async fn watch_healing(
     let mut healed: Vec<Option<Duration>> = vec![None; survivors.len()];
     let mut dead_gone = None;
     while crashed_at.elapsed() < limit {
-        let peers = futures::future::join_all(survivors.iter().map(NodeHandle::peers)).await;
+        let peers = futures::future::join_all(survivors.iter().map(SimNode::peers)).await;
         let mut holding_dead = 0;
         for (index, peers) in peers.into_iter().enumerate() {
             let peers = peers?;
-            if peers.iter().any(|p| fleet_ids.contains(&p.peer_id)) {
+            if peers.iter().any(|(p, _)| fleet_ids.contains(p)) {
                 holding_dead += 1;
             }
             let alive_relay =
-                peers.iter().filter(|p| p.relay && !fleet_ids.contains(&p.peer_id)).count();
+                peers.iter().filter(|(p, relay)| *relay && !fleet_ids.contains(p)).count();
             if healed[index].is_none() && alive_relay >= TARGET_RELAY_PEERS {
                 healed[index] = Some(crashed_at.elapsed());
             }
@@ -310,6 +315,13 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if args.nodes < 2 || fleet == 0 {
         bail!("a simulation needs at least 2 nodes and 1 fleet node");
     }
+    if args.workers > MAX_WORKERS || args.workers > args.nodes - fleet {
+        bail!(
+            "--workers {}: at most one per client ({}) and {MAX_WORKERS}",
+            args.workers,
+            args.nodes - fleet
+        );
+    }
     let needs_clients = ["fleet-loss", "churn", "hostile"].contains(&args.scenario.as_str());
     if needs_clients && fleet >= args.nodes {
         bail!("{} needs nodes besides the fleet's", args.scenario);
@@ -350,14 +362,15 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         );
     }
     // Churn's extra hosts are addresses for joiners, not nodes running at once.
-    super::sim_files::ensure_open_files(args.nodes, max_connections)?;
+    let here = if args.workers == 0 { args.nodes } else { fleet };
+    super::sim_files::ensure_open_files(here, max_connections)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
 
     let shards = if args.scenario == "shards" { args.shards } else { 1 };
     let plan = ShardPlan { fleet, shards };
     let started = Instant::now();
-    let bootstrap_cpu = super::sim_cpu::Phase::start()?;
+    let bootstrap_cpu = super::sim_cpu::Phase::start(&[std::process::id()])?;
     // The fleet, as operators run one: the controller and an agent per node.
     let fleet_plan = FleetPlan {
         dir: &args.out,
@@ -376,17 +389,22 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         started.elapsed(),
         sim_fleet.url
     );
-    let mut nodes: Vec<NodeHandle> = Vec::with_capacity(args.nodes);
-    nodes.extend(sim_fleet.nodes.iter().cloned());
-    let fleet_ids: std::collections::HashSet<PeerId> =
-        nodes.iter().map(NodeHandle::peer_id).collect();
-    let clients = Clients {
+    let setup = Setup {
+        rtt: args.rtt.to_string(),
+        bytes_per_sec: link_rate,
+        seed: args.seed,
+        hosts,
+        plan,
         url: sim_fleet.url.clone(),
         dns: sim_fleet.dns,
-        plan: &plan,
-        links: link_model.clone(),
         max_connections,
     };
+    let hosts = Hosts::new(setup, links.clone(), args.workers, args.nodes - fleet)
+        .await
+        .context("the worker processes")?;
+    let mut nodes: Vec<SimNode> = Vec::with_capacity(args.nodes);
+    nodes.extend(sim_fleet.nodes.iter().enumerate().map(|(i, h)| hosts.adopt(i, h.clone())));
+    let fleet_ids: std::collections::HashSet<PeerId> = nodes.iter().map(SimNode::peer_id).collect();
     let roles = if args.scenario == "hostile" {
         super::sim_hostile::roles(fleet, args.nodes, args.unreachable, args.non_relaying)
     } else {
@@ -397,16 +415,16 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     // Everyone else, as clients join: the tree's URL and nothing else.
     let clients_started = Instant::now();
     let start_client = |index: usize, role: Role| {
-        let (clients, links) = (&clients, &links);
+        let hosts = &hosts;
         async move {
             if let Some(rate) = args.arrival {
                 let due = Duration::from_secs_f64((index - fleet) as f64 / rate);
                 tokio::time::sleep_until((clients_started + due).into()).await;
             }
             if role == Role::Unreachable {
-                links.refuse_connections(index);
+                hosts.refuse_connections(index).await?;
             }
-            let node = clients.start(index, role).await?;
+            let node = hosts.start(index, role).await?;
             if index.is_multiple_of(50) {
                 eprintln!(
                     "sim: starting, {}/{} nodes up, {:.1?}",
@@ -433,13 +451,12 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let all_started = started.elapsed();
 
     // Until every honest node has its relay peers, or the limit.
-    let watched: Vec<NodeHandle> =
-        (0..nodes.len()).filter(honest).map(|i| nodes[i].clone()).collect();
+    let watched: Vec<SimNode> = (0..nodes.len()).filter(honest).map(|i| nodes[i].clone()).collect();
     let deadline = started + args.limit;
     let mut next_progress = Instant::now();
     let wall = loop {
         // All at once: asked one after another, a thousand busy nodes took minutes a round.
-        let stats = futures::future::join_all(watched.iter().map(NodeHandle::stats)).await;
+        let stats = futures::future::join_all(watched.iter().map(SimNode::stats)).await;
         let mut reached = 0;
         for stats in stats {
             if stats?.relay_peers >= TARGET_RELAY_PEERS {
@@ -460,7 +477,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
-    let bootstrap_busy = bootstrap_cpu.busy_share()?;
+    let bootstrap_busy = bootstrap_cpu.busy_share(&hosts.pids())?;
 
     // Publishers are honest clients (the fleet, when there are none).
     let honest_clients: Vec<usize> = (fleet..nodes.len()).filter(honest).collect();
@@ -508,7 +525,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let mut loss = None;
     let mut churn = None;
     let mut joined = Vec::new();
-    let traffic_cpu = super::sim_cpu::Phase::start()?;
+    let traffic_cpu = super::sim_cpu::Phase::start(&hosts.pids())?;
     let traffic = match args.scenario.as_str() {
         "steady" | "shards" | "hostile" => {
             tokio::time::sleep(SETTLE).await;
@@ -528,7 +545,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             let before = super::sim_traffic::run(&nodes, &topics, &load).await?;
             eprintln!("sim: fleet-loss, every fleet node crashes");
             for index in 0..fleet {
-                links.crash(index);
+                hosts.crash(index).await?;
                 sim_fleet.stop(index).await;
             }
             let crashed_at = Instant::now();
@@ -560,10 +577,10 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
                 load.rate
             );
             let churn_started = Instant::now();
-            let join = |host: usize| clients.start(host, Role::Honest);
+            let join = |host: usize| hosts.start(host, Role::Honest);
             let (traffic, churned) = tokio::join!(
                 super::sim_traffic::run(&nodes, &topics, &load),
-                super::sim_churn::run(&churn_events, &nodes, &links, churn_started, join)
+                super::sim_churn::run(&churn_events, &nodes, &hosts, churn_started, join)
             );
             let churned = churned?;
             let times = super::sim_churn::joiners_bootstrap(&churned, args.limit).await;
@@ -577,13 +594,17 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let cpu_busy = super::sim_cpu::CpuBusy {
         cores: super::sim_cpu::cores(),
         bootstrap: bootstrap_busy,
-        traffic: if traffic.is_some() { Some(traffic_cpu.busy_share()?) } else { None },
+        traffic: if traffic.is_some() {
+            Some(traffic_cpu.busy_share(&hosts.pids())?)
+        } else {
+            None
+        },
     };
 
     // The figures are the honest nodes' still running: after a fleet loss the survivors, after
     // churn those that stayed and the joiners.
     let first = if loss.is_some() { fleet } else { 0 };
-    let live: Vec<NodeHandle> = (first..nodes.len())
+    let live: Vec<SimNode> = (first..nodes.len())
         .filter(|i| honest(i) && !leaving.contains(i))
         .map(|i| nodes[i].clone())
         .chain(joined.iter().cloned())
@@ -592,7 +613,8 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     // Memory is shared by every node still running, misbehaving ones included.
     let running = nodes.len() - first - leaving.len() + joined.len();
     let (mut results, mut samples) =
-        measure(&args, fleet, (&live, live_clients, running), &fleet_ids, wall).await?;
+        measure(&args, fleet, (&live, live_clients, running), &fleet_ids, wall, &hosts.pids())
+            .await?;
     if args.scenario == "hostile" {
         results.hostile = Some(hostile_figures(&nodes, &roles, &live).await?);
     }
@@ -612,7 +634,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         results.scenario, results.nodes, results.fleet_nodes, results.reached_target
     );
     println!(
-        "bootstrap to {TARGET_RELAY_PEERS} relay peers: p50 {:.2} s, p99 {:.2} s, max {:.2} s; relay peers min {}, p50 {}; mesh min {}, p50 {}; fleet share mean {:.2}, max {:.2}; {} KiB per node",
+        "bootstrap to {TARGET_RELAY_PEERS} relay peers: p50 {:.2} s, p99 {:.2} s, max {:.2} s; relay peers min {}, p50 {}; mesh min {}, p50 {}, {} below D_low; fleet share mean {:.2}, max {:.2}; {} KiB per node",
         results.bootstrap_seconds.p50,
         results.bootstrap_seconds.p99,
         results.bootstrap_seconds.max,
@@ -620,6 +642,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         results.relay_peers.p50,
         results.mesh_peers.min,
         results.mesh_peers.p50,
+        results.mesh_below_d_low,
         results.fleet_share.mean,
         results.fleet_share.max,
         results.rss_bytes_per_node / 1024
@@ -688,29 +711,6 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Which shards each node relays: with one shard, all of them shard 0; with more, the fleet
-/// every shard (as a fleet serves its network) and every other node one, in turn (as an
-/// application's users are on its shard).
-struct ShardPlan {
-    fleet: usize,
-    shards: u16,
-}
-
-impl ShardPlan {
-    fn shards_of(&self, index: usize) -> Vec<u16> {
-        if index < self.fleet || self.shards == 1 {
-            (0..self.shards).collect()
-        } else {
-            // `shards` is at most 1024, so the remainder fits.
-            vec![((index - self.fleet) % usize::from(self.shards)) as u16]
-        }
-    }
-
-    fn topic(&self, shard: u16) -> String {
-        ShardTopic::new(0, shard).to_string()
-    }
-}
-
 /// A content topic per shard that autosharding over `shards` puts there.
 fn content_topics(shards: u16) -> anyhow::Result<Vec<String>> {
     if shards == 1 {
@@ -726,29 +726,6 @@ fn content_topics(shards: u16) -> anyhow::Result<Vec<String>> {
         }
     }
     bail!("no content topic found for every one of {shards} shards")
-}
-
-/// A node on `ip` with the default limits; relay on its shards, peer exchange (both ways) and
-/// discv5.
-fn node_config(
-    ip: Ipv4Addr,
-    plan: &ShardPlan,
-    index: usize,
-    link_model: Option<Arc<dyn LinkModel>>,
-) -> NodeConfig {
-    NodeConfig {
-        listen_ip: IpAddr::V4(ip),
-        tcp_port: 0,
-        websocket_port: None,
-        discv5: Some(Discv5Config { udp_port: 0, bootstrap: Vec::new() }),
-        cluster_id: CLUSTER,
-        shards: plan.shards_of(index),
-        num_shards_in_network: plan.shards,
-        peer_exchange: true,
-        peer_exchange_client: true,
-        link_model,
-        ..NodeConfig::default()
-    }
 }
 
 /// Per-node figures behind the pictures, each sorted.
@@ -769,49 +746,21 @@ fn spread_publishers(pool: &[usize], count: usize) -> Vec<usize> {
 }
 
 /// How clients start: from the tree's URL and the DNS server alone.
-struct Clients<'a> {
-    url: String,
-    dns: std::net::SocketAddr,
-    plan: &'a ShardPlan,
-    links: Option<Arc<dyn LinkModel>>,
-    max_connections: usize,
-}
-
-impl Clients<'_> {
-    /// Starts the client on host `index` behaving as `role` (the caller makes an unreachable
-    /// host's links refuse connections).
-    async fn start(&self, index: usize, role: Role) -> anyhow::Result<NodeHandle> {
-        let defaults = node_config(address(index)?, self.plan, index, self.links.clone());
-        let config = NodeConfig {
-            peer_manager: node::peers::PeerManagerConfig {
-                max_connections: self.max_connections,
-                ..defaults.peer_manager.clone()
-            },
-            dns_discovery_urls: vec![self.url.clone()],
-            dns_name_server: Some(self.dns),
-            forward_messages: role != Role::NonRelaying,
-            ..defaults
-        };
-        let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
-        Ok(handle)
-    }
-}
-
 /// The `hostile` figures: the misbehaving nodes, the honest nodes' failed dials.
 async fn hostile_figures(
-    nodes: &[NodeHandle],
+    nodes: &[SimNode],
     roles: &[Role],
-    honest: &[NodeHandle],
+    honest: &[SimNode],
 ) -> anyhow::Result<Hostile> {
-    let unreachable: Vec<&NodeHandle> =
+    let unreachable: Vec<&SimNode> =
         nodes.iter().zip(roles).filter(|(_, r)| **r == Role::Unreachable).map(|(n, _)| n).collect();
     let mut unreachable_times = Vec::new();
     for stats in futures::future::join_all(unreachable.iter().map(|n| n.stats())).await {
-        unreachable_times.extend(stats?.time_to_target_relay_peers);
+        unreachable_times.extend(stats?.time_to_target);
     }
     unreachable_times.sort_unstable();
     let mut dials_failed = 0u64;
-    for stats in futures::future::join_all(honest.iter().map(NodeHandle::stats)).await {
+    for stats in futures::future::join_all(honest.iter().map(SimNode::stats)).await {
         dials_failed += stats?.dials_failed;
     }
     Ok(Hostile {
@@ -938,12 +887,13 @@ fn write_report(dir: &std::path::Path, results: &Results, samples: &Samples) -> 
 async fn measure(
     args: &SimArgs,
     fleet: usize,
-    (nodes, clients, running): (&[NodeHandle], &[NodeHandle], usize),
+    (nodes, clients, running): (&[SimNode], &[SimNode], usize),
     fleet_ids: &std::collections::HashSet<PeerId>,
     wall: Duration,
+    pids: &[u32],
 ) -> anyhow::Result<(Results, Samples)> {
-    let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
-    let peers = futures::future::join_all(clients.iter().map(NodeHandle::peers)).await;
+    let stats = futures::future::join_all(nodes.iter().map(SimNode::stats)).await;
+    let peers = futures::future::join_all(clients.iter().map(SimNode::peers)).await;
     let mut relay = Vec::with_capacity(nodes.len());
     let mut mesh = Vec::with_capacity(nodes.len());
     let mut bootstrap = Vec::new();
@@ -951,18 +901,18 @@ async fn measure(
     for (index, stats) in stats.into_iter().enumerate() {
         let stats = stats?;
         relay.push(stats.relay_peers);
-        mesh.push(stats.mesh_per_topic.values().copied().min().unwrap_or(0));
-        bootstrap.extend(stats.time_to_target_relay_peers);
+        mesh.push(stats.mesh);
+        bootstrap.extend(stats.time_to_target);
         if stats.relay_peers < TARGET_RELAY_PEERS && described < 5 {
             described += 1;
-            eprintln!("node {index}: {}", super::bench_node::short_node(&stats));
+            eprintln!("node {index}: {}", nodes[index].describe().await?);
         }
     }
     let mut fleet_share = Vec::new();
     for peers in peers {
-        let relaying: Vec<_> = peers?.into_iter().filter(|p| p.relay).collect();
+        let relaying: Vec<_> = peers?.into_iter().filter(|(_, relay)| *relay).collect();
         if !relaying.is_empty() {
-            let from_fleet = relaying.iter().filter(|p| fleet_ids.contains(&p.peer_id)).count();
+            let from_fleet = relaying.iter().filter(|(p, _)| fleet_ids.contains(p)).count();
             fleet_share.push(from_fleet as f64 / relaying.len() as f64);
         }
     }
@@ -970,7 +920,10 @@ async fn measure(
     mesh.sort_unstable();
     bootstrap.sort_unstable();
     fleet_share.sort_by(f64::total_cmp);
-    let rss_bytes = super::bench_node::rss_kib(std::process::id())? * 1024;
+    let mut rss_bytes = 0;
+    for pid in pids {
+        rss_bytes += super::bench_node::rss_kib(*pid)? * 1024;
+    }
     let results = Results {
         scenario: args.scenario.clone(),
         nodes: args.nodes,
@@ -987,6 +940,7 @@ async fn measure(
             min: mesh.first().copied().unwrap_or(0),
             p50: mesh.get(mesh.len() / 2).copied().unwrap_or(0),
         },
+        mesh_below_d_low: mesh.iter().filter(|&&m| m < node::relay::MESH_N_LOW).count(),
         bootstrap_seconds: spread(&bootstrap),
         fleet_share: Share {
             mean: if fleet_share.is_empty() {
@@ -999,6 +953,7 @@ async fn measure(
         rss_bytes_per_node: rss_bytes / running.max(1) as u64,
         wall_seconds: wall.as_secs_f64(),
         arrival_per_second: args.arrival,
+        workers: args.workers,
         max_connections: args.max_connections.unwrap_or(node::options::DEFAULT_MAX_CONNECTIONS),
         cpu_busy: None,
         messages: None,

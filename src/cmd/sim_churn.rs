@@ -10,12 +10,11 @@ use std::{
     time::{Duration, Instant},
 };
 
-use node::running::{NodeHandle, TARGET_RELAY_PEERS};
 use serde::Serialize;
 
 use super::{
     sim::{Spread, spread},
-    sim_links::SimLinks,
+    sim_hosts::{Hosts, SimNode},
 };
 
 /// One node leaving and one joining.
@@ -83,7 +82,7 @@ pub(crate) fn check(percent_per_minute: f64) -> anyhow::Result<()> {
 /// What the churn did.
 pub(crate) struct Churned {
     /// The joiners, running.
-    pub joined: Vec<NodeHandle>,
+    pub joined: Vec<SimNode>,
     /// When each joiner started.
     pub join_started: Vec<Instant>,
 }
@@ -92,20 +91,20 @@ pub(crate) struct Churned {
 /// `join` starts a node on the joining host.
 pub(crate) async fn run<F, Fut>(
     events: &[ChurnEvent],
-    nodes: &[NodeHandle],
-    links: &SimLinks,
+    nodes: &[SimNode],
+    hosts: &Hosts,
     started: Instant,
     join: F,
 ) -> anyhow::Result<Churned>
 where
     F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<NodeHandle>>,
+    Fut: std::future::Future<Output = anyhow::Result<SimNode>>,
 {
     let mut churned = Churned { joined: Vec::new(), join_started: Vec::new() };
     for event in events {
         tokio::time::sleep_until((started + event.at).into()).await;
         if event.crash {
-            links.crash(event.leaving);
+            hosts.crash(event.leaving).await?;
         }
         if let Some(node) = nodes.get(event.leaving) {
             node.shutdown().await;
@@ -135,9 +134,14 @@ pub(crate) struct ChurnFigures {
 pub(crate) async fn joiners_bootstrap(churned: &Churned, limit: Duration) -> Vec<Option<Duration>> {
     let waits =
         churned.joined.iter().zip(&churned.join_started).map(|(node, started)| async move {
-            let left = limit.saturating_sub(started.elapsed());
-            let _ = node.wait_for_relay_peers(TARGET_RELAY_PEERS, left).await;
-            node.stats().await.ok().and_then(|s| s.time_to_target_relay_peers)
+            let deadline = *started + limit;
+            loop {
+                let stats = node.stats().await.ok()?;
+                if stats.time_to_target.is_some() || Instant::now() >= deadline {
+                    return stats.time_to_target;
+                }
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
         });
     futures::future::join_all(waits).await
 }

@@ -13,10 +13,15 @@ pub(crate) const SATURATED: f64 = 0.9;
 /// architecture Linux runs on (`sysconf(_SC_CLK_TCK)`).
 const TICKS_PER_SECOND: f64 = 100.0;
 
-/// This process's CPU time (user + system, every thread), in seconds.
-fn process_cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").context("reading /proc/self/stat")?;
-    parse_cpu_seconds(&stat).context("/proc/self/stat has no utime and stime")
+/// The CPU time (user + system, every thread) of the processes `pids`, in seconds.
+fn cpu_seconds(pids: &[u32]) -> anyhow::Result<f64> {
+    let mut seconds = 0.0;
+    for pid in pids {
+        let path = format!("/proc/{pid}/stat");
+        let stat = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+        seconds += parse_cpu_seconds(&stat).with_context(|| format!("{path} has no utime"))?;
+    }
+    Ok(seconds)
 }
 
 /// `utime` and `stime` are fields 14 and 15; the command name (field 2) is in parentheses and
@@ -29,20 +34,22 @@ fn parse_cpu_seconds(stat: &str) -> Option<f64> {
     Some((user + system) as f64 / TICKS_PER_SECOND)
 }
 
-/// A phase being timed: the process's CPU time and the wall clock at its start.
+/// A phase being timed: the sim's CPU time and the wall clock at its start.
 pub(crate) struct Phase {
     cpu_seconds: f64,
     started: Instant,
 }
 
 impl Phase {
-    pub(crate) fn start() -> anyhow::Result<Self> {
-        Ok(Self { cpu_seconds: process_cpu_seconds()?, started: Instant::now() })
+    /// From now, over the processes `pids` (the sim and the workers running yet).
+    pub(crate) fn start(pids: &[u32]) -> anyhow::Result<Self> {
+        Ok(Self { cpu_seconds: cpu_seconds(pids)?, started: Instant::now() })
     }
 
-    /// Share of all the machine's cores this process used since the phase started (0–1).
-    pub(crate) fn busy_share(&self) -> anyhow::Result<f64> {
-        let used = process_cpu_seconds()? - self.cpu_seconds;
+    /// Share of all the machine's cores the processes `pids` used since the phase started
+    /// (0–1); a process started since counts whole.
+    pub(crate) fn busy_share(&self, pids: &[u32]) -> anyhow::Result<f64> {
+        let used = cpu_seconds(pids)? - self.cpu_seconds;
         let wall = self.started.elapsed().as_secs_f64();
         Ok(if wall > 0.0 { (used / (wall * cores() as f64)).min(1.0) } else { 0.0 })
     }
@@ -84,18 +91,21 @@ mod tests {
 
     #[test]
     fn this_process_shows_the_cpu_it_burns() {
-        let phase = Phase::start().unwrap();
-        let before = process_cpu_seconds().unwrap();
+        let me = [std::process::id()];
+        let phase = Phase::start(&me).unwrap();
+        let before = cpu_seconds(&me).unwrap();
         // Spin until the process's clock moved by a few ticks (a loaded machine may take
         // longer to give this thread the time; ten seconds is far beyond that).
         let give_up = Instant::now() + std::time::Duration::from_secs(10);
         let mut spin = 0u64;
-        while process_cpu_seconds().unwrap() - before < 0.05 && Instant::now() < give_up {
+        while cpu_seconds(&me).unwrap() - before < 0.05 && Instant::now() < give_up {
             spin = spin.wrapping_add(1);
         }
-        assert!(process_cpu_seconds().unwrap() - before >= 0.05, "the clock never moved");
-        let share = phase.busy_share().unwrap();
+        assert!(cpu_seconds(&me).unwrap() - before >= 0.05, "the clock never moved");
+        let share = phase.busy_share(&me).unwrap();
         assert!(share > 0.0 && share <= 1.0, "{share}");
+        // A process that is not there is an error, not nothing.
+        assert!(cpu_seconds(&[u32::MAX]).is_err());
         assert!(spin > 0);
     }
 }

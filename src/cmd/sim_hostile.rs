@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::sim::Spread;
 
 /// How a node behaves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Role {
     Honest,
     /// Discoverable, takes no connection, dials out.

@@ -7,15 +7,13 @@
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context;
-use node::{
-    message::{MessageHash, WakuMessage},
-    running::{NodeEvent, NodeHandle},
-};
-use tokio::sync::{broadcast::error::RecvError, watch};
+use node::message::{MessageHash, WakuMessage};
+
+use super::sim_hosts::SimNode;
 
 /// The content topic of simulated messages on one pubsub topic.
 pub(crate) const CONTENT_TOPIC: &str = "/sim/1/traffic/proto";
@@ -126,8 +124,8 @@ fn payload(index: u64, size: usize) -> Vec<u8> {
 }
 
 /// Byte counters of every node: (received, sent); `None` for a node that has stopped.
-async fn byte_counts(nodes: &[NodeHandle]) -> Vec<Option<(u64, u64)>> {
-    let stats = futures::future::join_all(nodes.iter().map(NodeHandle::stats)).await;
+async fn byte_counts(nodes: &[SimNode]) -> Vec<Option<(u64, u64)>> {
+    let stats = futures::future::join_all(nodes.iter().map(SimNode::stats)).await;
     stats.into_iter().map(|s| s.ok().map(|s| (s.bytes_received, s.bytes_sent))).collect()
 }
 
@@ -135,7 +133,7 @@ async fn byte_counts(nodes: &[NodeHandle]) -> Vec<Option<(u64, u64)>> {
 /// receiver of the pubsub topics `topics[i]`: a node given none (one that leaves meanwhile, or
 /// a misbehaving one) is not counted at all.
 pub(crate) async fn run(
-    nodes: &[NodeHandle],
+    nodes: &[SimNode],
     topics: &[Vec<String>],
     load: &Load,
 ) -> anyhow::Result<Traffic> {
@@ -143,35 +141,15 @@ pub(crate) async fn run(
     anyhow::ensure!(!load.publishers.is_empty(), "no publisher");
     anyhow::ensure!(load.rate > 0.0, "the rate must be above 0");
     // A receiver per node, from before the first message.
-    let (stop, stopped) = watch::channel(false);
-    let receivers: Vec<_> = nodes
-        .iter()
-        .map(|node| {
-            let mut events = node.events();
-            let mut stopped = stopped.clone();
-            tokio::spawn(async move {
-                let mut arrivals: Vec<(MessageHash, Instant)> = Vec::new();
-                let mut lagged = 0u64;
-                loop {
-                    tokio::select! {
-                        event = events.recv() => match event {
-                            Ok(NodeEvent::Message { hash, .. }) => arrivals.push((hash, Instant::now())),
-                            Ok(_) => {}
-                            Err(RecvError::Lagged(n)) => lagged += n,
-                            Err(RecvError::Closed) => break,
-                        },
-                        _ = stopped.changed() => break,
-                    }
-                }
-                (arrivals, lagged)
-            })
-        })
-        .collect();
+    // Every node records what arrives when (each process reads the same clock).
+    for recording in futures::future::join_all(nodes.iter().map(SimNode::record)).await {
+        recording.context("starting to record arrivals")?;
+    }
 
     let before = byte_counts(nodes).await;
     let started = Instant::now();
     let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
-    let mut published: HashMap<MessageHash, (Instant, usize, &str)> = HashMap::new();
+    let mut published: HashMap<MessageHash, (SystemTime, usize, &str)> = HashMap::new();
     let mut expected = 0u64;
     let mut next_progress = Instant::now() + Duration::from_secs(2);
     for index in 0..count {
@@ -182,7 +160,7 @@ pub(crate) async fn run(
         let publisher = *publisher;
         let now_ns = node::clock::now_ns();
         let message = WakuMessage::new(content_topic.as_str(), payload(index, load.size), now_ns);
-        let sent_at = Instant::now();
+        let sent_at = SystemTime::now();
         let hash = nodes
             .get(publisher)
             .with_context(|| format!("no node {publisher} to publish"))?
@@ -206,13 +184,13 @@ pub(crate) async fn run(
     let publishing = started.elapsed();
     let after = byte_counts(nodes).await;
     tokio::time::sleep(load.drain).await;
-    let _ = stop.send(true);
+    let recorded = futures::future::join_all(nodes.iter().map(SimNode::arrivals)).await;
 
     let mut latencies = Vec::new();
     let mut delivered = 0u64;
     let mut lagged = 0u64;
-    for (index, receiver) in receivers.into_iter().enumerate() {
-        let (arrivals, missed) = receiver.await.context("a receiver task failed")?;
+    for (index, recorded) in recorded.into_iter().enumerate() {
+        let (arrivals, missed) = recorded.with_context(|| format!("node {index}'s arrivals"))?;
         lagged += missed;
         for (hash, at) in arrivals {
             if let Some((sent_at, publisher, topic)) = published.get(&hash)
@@ -220,7 +198,7 @@ pub(crate) async fn run(
                 && topics[index].iter().any(|t| t == topic)
             {
                 delivered += 1;
-                latencies.push(at.saturating_duration_since(*sent_at));
+                latencies.push(at.duration_since(*sent_at).unwrap_or_default());
             }
         }
     }

@@ -2,7 +2,8 @@
 //! agent per fleet node, and every other node reaches its relay target from the controller's
 //! tree alone over links of 40–130 ms, messages reach every node, then the whole fleet crashes
 //! (no FIN: its links go silent) and messages still reach every survivor, and the survivors
-//! drop their dead connections. 40 nodes, shards: messages reach the nodes of their shard.
+//! drop their dead connections; its clients run in two worker processes (`--workers 2`), the
+//! fleet in the sim's own. 40 nodes, shards: messages reach the nodes of their shard.
 //! 40 nodes, hostile: unreachable and free-riding nodes cost the honest ones failed dials but
 //! no message. 40 nodes, churn: nodes leave and join while messages still reach every node
 //! that stayed, and the joiners bootstrap. results.json says so in the fields the report
@@ -29,8 +30,14 @@ fn sim(dir: &Path, scenario: &str, extra: &[&str]) -> (String, Value, String, Pa
 #[test]
 fn sixty_nodes_reach_the_relay_target_deliver_and_survive_the_fleets_crash() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, results, text, out_dir) =
-        sim(dir.path(), "fleet-loss", &["--nodes", "60", "--duration", "5s", "--rate", "4"]);
+    let (out, results, text, out_dir) = sim(
+        dir.path(),
+        "fleet-loss",
+        &["--nodes", "60", "--duration", "5s", "--rate", "4", "--workers", "2"],
+    );
+    // The clients ran in two worker processes, the fleet in this one: links between them,
+    // the crash and the arrivals crossed processes.
+    assert_eq!(results["workers"], 2, "{text}");
     // The survivors: every one at its target.
     assert!(out.contains("57 reached 6 relay peers"), "{out}");
     assert_eq!(results["scenario"], "fleet-loss");
@@ -116,8 +123,10 @@ fn forty_nodes_with_unreachable_and_free_riding_ones_still_deliver_to_the_honest
     let (_, results, text, _) = sim(
         dir.path(),
         "hostile",
-        &["--nodes", "40", "--duration", "4s", "--rate", "2", "--rtt", "none"],
+        &["--nodes", "40", "--duration", "4s", "--rate", "2", "--rtt", "none", "--workers", "3"],
     );
+    // Refusals are the link model's, in every process: the unreachable ran in workers.
+    assert_eq!(results["workers"], 3, "{text}");
     let hostile = &results["hostile"];
     let (unreachable, non_relaying, honest) = (
         hostile["unreachable"].as_u64().unwrap(),
@@ -199,6 +208,7 @@ fn bad_arguments_are_refused_before_anything_starts() {
         "leave no honest node",
     );
     fails(dir.path(), &["sim", "--scenario", "churn", "--churn", "0", "--out", "s"], "--churn 0");
+    fails(dir.path(), &["sim", "--nodes", "10", "--workers", "8", "--out", "w"], "--workers 8");
     fails(
         dir.path(),
         &["sim", "--scenario", "churn", "--nodes", "3", "--out", "r"],
@@ -248,6 +258,7 @@ fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
     assert!(results["wall_seconds"].as_f64().unwrap() >= 1.8, "{text}");
     // Meshes formed (one per shard a node relays), and the machine's load was taken.
     assert!(results["mesh_peers"]["p50"].as_u64().unwrap() >= 1, "{text}");
+    assert!(results["mesh_below_d_low"].as_u64().unwrap() <= 40, "{text}");
     let cpu = &results["cpu_busy"];
     assert!(cpu["cores"].as_u64().unwrap() >= 1, "{text}");
     for phase in ["bootstrap", "traffic"] {

@@ -12,7 +12,9 @@ use libp2p::{
 };
 use tokio::sync::oneshot;
 
-use super::{ALONE_RECOVERY, NodeError, Service};
+use super::{
+    ALONE_RECOVERY, MESH_GRAFT_CHANCE, MESH_ROTATE_EVERY, MESH_THIN_PATIENCE, NodeError, Service,
+};
 use crate::peers::{Connected, PeerManager, ip_of};
 
 /// Connection management's part of the swarm task.
@@ -20,6 +22,10 @@ pub(super) struct ConnectionState {
     pub(super) peer_manager: PeerManager,
     /// Since when the node has had no peer at all.
     pub(super) alone_since: Option<Instant>,
+    /// Since when one of the node's relay topics has had a gossipsub mesh below D_low.
+    pub(super) mesh_thin_since: Option<Instant>,
+    /// When the node may next trade a relay peer for its mesh ([`MESH_ROTATE_EVERY`]).
+    pub(super) next_rotation: Instant,
     /// Callers of `dial` waiting for the connection.
     pub(super) pending_dials: HashMap<PeerId, Vec<oneshot::Sender<Result<(), NodeError>>>>,
 }
@@ -47,6 +53,10 @@ impl Service {
             }
         }
         connected.relay = self.relay_peers().into_iter().collect();
+        connected.mesh_thin = self
+            .connections
+            .mesh_thin_since
+            .is_some_and(|since| since.elapsed() >= MESH_THIN_PATIENCE);
         // Identified (identify told us its protocols) and not speaking relay: a relay peer
         // whose subscriptions have not arrived yet is not a service peer.
         connected.service = self
@@ -60,6 +70,34 @@ impl Service {
             .map(|(peer, _)| *peer)
             .collect();
         connected
+    }
+
+    /// The node's relay topics whose gossipsub mesh is below D_low.
+    fn thin_topics(&self) -> Vec<libp2p::gossipsub::TopicHash> {
+        let relay = &self.swarm.behaviour().relay;
+        self.subscribed
+            .iter()
+            .map(|topic| crate::relay::topic_hash(topic))
+            .filter(|topic| relay.mesh_peers(topic).count() < crate::relay::MESH_N_LOW)
+            .collect()
+    }
+
+    /// Peers on a thin topic, connected for at least `connected_for`, in none of our meshes:
+    /// those that keep us out of theirs. (A shard with few relays anywhere has them all in
+    /// its mesh already: none to trade.)
+    fn relay_peers_outside_mesh(&self, connected_for: Duration) -> Vec<PeerId> {
+        let thin = self.thin_topics();
+        let relay = &self.swarm.behaviour().relay;
+        let meshed: std::collections::HashSet<&PeerId> = relay.all_mesh_peers().collect();
+        relay
+            .all_peers()
+            .filter(|(peer, topics)| {
+                topics.iter().any(|t| thin.contains(t))
+                    && !meshed.contains(peer)
+                    && self.peers.get(peer).is_some_and(|s| s.since.elapsed() >= connected_for)
+            })
+            .map(|(peer, _)| *peer)
+            .collect()
     }
 
     /// Dials what the peer manager picks now: on every tick, and at once when a dial failed or
@@ -106,6 +144,11 @@ impl Service {
         } else {
             self.connections.alone_since = None;
         }
+        if !self.thin_topics().is_empty() {
+            self.connections.mesh_thin_since.get_or_insert(now);
+        } else {
+            self.connections.mesh_thin_since = None;
+        }
         let connected = self.connected();
         if let Some(discv5) = &self.discovery.discv5 {
             // Eager lookups only while the node lacks both peers and peers to dial: with
@@ -116,6 +159,16 @@ impl Service {
         }
         self.dial_candidates(&connected, now);
         self.maybe_ask_for_peers(connected.relay.len(), now);
+        if now >= self.connections.next_rotation {
+            let outside = self.relay_peers_outside_mesh(MESH_GRAFT_CHANCE);
+            if let Some(peer) = self.connections.peer_manager.rotate_out(&connected, &outside, now)
+            {
+                tracing::debug!(target: "node", %peer, "dropping a relay peer that keeps us out of its mesh");
+                self.connections.peer_manager.hold_off(&peer, now);
+                self.connections.next_rotation = now + MESH_ROTATE_EVERY;
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
         for peer in self.connections.peer_manager.surplus_fleet_peers(&connected) {
             tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
             let _ = self.swarm.disconnect_peer_id(peer);

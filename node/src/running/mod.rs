@@ -77,6 +77,15 @@ const LISTEN_SETTLE: Duration = Duration::from_millis(50);
 const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often connections are reviewed (dials, limits, diversity).
 const MANAGE_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a relay topic's mesh may stay below D_low before the node dials more relay peers
+/// for it: a few heartbeats, time for gossipsub to graft the peers it has.
+const MESH_THIN_PATIENCE: Duration = Duration::from_secs(5);
+/// How long a relay peer must have been connected before a thin node counts it as one that
+/// keeps it out of its mesh: a thin node grafts every peer it can at each heartbeat, so one
+/// still outside after this many has refused or pruned it (and holds it off for a minute).
+const MESH_GRAFT_CHANCE: Duration = Duration::from_secs(20);
+/// A thin node trades at most one relay peer this often.
+const MESH_ROTATE_EVERY: Duration = Duration::from_secs(5);
 /// A connection we dialled that the peer closes within this was refused (see
 /// `on_swarm_event`).
 const REFUSED_WITHIN: Duration = Duration::from_secs(10);
@@ -290,6 +299,8 @@ pub async fn start(
                 config.fleet_peers.iter().copied(),
             ),
             alone_since: Some(Instant::now()),
+            mesh_thin_since: None,
+            next_rotation: Instant::now(),
             pending_dials: HashMap::new(),
         },
         config,

@@ -1,0 +1,643 @@
+//! Where the simulated nodes run: the fleet's and, by default, the clients in this process;
+//! with `--workers N` the clients spread over N child processes (`wakufleet sim-worker`).
+//!
+//! One process may open only `ulimit -n` files and both ends of every link between two of its
+//! nodes are its sockets, which holds a process to about a thousand nodes (the hard limit here
+//! is 20,000 and cannot be raised). Each worker has a limit of its own.
+//!
+//! Every node is reached the same way, as a [`SimNode`], through one request/reply
+//! vocabulary ([`Request`], [`Reply`]): in this process a [`Host`] answers at once; a worker
+//! runs a `Host` of its own and answers over its stdin and stdout, a JSON line per message,
+//! replies matched to requests by id. Crashing a host is a flag in every process's link model
+//! (its links carry nothing, no FIN: a crashed host, not a closed one), so it is sent to every
+//! process. A worker that dies fails every request to it: the sim stops and says which.
+
+use std::{
+    collections::HashMap,
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    process::Stdio,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::{Context, anyhow};
+use libp2p::PeerId;
+use node::{
+    config::NodeConfig,
+    discovery_v5::Discv5Config,
+    message::{MessageHash, WakuMessage},
+    running::{NodeEvent, NodeHandle, start},
+    tcp_transport::LinkModel,
+    topics::ShardTopic,
+};
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncBufReadExt, AsyncWriteExt, BufReader},
+    sync::{broadcast::error::RecvError, mpsc, oneshot, watch},
+};
+
+use super::{
+    sim_hostile::Role,
+    sim_links::{RttModel, SimLinks, address},
+};
+
+/// The cluster every simulated node is in.
+pub(crate) const CLUSTER: u16 = 0;
+/// Requests and replies waiting to be written to or by a worker.
+const QUEUE: usize = 4096;
+/// Longest line a worker may send (a reply with every arrival of a long run).
+const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// Which shards each node relays: with one shard, all of them shard 0; with more, the fleet
+/// every shard (as a fleet serves its network) and every other node one, in turn (as an
+/// application's users are on its shard).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct ShardPlan {
+    pub fleet: usize,
+    pub shards: u16,
+}
+
+impl ShardPlan {
+    pub(crate) fn shards_of(&self, index: usize) -> Vec<u16> {
+        if index < self.fleet || self.shards == 1 {
+            (0..self.shards).collect()
+        } else {
+            // `shards` is at most 1024, so the remainder fits.
+            vec![((index - self.fleet) % usize::from(self.shards)) as u16]
+        }
+    }
+
+    pub(crate) fn topic(&self, shard: u16) -> String {
+        ShardTopic::new(CLUSTER, shard).to_string()
+    }
+}
+
+/// A node on `ip` with the default limits; relay on its shards, peer exchange (both ways) and
+/// discv5.
+pub(crate) fn node_config(
+    ip: Ipv4Addr,
+    plan: &ShardPlan,
+    index: usize,
+    link_model: Option<Arc<dyn LinkModel>>,
+) -> NodeConfig {
+    NodeConfig {
+        listen_ip: IpAddr::V4(ip),
+        tcp_port: 0,
+        websocket_port: None,
+        discv5: Some(Discv5Config { udp_port: 0, bootstrap: Vec::new() }),
+        cluster_id: CLUSTER,
+        shards: plan.shards_of(index),
+        num_shards_in_network: plan.shards,
+        peer_exchange: true,
+        peer_exchange_client: true,
+        link_model,
+        ..NodeConfig::default()
+    }
+}
+
+/// What every process needs to start clients: the links' model, the shards, and the way in
+/// (the tree's URL and the DNS server that serves it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Setup {
+    pub rtt: String,
+    pub bytes_per_sec: Option<u64>,
+    pub seed: u64,
+    /// Hosts in the model (churn's joiners have hosts of their own).
+    pub hosts: usize,
+    pub plan: ShardPlan,
+    pub url: String,
+    pub dns: SocketAddr,
+    pub max_connections: usize,
+}
+
+impl Setup {
+    fn links(&self) -> anyhow::Result<SimLinks> {
+        let rtt: RttModel = self.rtt.parse().map_err(|e: String| anyhow!(e))?;
+        Ok(SimLinks::new(rtt, self.bytes_per_sec, self.seed, self.hosts))
+    }
+}
+
+/// A worker's first line: the setup and how many nodes it will run (for its files).
+#[derive(Debug, Serialize, Deserialize)]
+struct Hello {
+    setup: Setup,
+    nodes: usize,
+}
+
+/// What a process is asked about one of its nodes (`index`) or about the links (`host`).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Request {
+    Start { index: usize, role: Role },
+    Stats { index: usize },
+    Describe { index: usize },
+    Peers { index: usize },
+    Publish { index: usize, topic: String, content_topic: String, payload: Vec<u8>, timestamp: i64 },
+    Record { index: usize },
+    Arrivals { index: usize },
+    Crash { host: usize },
+    Refuse { host: usize },
+    Shutdown { index: usize },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+enum Reply {
+    Started {
+        peer_id: String,
+    },
+    Stats(SimStats),
+    Text(String),
+    /// Connected peers and whether each relays on one of the node's topics.
+    Peers(Vec<(String, bool)>),
+    Published(String),
+    /// Message hashes and when they arrived (nanoseconds since the Unix epoch: every process
+    /// on this machine reads the same clock), and how many events the recorder missed.
+    Arrivals {
+        arrivals: Vec<(String, u64)>,
+        lagged: u64,
+    },
+    Done,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Envelope<T> {
+    id: u64,
+    body: T,
+}
+
+/// What the sim reads of a node's stats.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SimStats {
+    pub relay_peers: usize,
+    /// Its smallest gossipsub mesh over its topics.
+    pub mesh: usize,
+    pub time_to_target: Option<Duration>,
+    pub bytes_received: u64,
+    pub bytes_sent: u64,
+    pub dials_failed: u64,
+}
+
+/// Arrivals being recorded at one node.
+struct Recording {
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<(Vec<(MessageHash, SystemTime)>, u64)>,
+}
+
+/// The nodes of one process and what it knows of the links.
+pub(crate) struct Host {
+    setup: Setup,
+    links: SimLinks,
+    nodes: Mutex<HashMap<usize, NodeHandle>>,
+    recording: Mutex<HashMap<usize, Recording>>,
+}
+
+fn nanos(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Host {
+    pub(crate) fn new(setup: Setup, links: SimLinks) -> Arc<Self> {
+        Arc::new(Self {
+            setup,
+            links,
+            nodes: Mutex::new(HashMap::new()),
+            recording: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn node(&self, index: usize) -> Result<NodeHandle, String> {
+        let nodes = self.nodes.lock().map_err(|_| "the node table is poisoned".to_owned())?;
+        nodes.get(&index).cloned().ok_or_else(|| format!("no node {index} here"))
+    }
+
+    fn keep(&self, index: usize, handle: NodeHandle) {
+        if let Ok(mut nodes) = self.nodes.lock() {
+            nodes.insert(index, handle);
+        }
+    }
+
+    /// Starts the client on host `index` behaving as `role` (an unreachable host's links are
+    /// made to refuse connections before, in every process).
+    async fn start_client(&self, index: usize, role: Role) -> anyhow::Result<NodeHandle> {
+        let links: Arc<dyn LinkModel> = Arc::new(self.links.clone());
+        let defaults = node_config(address(index)?, &self.setup.plan, index, Some(links));
+        let config = NodeConfig {
+            peer_manager: node::peers::PeerManagerConfig {
+                max_connections: self.setup.max_connections,
+                ..defaults.peer_manager.clone()
+            },
+            dns_discovery_urls: vec![self.setup.url.clone()],
+            dns_name_server: Some(self.setup.dns),
+            forward_messages: role != Role::NonRelaying,
+            ..defaults
+        };
+        let (handle, _) = start(config).await.with_context(|| format!("node {index}"))?;
+        Ok(handle)
+    }
+
+    async fn handle(&self, request: Request) -> Result<Reply, String> {
+        match request {
+            Request::Start { index, role } => {
+                let handle = self.start_client(index, role).await.map_err(|e| format!("{e:#}"))?;
+                let peer_id = handle.peer_id().to_string();
+                self.keep(index, handle);
+                Ok(Reply::Started { peer_id })
+            }
+            Request::Stats { index } => {
+                let stats = self.node(index)?.stats().await.map_err(|e| e.to_string())?;
+                Ok(Reply::Stats(SimStats {
+                    relay_peers: stats.relay_peers,
+                    mesh: stats.mesh_per_topic.values().copied().min().unwrap_or(0),
+                    time_to_target: stats.time_to_target_relay_peers,
+                    bytes_received: stats.bytes_received,
+                    bytes_sent: stats.bytes_sent,
+                    dials_failed: stats.dials_failed,
+                }))
+            }
+            Request::Describe { index } => {
+                let stats = self.node(index)?.stats().await.map_err(|e| e.to_string())?;
+                Ok(Reply::Text(super::bench_node::short_node(&stats)))
+            }
+            Request::Peers { index } => {
+                let peers = self.node(index)?.peers().await.map_err(|e| e.to_string())?;
+                Ok(Reply::Peers(
+                    peers.into_iter().map(|p| (p.peer_id.to_string(), p.relay)).collect(),
+                ))
+            }
+            Request::Publish { index, topic, content_topic, payload, timestamp } => {
+                let message = WakuMessage::new(content_topic, payload, timestamp);
+                let hash =
+                    self.node(index)?.publish(&topic, message).await.map_err(|e| e.to_string())?;
+                Ok(Reply::Published(hash.to_string()))
+            }
+            Request::Record { index } => {
+                let mut events = self.node(index)?.events();
+                let (stop, mut stopped) = watch::channel(false);
+                let task = tokio::spawn(async move {
+                    let mut arrivals = Vec::new();
+                    let mut lagged = 0u64;
+                    loop {
+                        tokio::select! {
+                            event = events.recv() => match event {
+                                Ok(NodeEvent::Message { hash, .. }) => arrivals.push((hash, SystemTime::now())),
+                                Ok(_) => {}
+                                Err(RecvError::Lagged(n)) => lagged += n,
+                                Err(RecvError::Closed) => break,
+                            },
+                            _ = stopped.changed() => break,
+                        }
+                    }
+                    (arrivals, lagged)
+                });
+                let mut recording = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
+                recording.insert(index, Recording { stop, task });
+                Ok(Reply::Done)
+            }
+            Request::Arrivals { index } => {
+                let recording = self
+                    .recording
+                    .lock()
+                    .map_err(|_| "poisoned".to_owned())?
+                    .remove(&index)
+                    .ok_or_else(|| format!("node {index} is not recording"))?;
+                let _ = recording.stop.send(true);
+                let (arrivals, lagged) = recording.task.await.map_err(|e| e.to_string())?;
+                let arrivals =
+                    arrivals.into_iter().map(|(h, at)| (h.to_string(), nanos(at))).collect();
+                Ok(Reply::Arrivals { arrivals, lagged })
+            }
+            Request::Crash { host } => {
+                self.links.crash(host);
+                Ok(Reply::Done)
+            }
+            Request::Refuse { host } => {
+                self.links.refuse_connections(host);
+                Ok(Reply::Done)
+            }
+            Request::Shutdown { index } => {
+                let handle = self.node(index)?;
+                handle.shutdown().await;
+                if let Ok(mut nodes) = self.nodes.lock() {
+                    nodes.remove(&index);
+                }
+                Ok(Reply::Done)
+            }
+        }
+    }
+
+    async fn shutdown_all(&self) {
+        let handles: Vec<NodeHandle> =
+            self.nodes.lock().map(|mut n| n.drain().map(|(_, h)| h).collect()).unwrap_or_default();
+        futures::future::join_all(handles.iter().map(NodeHandle::shutdown)).await;
+    }
+}
+
+/// `wakufleet sim-worker`: runs the clients a `wakufleet sim` asks for, answering on stdout,
+/// until its stdin closes.
+pub(crate) async fn worker_main() -> anyhow::Result<()> {
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let hello = lines.next_line().await?.context("no setup on stdin: run by `wakufleet sim`")?;
+    let hello: Hello = serde_json::from_str(&hello).context("the setup line")?;
+    super::sim_files::ensure_open_files(hello.nodes, hello.setup.max_connections)?;
+    let links = hello.setup.links()?;
+    let host = Host::new(hello.setup, links);
+    let (replies, mut outgoing) = mpsc::channel::<String>(QUEUE);
+    let writer = tokio::spawn(async move {
+        let mut stdout = tokio::io::stdout();
+        while let Some(mut line) = outgoing.recv().await {
+            line.push('\n');
+            if stdout.write_all(line.as_bytes()).await.is_err() || stdout.flush().await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(line) = lines.next_line().await? {
+        let request: Envelope<Request> =
+            serde_json::from_str(&line).with_context(|| format!("a request: {line:.200}"))?;
+        let (host, replies) = (host.clone(), replies.clone());
+        tokio::spawn(async move {
+            let body = host.handle(request.body).await;
+            if let Ok(line) = serde_json::to_string(&Envelope { id: request.id, body }) {
+                let _ = replies.send(line).await;
+            }
+        });
+    }
+    host.shutdown_all().await;
+    drop(replies);
+    let _ = writer.await;
+    Ok(())
+}
+
+type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Reply, String>>>>>;
+
+/// A worker process and the requests waiting for its replies.
+pub(crate) struct Worker {
+    number: usize,
+    pid: u32,
+    requests: mpsc::Sender<String>,
+    pending: Pending,
+    /// Cleared when the worker's stdout closes: nothing more will be answered.
+    alive: Arc<std::sync::atomic::AtomicBool>,
+    next_id: AtomicU64,
+    _child: tokio::process::Child,
+}
+
+impl Worker {
+    async fn spawn(number: usize, setup: &Setup, nodes: usize) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe().context("finding this program to start a worker")?;
+        let mut child = tokio::process::Command::new(exe)
+            .arg("sim-worker")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting worker {number}"))?;
+        let pid = child.id().context("the worker has no pid")?;
+        let mut stdin = child.stdin.take().context("the worker's stdin")?;
+        let stdout = child.stdout.take().context("the worker's stdout")?;
+        let hello = serde_json::to_string(&Hello { setup: setup.clone(), nodes })?;
+        stdin.write_all(format!("{hello}\n").as_bytes()).await?;
+        let (requests, mut to_send) = mpsc::channel::<String>(QUEUE);
+        tokio::spawn(async move {
+            while let Some(mut line) = to_send.recv().await {
+                line.push('\n');
+                if stdin.write_all(line.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let pending: Pending = Arc::default();
+        let waiting = pending.clone();
+        let alive = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let living = alive.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                match reader.read_line(&mut line).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if line.len() > MAX_LINE => break,
+                    Ok(_) => {}
+                }
+                let Ok(reply) = serde_json::from_str::<Envelope<Result<Reply, String>>>(&line)
+                else {
+                    eprintln!("sim: worker {number} sent a line that is no reply: {line:.200}");
+                    continue;
+                };
+                if let Some(caller) = waiting.lock().ok().and_then(|mut p| p.remove(&reply.id)) {
+                    let _ = caller.send(reply.body);
+                }
+            }
+            // Gone: every caller still waiting hears so.
+            living.store(false, Ordering::SeqCst);
+            if let Ok(mut pending) = waiting.lock() {
+                pending.clear();
+            }
+        });
+        Ok(Self {
+            number,
+            pid,
+            requests,
+            pending,
+            alive,
+            next_id: AtomicU64::new(0),
+            _child: child,
+        })
+    }
+
+    async fn call(&self, request: Request) -> anyhow::Result<Reply> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = oneshot::channel();
+        let gone = || anyhow!("worker {} (pid {}) exited", self.number, self.pid);
+        self.pending.lock().map_err(|_| anyhow!("poisoned"))?.insert(id, reply);
+        // Checked after the insertion: a worker that died before it was cleared the table.
+        if !self.alive.load(Ordering::SeqCst) {
+            return Err(gone());
+        }
+        let line = serde_json::to_string(&Envelope { id, body: request })?;
+        self.requests.send(line).await.map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?.map_err(|e| anyhow!(e))
+    }
+}
+
+#[derive(Clone)]
+enum Place {
+    Here(Arc<Host>),
+    Worker(Arc<Worker>),
+}
+
+/// One simulated node, wherever it runs.
+#[derive(Clone)]
+pub(crate) struct SimNode {
+    index: usize,
+    peer_id: PeerId,
+    place: Place,
+}
+
+fn unexpected(reply: Reply) -> anyhow::Error {
+    anyhow!("unexpected reply {reply:?}")
+}
+
+impl SimNode {
+    async fn call(&self, request: Request) -> anyhow::Result<Reply> {
+        match &self.place {
+            Place::Here(host) => host.handle(request).await.map_err(|e| anyhow!(e)),
+            Place::Worker(worker) => worker.call(request).await,
+        }
+    }
+
+    pub(crate) fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    pub(crate) async fn stats(&self) -> anyhow::Result<SimStats> {
+        match self.call(Request::Stats { index: self.index }).await? {
+            Reply::Stats(stats) => Ok(stats),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A line on the node's connections, for nodes short of their target.
+    pub(crate) async fn describe(&self) -> anyhow::Result<String> {
+        match self.call(Request::Describe { index: self.index }).await? {
+            Reply::Text(text) => Ok(text),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Connected peers and whether each relays on one of the node's topics.
+    pub(crate) async fn peers(&self) -> anyhow::Result<Vec<(PeerId, bool)>> {
+        match self.call(Request::Peers { index: self.index }).await? {
+            Reply::Peers(peers) => peers
+                .into_iter()
+                .map(|(id, relay)| Ok((id.parse().context("a peer id")?, relay)))
+                .collect(),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) async fn publish(
+        &self,
+        topic: &str,
+        message: WakuMessage,
+    ) -> anyhow::Result<MessageHash> {
+        let request = Request::Publish {
+            index: self.index,
+            topic: topic.to_owned(),
+            content_topic: message.content_topic,
+            payload: message.payload,
+            timestamp: message.timestamp.unwrap_or_default(),
+        };
+        match self.call(request).await? {
+            Reply::Published(hash) => hash.parse().map_err(|e| anyhow!("a message hash: {e}")),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Starts recording the messages that arrive.
+    pub(crate) async fn record(&self) -> anyhow::Result<()> {
+        self.call(Request::Record { index: self.index }).await.map(drop)
+    }
+
+    /// Stops recording: what arrived when, and how many events were missed.
+    pub(crate) async fn arrivals(&self) -> anyhow::Result<(Vec<(MessageHash, SystemTime)>, u64)> {
+        match self.call(Request::Arrivals { index: self.index }).await? {
+            Reply::Arrivals { arrivals, lagged } => {
+                let arrivals = arrivals
+                    .into_iter()
+                    .map(|(hash, at)| {
+                        let hash = hash.parse().map_err(|e| anyhow!("a message hash: {e}"))?;
+                        Ok((hash, UNIX_EPOCH + Duration::from_nanos(at)))
+                    })
+                    .collect::<anyhow::Result<_>>()?;
+                Ok((arrivals, lagged))
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    pub(crate) async fn shutdown(&self) {
+        let _ = self.call(Request::Shutdown { index: self.index }).await;
+    }
+}
+
+/// This process's host and the workers: where each client starts, and the link flags every
+/// process must share.
+pub(crate) struct Hosts {
+    here: Arc<Host>,
+    workers: Vec<Arc<Worker>>,
+    fleet: usize,
+}
+
+impl Hosts {
+    /// This process's host over `links` (the model the fleet's nodes use) and `workers`
+    /// processes sharing `clients` clients.
+    pub(crate) async fn new(
+        setup: Setup,
+        links: SimLinks,
+        workers: usize,
+        clients: usize,
+    ) -> anyhow::Result<Self> {
+        let mut started = Vec::with_capacity(workers);
+        for number in 0..workers {
+            let share = clients.div_ceil(workers.max(1));
+            started.push(Arc::new(Worker::spawn(number, &setup, share).await?));
+        }
+        Ok(Self {
+            here: Host::new(setup.clone(), links),
+            workers: started,
+            fleet: setup.plan.fleet,
+        })
+    }
+
+    /// A node started elsewhere in this process (the fleet's, by their agents).
+    pub(crate) fn adopt(&self, index: usize, handle: NodeHandle) -> SimNode {
+        let peer_id = handle.peer_id();
+        self.here.keep(index, handle);
+        SimNode { index, peer_id, place: Place::Here(self.here.clone()) }
+    }
+
+    /// Starts the client on host `index`: in worker `index` modulo the workers, or here.
+    pub(crate) async fn start(&self, index: usize, role: Role) -> anyhow::Result<SimNode> {
+        let place = match self.workers.len() {
+            0 => Place::Here(self.here.clone()),
+            n => Place::Worker(self.workers[index.saturating_sub(self.fleet) % n].clone()),
+        };
+        let starting = SimNode { index, peer_id: PeerId::random(), place };
+        match starting.call(Request::Start { index, role }).await? {
+            Reply::Started { peer_id } => {
+                Ok(SimNode { peer_id: peer_id.parse().context("a peer id")?, ..starting })
+            }
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Every process's copy of the links, for a crash or a refusal.
+    async fn everywhere(&self, request: impl Fn() -> Request) -> anyhow::Result<()> {
+        self.here.handle(request()).await.map_err(|e| anyhow!(e))?;
+        for worker in &self.workers {
+            worker.call(request()).await?;
+        }
+        Ok(())
+    }
+
+    /// Host `host` crashes, as every process sees it.
+    pub(crate) async fn crash(&self, host: usize) -> anyhow::Result<()> {
+        self.everywhere(|| Request::Crash { host }).await
+    }
+
+    /// Host `host` refuses every connection from now on, in every process.
+    pub(crate) async fn refuse_connections(&self, host: usize) -> anyhow::Result<()> {
+        self.everywhere(|| Request::Refuse { host }).await
+    }
+
+    /// This process and the workers: where the sim's CPU time and memory are.
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        std::iter::once(std::process::id()).chain(self.workers.iter().map(|w| w.pid)).collect()
+    }
+}
