@@ -155,8 +155,23 @@ fn forty_nodes_with_churn_deliver_to_those_that_stay_and_the_joiners_bootstrap()
     let (_, results, text, _) = sim(
         dir.path(),
         "churn",
-        &["--nodes", "40", "--churn", "60", "--duration", "10s", "--rate", "2", "--rtt", "none"],
+        &[
+            "--nodes",
+            "40",
+            "--churn",
+            "60",
+            "--duration",
+            "10s",
+            "--rate",
+            "2",
+            "--rtt",
+            "none",
+            "--workers",
+            "2",
+        ],
     );
+    // The leavers and the joiners in two worker processes: crashes reach every process.
+    assert_eq!(results["workers"], 2, "{text}");
     let churn = &results["churn"];
     assert_eq!(churn["left"], 4, "{text}");
     assert_eq!(churn["crashed"], 2, "{text}");
