@@ -137,7 +137,9 @@ impl Discovery {
 
     /// Records in the routing table.
     pub fn table_size(&self) -> usize {
-        self.discv5.table_entries_enr().len()
+        // Ids, not records: the size only, without cloning every ENR in the table (stats are
+        // asked for often; a 1,000-node simulation's profile showed the clones).
+        self.discv5.table_entries_id().len()
     }
 }
 

@@ -346,12 +346,12 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         Some(mbit) => bail!("--link-mbit {mbit}: a link's rate must be above 0"),
     };
     // Churn's joiners come on hosts of their own, after the first nodes'.
-    let hosts = if args.scenario == "churn" { args.nodes * 2 } else { args.nodes };
-    let links = SimLinks::new(args.rtt, link_rate, args.seed, hosts);
+    let host_count = if args.scenario == "churn" { args.nodes * 2 } else { args.nodes };
+    let links = SimLinks::new(args.rtt, link_rate, args.seed, host_count);
     // Always a model, even without delays: it is what crashes hosts.
     let link_model: Option<Arc<dyn LinkModel>> = Some(Arc::new(links.clone()));
     // Every address must be usable before anything starts.
-    let last = address(hosts - 1)?;
+    let last = address(host_count - 1)?;
     if std::net::UdpSocket::bind((last, 0)).is_err() {
         bail!("cannot bind {last}: loopback addresses beyond 127.0.0.1 are not routed here");
     }
@@ -393,7 +393,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         rtt: args.rtt.to_string(),
         bytes_per_sec: link_rate,
         seed: args.seed,
-        hosts,
+        hosts: host_count,
         plan,
         url: sim_fleet.url.clone(),
         dns: sim_fleet.dns,

@@ -48,8 +48,22 @@ use super::{
 pub(crate) const CLUSTER: u16 = 0;
 /// Requests and replies waiting to be written to or by a worker.
 const QUEUE: usize = 4096;
-/// Longest line a worker may send (a reply with every arrival of a long run).
+/// Longest line either side reads (a reply with every arrival of a long run at one node).
 const MAX_LINE: usize = 64 * 1024 * 1024;
+
+/// The next line of `reader` into `line` (cleared first), at most `max` bytes: `false` at the
+/// end of the stream, an error for a longer line.
+async fn read_line<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+    line: &mut String,
+    max: usize,
+) -> anyhow::Result<bool> {
+    use tokio::io::AsyncReadExt;
+    line.clear();
+    let read = reader.take(max as u64 + 1).read_line(line).await?;
+    anyhow::ensure!(line.len() <= max, "a line longer than {max} bytes");
+    Ok(read > 0)
+}
 
 /// Which shards each node relays: with one shard, all of them shard 0; with more, the fleet
 /// every shard (as a fleet serves its network) and every other node one, in turn (as an
@@ -338,9 +352,13 @@ impl Host {
 /// `wakufleet sim-worker`: runs the clients a `wakufleet sim` asks for, answering on stdout,
 /// until its stdin closes.
 pub(crate) async fn worker_main() -> anyhow::Result<()> {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let hello = lines.next_line().await?.context("no setup on stdin: run by `wakufleet sim`")?;
-    let hello: Hello = serde_json::from_str(&hello).context("the setup line")?;
+    let mut stdin = BufReader::new(tokio::io::stdin());
+    let mut line = String::new();
+    anyhow::ensure!(
+        read_line(&mut stdin, &mut line, MAX_LINE).await?,
+        "no setup on stdin: this is run by `wakufleet sim --workers`"
+    );
+    let hello: Hello = serde_json::from_str(&line).context("the setup line")?;
     super::sim_files::ensure_open_files(hello.nodes, hello.setup.max_connections)?;
     let links = hello.setup.links()?;
     let host = Host::new(hello.setup, links);
@@ -354,7 +372,7 @@ pub(crate) async fn worker_main() -> anyhow::Result<()> {
             }
         }
     });
-    while let Some(line) = lines.next_line().await? {
+    while read_line(&mut stdin, &mut line, MAX_LINE).await? {
         let request: Envelope<Request> =
             serde_json::from_str(&line).with_context(|| format!("a request: {line:.200}"))?;
         let (host, replies) = (host.clone(), replies.clone());
@@ -418,11 +436,13 @@ impl Worker {
             let mut reader = BufReader::new(stdout);
             let mut line = String::new();
             loop {
-                line.clear();
-                match reader.read_line(&mut line).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) if line.len() > MAX_LINE => break,
-                    Ok(_) => {}
+                match read_line(&mut reader, &mut line, MAX_LINE).await {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(error) => {
+                        eprintln!("sim: worker {number}: {error:#}");
+                        break;
+                    }
                 }
                 let Ok(reply) = serde_json::from_str::<Envelope<Result<Reply, String>>>(&line)
                 else {
@@ -471,6 +491,15 @@ enum Place {
     Worker(Arc<Worker>),
 }
 
+impl Place {
+    async fn call(&self, request: Request) -> anyhow::Result<Reply> {
+        match self {
+            Self::Here(host) => host.handle(request).await.map_err(|e| anyhow!(e)),
+            Self::Worker(worker) => worker.call(request).await,
+        }
+    }
+}
+
 /// One simulated node, wherever it runs.
 #[derive(Clone)]
 pub(crate) struct SimNode {
@@ -485,10 +514,7 @@ fn unexpected(reply: Reply) -> anyhow::Error {
 
 impl SimNode {
     async fn call(&self, request: Request) -> anyhow::Result<Reply> {
-        match &self.place {
-            Place::Here(host) => host.handle(request).await.map_err(|e| anyhow!(e)),
-            Place::Worker(worker) => worker.call(request).await,
-        }
+        self.place.call(request).await
     }
 
     pub(crate) fn peer_id(&self) -> PeerId {
@@ -608,10 +634,9 @@ impl Hosts {
             0 => Place::Here(self.here.clone()),
             n => Place::Worker(self.workers[index.saturating_sub(self.fleet) % n].clone()),
         };
-        let starting = SimNode { index, peer_id: PeerId::random(), place };
-        match starting.call(Request::Start { index, role }).await? {
+        match place.call(Request::Start { index, role }).await? {
             Reply::Started { peer_id } => {
-                Ok(SimNode { peer_id: peer_id.parse().context("a peer id")?, ..starting })
+                Ok(SimNode { index, peer_id: peer_id.parse().context("a peer id")?, place })
             }
             other => Err(unexpected(other)),
         }
@@ -639,5 +664,74 @@ impl Hosts {
     /// This process and the workers: where the sim's CPU time and memory are.
     pub(crate) fn pids(&self) -> Vec<u32> {
         std::iter::once(std::process::id()).chain(self.workers.iter().map(|w| w.pid)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn lines_are_read_one_at_a_time_and_a_long_one_is_refused() {
+        let mut input: &[u8] = b"{\"id\":1}\nsecond\n";
+        let mut line = String::new();
+        assert!(read_line(&mut input, &mut line, 16).await.unwrap());
+        assert_eq!(line, "{\"id\":1}\n");
+        assert!(read_line(&mut input, &mut line, 16).await.unwrap());
+        assert_eq!(line, "second\n");
+        assert!(!read_line(&mut input, &mut line, 16).await.unwrap(), "the end");
+        let mut long: &[u8] = b"0123456789abcdefXYZ\n";
+        let error = read_line(&mut long, &mut line, 16).await.unwrap_err();
+        assert!(error.to_string().contains("longer than 16"), "{error}");
+    }
+
+    /// What crosses a worker's pipes reads back as it was sent: requests by their `op`,
+    /// replies with their errors.
+    #[test]
+    fn requests_and_replies_cross_the_pipe_as_json_lines() {
+        let request =
+            Envelope { id: 7, body: Request::Start { index: 51, role: Role::Unreachable } };
+        let line = serde_json::to_string(&request).unwrap();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.contains("\"op\":\"start\""), "{line}");
+        let back: Envelope<Request> = serde_json::from_str(&line).unwrap();
+        assert_eq!(back.id, 7);
+        assert!(matches!(back.body, Request::Start { index: 51, role: Role::Unreachable }));
+        let failed: Envelope<Result<Reply, String>> =
+            Envelope { id: 8, body: Err("no node 3 here".to_owned()) };
+        let back: Envelope<Result<Reply, String>> =
+            serde_json::from_str(&serde_json::to_string(&failed).unwrap()).unwrap();
+        assert_eq!(back.body.unwrap_err(), "no node 3 here");
+        assert!(
+            serde_json::from_str::<Envelope<Request>>(r#"{"id":1,"body":{"op":"explode"}}"#)
+                .is_err()
+        );
+    }
+
+    /// A request for a node the host does not run is answered with an error, not a panic;
+    /// crashes and refusals change the host's links.
+    #[tokio::test]
+    async fn a_host_answers_for_its_nodes_and_its_links() {
+        let setup = Setup {
+            rtt: "none".to_owned(),
+            bytes_per_sec: None,
+            seed: 1,
+            hosts: 4,
+            plan: ShardPlan { fleet: 1, shards: 1 },
+            url: "enrtree://x@example.org".to_owned(),
+            dns: "127.0.0.1:53".parse().unwrap(),
+            max_connections: 150,
+        };
+        let links = setup.links().unwrap();
+        let host = Host::new(setup, links.clone());
+        let error = host.handle(Request::Stats { index: 3 }).await.unwrap_err();
+        assert_eq!(error, "no node 3 here");
+        let error = host.handle(Request::Arrivals { index: 3 }).await.unwrap_err();
+        assert!(error.contains("no node 3") || error.contains("not recording"), "{error}");
+        let ip = |i| IpAddr::V4(address(i).unwrap());
+        assert!(!links.severed(ip(1), ip(2)) && !links.refuses(ip(2)));
+        assert!(matches!(host.handle(Request::Crash { host: 1 }).await, Ok(Reply::Done)));
+        assert!(matches!(host.handle(Request::Refuse { host: 2 }).await, Ok(Reply::Done)));
+        assert!(links.severed(ip(1), ip(2)) && links.refuses(ip(2)));
     }
 }

@@ -224,6 +224,8 @@ fn bad_arguments_are_refused_before_anything_starts() {
     );
     fails(dir.path(), &["sim", "--scenario", "churn", "--churn", "0", "--out", "s"], "--churn 0");
     fails(dir.path(), &["sim", "--nodes", "10", "--workers", "8", "--out", "w"], "--workers 8");
+    // A worker is only ever started by the sim, which sends its setup first.
+    fails(dir.path(), &["sim-worker"], "no setup on stdin");
     fails(
         dir.path(),
         &["sim", "--scenario", "churn", "--nodes", "3", "--out", "r"],
