@@ -348,8 +348,7 @@ impl PeerManager {
             .min(self.slots().0.saturating_sub(relay));
         let fleet_relay = connected.relay.iter().filter(|p| self.is_fleet(p)).count();
         let want_total = self.config.target_relay_peers.saturating_sub(relay);
-        let for_mesh =
-            connected.mesh_thin && relay < self.config.target_relay_peers + MESH_DIAL_EXTRA;
+        let for_mesh = connected.mesh_thin && relay < self.mesh_ceiling();
         let want_extra =
             if self.fleet_share_too_high(relay, fleet_relay) || for_mesh { 2 } else { 0 };
         let mut candidates: Vec<(&PeerId, &Known)> = self.dialable_now(connected, now).collect();
@@ -457,20 +456,25 @@ impl PeerManager {
         out
     }
 
-    /// A node [`MESH_DIAL_EXTRA`] beyond its target whose mesh stays thin: a relay peer it dialled, outside
-    /// the fleet, that kept it out of its mesh (`outside_mesh`: the service's list of relay
-    /// peers connected long enough to have been grafted and not in the mesh), to drop for a
-    /// peer it has not tried, when there is one. Without this a node whose every peer was a
-    /// hub with a full mesh stayed thin at the ceiling (500 nodes: 35 of them).
+    /// Relay peers a node with a thin mesh dials up to.
+    fn mesh_ceiling(&self) -> usize {
+        self.config.target_relay_peers + MESH_DIAL_EXTRA
+    }
+
+    /// A node at its [`Self::mesh_ceiling`] whose mesh stays thin: a relay peer it dialled,
+    /// outside the fleet, that kept it out of its mesh (`outside_mesh`: the service's list of
+    /// relay peers connected long enough to have been grafted and not in the mesh), to drop
+    /// for a peer it has not tried, when there is one. Without this a node whose every peer
+    /// was a hub with a full mesh stayed thin at the ceiling (500 nodes dialling up to 18:
+    /// 19 of them).
     pub fn rotate_out(
         &self,
         connected: &Connected,
         outside_mesh: &[PeerId],
         now: Instant,
     ) -> Option<PeerId> {
-        let ceiling = self.config.target_relay_peers + MESH_DIAL_EXTRA;
         if !connected.mesh_thin
-            || connected.relay.len() < ceiling
+            || connected.relay.len() < self.mesh_ceiling()
             || self.dialable(connected, now, 1) == 0
         {
             return None;

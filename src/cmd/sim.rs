@@ -43,7 +43,6 @@ use super::{
     sim_traffic::{Load, Publisher},
 };
 
-/// The simulated network's cluster.
 /// Between progress lines.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 /// Worker processes at most.
@@ -121,6 +120,13 @@ pub(crate) struct SimArgs {
     /// every node in this process). Past about a thousand nodes one process runs out of files.
     #[arg(long, default_value_t = 0)]
     workers: usize,
+}
+
+impl SimArgs {
+    /// Each client's connection limit: `--max-connections` or the node's default.
+    fn client_max_connections(&self) -> usize {
+        self.max_connections.unwrap_or(node::options::DEFAULT_MAX_CONNECTIONS)
+    }
 }
 
 /// `results.json`.
@@ -355,7 +361,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if std::net::UdpSocket::bind((last, 0)).is_err() {
         bail!("cannot bind {last}: loopback addresses beyond 127.0.0.1 are not routed here");
     }
-    let max_connections = args.max_connections.unwrap_or(node::options::DEFAULT_MAX_CONNECTIONS);
+    let max_connections = args.client_max_connections();
     if max_connections < TARGET_RELAY_PEERS {
         bail!(
             "--max-connections {max_connections}: at least the relay target, {TARGET_RELAY_PEERS}"
@@ -949,7 +955,7 @@ async fn measure(
         wall_seconds: wall.as_secs_f64(),
         arrival_per_second: args.arrival,
         workers: args.workers,
-        max_connections: args.max_connections.unwrap_or(node::options::DEFAULT_MAX_CONNECTIONS),
+        max_connections: args.client_max_connections(),
         cpu_busy: None,
         messages: None,
         propagation_ms: None,

@@ -610,8 +610,8 @@ impl Hosts {
         clients: usize,
     ) -> anyhow::Result<Self> {
         let mut started = Vec::with_capacity(workers);
+        let share = clients.div_ceil(workers.max(1));
         for number in 0..workers {
-            let share = clients.div_ceil(workers.max(1));
             started.push(Arc::new(Worker::spawn(number, &setup, share).await?));
         }
         Ok(Self {

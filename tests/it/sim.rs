@@ -275,7 +275,11 @@ fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
     assert!(results["wall_seconds"].as_f64().unwrap() >= 1.8, "{text}");
     // Meshes formed (one per shard a node relays), and the machine's load was taken.
     assert!(results["mesh_peers"]["p50"].as_u64().unwrap() >= 1, "{text}");
-    assert!(results["mesh_below_d_low"].as_u64().unwrap() <= 40, "{text}");
+    // Not every node thin, and none below D_low exactly when the smallest mesh is at it.
+    let below = results["mesh_below_d_low"].as_u64().unwrap();
+    assert!(below < 40, "{text}");
+    let smallest = results["mesh_peers"]["min"].as_u64().unwrap();
+    assert_eq!(below == 0, smallest >= 4, "{text}");
     let cpu = &results["cpu_busy"];
     assert!(cpu["cores"].as_u64().unwrap() >= 1, "{text}");
     for phase in ["bootstrap", "traffic"] {

@@ -39,7 +39,8 @@ pub(super) struct PeerState {
     pub(super) cluster: Option<u32>,
     pub(super) shards: Vec<u32>,
     /// When the connection came up: a peer that closes one we dialled within
-    /// [`super::REFUSED_WITHIN`] refused us, and is backed off like a failed dial.
+    /// [`super::REFUSED_WITHIN`] refused us, and is backed off like a failed dial; a thin
+    /// node trades only peers it has had for [`super::MESH_GRAFT_CHANCE`].
     pub(super) since: Instant,
 }
 
@@ -82,11 +83,14 @@ impl Service {
             .collect()
     }
 
-    /// Peers on a thin topic, connected for at least `connected_for`, in none of our meshes:
-    /// those that keep us out of theirs. (A shard with few relays anywhere has them all in
-    /// its mesh already: none to trade.)
-    fn relay_peers_outside_mesh(&self, connected_for: Duration) -> Vec<PeerId> {
-        let thin = self.thin_topics();
+    /// Peers on one of the `thin` topics, connected for at least `connected_for`, in none of
+    /// our meshes: those that keep us out of theirs. (A shard with few relays anywhere has
+    /// them all in its mesh already: none to trade.)
+    fn relay_peers_outside_mesh(
+        &self,
+        thin: &[libp2p::gossipsub::TopicHash],
+        connected_for: Duration,
+    ) -> Vec<PeerId> {
         let relay = &self.swarm.behaviour().relay;
         let meshed: std::collections::HashSet<&PeerId> = relay.all_mesh_peers().collect();
         relay
@@ -144,10 +148,11 @@ impl Service {
         } else {
             self.connections.alone_since = None;
         }
-        if !self.thin_topics().is_empty() {
-            self.connections.mesh_thin_since.get_or_insert(now);
-        } else {
+        let thin = self.thin_topics();
+        if thin.is_empty() {
             self.connections.mesh_thin_since = None;
+        } else {
+            self.connections.mesh_thin_since.get_or_insert(now);
         }
         let connected = self.connected();
         if let Some(discv5) = &self.discovery.discv5 {
@@ -159,8 +164,10 @@ impl Service {
         }
         self.dial_candidates(&connected, now);
         self.maybe_ask_for_peers(connected.relay.len(), now);
-        if now >= self.connections.next_rotation {
-            let outside = self.relay_peers_outside_mesh(MESH_GRAFT_CHANCE);
+        // Only a thin node trades, so only a thin one lists its peers outside the mesh (every
+        // node runs this every second).
+        if connected.mesh_thin && now >= self.connections.next_rotation {
+            let outside = self.relay_peers_outside_mesh(&thin, MESH_GRAFT_CHANCE);
             if let Some(peer) = self.connections.peer_manager.rotate_out(&connected, &outside, now)
             {
                 tracing::debug!(target: "node", %peer, "dropping a relay peer that keeps us out of its mesh");
