@@ -47,7 +47,12 @@ fn main() -> ExitCode {
         // Colour only for a person at a terminal: files and the journal get plain text.
         cmd::LogFormat::Text => logs.with_ansi(std::io::stderr().is_terminal()).init(),
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut runtime = if cli.single_threaded() {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    let runtime = match runtime.enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");

@@ -351,6 +351,11 @@ impl PeerManager {
         let for_mesh = connected.mesh_thin && relay < self.mesh_ceiling();
         let want_extra =
             if self.fleet_share_too_high(relay, fleet_relay) || for_mesh { 2 } else { 0 };
+        // Nothing wanted, or no room: no need to sort every known peer (this runs every
+        // second and on every connection event; a node knows up to a thousand peers).
+        if room == 0 || want_total + want_extra == 0 {
+            return Vec::new();
+        }
         let mut candidates: Vec<(&PeerId, &Known)> = self.dialable_now(connected, now).collect();
         candidates.sort_by_cached_key(|(peer, known)| {
             (self.is_fleet(peer), known.failures, self.order(peer))

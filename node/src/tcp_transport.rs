@@ -271,6 +271,14 @@ impl<S: AsyncRead + Unpin> AsyncRead for Counted<S> {
 /// socket is left unread and TCP's own flow control pushes back on the sender.
 const SHAPER_BUFFER: usize = 1 << 20;
 
+thread_local! {
+    /// Where a shaped read lands before it is queued: one per thread, not a zeroed 16 KiB
+    /// array on every poll (a thousand simulated nodes poll their links tens of thousands of
+    /// times a second).
+    static READ_SCRATCH: std::cell::RefCell<Box<[u8]>> =
+        std::cell::RefCell::new(vec![0; 16 * 1024].into_boxed_slice());
+}
+
 /// The receiving end of a simulated link: every chunk read from the socket becomes readable
 /// once the link's rate has carried it and its one-way delay has passed.
 pub struct Shaper {
@@ -317,11 +325,14 @@ impl Shaper {
         buf: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         // Take in what the socket has, stamped with when it is due.
-        let mut chunk = [0u8; 16 * 1024];
         while self.ended.is_none() && self.buffered < SHAPER_BUFFER {
-            match Pin::new(&mut *inner).poll_read(cx, &mut chunk) {
-                Poll::Ready(Ok(0)) => self.ended = Some(Ok(())),
-                Poll::Ready(Ok(n)) => {
+            let read = READ_SCRATCH.with_borrow_mut(|scratch| {
+                Pin::new(&mut *inner).poll_read(cx, scratch).map_ok(|n| scratch[..n].to_vec())
+            });
+            match read {
+                Poll::Ready(Ok(chunk)) if chunk.is_empty() => self.ended = Some(Ok(())),
+                Poll::Ready(Ok(chunk)) => {
+                    let n = chunk.len();
                     let now = tokio::time::Instant::now();
                     let carried = match self.link.bytes_per_sec {
                         Some(rate) if rate > 0 => {
@@ -331,7 +342,7 @@ impl Shaper {
                         _ => now,
                     };
                     self.link_free = carried;
-                    self.due.push_back((carried + self.link.one_way, chunk[..n].to_vec()));
+                    self.due.push_back((carried + self.link.one_way, chunk));
                     self.buffered += n;
                 }
                 Poll::Ready(Err(e)) => self.ended = Some(Err(e)),

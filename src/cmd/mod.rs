@@ -101,6 +101,15 @@ enum Command {
     Health(health::HealthArgs),
 }
 
+impl Cli {
+    /// Whether the command runs on one thread: a sim worker is one of several processes
+    /// sharing the machine's cores, and one thread per process spares the wake-ups between
+    /// threads that a thousand busy nodes otherwise pay on every message.
+    pub(crate) fn single_threaded(&self) -> bool {
+        matches!(self.command, Command::SimWorker)
+    }
+}
+
 /// Runs the parsed command. `Ok` carries the exit code for commands that report partial
 /// results (e.g. `tree resolve` finding bad entries).
 pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -49,9 +49,6 @@ const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 const MAX_WORKERS: usize = 64;
 /// What the scenarios are called.
 const SCENARIOS: [&str; 6] = ["cold-start", "steady", "fleet-loss", "churn", "shards", "hostile"];
-/// Between every node at its target and the first message: a few gossipsub heartbeats for
-/// the meshes to fill.
-const SETTLE: Duration = Duration::from_secs(3);
 
 /// `wakufleet sim` arguments.
 #[derive(Debug, Args)]
@@ -65,8 +62,9 @@ pub(crate) struct SimArgs {
     /// What to run: cold-start, steady, fleet-loss, churn, shards or hostile.
     #[arg(long, default_value = "cold-start")]
     scenario: String,
-    /// Round trip of every link: `none`, one time (`100ms`, as in nwaku's Shadow runs) or a
-    /// range each link draws from (`40ms-130ms`).
+    /// Round trip of every link: `none`, one time (`200ms` compares with nwaku's Shadow runs,
+    /// whose "100 ms" is each path's one-way latency) or a range each link draws from
+    /// (`40ms-130ms`).
     #[arg(long, default_value = "40ms-130ms")]
     rtt: RttModel,
     /// What each direction of a link carries, in Mbit/s (default: unlimited).
@@ -116,6 +114,11 @@ pub(crate) struct SimArgs {
     /// the whole network).
     #[arg(long)]
     arrival: Option<f64>,
+    /// Between every node at its target and the first message (default: a few gossipsub
+    /// heartbeats for the meshes to fill). Longer measures a network past its start, when
+    /// the lookups, dials and mesh trades of the bootstrap have died down.
+    #[arg(long, default_value = "3s", value_parser = humantime::parse_duration)]
+    settle: Duration,
     /// Child processes to run the clients in, each with its own open-files limit (default: 0,
     /// every node in this process). Past about a thousand nodes one process runs out of files.
     #[arg(long, default_value_t = 0)]
@@ -160,6 +163,8 @@ struct Results {
     arrival_per_second: Option<f64>,
     /// Child processes the clients ran in (0: this one).
     workers: usize,
+    /// Seconds between every node at its target and the first message (`--settle`).
+    settle_seconds: f64,
     /// Each client's connection limit.
     max_connections: usize,
     /// Share of the machine's cores the sim kept busy: near 1, the times are its queues.
@@ -268,6 +273,16 @@ struct Messages {
     received_bytes_per_payload_byte: f64,
     /// Message events a receiver missed by falling behind (counted as not delivered).
     lagged: u64,
+    /// Per message, from publishing to its first arrival at any node: the publisher's own
+    /// queue and first hop, apart from the spread.
+    first_arrival_ms: Option<Spread>,
+    /// Arrivals that came only after the drain, when the sim looked again (counted as
+    /// delivered): late, not lost.
+    arrived_late: u64,
+    /// Arrivals that never came: how many, and the first few as (node, message index) with
+    /// node indices as in the whole network.
+    missing: u64,
+    missing_listed: Vec<(usize, u64)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -529,7 +544,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let traffic_cpu = super::sim_cpu::Phase::start(&hosts.pids())?;
     let traffic = match args.scenario.as_str() {
         "steady" | "shards" | "hostile" => {
-            tokio::time::sleep(SETTLE).await;
+            tokio::time::sleep(args.settle).await;
             eprintln!(
                 "sim: {}, {} publishers, {} B messages, {}/s for {:?}, {shards} shard(s)",
                 args.scenario,
@@ -541,7 +556,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             Some(super::sim_traffic::run(&nodes, &topics, &load).await?)
         }
         "fleet-loss" => {
-            tokio::time::sleep(SETTLE).await;
+            tokio::time::sleep(args.settle).await;
             eprintln!("sim: fleet-loss, messages with the fleet up");
             let before = super::sim_traffic::run(&nodes, &topics, &load).await?;
             eprintln!("sim: fleet-loss, every fleet node crashes");
@@ -568,7 +583,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             Some(after)
         }
         "churn" => {
-            tokio::time::sleep(SETTLE).await;
+            tokio::time::sleep(args.settle).await;
             eprintln!(
                 "sim: churn, {} of {} clients leave and as many join over {:?}, with {} B messages at {}/s",
                 churn_events.len(),
@@ -622,7 +637,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     results.churn = churn;
     results.cpu_busy = Some(cpu_busy);
     if let Some(traffic) = &traffic {
-        add_traffic(&mut results, &mut samples, traffic, &load);
+        add_traffic(&mut results, &mut samples, traffic, &load, first);
     }
     results.fleet_loss = loss;
     results.controller = Some(sim_fleet.figures().await.context("the controller's figures")?);
@@ -663,6 +678,18 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             bandwidth.in_max,
             bandwidth.out_max
         );
+        if let Some(first) = results.messages.as_ref().and_then(|m| m.first_arrival_ms.as_ref()) {
+            println!(
+                "first arrival of each message anywhere: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+                first.p50, first.p95, first.max
+            );
+        }
+        if let Some(m) = results.messages.as_ref().filter(|m| m.arrived_late + m.missing > 0) {
+            println!(
+                "stragglers: {} arrivals came after the drain, {} never came (node, message: {:?})",
+                m.arrived_late, m.missing, m.missing_listed
+            );
+        }
     }
     println!(
         "cpu: {:.2} of {} cores busy while bootstrapping{}{}",
@@ -780,6 +807,7 @@ fn add_traffic(
     samples: &mut Samples,
     traffic: &super::sim_traffic::Traffic,
     load: &Load,
+    first_node: usize,
 ) {
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let max = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
@@ -811,6 +839,13 @@ fn add_traffic(
         publishers: load.publishers.len(),
         received_bytes_per_payload_byte: if payload > 0.0 { received / payload } else { 0.0 },
         lagged: traffic.lagged,
+        first_arrival_ms: (!traffic.first_arrivals.is_empty()).then(|| {
+            let s = spread(&traffic.first_arrivals);
+            Spread { p50: s.p50 * 1e3, p95: s.p95 * 1e3, p99: s.p99 * 1e3, max: s.max * 1e3 }
+        }),
+        arrived_late: traffic.late,
+        missing: traffic.expected.saturating_sub(traffic.delivered),
+        missing_listed: traffic.missing.iter().map(|(n, m)| (n + first_node, *m)).collect(),
     });
     // A thousand nodes and a minute of messages make 60,000 arrivals: the picture shows
     // 1,000 evenly spaced quantiles of them.
@@ -955,6 +990,7 @@ async fn measure(
         wall_seconds: wall.as_secs_f64(),
         arrival_per_second: args.arrival,
         workers: args.workers,
+        settle_seconds: args.settle.as_secs_f64(),
         max_connections: args.client_max_connections(),
         cpu_busy: None,
         messages: None,

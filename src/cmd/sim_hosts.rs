@@ -151,7 +151,7 @@ enum Request {
     Peers { index: usize },
     Publish { index: usize, topic: String, content_topic: String, payload: Vec<u8>, timestamp: i64 },
     Record { index: usize },
-    Arrivals { index: usize },
+    Arrivals { index: usize, stop: bool },
     Crash { host: usize },
     Refuse { host: usize },
     Shutdown { index: usize },
@@ -166,7 +166,13 @@ enum Reply {
     Text(String),
     /// Connected peers and whether each relays on one of the node's topics.
     Peers(Vec<(String, bool)>),
-    Published(String),
+    /// The message's hash, and when the node was handed it (nanoseconds since the Unix
+    /// epoch), taken in the process that runs it: the request's way through the pipe and the
+    /// worker's queue is the sim's, not the network's.
+    Published {
+        hash: String,
+        at: u64,
+    },
     /// Message hashes and when they arrived (nanoseconds since the Unix epoch: every process
     /// on this machine reads the same clock), and how many events the recorder missed.
     Arrivals {
@@ -194,10 +200,18 @@ pub(crate) struct SimStats {
     pub dials_failed: u64,
 }
 
-/// Arrivals being recorded at one node.
+/// What one node's recorder saw: arrivals (hash, when) and events it missed.
+#[derive(Default)]
+struct Recorded {
+    arrivals: Vec<(MessageHash, SystemTime)>,
+    lagged: u64,
+}
+
+/// Arrivals being recorded at one node, readable while the recording goes on (the sim looks
+/// again for stragglers before it stops).
 struct Recording {
     stop: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<(Vec<(MessageHash, SystemTime)>, u64)>,
+    recorded: Arc<Mutex<Recorded>>,
 }
 
 /// The nodes of one process and what it knows of the links.
@@ -283,44 +297,57 @@ impl Host {
             }
             Request::Publish { index, topic, content_topic, payload, timestamp } => {
                 let message = WakuMessage::new(content_topic, payload, timestamp);
-                let hash =
-                    self.node(index)?.publish(&topic, message).await.map_err(|e| e.to_string())?;
-                Ok(Reply::Published(hash.to_string()))
+                let node = self.node(index)?;
+                let at = nanos(SystemTime::now());
+                let hash = node.publish(&topic, message).await.map_err(|e| e.to_string())?;
+                Ok(Reply::Published { hash: hash.to_string(), at })
             }
             Request::Record { index } => {
                 let mut events = self.node(index)?.events();
                 let (stop, mut stopped) = watch::channel(false);
-                let task = tokio::spawn(async move {
-                    let mut arrivals = Vec::new();
-                    let mut lagged = 0u64;
+                let recorded = Arc::new(Mutex::new(Recorded::default()));
+                let sink = recorded.clone();
+                tokio::spawn(async move {
                     loop {
-                        tokio::select! {
-                            event = events.recv() => match event {
-                                Ok(NodeEvent::Message { hash, .. }) => arrivals.push((hash, SystemTime::now())),
-                                Ok(_) => {}
-                                Err(RecvError::Lagged(n)) => lagged += n,
-                                Err(RecvError::Closed) => break,
-                            },
+                        let event = tokio::select! {
+                            event = events.recv() => event,
                             _ = stopped.changed() => break,
+                        };
+                        let Ok(mut sink) = sink.lock() else { break };
+                        match event {
+                            Ok(NodeEvent::Message { hash, .. }) => {
+                                sink.arrivals.push((hash, SystemTime::now()));
+                            }
+                            Ok(_) => {}
+                            Err(RecvError::Lagged(n)) => sink.lagged += n,
+                            Err(RecvError::Closed) => break,
                         }
                     }
-                    (arrivals, lagged)
                 });
                 let mut recording = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
-                recording.insert(index, Recording { stop, task });
+                recording.insert(index, Recording { stop, recorded });
                 Ok(Reply::Done)
             }
-            Request::Arrivals { index } => {
-                let recording = self
-                    .recording
-                    .lock()
-                    .map_err(|_| "poisoned".to_owned())?
-                    .remove(&index)
-                    .ok_or_else(|| format!("node {index} is not recording"))?;
-                let _ = recording.stop.send(true);
-                let (arrivals, lagged) = recording.task.await.map_err(|e| e.to_string())?;
+            Request::Arrivals { index, stop } => {
+                let mut recordings = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
+                let recording = if stop { recordings.remove(&index) } else { None };
+                let recorded = match &recording {
+                    Some(recording) => &recording.recorded,
+                    None => {
+                        &recordings
+                            .get(&index)
+                            .ok_or_else(|| format!("node {index} is not recording"))?
+                            .recorded
+                    }
+                };
+                let recorded = recorded.lock().map_err(|_| "poisoned".to_owned())?;
                 let arrivals =
-                    arrivals.into_iter().map(|(h, at)| (h.to_string(), nanos(at))).collect();
+                    recorded.arrivals.iter().map(|(h, at)| (h.to_string(), nanos(*at))).collect();
+                let lagged = recorded.lagged;
+                drop(recorded);
+                if let Some(recording) = recording {
+                    let _ = recording.stop.send(true);
+                }
                 Ok(Reply::Arrivals { arrivals, lagged })
             }
             Request::Crash { host } => {
@@ -547,11 +574,12 @@ impl SimNode {
         }
     }
 
+    /// Publishes `message` on `topic`: its hash, and when the node was handed it.
     pub(crate) async fn publish(
         &self,
         topic: &str,
         message: WakuMessage,
-    ) -> anyhow::Result<MessageHash> {
+    ) -> anyhow::Result<(MessageHash, SystemTime)> {
         let request = Request::Publish {
             index: self.index,
             topic: topic.to_owned(),
@@ -560,7 +588,10 @@ impl SimNode {
             timestamp: message.timestamp.unwrap_or_default(),
         };
         match self.call(request).await? {
-            Reply::Published(hash) => hash.parse().map_err(|e| anyhow!("a message hash: {e}")),
+            Reply::Published { hash, at } => Ok((
+                hash.parse().map_err(|e| anyhow!("a message hash: {e}"))?,
+                UNIX_EPOCH + Duration::from_nanos(at),
+            )),
             other => Err(unexpected(other)),
         }
     }
@@ -570,9 +601,12 @@ impl SimNode {
         self.call(Request::Record { index: self.index }).await.map(drop)
     }
 
-    /// Stops recording: what arrived when, and how many events were missed.
-    pub(crate) async fn arrivals(&self) -> anyhow::Result<(Vec<(MessageHash, SystemTime)>, u64)> {
-        match self.call(Request::Arrivals { index: self.index }).await? {
+    /// What arrived when so far, and how many events were missed; `stop` ends the recording.
+    pub(crate) async fn arrivals(
+        &self,
+        stop: bool,
+    ) -> anyhow::Result<(Vec<(MessageHash, SystemTime)>, u64)> {
+        match self.call(Request::Arrivals { index: self.index, stop }).await? {
             Reply::Arrivals { arrivals, lagged } => {
                 let arrivals = arrivals
                     .into_iter()
@@ -726,7 +760,7 @@ mod tests {
         let host = Host::new(setup, links.clone());
         let error = host.handle(Request::Stats { index: 3 }).await.unwrap_err();
         assert_eq!(error, "no node 3 here");
-        let error = host.handle(Request::Arrivals { index: 3 }).await.unwrap_err();
+        let error = host.handle(Request::Arrivals { index: 3, stop: true }).await.unwrap_err();
         assert!(error.contains("no node 3") || error.contains("not recording"), "{error}");
         let ip = |i| IpAddr::V4(address(i).unwrap());
         assert!(!links.severed(ip(1), ip(2)) && !links.refuses(ip(2)));

@@ -51,7 +51,8 @@ pub(crate) fn index_of(ip: IpAddr) -> Option<usize> {
 pub(crate) enum RttModel {
     /// Loopback as it is (well under a millisecond).
     None,
-    /// Every link the same, as in the Shadow runs nwaku published (100 ms).
+    /// Every link the same. nwaku's Shadow runs gave every path 100 ms of one-way latency: a
+    /// round trip of 200 ms here.
     Fixed(Duration),
     /// Uniform between the two, per link: hosts spread over a continent or two.
     Uniform(Duration, Duration),

@@ -44,6 +44,12 @@ pub(crate) struct Load {
     pub drain: Duration,
 }
 
+/// When arrivals are still missing after the drain, how long the sim waits before it looks
+/// once more: a message that comes that late is told apart from one that never comes.
+const STRAGGLER_GRACE: Duration = Duration::from_secs(10);
+/// Missing arrivals listed by (node, message) in the results; the count is always whole.
+pub(crate) const MISSING_LISTED: usize = 50;
+
 /// What happened to the messages.
 #[derive(Debug)]
 pub(crate) struct Traffic {
@@ -51,6 +57,9 @@ pub(crate) struct Traffic {
     pub sent: usize,
     /// From publishing to arrival, for every (message, node) that arrived; sorted.
     pub latencies: Vec<Duration>,
+    /// Per message, from publishing to its first arrival anywhere; sorted. What the
+    /// publisher's own queue and first hop took, apart from the spread through the network.
+    pub first_arrivals: Vec<Duration>,
     /// Arrivals, of `expected` (every node on the message's topic but the publisher).
     pub delivered: u64,
     pub expected: u64,
@@ -61,6 +70,11 @@ pub(crate) struct Traffic {
     pub seconds: f64,
     /// Message events a node's receiver missed because it fell behind.
     pub lagged: u64,
+    /// Arrivals that came after the drain, within [`STRAGGLER_GRACE`] (counted as delivered,
+    /// their latencies among the others).
+    pub late: u64,
+    /// (node, message index) of arrivals that never came, the first [`MISSING_LISTED`].
+    pub missing: Vec<(usize, u64)>,
 }
 
 /// Payloads carry their index in their first bytes, which makes every message unique.
@@ -149,7 +163,7 @@ pub(crate) async fn run(
     let before = byte_counts(nodes).await;
     let started = Instant::now();
     let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
-    let mut published: HashMap<MessageHash, (SystemTime, usize, &str)> = HashMap::new();
+    let mut published: Published<'_> = HashMap::new();
     let mut expected = 0u64;
     let mut next_progress = Instant::now() + Duration::from_secs(2);
     for index in 0..count {
@@ -160,14 +174,13 @@ pub(crate) async fn run(
         let publisher = *publisher;
         let now_ns = node::clock::now_ns();
         let message = WakuMessage::new(content_topic.as_str(), payload(index, load.size), now_ns);
-        let sent_at = SystemTime::now();
-        let hash = nodes
+        let (hash, sent_at) = nodes
             .get(publisher)
             .with_context(|| format!("no node {publisher} to publish"))?
             .publish(topic, message)
             .await
             .with_context(|| format!("node {publisher} publishing message {index}"))?;
-        published.insert(hash, (sent_at, publisher, topic.as_str()));
+        published.insert(hash, (sent_at, publisher, topic.as_str(), index));
         expected += topics
             .iter()
             .enumerate()
@@ -184,24 +197,25 @@ pub(crate) async fn run(
     let publishing = started.elapsed();
     let after = byte_counts(nodes).await;
     tokio::time::sleep(load.drain).await;
-    let recorded = futures::future::join_all(nodes.iter().map(SimNode::arrivals)).await;
-
-    let mut latencies = Vec::new();
-    let mut delivered = 0u64;
-    let mut lagged = 0u64;
-    for (index, recorded) in recorded.into_iter().enumerate() {
-        let (arrivals, missed) = recorded.with_context(|| format!("node {index}'s arrivals"))?;
-        lagged += missed;
-        for (hash, at) in arrivals {
-            if let Some((sent_at, publisher, topic)) = published.get(&hash)
-                && *publisher != index
-                && topics[index].iter().any(|t| t == topic)
-            {
-                delivered += 1;
-                latencies.push(at.duration_since(*sent_at).unwrap_or_default());
-            }
-        }
-    }
+    let first = collect(nodes, &published, topics, false).await?;
+    let (counted, late) = if first.delivered < expected {
+        // Late or lost? Look once more, a while later.
+        eprintln!(
+            "sim: traffic, {} of {expected} arrivals missing after the drain; looking again in {STRAGGLER_GRACE:?}",
+            expected - first.delivered
+        );
+        tokio::time::sleep(STRAGGLER_GRACE).await;
+        let second = collect(nodes, &published, topics, true).await?;
+        let late = second.delivered.saturating_sub(first.delivered);
+        (second, late)
+    } else {
+        collect(nodes, &published, topics, true).await?;
+        (first, 0)
+    };
+    let Collected { mut latencies, delivered, lagged, arrived, first } = counted;
+    let mut first_arrivals: Vec<Duration> = first.into_values().collect();
+    first_arrivals.sort_unstable();
+    let missing = missing_pairs(&published, topics, &arrived, MISSING_LISTED);
     latencies.sort_unstable();
     let bytes = before
         .iter()
@@ -214,12 +228,90 @@ pub(crate) async fn run(
     Ok(Traffic {
         sent: published.len(),
         latencies,
+        first_arrivals,
         delivered,
         expected,
         bytes,
         seconds: publishing.as_secs_f64(),
         lagged,
+        late,
+        missing,
     })
+}
+
+/// Published messages: when, by which node, on which topic, and their index.
+type Published<'a> = HashMap<MessageHash, (SystemTime, usize, &'a str, u64)>;
+
+/// (node, message index) of the arrivals that did not come, in message order, at most
+/// `limit`: every node on a message's topic but its publisher should have had it.
+fn missing_pairs(
+    published: &Published<'_>,
+    topics: &[Vec<String>],
+    arrived: &std::collections::HashSet<(usize, MessageHash)>,
+    limit: usize,
+) -> Vec<(usize, u64)> {
+    let mut by_index: Vec<_> = published.iter().collect();
+    by_index.sort_by_key(|(_, (.., index))| *index);
+    by_index
+        .into_iter()
+        .flat_map(|(hash, (_, publisher, topic, index))| {
+            topics
+                .iter()
+                .enumerate()
+                .filter(move |(node, relayed)| {
+                    node != publisher
+                        && relayed.iter().any(|t| t == topic)
+                        && !arrived.contains(&(*node, *hash))
+                })
+                .map(move |(node, _)| (node, *index))
+        })
+        .take(limit)
+        .collect()
+}
+
+/// Arrivals of the published messages at the nodes that should have them.
+struct Collected {
+    latencies: Vec<Duration>,
+    delivered: u64,
+    lagged: u64,
+    /// (node, message) pairs that arrived.
+    arrived: std::collections::HashSet<(usize, MessageHash)>,
+    /// Per message, its earliest arrival's latency.
+    first: HashMap<MessageHash, Duration>,
+}
+
+async fn collect(
+    nodes: &[SimNode],
+    published: &Published<'_>,
+    topics: &[Vec<String>],
+    stop: bool,
+) -> anyhow::Result<Collected> {
+    let recorded = futures::future::join_all(nodes.iter().map(|n| n.arrivals(stop))).await;
+    let mut collected = Collected {
+        latencies: Vec::new(),
+        delivered: 0,
+        lagged: 0,
+        arrived: std::collections::HashSet::new(),
+        first: HashMap::new(),
+    };
+    for (index, recorded) in recorded.into_iter().enumerate() {
+        let (arrivals, missed) = recorded.with_context(|| format!("node {index}'s arrivals"))?;
+        collected.lagged += missed;
+        for (hash, at) in arrivals {
+            if let Some((sent_at, publisher, topic, _)) = published.get(&hash)
+                && *publisher != index
+                && topics[index].iter().any(|t| t == topic)
+                && collected.arrived.insert((index, hash))
+            {
+                collected.delivered += 1;
+                let latency = at.duration_since(*sent_at).unwrap_or_default();
+                collected.latencies.push(latency);
+                let first = collected.first.entry(hash).or_insert(latency);
+                *first = (*first).min(latency);
+            }
+        }
+    }
+    Ok(collected)
 }
 
 #[cfg(test)]
@@ -237,6 +329,25 @@ mod tests {
             assert!(check(1024, rate, second).is_err(), "{rate}");
         }
         assert!(check(1024, 1.0, Duration::ZERO).is_err());
+    }
+
+    #[test]
+    fn missing_arrivals_are_listed_by_node_and_message_in_order() {
+        let hash = |i: u8| MessageHash([i; 32]);
+        let topics: Vec<Vec<String>> =
+            vec![vec!["a".into()], vec!["a".into()], vec!["b".into()], vec![]];
+        let at = SystemTime::UNIX_EPOCH;
+        // Message 0 on "a" by node 0, message 1 on "b" by node 1, message 2 on "a" by node 1.
+        let published: Published<'_> =
+            [(hash(0), (at, 0, "a", 0)), (hash(1), (at, 1, "b", 1)), (hash(2), (at, 1, "a", 2))]
+                .into_iter()
+                .collect();
+        // Node 1 had message 0; node 2 (on "b") nothing; node 0 nothing; node 3 relays none.
+        let arrived = [(1, hash(0))].into_iter().collect();
+        assert_eq!(missing_pairs(&published, &topics, &arrived, 10), vec![(2, 1), (0, 2)]);
+        assert_eq!(missing_pairs(&published, &topics, &arrived, 1), vec![(2, 1)]);
+        let all = [(1, hash(0)), (2, hash(1)), (0, hash(2))].into_iter().collect();
+        assert!(missing_pairs(&published, &topics, &all, 10).is_empty());
     }
 
     #[test]

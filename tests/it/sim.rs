@@ -33,8 +33,9 @@ fn sixty_nodes_reach_the_relay_target_deliver_and_survive_the_fleets_crash() {
     let (out, results, text, out_dir) = sim(
         dir.path(),
         "fleet-loss",
-        &["--nodes", "60", "--duration", "5s", "--rate", "4", "--workers", "2"],
+        &["--nodes", "60", "--duration", "5s", "--rate", "4", "--workers", "2", "--settle", "1s"],
     );
+    assert_eq!(results["settle_seconds"], 1.0, "{text}");
     // The clients ran in two worker processes, the fleet in this one: links between them,
     // the crash and the arrivals crossed processes.
     assert_eq!(results["workers"], 2, "{text}");
@@ -78,6 +79,28 @@ fn sixty_nodes_reach_the_relay_target_deliver_and_survive_the_fleets_crash() {
         propagation["max"].as_f64().unwrap(),
     );
     assert!(20.0 <= p50 && p50 <= p95 && p95 <= max, "{text}");
+    // Each message's first arrival anywhere: one hop at least, and no later than the median.
+    let first = &results["messages"]["first_arrival_ms"];
+    let (first_p50, first_max) = (first["p50"].as_f64().unwrap(), first["max"].as_f64().unwrap());
+    assert!(20.0 <= first_p50 && first_p50 <= p50 && first_max <= max, "{text}");
+    // What did not arrive is counted and listed (by node and message), not just a ratio.
+    let messages = &results["messages"];
+    let missing = messages["missing"].as_u64().unwrap();
+    assert_eq!(
+        missing,
+        messages["arrivals_expected"].as_u64().unwrap() - messages["arrivals"].as_u64().unwrap(),
+        "{text}"
+    );
+    let listed = messages["missing_listed"].as_array().unwrap();
+    assert_eq!(listed.len() as u64, missing.min(50), "{text}");
+    // Listed nodes are survivors (3..60) and messages among the 20 sent.
+    assert!(
+        listed
+            .iter()
+            .all(|pair| (3..60).contains(&pair[0].as_u64().unwrap())
+                && pair[1].as_u64().unwrap() < 20),
+        "{text}"
+    );
     // Every node received at least the payloads (4 KiB/s) and sent something.
     let bandwidth = &results["bandwidth_bytes_per_sec_per_node"];
     assert!(bandwidth["in_mean"].as_f64().unwrap() > 4096.0, "{text}");
