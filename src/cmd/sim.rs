@@ -233,7 +233,12 @@ async fn watch_healing(
 ) -> anyhow::Result<Healing> {
     let mut healed: Vec<Option<Duration>> = vec![None; survivors.len()];
     let mut dead_gone = None;
+    let mut next_report = SLOW_HEALING;
     while crashed_at.elapsed() < limit {
+        if crashed_at.elapsed() >= next_report {
+            next_report += SLOW_HEALING;
+            report_slow_healers(survivors, &healed, crashed_at.elapsed()).await;
+        }
         let peers = futures::future::join_all(survivors.iter().map(SimNode::peers)).await;
         let mut holding_dead = 0;
         for (index, peers) in peers.into_iter().enumerate() {
@@ -256,6 +261,27 @@ async fn watch_healing(
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     Ok(Healing { healed, dead_gone })
+}
+
+/// How long after a fleet loss a survivor may take before the sim describes it on stderr
+/// (and again at every multiple): a slow healer's state, for the one who reads the run.
+const SLOW_HEALING: Duration = Duration::from_secs(90);
+/// Slow healers described per report.
+const SLOW_HEALERS_SHOWN: usize = 5;
+
+/// Describes the first few survivors not yet back at their target outside the fleet.
+async fn report_slow_healers(survivors: &[SimNode], healed: &[Option<Duration>], after: Duration) {
+    let slow: Vec<&SimNode> =
+        survivors.iter().zip(healed).filter(|(_, h)| h.is_none()).map(|(n, _)| n).collect();
+    if slow.is_empty() {
+        return;
+    }
+    let survivors = if slow.len() == 1 { "survivor" } else { "survivors" };
+    eprintln!("sim: fleet-loss, {} {survivors} not healed {after:.0?} after the crash", slow.len());
+    for node in slow.into_iter().take(SLOW_HEALERS_SHOWN) {
+        let described = node.describe().await.unwrap_or_else(|e| format!("({e:#})"));
+        eprintln!("sim:   node {}: {described}", node.index());
+    }
 }
 
 #[derive(Debug, Serialize)]

@@ -548,6 +548,11 @@ impl SimNode {
         self.peer_id
     }
 
+    /// Its number in the whole network (the results' node numbers).
+    pub(crate) fn index(&self) -> usize {
+        self.index
+    }
+
     pub(crate) async fn stats(&self) -> anyhow::Result<SimStats> {
         match self.call(Request::Stats { index: self.index }).await? {
             Reply::Stats(stats) => Ok(stats),
