@@ -21,6 +21,8 @@ pub(super) struct DiscoveryState {
     /// Records found by our own discovery, offered to peer-exchange clients.
     pub(super) px_cache: VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
     pub(super) next_px_query: Option<Instant>,
+    /// Peer exchange requests sent: which server is asked next turns with it.
+    pub(super) px_asked: usize,
     pub(super) discv5: Option<Discovery>,
     pub(super) discovered_tx: mpsc::Sender<Discovered>,
     pub(super) dns_running: bool,
@@ -178,12 +180,19 @@ impl Service {
             return;
         }
         let protocol = peer_exchange::PROTOCOL.to_string();
-        let server = self
+        // Each request goes to the next server in turn: asking always the same one (the first
+        // in the map) got the same answer again and again, and after a fleet loss a survivor
+        // short of peers heard 300 records it already knew (all the dead fleet's) in 6 minutes.
+        let servers: Vec<PeerId> = self
             .peers
             .iter()
-            .find(|(_, state)| state.protocols.contains(&protocol))
-            .map(|(peer, _)| *peer);
+            .filter(|(_, state)| state.protocols.contains(&protocol))
+            .map(|(peer, _)| *peer)
+            .collect();
+        let server =
+            (!servers.is_empty()).then(|| servers[self.discovery.px_asked % servers.len()]);
         if let Some(server) = server {
+            self.discovery.px_asked = self.discovery.px_asked.wrapping_add(1);
             self.discovery.next_px_query = Some(now + PX_INTERVAL);
             let request = PeerExchangeRpc::request(peer_exchange::DEFAULT_ASK);
             self.swarm.behaviour_mut().peer_exchange.send_request(&server, request);
@@ -200,15 +209,9 @@ impl Service {
                     let wanted = request.query.map_or(0, |q| q.num_peers);
                     let wanted =
                         usize::try_from(wanted).unwrap_or(usize::MAX).min(peer_exchange::MAX_PEERS);
-                    let offer: Vec<crate::enrtree::NodeRecord> = self
-                        .discovery
-                        .px_cache
-                        .iter()
-                        .rev()
-                        .filter(|(p, _)| *p != peer)
-                        .take(wanted)
-                        .map(|(_, r)| r.clone())
-                        .collect();
+                    let offer = px_offer(&self.discovery.px_cache, &peer, wanted, |p| {
+                        self.peers.contains_key(p)
+                    });
                     self.stats.px_peers_sent += offer.len() as u64;
                     let _ = self
                         .swarm
@@ -239,5 +242,62 @@ impl Service {
             }
             _ => {}
         }
+    }
+}
+
+/// What a peer exchange server offers `asker`: at most `wanted` records of its cache, never
+/// the asker's own, peers it is connected to first (they are alive now), then the rest newest
+/// first. The cache is what discovery met, and every lookup meets the discv5 table again:
+/// after a fleet loss that put the dead fleet's records first, offered to survivors looking
+/// for a way out.
+fn px_offer(
+    cache: &VecDeque<(PeerId, crate::enrtree::NodeRecord)>,
+    asker: &PeerId,
+    wanted: usize,
+    connected: impl Fn(&PeerId) -> bool,
+) -> Vec<crate::enrtree::NodeRecord> {
+    let (live, rest): (Vec<_>, Vec<_>) =
+        cache.iter().rev().filter(|(p, _)| p != asker).partition(|(p, _)| connected(p));
+    live.into_iter().chain(rest).take(wanted).map(|(_, r)| r.clone()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::waku_enr::{Capabilities, WakuEnrConfig, build_enr};
+
+    fn record() -> (PeerId, crate::enrtree::NodeRecord) {
+        let key = enr::CombinedKey::from(crate::crypto::generate_key());
+        let config = WakuEnrConfig {
+            seq: 1,
+            ip: Some([127, 0, 0, 1].into()),
+            tcp: Some(60_000),
+            udp: None,
+            capabilities: Capabilities::RELAY,
+            multiaddrs: Vec::new(),
+            shards: None,
+        };
+        let enr = build_enr(&key, &config).unwrap();
+        let record: crate::enrtree::NodeRecord = enr.to_base64().parse().unwrap();
+        let peer = crate::peers::FoundPeer::from_record(record.clone(), 0).unwrap().peer_id;
+        (peer, record)
+    }
+
+    #[test]
+    fn peer_exchange_offers_connected_peers_first_then_the_newest_never_the_asker() {
+        // Oldest first, as the cache keeps them: a, b (connected), c, asker, d (connected).
+        let entries: Vec<_> = (0..5).map(|_| record()).collect();
+        let cache: VecDeque<_> = entries.iter().cloned().collect();
+        let id = |i: usize| entries[i].0;
+        let connected = |p: &PeerId| *p == id(1) || *p == id(4);
+        let offered = |wanted| {
+            px_offer(&cache, &id(3), wanted, connected)
+                .iter()
+                .map(|r| entries.iter().position(|(_, e)| e.to_string() == r.to_string()).unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(offered(10), vec![4, 1, 2, 0]);
+        assert_eq!(offered(3), vec![4, 1, 2]);
+        assert_eq!(offered(0), Vec::<usize>::new());
     }
 }

@@ -289,6 +289,7 @@ pub async fn start(
         discovery: discovery::DiscoveryState {
             px_cache: std::collections::VecDeque::new(),
             next_px_query: None,
+            px_asked: 0,
             discv5: discovery,
             discovered_tx,
             dns_running: false,
