@@ -345,6 +345,12 @@ pub(crate) fn spread(sorted: &[Duration]) -> Spread {
     Spread { p50: at(0.5), p95: at(0.95), p99: at(0.99), max: at(1.0) }
 }
 
+/// [`spread`] in milliseconds.
+fn spread_ms(sorted: &[Duration]) -> Spread {
+    let Spread { p50, p95, p99, max } = spread(sorted);
+    Spread { p50: p50 * 1e3, p95: p95 * 1e3, p99: p99 * 1e3, max: max * 1e3 }
+}
+
 pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     if !SCENARIOS.contains(&args.scenario.as_str()) {
         bail!("unknown scenario {:?}: one of {}", args.scenario, SCENARIOS.join(", "));
@@ -837,13 +843,7 @@ fn add_traffic(
 ) {
     let mean = |values: &[f64]| values.iter().sum::<f64>() / values.len().max(1) as f64;
     let max = |values: &[f64]| values.iter().copied().fold(0.0, f64::max);
-    let spread_ms = spread(&traffic.latencies);
-    results.propagation_ms = Some(Spread {
-        p50: spread_ms.p50 * 1e3,
-        p95: spread_ms.p95 * 1e3,
-        p99: spread_ms.p99 * 1e3,
-        max: spread_ms.max * 1e3,
-    });
+    results.propagation_ms = Some(spread_ms(&traffic.latencies));
     results.delivery_ratio = Some(traffic.delivery_ratio());
     let rates = traffic.rates();
     let bandwidth_in: Vec<f64> = rates.iter().map(|r| r.0).collect();
@@ -865,10 +865,8 @@ fn add_traffic(
         publishers: load.publishers.len(),
         received_bytes_per_payload_byte: if payload > 0.0 { received / payload } else { 0.0 },
         lagged: traffic.lagged,
-        first_arrival_ms: (!traffic.first_arrivals.is_empty()).then(|| {
-            let s = spread(&traffic.first_arrivals);
-            Spread { p50: s.p50 * 1e3, p95: s.p95 * 1e3, p99: s.p99 * 1e3, max: s.max * 1e3 }
-        }),
+        first_arrival_ms: (!traffic.first_arrivals.is_empty())
+            .then(|| spread_ms(&traffic.first_arrivals)),
         arrived_late: traffic.late,
         missing: traffic.expected.saturating_sub(traffic.delivered),
         missing_listed: traffic.missing.iter().map(|(n, m)| (n + first_node, *m)).collect(),

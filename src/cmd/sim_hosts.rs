@@ -151,7 +151,8 @@ enum Request {
     Peers { index: usize },
     Publish { index: usize, topic: String, content_topic: String, payload: Vec<u8>, timestamp: i64 },
     Record { index: usize },
-    Arrivals { index: usize, stop: bool },
+    Arrivals { index: usize },
+    StopRecording { index: usize },
     Crash { host: usize },
     Refuse { host: usize },
     Shutdown { index: usize },
@@ -208,9 +209,9 @@ struct Recorded {
 }
 
 /// Arrivals being recorded at one node, readable while the recording goes on (the sim looks
-/// again for stragglers before it stops).
+/// again for stragglers before it stops). Dropping it stops the recorder.
 struct Recording {
-    stop: watch::Sender<bool>,
+    _stop: watch::Sender<bool>,
     recorded: Arc<Mutex<Recorded>>,
 }
 
@@ -304,6 +305,7 @@ impl Host {
             }
             Request::Record { index } => {
                 let mut events = self.node(index)?.events();
+                // The recorder ends when its `Recording` (the sender) is dropped.
                 let (stop, mut stopped) = watch::channel(false);
                 let recorded = Arc::new(Mutex::new(Recorded::default()));
                 let sink = recorded.clone();
@@ -325,30 +327,25 @@ impl Host {
                     }
                 });
                 let mut recording = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
-                recording.insert(index, Recording { stop, recorded });
+                recording.insert(index, Recording { _stop: stop, recorded });
                 Ok(Reply::Done)
             }
-            Request::Arrivals { index, stop } => {
-                let mut recordings = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
-                let recording = if stop { recordings.remove(&index) } else { None };
-                let recorded = match &recording {
-                    Some(recording) => &recording.recorded,
-                    None => {
-                        &recordings
-                            .get(&index)
-                            .ok_or_else(|| format!("node {index} is not recording"))?
-                            .recorded
-                    }
-                };
-                let recorded = recorded.lock().map_err(|_| "poisoned".to_owned())?;
+            Request::Arrivals { index } => {
+                let recordings = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
+                let recording = recordings
+                    .get(&index)
+                    .ok_or_else(|| format!("node {index} is not recording"))?;
+                let recorded = recording.recorded.lock().map_err(|_| "poisoned".to_owned())?;
                 let arrivals =
                     recorded.arrivals.iter().map(|(h, at)| (h.to_string(), nanos(*at))).collect();
-                let lagged = recorded.lagged;
-                drop(recorded);
-                if let Some(recording) = recording {
-                    let _ = recording.stop.send(true);
-                }
-                Ok(Reply::Arrivals { arrivals, lagged })
+                Ok(Reply::Arrivals { arrivals, lagged: recorded.lagged })
+            }
+            Request::StopRecording { index } => {
+                let mut recordings = self.recording.lock().map_err(|_| "poisoned".to_owned())?;
+                recordings
+                    .remove(&index)
+                    .ok_or_else(|| format!("node {index} is not recording"))?;
+                Ok(Reply::Done)
             }
             Request::Crash { host } => {
                 self.links.crash(host);
@@ -606,12 +603,9 @@ impl SimNode {
         self.call(Request::Record { index: self.index }).await.map(drop)
     }
 
-    /// What arrived when so far, and how many events were missed; `stop` ends the recording.
-    pub(crate) async fn arrivals(
-        &self,
-        stop: bool,
-    ) -> anyhow::Result<(Vec<(MessageHash, SystemTime)>, u64)> {
-        match self.call(Request::Arrivals { index: self.index, stop }).await? {
+    /// What arrived when so far, and how many events were missed.
+    pub(crate) async fn arrivals(&self) -> anyhow::Result<(Vec<(MessageHash, SystemTime)>, u64)> {
+        match self.call(Request::Arrivals { index: self.index }).await? {
             Reply::Arrivals { arrivals, lagged } => {
                 let arrivals = arrivals
                     .into_iter()
@@ -624,6 +618,11 @@ impl SimNode {
             }
             other => Err(unexpected(other)),
         }
+    }
+
+    /// Ends the recording started by [`SimNode::record`].
+    pub(crate) async fn stop_recording(&self) -> anyhow::Result<()> {
+        self.call(Request::StopRecording { index: self.index }).await.map(drop)
     }
 
     pub(crate) async fn shutdown(&self) {
@@ -765,8 +764,10 @@ mod tests {
         let host = Host::new(setup, links.clone());
         let error = host.handle(Request::Stats { index: 3 }).await.unwrap_err();
         assert_eq!(error, "no node 3 here");
-        let error = host.handle(Request::Arrivals { index: 3, stop: true }).await.unwrap_err();
+        let error = host.handle(Request::Arrivals { index: 3 }).await.unwrap_err();
         assert!(error.contains("no node 3") || error.contains("not recording"), "{error}");
+        let error = host.handle(Request::StopRecording { index: 3 }).await.unwrap_err();
+        assert!(error.contains("not recording"), "{error}");
         let ip = |i| IpAddr::V4(address(i).unwrap());
         assert!(!links.severed(ip(1), ip(2)) && !links.refuses(ip(2)));
         assert!(matches!(host.handle(Request::Crash { host: 1 }).await, Ok(Reply::Done)));

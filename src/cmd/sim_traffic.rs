@@ -197,22 +197,24 @@ pub(crate) async fn run(
     let publishing = started.elapsed();
     let after = byte_counts(nodes).await;
     tokio::time::sleep(load.drain).await;
-    let first = collect(nodes, &published, topics, false).await?;
-    let (counted, late) = if first.delivered < expected {
+    let mut counted = collect(nodes, &published, topics).await?;
+    let mut late = 0;
+    if counted.delivered() < expected {
         // Late or lost? Look once more, a while later.
         eprintln!(
             "sim: traffic, {} of {expected} arrivals missing after the drain; looking again in {STRAGGLER_GRACE:?}",
-            expected - first.delivered
+            expected - counted.delivered()
         );
         tokio::time::sleep(STRAGGLER_GRACE).await;
-        let second = collect(nodes, &published, topics, true).await?;
-        let late = second.delivered.saturating_sub(first.delivered);
-        (second, late)
-    } else {
-        collect(nodes, &published, topics, true).await?;
-        (first, 0)
-    };
-    let Collected { mut latencies, delivered, lagged, arrived, first } = counted;
+        let again = collect(nodes, &published, topics).await?;
+        late = again.delivered().saturating_sub(counted.delivered());
+        counted = again;
+    }
+    for stopped in futures::future::join_all(nodes.iter().map(SimNode::stop_recording)).await {
+        stopped.context("stopping a recording")?;
+    }
+    let delivered = counted.delivered();
+    let Collected { mut latencies, lagged, arrived, first } = counted;
     let mut first_arrivals: Vec<Duration> = first.into_values().collect();
     first_arrivals.sort_unstable();
     let missing = missing_pairs(&published, topics, &arrived, MISSING_LISTED);
@@ -272,7 +274,6 @@ fn missing_pairs(
 /// Arrivals of the published messages at the nodes that should have them.
 struct Collected {
     latencies: Vec<Duration>,
-    delivered: u64,
     lagged: u64,
     /// (node, message) pairs that arrived.
     arrived: std::collections::HashSet<(usize, MessageHash)>,
@@ -280,16 +281,20 @@ struct Collected {
     first: HashMap<MessageHash, Duration>,
 }
 
+impl Collected {
+    fn delivered(&self) -> u64 {
+        self.arrived.len() as u64
+    }
+}
+
 async fn collect(
     nodes: &[SimNode],
     published: &Published<'_>,
     topics: &[Vec<String>],
-    stop: bool,
 ) -> anyhow::Result<Collected> {
-    let recorded = futures::future::join_all(nodes.iter().map(|n| n.arrivals(stop))).await;
+    let recorded = futures::future::join_all(nodes.iter().map(SimNode::arrivals)).await;
     let mut collected = Collected {
         latencies: Vec::new(),
-        delivered: 0,
         lagged: 0,
         arrived: std::collections::HashSet::new(),
         first: HashMap::new(),
@@ -303,7 +308,6 @@ async fn collect(
                 && topics[index].iter().any(|t| t == topic)
                 && collected.arrived.insert((index, hash))
             {
-                collected.delivered += 1;
                 let latency = at.duration_since(*sent_at).unwrap_or_default();
                 collected.latencies.push(latency);
                 let first = collected.first.entry(hash).or_insert(latency);
