@@ -176,6 +176,10 @@ pub struct NodeOptions {
     /// Most peers per IP address, 0 for no limit (default 5).
     #[cfg_attr(feature = "cli", arg(long))]
     pub ip_colocation_limit: Option<usize>,
+    /// Most relay peers that dialled this node, 0 for no cap (default 12, twice the relay
+    /// target; the fleet's own nodes are never capped). Past it the newest is disconnected.
+    #[cfg_attr(feature = "cli", arg(long))]
+    pub max_inbound_relay_peers: Option<usize>,
     /// Peer id of one of the fleet's own nodes, for the fleet-dependence figure (repeatable;
     /// static nodes and tree entries count as fleet nodes too).
     #[cfg_attr(feature = "cli", arg(long = "fleet-peer"))]
@@ -324,6 +328,7 @@ impl NodeOptions {
             max_connections: self.max_connections.or(under.max_connections),
             relay_service_ratio: self.relay_service_ratio.or(under.relay_service_ratio),
             ip_colocation_limit: self.ip_colocation_limit.or(under.ip_colocation_limit),
+            max_inbound_relay_peers: self.max_inbound_relay_peers.or(under.max_inbound_relay_peers),
             fleet_peer: list(self.fleet_peer, under.fleet_peer),
             rest: self.rest.or(under.rest),
             rest_address: self.rest_address.or(under.rest_address),
@@ -468,6 +473,9 @@ impl NodeOptions {
         }
         if let Some(limit) = self.ip_colocation_limit {
             peer_manager.max_peers_per_ip = limit;
+        }
+        if let Some(cap) = self.max_inbound_relay_peers {
+            peer_manager.max_inbound_relay_peers = cap;
         }
         let announce_ip = match (self.ext_ip, self.nat.as_deref()) {
             (Some(ip), _) => Some(ip),
@@ -633,6 +641,10 @@ mod tests {
         // nwaku v0.38's defaults where they differ from earlier ones.
         assert_eq!(config.peer_manager.max_connections, 150);
         assert!((config.peer_manager.relay_share - 0.5).abs() < 1e-9);
+        assert_eq!(config.peer_manager.max_inbound_relay_peers, 12);
+        let uncapped =
+            parse("max-inbound-relay-peers = 0").unwrap().node_config(context()).unwrap();
+        assert_eq!(uncapped.peer_manager.max_inbound_relay_peers, 0);
         assert!(config.peer_exchange, "peer exchange is on by default since v0.37");
         assert_eq!(options.rest_socket(), None);
         let on = parse("rest = true\nmetrics-server = true\nmetrics-server-port = 9100").unwrap();

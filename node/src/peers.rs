@@ -113,6 +113,9 @@ pub struct PeerManagerConfig {
     pub backoff_max: Duration,
     /// Known peers kept at most. Default: 1000.
     pub max_known_peers: usize,
+    /// Relay peers that dialled us kept at most, outside the fleet; 0: no cap. Default: 12,
+    /// twice the relay target (nwaku keeps twice as many inbound relay peers as it dials).
+    pub max_inbound_relay_peers: usize,
 }
 
 impl Default for PeerManagerConfig {
@@ -127,6 +130,7 @@ impl Default for PeerManagerConfig {
             backoff_base: Duration::from_secs(2),
             backoff_max: Duration::from_secs(600),
             max_known_peers: 1000,
+            max_inbound_relay_peers: 12,
         }
     }
 }
@@ -169,6 +173,8 @@ pub struct Connected {
     /// peers the node has will not take it into their meshes (see
     /// [`PeerManager::dial_candidates`]).
     pub mesh_thin: bool,
+    /// When each connected peer connected.
+    pub since: HashMap<PeerId, Instant>,
 }
 
 /// Known peers and the decisions over them.
@@ -400,12 +406,16 @@ impl PeerManager {
     /// client) most of its relay peers are the fleet's, and it has too few candidates beyond
     /// the fleet to dial. A client whose relay peers are all fleet nodes loses every one of
     /// them with the fleet: in a 1,000-node simulation 35 of 950 such survivors of a fleet
-    /// loss were still short 400 s later, never having looked for anyone else.
+    /// loss were still short 400 s later, never having looked for anyone else. Or its mesh
+    /// stays thin below the [`Self::mesh_ceiling`]: with every peer it knew tried, a thin
+    /// node otherwise stopped short of the ceiling and traded nothing.
     pub fn wants_discovery(&self, connected: &Connected, now: Instant) -> bool {
         let target = self.config.target_relay_peers;
         let relay = connected.relay.len();
         let fleet = connected.relay.iter().filter(|p| self.is_fleet(p)).count();
-        let lacking = relay < target || (!self.in_fleet && self.fleet_share_too_high(relay, fleet));
+        let lacking = relay < target
+            || (!self.in_fleet && self.fleet_share_too_high(relay, fleet))
+            || (connected.mesh_thin && relay < self.mesh_ceiling());
         lacking && self.dialable(connected, now, 2 * target) < 2 * target
     }
 
@@ -528,6 +538,37 @@ impl PeerManager {
         out
     }
 
+    /// Inbound relay peers past [`PeerManagerConfig::max_inbound_relay_peers`] on a node
+    /// outside the fleet, to disconnect: the newest.
+    ///
+    /// Why a cap: a client dials toward its target and stops, so the nodes every newcomer
+    /// knew first (the early ones, in every discv5 table) collect dozens of inbound relay
+    /// peers while late ones get none. A node nobody dialled is inbound at each of its peers,
+    /// and a gossipsub node takes an inbound GRAFT only below D_high and, pruning at D_high,
+    /// keeps its outbound quota and best scorers: such a node is left out of every mesh. In a
+    /// 500-node simulation every node below D_low had at most two inbound relay peers (102
+    /// had none), while 123 held twelve or more. Refused by the crowded, newcomers dial the
+    /// others. Fleet nodes are the bootstrap entry and are not capped.
+    pub fn surplus_inbound_relay(&self, connected: &Connected) -> Vec<PeerId> {
+        let cap = self.config.max_inbound_relay_peers;
+        if self.in_fleet || cap == 0 {
+            return Vec::new();
+        }
+        let mut inbound: Vec<&PeerId> = connected
+            .relay
+            .iter()
+            .filter(|p| connected.peers.get(*p).copied().unwrap_or(false))
+            .collect();
+        if inbound.len() <= cap {
+            return Vec::new();
+        }
+        // The newest first: a connection past the cap is refused at the door (its dialer
+        // takes it as a refusal and goes elsewhere); the settled ones stay.
+        inbound.sort_by_key(|p| (std::cmp::Reverse(connected.since.get(*p).copied()), **p));
+        let over = inbound.len() - cap;
+        inbound.into_iter().take(over).copied().collect()
+    }
+
     fn fleet_share_too_high(&self, relay: usize, fleet: usize) -> bool {
         relay > 0 && fleet as f64 / relay as f64 > self.config.max_fleet_share
     }
@@ -611,6 +652,72 @@ mod tests {
         let ceiling = target + MESH_DIAL_EXTRA;
         assert_eq!(pm.dial_candidates(&holding(ceiling - 1, true), now).len(), 2);
         assert!(pm.dial_candidates(&holding(ceiling, true), now).is_empty());
+    }
+
+    /// A thin mesh below the ceiling with every known peer tried looks for more; at the
+    /// ceiling, or with a healthy mesh at the target, it does not.
+    #[test]
+    fn a_thin_mesh_short_of_candidates_asks_discovery() {
+        let mut pm = manager();
+        let target = pm.config.target_relay_peers;
+        let known: Vec<PeerId> = (0..target + MESH_DIAL_EXTRA).map(|_| PeerId::random()).collect();
+        for (i, p) in known.iter().enumerate() {
+            pm.add(*p, vec![addr([10, 8, i as u8, 1])], Origin::Discv5);
+        }
+        let holding = |count: usize, mesh_thin: bool| {
+            let mut connected = Connected { mesh_thin, ..Connected::default() };
+            for p in &known[..count] {
+                connected.peers.insert(*p, false);
+                connected.relay.insert(*p);
+            }
+            connected
+        };
+        let now = Instant::now();
+        assert!(!pm.wants_discovery(&holding(target, false), now));
+        assert!(pm.wants_discovery(&holding(target, true), now));
+        assert!(!pm.wants_discovery(&holding(target + MESH_DIAL_EXTRA, true), now));
+    }
+
+    /// Past the inbound relay cap a client sheds the newest inbound relay peers (refused at
+    /// the door); never one it dialled; a fleet node, or a cap of 0, sheds none.
+    #[test]
+    fn inbound_relay_peers_past_the_cap_are_shed_newest_first() {
+        let config =
+            PeerManagerConfig { max_inbound_relay_peers: 3, ..PeerManagerConfig::default() };
+        let pm = PeerManager::new(config.clone(), []);
+        let start = Instant::now();
+        let inbound: Vec<PeerId> = (0..5).map(|_| PeerId::random()).collect();
+        let dialled: Vec<PeerId> = (0..4).map(|_| PeerId::random()).collect();
+        let mut connected = Connected::default();
+        for (i, p) in inbound.iter().enumerate() {
+            connected.peers.insert(*p, true);
+            connected.relay.insert(*p);
+            connected.since.insert(*p, start + Duration::from_secs(i as u64));
+        }
+        for p in &dialled {
+            connected.peers.insert(*p, false);
+            connected.relay.insert(*p);
+            connected.since.insert(*p, start + Duration::from_secs(60));
+        }
+        let shed: HashSet<PeerId> = pm.surplus_inbound_relay(&connected).into_iter().collect();
+        assert_eq!(shed, HashSet::from([inbound[4], inbound[3]]));
+        // At the cap: nobody.
+        for p in &inbound[3..] {
+            connected.peers.remove(p);
+            connected.relay.remove(p);
+        }
+        assert!(pm.surplus_inbound_relay(&connected).is_empty());
+        connected.peers.insert(inbound[4], true);
+        connected.relay.insert(inbound[4]);
+        assert_eq!(pm.surplus_inbound_relay(&connected), vec![inbound[4]]);
+        let mut fleet_node = PeerManager::new(config, []);
+        fleet_node.join_fleet();
+        assert!(fleet_node.surplus_inbound_relay(&connected).is_empty());
+        let uncapped = PeerManager::new(
+            PeerManagerConfig { max_inbound_relay_peers: 0, ..PeerManagerConfig::default() },
+            [],
+        );
+        assert!(uncapped.surplus_inbound_relay(&connected).is_empty());
     }
 
     /// At the ceiling with a thin mesh, a node trades a peer it dialled that keeps it out of

@@ -23,6 +23,7 @@
 //! run in N child processes ([`super::sim_hosts`]), each with its own open-files limit.
 
 use std::{
+    collections::HashMap,
     path::PathBuf,
     sync::Arc,
     time::{Duration, Instant},
@@ -38,7 +39,7 @@ use super::{
     sim_churn::ChurnFigures,
     sim_fleet::{ControllerFigures, FleetNode, FleetPlan, SimFleet},
     sim_hostile::{Hostile, Role},
-    sim_hosts::{CLUSTER, Hosts, Setup, ShardPlan, SimNode},
+    sim_hosts::{CLUSTER, Hosts, Setup, ShardPlan, SimNode, SimStats},
     sim_links::{RttModel, SimLinks, address},
     sim_traffic::{Load, Publisher},
 };
@@ -247,7 +248,7 @@ async fn watch_healing(
                 holding_dead += 1;
             }
             let alive_relay =
-                peers.iter().filter(|(p, relay)| *relay && !fleet_ids.contains(p)).count();
+                peers.iter().filter(|(p, peer)| peer.relay && !fleet_ids.contains(p)).count();
             if healed[index].is_none() && alive_relay >= TARGET_RELAY_PEERS {
                 healed[index] = Some(crashed_at.elapsed());
             }
@@ -941,6 +942,66 @@ fn write_report(dir: &std::path::Path, results: &Results, samples: &Samples) -> 
     std::fs::write(&path, html).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Clients with at least this many inbound relay peers are counted together.
+const INBOUND_GROUPED: usize = 4;
+
+/// Nodes whose mesh ends below D_low described per report.
+const THIN_DESCRIBED: usize = 5;
+
+/// The first few `nodes` whose mesh ends below D_low, on stderr: each relay peer, which way it
+/// was dialled, whether it is in the mesh, its score, and its own relay peers and mesh (where
+/// it is one of `nodes`), so a reader can tell full peers from backoffs from bad scores.
+async fn describe_thin_meshes(nodes: &[SimNode], stats: &[SimStats]) -> anyhow::Result<()> {
+    let thin: Vec<usize> = (0..nodes.len())
+        .filter(|&i| stats[i].mesh < node::relay::MESH_N_LOW)
+        .take(THIN_DESCRIBED)
+        .collect();
+    if thin.is_empty() {
+        return Ok(());
+    }
+    let position: HashMap<PeerId, usize> =
+        nodes.iter().enumerate().map(|(i, n)| (n.peer_id(), i)).collect();
+    for i in thin {
+        let mut line = format!(
+            "sim: thin mesh at node {}: {}\n  ",
+            nodes[i].index(),
+            nodes[i].describe().await?
+        );
+        for (id, peer) in nodes[i].peers().await?.iter().filter(|(_, p)| p.relay) {
+            let side = if peer.inbound { "in" } else { "out" };
+            let meshed = if peer.in_mesh { "mesh" } else { "-" };
+            let score = peer.score.map_or("?".to_owned(), |s| format!("{s:.1}"));
+            let theirs = match position.get(id) {
+                None => "?".to_owned(),
+                Some(&p) => {
+                    // How the peer sees this node: its score there, and whether it is in
+                    // the peer's mesh.
+                    let back = nodes[p].peers().await?;
+                    let seen = back.iter().find(|(b, _)| *b == nodes[i].peer_id()).map_or(
+                        "gone".to_owned(),
+                        |(_, b)| {
+                            format!(
+                                "{} {}",
+                                if b.in_mesh { "meshes us" } else { "not us" },
+                                b.score.map_or("?".to_owned(), |s| format!("{s:.1}"))
+                            )
+                        },
+                    );
+                    format!(
+                        "n{} {}/{} {seen}",
+                        nodes[p].index(),
+                        stats[p].relay_peers,
+                        stats[p].mesh
+                    )
+                }
+            };
+            line.push_str(&format!("[{theirs} {side} {meshed} {score}] "));
+        }
+        eprintln!("{line}");
+    }
+    Ok(())
+}
+
 /// The figures of `results.json` from the stats of `nodes` and the peers of `clients` (asked of
 /// every node at once), memory over the `running` nodes, and what the nodes below the relay
 /// target saw (the first five, on stderr).
@@ -957,9 +1018,9 @@ async fn measure(
     let mut relay = Vec::with_capacity(nodes.len());
     let mut mesh = Vec::with_capacity(nodes.len());
     let mut bootstrap = Vec::new();
+    let stats = stats.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let mut described = 0;
-    for (index, stats) in stats.into_iter().enumerate() {
-        let stats = stats?;
+    for (index, stats) in stats.iter().enumerate() {
         relay.push(stats.relay_peers);
         mesh.push(stats.mesh);
         bootstrap.extend(stats.time_to_target);
@@ -968,14 +1029,35 @@ async fn measure(
             eprintln!("node {index}: {}", nodes[index].describe().await?);
         }
     }
+    describe_thin_meshes(nodes, &stats).await?;
     let mut fleet_share = Vec::new();
-    for peers in peers {
-        let relaying: Vec<_> = peers?.into_iter().filter(|(_, relay)| *relay).collect();
+    // Clients by inbound relay peers: (clients, of which below D_low).
+    let mut by_inbound: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
+    let offset = nodes.len() - clients.len();
+    for (client, peers) in peers.into_iter().enumerate() {
+        let peers = peers?;
+        let inbound = peers.iter().filter(|(_, p)| p.relay && p.inbound).count();
+        let group = by_inbound.entry(inbound.min(INBOUND_GROUPED)).or_default();
+        group.0 += 1;
+        group.1 += usize::from(stats[offset + client].mesh < node::relay::MESH_N_LOW);
+        let relaying: Vec<_> = peers.into_iter().filter(|(_, peer)| peer.relay).collect();
         if !relaying.is_empty() {
             let from_fleet = relaying.iter().filter(|(p, _)| fleet_ids.contains(p)).count();
             fleet_share.push(from_fleet as f64 / relaying.len() as f64);
         }
     }
+    // Which clients end thin: in every run so far, those few peers dialled.
+    let thin_by_inbound: Vec<String> = by_inbound
+        .iter()
+        .map(|(inbound, (count, thin))| {
+            let plus = if *inbound == INBOUND_GROUPED { "+" } else { "" };
+            format!("{inbound}{plus}: {thin} of {count}")
+        })
+        .collect();
+    eprintln!(
+        "sim: meshes below D_low by inbound relay peers (clients): {}",
+        thin_by_inbound.join(", ")
+    );
     relay.sort_unstable();
     mesh.sort_unstable();
     bootstrap.sort_unstable();

@@ -165,8 +165,8 @@ enum Reply {
     },
     Stats(SimStats),
     Text(String),
-    /// Connected peers and whether each relays on one of the node's topics.
-    Peers(Vec<(String, bool)>),
+    /// Connected peers.
+    Peers(Vec<SimPeer>),
     /// The message's hash, and when the node was handed it (nanoseconds since the Unix
     /// epoch), taken in the process that runs it: the request's way through the pipe and the
     /// worker's queue is the sim's, not the network's.
@@ -187,6 +187,20 @@ enum Reply {
 struct Envelope<T> {
     id: u64,
     body: T,
+}
+
+/// A connected peer as the sim sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct SimPeer {
+    pub id: String,
+    /// Whether it relays on one of the node's topics.
+    pub relay: bool,
+    /// Whether it dialled the node.
+    pub inbound: bool,
+    /// Whether it is in the node's mesh on one of its topics.
+    pub in_mesh: bool,
+    /// Its gossipsub score as the node keeps it.
+    pub score: Option<f64>,
 }
 
 /// What the sim reads of a node's stats.
@@ -293,7 +307,16 @@ impl Host {
             Request::Peers { index } => {
                 let peers = self.node(index)?.peers().await.map_err(|e| e.to_string())?;
                 Ok(Reply::Peers(
-                    peers.into_iter().map(|p| (p.peer_id.to_string(), p.relay)).collect(),
+                    peers
+                        .into_iter()
+                        .map(|p| SimPeer {
+                            id: p.peer_id.to_string(),
+                            relay: p.relay,
+                            inbound: p.inbound,
+                            in_mesh: !p.mesh_topics.is_empty(),
+                            score: p.score,
+                        })
+                        .collect(),
                 ))
             }
             Request::Publish { index, topic, content_topic, payload, timestamp } => {
@@ -565,12 +588,12 @@ impl SimNode {
         }
     }
 
-    /// Connected peers and whether each relays on one of the node's topics.
-    pub(crate) async fn peers(&self) -> anyhow::Result<Vec<(PeerId, bool)>> {
+    /// Connected peers: whether each relays on one of the node's topics, is in its mesh, …
+    pub(crate) async fn peers(&self) -> anyhow::Result<Vec<(PeerId, SimPeer)>> {
         match self.call(Request::Peers { index: self.index }).await? {
             Reply::Peers(peers) => peers
                 .into_iter()
-                .map(|(id, relay)| Ok((id.parse().context("a peer id")?, relay)))
+                .map(|peer| Ok((peer.id.parse().context("a peer id")?, peer)))
                 .collect(),
             other => Err(unexpected(other)),
         }

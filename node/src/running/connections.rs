@@ -49,6 +49,7 @@ impl Service {
         let mut connected = Connected::default();
         for (peer, state) in &self.peers {
             connected.peers.insert(*peer, state.inbound);
+            connected.since.insert(*peer, state.since);
             if let Some(ip) = ip_of(&state.address) {
                 *connected.per_ip.entry(ip).or_default() += 1;
             }
@@ -178,6 +179,10 @@ impl Service {
         }
         for peer in self.connections.peer_manager.surplus_fleet_peers(&connected) {
             tracing::debug!(target: "node", %peer, "dropping a fleet peer for diversity");
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        for peer in self.connections.peer_manager.surplus_inbound_relay(&connected) {
+            tracing::debug!(target: "node", %peer, "dropping an inbound relay peer past the cap");
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         for peer in self.connections.peer_manager.surplus_by_kind(&connected) {
