@@ -39,7 +39,7 @@ use super::{
     sim_churn::ChurnFigures,
     sim_fleet::{ControllerFigures, FleetNode, FleetPlan, SimFleet},
     sim_hostile::{Hostile, Role},
-    sim_hosts::{CLUSTER, Hosts, Setup, ShardPlan, SimNode, SimStats},
+    sim_hosts::{CLUSTER, Hosts, Setup, ShardPlan, SimNode, SimPeer, SimStats},
     sim_links::{RttModel, SimLinks, address},
     sim_traffic::{Load, Publisher},
 };
@@ -144,14 +144,21 @@ struct Results {
     /// The links' round trips (`--rtt`) and rate.
     rtt: String,
     link_mbit: Option<f64>,
-    /// Nodes that reached [`TARGET_RELAY_PEERS`] within the limit.
+    /// Nodes at [`TARGET_RELAY_PEERS`] at the end, those below at the first look asked again
+    /// for up to [`BELOW_TARGET_GRACE`].
     reached_target: usize,
+    /// Nodes below [`TARGET_RELAY_PEERS`] at the first look at the end.
+    below_target_first_look: usize,
     relay_peers: PeerCounts,
     /// Gossipsub mesh peers per node at the end (the smallest of its topics' meshes): below
     /// 4 (D_low) a node gets messages by gossip, a heartbeat late per hop.
     mesh_peers: PeerCounts,
     /// Nodes whose smallest mesh is below D_low at the end.
     mesh_below_d_low: usize,
+    /// Clients by relay peers that dialled them (the last group: that many or more), and how
+    /// many of each ended below D_low: a node nobody dialled is inbound at every peer, pruned
+    /// first by each.
+    below_d_low_by_inbound: Vec<InboundGroup>,
     /// From each node's start to its relay target (nodes that reached it).
     bootstrap_seconds: Spread,
     /// Share of each non-fleet node's relay peers that are fleet nodes.
@@ -310,6 +317,15 @@ struct Messages {
     /// node indices as in the whole network.
     missing: u64,
     missing_listed: Vec<(usize, u64)>,
+}
+
+/// Clients with `inbound_relay_peers` relay peers that dialled them (or more, in the last
+/// group), and how many of them ended below D_low.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+struct InboundGroup {
+    inbound_relay_peers: usize,
+    clients: usize,
+    below_d_low: usize,
 }
 
 #[derive(Debug, Serialize)]
@@ -763,10 +779,9 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     }
     if results.reached_target < live.len() {
         bail!(
-            "{} of {} nodes had fewer than {TARGET_RELAY_PEERS} relay peers after {:.0?}",
+            "{} of {} nodes had fewer than {TARGET_RELAY_PEERS} relay peers at the end of the run (looked at again for {BELOW_TARGET_GRACE:?})",
             live.len() - results.reached_target,
             live.len(),
-            args.limit
         );
     }
     Ok(())
@@ -948,9 +963,79 @@ const INBOUND_GROUPED: usize = 4;
 /// Nodes whose mesh ends below D_low described per report.
 const THIN_DESCRIBED: usize = 5;
 
+/// How long the end of a run waits for nodes below the relay target to get back to it.
+const BELOW_TARGET_GRACE: Duration = Duration::from_secs(10);
+
+/// The nodes below the relay target in `relay` (every node's relay peers at the end), asked
+/// again each second for up to [`BELOW_TARGET_GRACE`], `relay` updated as they recover: a
+/// node refused by a peer at its inbound cap, or that lost one, is below for the second it
+/// takes to dial another, and one look at a thousand nodes catches some of them there. How
+/// many were below at the first look.
+async fn look_again_below_target(nodes: &[SimNode], relay: &mut [usize]) -> anyhow::Result<usize> {
+    let below = |relay: &[usize]| -> Vec<usize> {
+        (0..relay.len()).filter(|&i| relay[i] < TARGET_RELAY_PEERS).collect()
+    };
+    let first = below(relay).len();
+    if first == 0 {
+        return Ok(0);
+    }
+    let started = Instant::now();
+    loop {
+        let short = below(relay);
+        if short.is_empty() || started.elapsed() >= BELOW_TARGET_GRACE {
+            eprintln!(
+                "sim: {first} node(s) below {TARGET_RELAY_PEERS} relay peers at the end, {} of them back within {:.1?}",
+                first - short.len(),
+                started.elapsed()
+            );
+            return Ok(first);
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        for i in short {
+            relay[i] = nodes[i].stats().await?.relay_peers;
+        }
+    }
+}
+
+/// Clients (`peers` and `stats` in the same order) grouped by relay peers that dialled them.
+fn below_d_low_by_inbound(
+    peers: &[Vec<(PeerId, SimPeer)>],
+    stats: &[SimStats],
+) -> Vec<InboundGroup> {
+    let mut groups: Vec<InboundGroup> = (0..=INBOUND_GROUPED)
+        .map(|inbound_relay_peers| InboundGroup { inbound_relay_peers, clients: 0, below_d_low: 0 })
+        .collect();
+    for (peers, stats) in peers.iter().zip(stats) {
+        let inbound = peers.iter().filter(|(_, p)| p.relay && p.inbound).count();
+        let group = &mut groups[inbound.min(INBOUND_GROUPED)];
+        group.clients += 1;
+        group.below_d_low += usize::from(stats.mesh < node::relay::MESH_N_LOW);
+    }
+    groups.retain(|g| g.clients > 0);
+    groups
+}
+
+/// A gossipsub score as the sim prints it.
+fn score_text(score: Option<f64>) -> String {
+    score.map_or("?".to_owned(), |s| format!("{s:.1}"))
+}
+
+/// How `peer` sees `node`: whether it meshes it and the score it keeps of it.
+async fn seen_by(peer: &SimNode, node: &SimNode) -> anyhow::Result<String> {
+    let back = peer.peers().await?;
+    Ok(match back.iter().find(|(id, _)| *id == node.peer_id()) {
+        None => "gone".to_owned(),
+        Some((_, seen)) => {
+            let meshes = if seen.in_mesh { "meshes us" } else { "not us" };
+            format!("{meshes} {}", score_text(seen.score))
+        }
+    })
+}
+
 /// The first few `nodes` whose mesh ends below D_low, on stderr: each relay peer, which way it
-/// was dialled, whether it is in the mesh, its score, and its own relay peers and mesh (where
-/// it is one of `nodes`), so a reader can tell full peers from backoffs from bad scores.
+/// was dialled, whether each meshes the other, the scores both ways, and the peer's own relay
+/// peers and mesh (where it is one of `nodes`), so a reader can tell full peers from backoffs
+/// from bad scores.
 async fn describe_thin_meshes(nodes: &[SimNode], stats: &[SimStats]) -> anyhow::Result<()> {
     let thin: Vec<usize> = (0..nodes.len())
         .filter(|&i| stats[i].mesh < node::relay::MESH_N_LOW)
@@ -962,40 +1047,23 @@ async fn describe_thin_meshes(nodes: &[SimNode], stats: &[SimStats]) -> anyhow::
     let position: HashMap<PeerId, usize> =
         nodes.iter().enumerate().map(|(i, n)| (n.peer_id(), i)).collect();
     for i in thin {
-        let mut line = format!(
-            "sim: thin mesh at node {}: {}\n  ",
-            nodes[i].index(),
-            nodes[i].describe().await?
-        );
-        for (id, peer) in nodes[i].peers().await?.iter().filter(|(_, p)| p.relay) {
-            let side = if peer.inbound { "in" } else { "out" };
-            let meshed = if peer.in_mesh { "mesh" } else { "-" };
-            let score = peer.score.map_or("?".to_owned(), |s| format!("{s:.1}"));
+        let node = &nodes[i];
+        let mut line =
+            format!("sim: thin mesh at node {}: {}\n  ", node.index(), node.describe().await?);
+        for (id, peer) in node.peers().await?.iter().filter(|(_, p)| p.relay) {
             let theirs = match position.get(id) {
                 None => "?".to_owned(),
-                Some(&p) => {
-                    // How the peer sees this node: its score there, and whether it is in
-                    // the peer's mesh.
-                    let back = nodes[p].peers().await?;
-                    let seen = back.iter().find(|(b, _)| *b == nodes[i].peer_id()).map_or(
-                        "gone".to_owned(),
-                        |(_, b)| {
-                            format!(
-                                "{} {}",
-                                if b.in_mesh { "meshes us" } else { "not us" },
-                                b.score.map_or("?".to_owned(), |s| format!("{s:.1}"))
-                            )
-                        },
-                    );
-                    format!(
-                        "n{} {}/{} {seen}",
-                        nodes[p].index(),
-                        stats[p].relay_peers,
-                        stats[p].mesh
-                    )
-                }
+                Some(&p) => format!(
+                    "n{} {}/{} {}",
+                    nodes[p].index(),
+                    stats[p].relay_peers,
+                    stats[p].mesh,
+                    seen_by(&nodes[p], node).await?
+                ),
             };
-            line.push_str(&format!("[{theirs} {side} {meshed} {score}] "));
+            let side = if peer.inbound { "in" } else { "out" };
+            let meshed = if peer.in_mesh { "mesh" } else { "-" };
+            line.push_str(&format!("[{theirs} {side} {meshed} {}] ", score_text(peer.score)));
         }
         eprintln!("{line}");
     }
@@ -1029,35 +1097,28 @@ async fn measure(
             eprintln!("node {index}: {}", nodes[index].describe().await?);
         }
     }
+    let below_target_first_look = look_again_below_target(nodes, &mut relay).await?;
     describe_thin_meshes(nodes, &stats).await?;
+    let peers = peers.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let mut fleet_share = Vec::new();
-    // Clients by inbound relay peers: (clients, of which below D_low).
-    let mut by_inbound: std::collections::BTreeMap<usize, (usize, usize)> = Default::default();
-    let offset = nodes.len() - clients.len();
-    for (client, peers) in peers.into_iter().enumerate() {
-        let peers = peers?;
-        let inbound = peers.iter().filter(|(_, p)| p.relay && p.inbound).count();
-        let group = by_inbound.entry(inbound.min(INBOUND_GROUPED)).or_default();
-        group.0 += 1;
-        group.1 += usize::from(stats[offset + client].mesh < node::relay::MESH_N_LOW);
-        let relaying: Vec<_> = peers.into_iter().filter(|(_, peer)| peer.relay).collect();
+    for peers in &peers {
+        let relaying: Vec<&PeerId> =
+            peers.iter().filter(|(_, peer)| peer.relay).map(|(p, _)| p).collect();
         if !relaying.is_empty() {
-            let from_fleet = relaying.iter().filter(|(p, _)| fleet_ids.contains(p)).count();
+            let from_fleet = relaying.iter().filter(|p| fleet_ids.contains(p)).count();
             fleet_share.push(from_fleet as f64 / relaying.len() as f64);
         }
     }
-    // Which clients end thin: in every run so far, those few peers dialled.
-    let thin_by_inbound: Vec<String> = by_inbound
+    let below_d_low_by_inbound =
+        below_d_low_by_inbound(&peers, &stats[nodes.len() - clients.len()..]);
+    let groups: Vec<String> = below_d_low_by_inbound
         .iter()
-        .map(|(inbound, (count, thin))| {
-            let plus = if *inbound == INBOUND_GROUPED { "+" } else { "" };
-            format!("{inbound}{plus}: {thin} of {count}")
+        .map(|g| {
+            let plus = if g.inbound_relay_peers == INBOUND_GROUPED { "+" } else { "" };
+            format!("{}{plus}: {} of {}", g.inbound_relay_peers, g.below_d_low, g.clients)
         })
         .collect();
-    eprintln!(
-        "sim: meshes below D_low by inbound relay peers (clients): {}",
-        thin_by_inbound.join(", ")
-    );
+    eprintln!("sim: meshes below D_low by inbound relay peers (clients): {}", groups.join(", "));
     relay.sort_unstable();
     mesh.sort_unstable();
     bootstrap.sort_unstable();
@@ -1074,6 +1135,7 @@ async fn measure(
         rtt: args.rtt.to_string(),
         link_mbit: args.link_mbit,
         reached_target: relay.iter().filter(|&&n| n >= TARGET_RELAY_PEERS).count(),
+        below_target_first_look,
         relay_peers: PeerCounts {
             min: relay.first().copied().unwrap_or(0),
             p50: relay.get(relay.len() / 2).copied().unwrap_or(0),
@@ -1083,6 +1145,7 @@ async fn measure(
             p50: mesh.get(mesh.len() / 2).copied().unwrap_or(0),
         },
         mesh_below_d_low: mesh.iter().filter(|&&m| m < node::relay::MESH_N_LOW).count(),
+        below_d_low_by_inbound,
         bootstrap_seconds: spread(&bootstrap),
         fleet_share: Share {
             mean: if fleet_share.is_empty() {

@@ -303,6 +303,19 @@ fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
     assert!(below < 40, "{text}");
     let smallest = results["mesh_peers"]["min"].as_u64().unwrap();
     assert_eq!(below == 0, smallest >= 4, "{text}");
+    // A passing run ends with every node at its target, after the second look at most.
+    let first_look = results["below_target_first_look"].as_u64().unwrap();
+    assert!(first_look >= 40 - results["reached_target"].as_u64().unwrap(), "{text}");
+    // Every client in one group by the relay peers that dialled it, ascending, and the thin
+    // ones among them no more than all the thin.
+    let groups = results["below_d_low_by_inbound"].as_array().unwrap();
+    let count = |key: &str| groups.iter().map(|g| g[key].as_u64().unwrap()).sum::<u64>();
+    let clients = 40 - results["fleet_nodes"].as_u64().unwrap();
+    assert_eq!(count("clients"), clients, "{text}");
+    assert!(count("below_d_low") <= below, "{text}");
+    let inbound: Vec<u64> =
+        groups.iter().map(|g| g["inbound_relay_peers"].as_u64().unwrap()).collect();
+    assert!(inbound.windows(2).all(|w| w[0] < w[1]) && inbound.iter().all(|&i| i <= 4), "{text}");
     let cpu = &results["cpu_busy"];
     assert!(cpu["cores"].as_u64().unwrap() >= 1, "{text}");
     for phase in ["bootstrap", "traffic"] {
