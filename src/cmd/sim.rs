@@ -149,6 +149,9 @@ struct Results {
     reached_target: usize,
     /// Nodes below [`TARGET_RELAY_PEERS`] at the first look at the end.
     below_target_first_look: usize,
+    /// Inbound connections each node refused over the run, on average: its limits, and
+    /// relay peers past its inbound relay cap (each one a dialler sent elsewhere).
+    refused_inbound_per_node: f64,
     relay_peers: PeerCounts,
     /// Gossipsub mesh peers per node at the end (the smallest of its topics' meshes): below
     /// 4 (D_low) a node gets messages by gossip, a heartbeat late per hop.
@@ -1136,6 +1139,8 @@ async fn measure(
         link_mbit: args.link_mbit,
         reached_target: relay.iter().filter(|&&n| n >= TARGET_RELAY_PEERS).count(),
         below_target_first_look,
+        refused_inbound_per_node: stats.iter().map(|s| s.refused_inbound).sum::<u64>() as f64
+            / stats.len().max(1) as f64,
         relay_peers: PeerCounts {
             min: relay.first().copied().unwrap_or(0),
             p50: relay.get(relay.len() / 2).copied().unwrap_or(0),

@@ -213,6 +213,8 @@ pub(crate) struct SimStats {
     pub bytes_received: u64,
     pub bytes_sent: u64,
     pub dials_failed: u64,
+    /// Inbound connections it refused (its limits, its inbound relay cap).
+    pub refused_inbound: u64,
 }
 
 /// What one node's recorder saw: arrivals (hash, when) and events it missed.
@@ -298,6 +300,7 @@ impl Host {
                     bytes_received: stats.bytes_received,
                     bytes_sent: stats.bytes_sent,
                     dials_failed: stats.dials_failed,
+                    refused_inbound: stats.refused_inbound,
                 }))
             }
             Request::Describe { index } => {

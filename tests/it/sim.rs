@@ -304,6 +304,7 @@ fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
     let smallest = results["mesh_peers"]["min"].as_u64().unwrap();
     assert_eq!(below == 0, smallest >= 4, "{text}");
     // A passing run ends with every node at its target, after the second look at most.
+    assert!(results["refused_inbound_per_node"].as_f64().unwrap() >= 0.0, "{text}");
     let first_look = results["below_target_first_look"].as_u64().unwrap();
     assert!(first_look >= 40 - results["reached_target"].as_u64().unwrap(), "{text}");
     // Every client in one group by the relay peers that dialled it, ascending, and the thin

@@ -183,6 +183,7 @@ impl Service {
         }
         for peer in self.connections.peer_manager.surplus_inbound_relay(&connected) {
             tracing::debug!(target: "node", %peer, "dropping an inbound relay peer past the cap");
+            self.stats.refused_inbound += 1;
             let _ = self.swarm.disconnect_peer_id(peer);
         }
         for peer in self.connections.peer_manager.surplus_by_kind(&connected) {

@@ -153,7 +153,8 @@ pub struct NodeStats {
     pub invalid_messages: u64,
     /// Peers disconnected by the metadata rules.
     pub metadata_rejections: u64,
-    /// Inbound connections refused by the limits.
+    /// Inbound connections refused by the limits: at once, or past the inbound relay cap
+    /// once they said they relay.
     pub refused_inbound: u64,
     /// Dials that failed: refused, timed out, the wrong peer at the address. (A dial libp2p
     /// does not start, because the peer is connected or being dialled, is no failure: the
