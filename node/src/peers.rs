@@ -600,6 +600,16 @@ mod tests {
         PeerManager::new(PeerManagerConfig::default(), [])
     }
 
+    /// Connected to `dialled` (all relay peers it dialled), the mesh thin or not.
+    fn holding(dialled: &[PeerId], mesh_thin: bool) -> Connected {
+        let mut connected = Connected { mesh_thin, ..Connected::default() };
+        for p in dialled {
+            connected.peers.insert(*p, false);
+            connected.relay.insert(*p);
+        }
+        connected
+    }
+
     #[test]
     fn non_fleet_peers_are_dialed_first_and_fleet_only_to_fill_the_target() {
         let mut pm = manager();
@@ -636,14 +646,7 @@ mod tests {
         }
         let fleet = PeerId::random();
         pm.add(fleet, vec![addr([10, 5, 0, 1])], Origin::Dns);
-        let holding = |count: usize, mesh_thin: bool| {
-            let mut connected = Connected { mesh_thin, ..Connected::default() };
-            for p in &known[..count] {
-                connected.peers.insert(*p, false);
-                connected.relay.insert(*p);
-            }
-            connected
-        };
+        let holding = |count: usize, mesh_thin: bool| holding(&known[..count], mesh_thin);
         let now = Instant::now();
         assert!(pm.dial_candidates(&holding(target, false), now).is_empty());
         let picked = pm.dial_candidates(&holding(target, true), now);
@@ -664,14 +667,7 @@ mod tests {
         for (i, p) in known.iter().enumerate() {
             pm.add(*p, vec![addr([10, 8, i as u8, 1])], Origin::Discv5);
         }
-        let holding = |count: usize, mesh_thin: bool| {
-            let mut connected = Connected { mesh_thin, ..Connected::default() };
-            for p in &known[..count] {
-                connected.peers.insert(*p, false);
-                connected.relay.insert(*p);
-            }
-            connected
-        };
+        let holding = |count: usize, mesh_thin: bool| holding(&known[..count], mesh_thin);
         let now = Instant::now();
         assert!(!pm.wants_discovery(&holding(target, false), now));
         assert!(pm.wants_discovery(&holding(target, true), now));
