@@ -64,6 +64,8 @@ impl Origin {
 pub const MESH_DIAL_EXTRA: usize = 6;
 /// How long a peer traded away for a thin mesh is not dialled again.
 pub const ROTATED_HOLD: Duration = Duration::from_secs(600);
+/// How long a peer that refused us is first held off (see [`PeerManager::on_refused`]).
+pub const REFUSED_HOLD: Duration = Duration::from_secs(30);
 
 /// Most peer ids a node keeps as its fleet's.
 pub const MAX_FLEET_PEERS: usize = 4096;
@@ -140,6 +142,9 @@ struct Known {
     addrs: Vec<Multiaddr>,
     origin: Origin,
     failures: u32,
+    /// Connections it closed at once since the last it kept ([`PeerManager::on_refused`]):
+    /// unlike `failures`, not cleared by the connection it then closed.
+    refusals: u32,
     retry_at: Option<Instant>,
 }
 
@@ -230,7 +235,7 @@ impl PeerManager {
         if self.known.len() >= self.config.max_known_peers && !self.evict_one() {
             return;
         }
-        self.known.insert(peer, Known { addrs, origin, failures: 0, retry_at: None });
+        self.known.insert(peer, Known { addrs, origin, failures: 0, refusals: 0, retry_at: None });
     }
 
     /// Drops the least useful non-bootstrap peer (most failures) to make room.
@@ -291,6 +296,27 @@ impl PeerManager {
             }
             None if inbound => self.add(peer, vec![address.clone()], Origin::Inbound),
             None => self.add(peer, vec![address.clone()], Origin::Static),
+        }
+    }
+
+    /// A peer closed at once a connection we dialled: it is full, or past its inbound relay
+    /// cap. Held off [`REFUSED_HOLD`], doubling with each refusal in a row up to
+    /// `backoff_max`. A failed dial's backoff would not do: the connection had come up, which
+    /// clears the failures, so every refusal was the first and the peer was dialled again
+    /// 2 s later (10 refused connections per node in a 1,000-node run, each a handshake).
+    pub fn on_refused(&mut self, peer: &PeerId, now: Instant) {
+        if let Some(known) = self.known.get_mut(peer) {
+            known.refusals = known.refusals.saturating_add(1);
+            let factor = 2u32.saturating_pow(known.refusals.saturating_sub(1).min(16));
+            let hold = REFUSED_HOLD.saturating_mul(factor).min(self.config.backoff_max);
+            known.retry_at = Some(now + hold);
+        }
+    }
+
+    /// A peer kept a connection past the refusal window: its refusals are over.
+    pub fn on_kept(&mut self, peer: &PeerId) {
+        if let Some(known) = self.known.get_mut(peer) {
+            known.refusals = 0;
         }
     }
 
@@ -655,6 +681,29 @@ mod tests {
         let ceiling = target + MESH_DIAL_EXTRA;
         assert_eq!(pm.dial_candidates(&holding(ceiling - 1, true), now).len(), 2);
         assert!(pm.dial_candidates(&holding(ceiling, true), now).is_empty());
+    }
+
+    /// A peer that refuses us is held off 30 s, then 60 s, ..., even though each refused
+    /// connection came up first; a connection it keeps ends the doubling.
+    #[test]
+    fn refusals_hold_a_peer_off_longer_each_time_until_it_keeps_us() {
+        let mut pm = manager();
+        let peer = PeerId::random();
+        let address = addr([10, 9, 0, 1]);
+        pm.add(peer, vec![address.clone()], Origin::Discv5);
+        let now = Instant::now();
+        let dialable_at = |pm: &PeerManager, at: Instant| {
+            pm.dial_candidates(&Connected::default(), at).iter().any(|(p, _)| *p == peer)
+        };
+        for hold in [REFUSED_HOLD, REFUSED_HOLD * 2, REFUSED_HOLD * 4] {
+            pm.on_connected(peer, &address, false);
+            pm.on_refused(&peer, now);
+            assert!(!dialable_at(&pm, now + hold - Duration::from_secs(1)), "{hold:?}");
+            assert!(dialable_at(&pm, now + hold), "{hold:?}");
+        }
+        pm.on_kept(&peer);
+        pm.on_refused(&peer, now);
+        assert!(dialable_at(&pm, now + REFUSED_HOLD));
     }
 
     /// A thin mesh below the ceiling with every known peer tried looks for more; at the

@@ -613,10 +613,16 @@ impl Service {
                 if let Some(state) = self.peers.remove(&peer_id) =>
             {
                 // A peer that closes what we dialled at once is full (or sheds us past its
-                // slots): dialled again at once, the two spun in handshakes, a fleet node and
-                // each client it had no room for, many times a second.
-                if !state.inbound && state.since.elapsed() < REFUSED_WITHIN {
-                    self.connections.peer_manager.on_dial_failure(&peer_id, Instant::now());
+                // slots or its inbound relay cap): dialled again at once, the two spun in
+                // handshakes, a fleet node and each client it had no room for, many times a
+                // second.
+                if !state.inbound {
+                    let pm = &mut self.connections.peer_manager;
+                    if state.since.elapsed() < REFUSED_WITHIN {
+                        pm.on_refused(&peer_id, Instant::now());
+                    } else {
+                        pm.on_kept(&peer_id);
+                    }
                 }
                 self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
                 self.dial_more();
