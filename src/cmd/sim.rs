@@ -1023,23 +1023,26 @@ fn score_text(score: Option<f64>) -> String {
     score.map_or("?".to_owned(), |s| format!("{s:.1}"))
 }
 
-/// How `peer` sees `node`: whether it meshes it and the score it keeps of it.
-async fn seen_by(peer: &SimNode, node: &SimNode) -> anyhow::Result<String> {
-    let back = peer.peers().await?;
-    Ok(match back.iter().find(|(id, _)| *id == node.peer_id()) {
+/// How the node with `peers` sees `node`: whether it meshes it and the score it keeps of it.
+fn seen_by(peers: &[(PeerId, SimPeer)], node: &PeerId) -> String {
+    match peers.iter().find(|(id, _)| id == node) {
         None => "gone".to_owned(),
         Some((_, seen)) => {
             let meshes = if seen.in_mesh { "meshes us" } else { "not us" };
             format!("{meshes} {}", score_text(seen.score))
         }
-    })
+    }
 }
 
 /// The first few `nodes` whose mesh ends below D_low, on stderr: each relay peer, which way it
 /// was dialled, whether each meshes the other, the scores both ways, and the peer's own relay
 /// peers and mesh (where it is one of `nodes`), so a reader can tell full peers from backoffs
-/// from bad scores.
-async fn describe_thin_meshes(nodes: &[SimNode], stats: &[SimStats]) -> anyhow::Result<()> {
+/// from bad scores. `stats` and `peers` are every node's, in the order of `nodes`.
+async fn describe_thin_meshes(
+    nodes: &[SimNode],
+    stats: &[SimStats],
+    peers: &[Vec<(PeerId, SimPeer)>],
+) -> anyhow::Result<()> {
     let thin: Vec<usize> = (0..nodes.len())
         .filter(|&i| stats[i].mesh < node::relay::MESH_N_LOW)
         .take(THIN_DESCRIBED)
@@ -1053,17 +1056,16 @@ async fn describe_thin_meshes(nodes: &[SimNode], stats: &[SimStats]) -> anyhow::
         let node = &nodes[i];
         let mut line =
             format!("sim: thin mesh at node {}: {}\n  ", node.index(), node.describe().await?);
-        for (id, peer) in node.peers().await?.iter().filter(|(_, p)| p.relay) {
-            let theirs = match position.get(id) {
-                None => "?".to_owned(),
-                Some(&p) => format!(
+        for (id, peer) in peers[i].iter().filter(|(_, p)| p.relay) {
+            let theirs = position.get(id).map_or("?".to_owned(), |&p| {
+                format!(
                     "n{} {}/{} {}",
                     nodes[p].index(),
                     stats[p].relay_peers,
                     stats[p].mesh,
-                    seen_by(&nodes[p], node).await?
-                ),
-            };
+                    seen_by(&peers[p], &node.peer_id())
+                )
+            });
             let side = if peer.inbound { "in" } else { "out" };
             let meshed = if peer.in_mesh { "mesh" } else { "-" };
             line.push_str(&format!("[{theirs} {side} {meshed} {}] ", score_text(peer.score)));
@@ -1073,9 +1075,9 @@ async fn describe_thin_meshes(nodes: &[SimNode], stats: &[SimStats]) -> anyhow::
     Ok(())
 }
 
-/// The figures of `results.json` from the stats of `nodes` and the peers of `clients` (asked of
-/// every node at once), memory over the `running` nodes, and what the nodes below the relay
-/// target saw (the first five, on stderr).
+/// The figures of `results.json` from the stats and peers of `nodes` (asked of every node at
+/// once; `clients`, the last of them, make the fleet share), memory over the `running` nodes,
+/// and what the nodes still below the relay target or D_low saw (the first five, on stderr).
 async fn measure(
     args: &SimArgs,
     fleet: usize,
@@ -1085,26 +1087,28 @@ async fn measure(
     pids: &[u32],
 ) -> anyhow::Result<(Results, Samples)> {
     let stats = futures::future::join_all(nodes.iter().map(SimNode::stats)).await;
-    let peers = futures::future::join_all(clients.iter().map(SimNode::peers)).await;
+    // Every node's peers, once: the clients' make the fleet share and the groups by inbound
+    // peers, and the thin nodes are described from them (how each peer sees them too).
+    let peers = futures::future::join_all(nodes.iter().map(SimNode::peers)).await;
     let mut relay = Vec::with_capacity(nodes.len());
     let mut mesh = Vec::with_capacity(nodes.len());
     let mut bootstrap = Vec::new();
     let stats = stats.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
-    let mut described = 0;
-    for (index, stats) in stats.iter().enumerate() {
+    for stats in &stats {
         relay.push(stats.relay_peers);
         mesh.push(stats.mesh);
         bootstrap.extend(stats.time_to_target);
-        if stats.relay_peers < TARGET_RELAY_PEERS && described < 5 {
-            described += 1;
-            eprintln!("node {index}: {}", nodes[index].describe().await?);
-        }
     }
     let below_target_first_look = look_again_below_target(nodes, &mut relay).await?;
-    describe_thin_meshes(nodes, &stats).await?;
+    // Those still below after the second look.
+    for i in (0..nodes.len()).filter(|&i| relay[i] < TARGET_RELAY_PEERS).take(5) {
+        eprintln!("node {}: {}", nodes[i].index(), nodes[i].describe().await?);
+    }
     let peers = peers.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
+    describe_thin_meshes(nodes, &stats, &peers).await?;
+    let clients_peers = &peers[nodes.len() - clients.len()..];
     let mut fleet_share = Vec::new();
-    for peers in &peers {
+    for peers in clients_peers {
         let relaying: Vec<&PeerId> =
             peers.iter().filter(|(_, peer)| peer.relay).map(|(p, _)| p).collect();
         if !relaying.is_empty() {
@@ -1113,7 +1117,7 @@ async fn measure(
         }
     }
     let below_d_low_by_inbound =
-        below_d_low_by_inbound(&peers, &stats[nodes.len() - clients.len()..]);
+        below_d_low_by_inbound(clients_peers, &stats[nodes.len() - clients.len()..]);
     let groups: Vec<String> = below_d_low_by_inbound
         .iter()
         .map(|g| {
