@@ -609,19 +609,23 @@ impl Service {
                     let _ = reply.send(Ok(()));
                 }
             }
-            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, cause, .. }
                 if let Some(state) = self.peers.remove(&peer_id) =>
             {
                 // A peer that closes what we dialled at once is full (or sheds us past its
                 // slots or its inbound relay cap): dialled again at once, the two spun in
                 // handshakes, a fleet node and each client it had no room for, many times a
                 // second.
+                // Only the peer's close counts (libp2p gives no cause for our own): a peer
+                // we drop at once (another cluster, diversity, a mesh trade) is not one that
+                // refused us.
                 if !state.inbound {
                     let pm = &mut self.connections.peer_manager;
-                    if state.since.elapsed() < REFUSED_WITHIN {
-                        pm.on_refused(&peer_id, Instant::now());
-                    } else {
+                    let quick = state.since.elapsed() < REFUSED_WITHIN;
+                    if !quick {
                         pm.on_kept(&peer_id);
+                    } else if cause.is_some() {
+                        pm.on_refused(&peer_id, Instant::now());
                     }
                 }
                 self.emit(NodeEvent::PeerDisconnected { peer: peer_id });
