@@ -332,14 +332,23 @@ impl PeerManager {
     }
 
     /// Whether to keep an inbound connection from `ip`.
-    pub fn admit_inbound(&self, ip: Option<IpAddr>, connected: &Connected) -> Result<(), Refusal> {
+    pub fn admit_inbound(
+        &self,
+        peer: &PeerId,
+        ip: Option<IpAddr>,
+        connected: &Connected,
+    ) -> Result<(), Refusal> {
         if connected.peers.len() >= self.config.max_connections {
             return Err(Refusal::Full);
         }
         let inbound = connected.peers.values().filter(|&&i| i).count();
         let inbound_cap =
             (self.config.max_connections as f64 * self.config.max_inbound_share).floor() as usize;
-        if inbound >= inbound_cap.max(1) {
+        // A fleet node lets a fellow fleet node in past its inbound share: when a network
+        // starts, every client rushes the few nodes the tree lists and fills their inbound
+        // slots in seconds, and the fleet's own links are what must not be refused.
+        let fellow = self.in_fleet && self.is_fleet(peer);
+        if inbound >= inbound_cap.max(1) && !fellow {
             return Err(Refusal::InboundFull);
         }
         if let Some(ip) = ip
@@ -547,14 +556,23 @@ impl PeerManager {
     }
 
     /// Inbound peers over their kind's slots, to disconnect: relay peers past the relay
-    /// slots (fleet nodes first, then by id), and service peers past the service slots.
-    /// Peers we dialed are never shed here: we chose them.
+    /// slots, and service peers past the service slots. Peers we dialed are never shed here:
+    /// we chose them. Among relay peers a client sheds fleet nodes first (they have peers
+    /// enough), a fleet node sheds them last (they are its fleet); then the newest go first.
+    ///
+    /// A fleet node once shed its fellows first too: 95 clients rushing 5 fleet nodes filled
+    /// their relay slots 3 s after the start and each fleet node dropped its inbound fleet
+    /// peers, ending a 100-node run with meshes of 1-3 (the clients it took instead had been
+    /// pruned at D_high and were in their minute's backoff).
     pub fn surplus_by_kind(&self, connected: &Connected) -> Vec<PeerId> {
         let (relay_slots, service_slots) = self.slots();
         let inbound = |p: &&PeerId| connected.peers.get(*p).copied().unwrap_or(false);
         let mut out = Vec::new();
         let mut relay: Vec<PeerId> = connected.relay.iter().filter(inbound).copied().collect();
-        relay.sort_by_key(|p| (!self.is_fleet(p), *p));
+        relay.sort_by_key(|p| {
+            let fleet_last = self.in_fleet == self.is_fleet(p);
+            (fleet_last, std::cmp::Reverse(connected.since.get(p).copied()), *p)
+        });
         let over = connected.relay.len().saturating_sub(relay_slots);
         out.extend(relay.into_iter().take(over));
         let mut service: Vec<PeerId> = connected.service.iter().filter(inbound).copied().collect();
@@ -931,17 +949,23 @@ mod tests {
         );
         let ip: IpAddr = [10, 0, 0, 1].into();
         let mut connected = Connected::default();
-        assert_eq!(pm.admit_inbound(Some(ip), &connected), Ok(()));
+        assert_eq!(pm.admit_inbound(&PeerId::random(), Some(ip), &connected), Ok(()));
         connected.per_ip.insert(ip, 2);
-        assert_eq!(pm.admit_inbound(Some(ip), &connected), Err(Refusal::Colocation(ip)));
+        assert_eq!(
+            pm.admit_inbound(&PeerId::random(), Some(ip), &connected),
+            Err(Refusal::Colocation(ip))
+        );
         for _ in 0..6 {
             connected.peers.insert(PeerId::random(), true);
         }
-        assert_eq!(pm.admit_inbound(None, &connected), Err(Refusal::InboundFull));
+        assert_eq!(
+            pm.admit_inbound(&PeerId::random(), None, &connected),
+            Err(Refusal::InboundFull)
+        );
         for _ in 0..4 {
             connected.peers.insert(PeerId::random(), false);
         }
-        assert_eq!(pm.admit_inbound(None, &connected), Err(Refusal::Full));
+        assert_eq!(pm.admit_inbound(&PeerId::random(), None, &connected), Err(Refusal::Full));
         // Dialing respects the per-IP limit too.
         let mut pm = pm;
         for _ in 0..3 {
@@ -985,6 +1009,45 @@ mod tests {
         let mut pm = pm;
         pm.add(PeerId::random(), vec![addr([10, 9, 0, 1])], Origin::Discv5);
         assert!(pm.dial_candidates(&connected, Instant::now()).is_empty());
+    }
+
+    #[test]
+    fn a_fleet_node_past_its_relay_slots_sheds_the_newest_clients_and_keeps_its_fleet() {
+        // 6 relay slots, 7 inbound connections at most.
+        let config = PeerManagerConfig { max_connections: 12, ..PeerManagerConfig::default() };
+        let mut pm = PeerManager::new(config, []);
+        let start = Instant::now();
+        let mut connected = Connected::default();
+        let mut fellows = Vec::new();
+        for i in 0..2u8 {
+            let p = PeerId::random();
+            pm.add(p, vec![addr([10, 0, 0, i])], Origin::Static);
+            connected.peers.insert(p, true);
+            connected.relay.insert(p);
+            connected.since.insert(p, start + Duration::from_secs(10 + u64::from(i)));
+            fellows.push(p);
+        }
+        let mut clients = Vec::new();
+        for i in 0..6u64 {
+            let p = PeerId::random();
+            connected.peers.insert(p, true);
+            connected.relay.insert(p);
+            connected.since.insert(p, start + Duration::from_secs(i));
+            clients.push(p);
+        }
+        // 8 inbound relay peers for 6 slots. A client drops the fleet's two first.
+        let shed = pm.surplus_by_kind(&connected);
+        assert_eq!(shed.len(), 2);
+        assert!(shed.iter().all(|p| fellows.contains(p)), "a client sheds fleet nodes first");
+        // A fleet node keeps them and drops the two clients that came last.
+        pm.join_fleet();
+        let shed = pm.surplus_by_kind(&connected);
+        assert_eq!(shed, vec![clients[5], clients[4]], "newest clients first");
+        // With its inbound share full it still takes a fellow fleet node, not a client.
+        let fellow = PeerId::random();
+        pm.add(fellow, vec![addr([10, 0, 0, 9])], Origin::Static);
+        assert!(pm.admit_inbound(&PeerId::random(), None, &connected).is_err());
+        assert_eq!(pm.admit_inbound(&fellow, None, &connected), Ok(()));
     }
 
     #[test]

@@ -456,7 +456,13 @@ pub(crate) struct Worker {
 impl Worker {
     async fn spawn(number: usize, setup: &Setup, nodes: usize) -> anyhow::Result<Self> {
         let exe = std::env::current_exe().context("finding this program to start a worker")?;
-        let mut child = tokio::process::Command::new(exe)
+        let mut command = tokio::process::Command::new(exe);
+        // The clients' logs apart from the fleet's: `WAKUFLEET_WORKER_LOG`, when set, is the
+        // workers' filter (e.g. the fleet's gossipsub at debug and the clients' at error).
+        if let Some(filter) = std::env::var_os("WAKUFLEET_WORKER_LOG") {
+            command.env("WAKUFLEET_LOG", filter);
+        }
+        let mut child = command
             .arg("sim-worker")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

@@ -580,10 +580,11 @@ impl Service {
                 let address = endpoint.get_remote_address().clone();
                 if inbound
                     && num_established.get() == 1
-                    && let Err(refusal) = self
-                        .connections
-                        .peer_manager
-                        .admit_inbound(ip_of(&address), &self.connected())
+                    && let Err(refusal) = self.connections.peer_manager.admit_inbound(
+                        &peer_id,
+                        ip_of(&address),
+                        &self.connected(),
+                    )
                 {
                     tracing::debug!(target: "node", peer = %peer_id, %refusal, "refusing inbound connection");
                     self.stats.refused_inbound += 1;
