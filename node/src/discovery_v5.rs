@@ -3,7 +3,15 @@
 //! are kept only if they announce a Waku capability and share a shard of our cluster (nwaku's
 //! sharding predicate), then handed to the peer manager.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use discv5::{ConfigBuilder, Discv5, Enr as Discv5Enr, ListenConfig, ProtocolIdentity};
 use enr::NodeId;
@@ -80,6 +88,8 @@ pub struct Discovery {
     discv5: Arc<Discv5>,
     /// Whether the node wants more peers: lookups are eager only then.
     needs_peers: watch::Sender<bool>,
+    /// Lookups run since the start (each checks the signature of every record it meets).
+    lookups: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Discovery {
@@ -114,8 +124,10 @@ impl Discovery {
         discv5.start().await.map_err(|e| Discv5Error::Start(e.to_string()))?;
         let discv5 = Arc::new(discv5);
         let (needs_peers, wanted) = watch::channel(true);
-        tokio::spawn(lookup_loop(discv5.clone(), boot_ids, cluster, shards, found, wanted));
-        Ok(Self { discv5, needs_peers })
+        let lookups = Arc::new(AtomicU64::new(0));
+        let looking = Looking { found, needs_peers: wanted, lookups: lookups.clone() };
+        tokio::spawn(lookup_loop(discv5.clone(), boot_ids, cluster, shards, looking));
+        Ok(Self { discv5, needs_peers, lookups })
     }
 
     /// Tells the lookups whether the node wants more peers (below its relay target). While it
@@ -133,6 +145,11 @@ impl Discovery {
         let bad = |message: String| Discv5Error::Bootstrap { record: text.to_owned(), message };
         let enr: Discv5Enr = text.parse().map_err(bad)?;
         self.discv5.add_enr(enr).map_err(|e| bad(e.to_owned()))
+    }
+
+    /// Lookups run since the start.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
     }
 
     /// Records in the routing table.
@@ -181,14 +198,21 @@ fn jittered(pause: Duration) -> Duration {
     pause.mul_f64(0.75 + unit / 2.0)
 }
 
+/// What the lookup task reports to and hears from the node.
+struct Looking {
+    found: mpsc::Sender<Vec<FoundPeer>>,
+    needs_peers: watch::Receiver<bool>,
+    lookups: Arc<AtomicU64>,
+}
+
 async fn lookup_loop(
     discv5: Arc<Discv5>,
     boot: Vec<NodeId>,
     cluster: u16,
     shards: Vec<u16>,
-    found: mpsc::Sender<Vec<FoundPeer>>,
-    mut needs_peers: watch::Receiver<bool>,
+    looking: Looking,
 ) {
+    let Looking { found, mut needs_peers, lookups } = looking;
     // Each record's peer, worked out once per (node, seq): a lookup returns the whole table
     // again, and turning a record into a peer checks its signature (at 200 nodes on one
     // machine, re-checking every record of every lookup took most of two cores).
@@ -203,6 +227,7 @@ async fn lookup_loop(
             .find_node_predicate(NodeId::random(), predicate, LOOKUP_SIZE)
             .await
             .unwrap_or_default();
+        lookups.fetch_add(1, Ordering::Relaxed);
         // The table holds what sessions taught us even when a lookup returns little.
         records.extend(discv5.table_entries_enr());
         if known.len() > MAX_REMEMBERED {

@@ -558,21 +558,37 @@ impl PeerManager {
     /// Inbound peers over their kind's slots, to disconnect: relay peers past the relay
     /// slots, and service peers past the service slots. Peers we dialed are never shed here:
     /// we chose them. Among relay peers a client sheds fleet nodes first (they have peers
-    /// enough), a fleet node sheds them last (they are its fleet); then the newest go first.
+    /// enough), then by id. A fleet node keeps fleet peers up to its relay target and sheds
+    /// the rest, clients and further fleet peers alike, those it has held longest first: it
+    /// is the network's way in, and those have had the time to find others.
     ///
     /// A fleet node once shed its fellows first too: 95 clients rushing 5 fleet nodes filled
     /// their relay slots 3 s after the start and each fleet node dropped its inbound fleet
     /// peers, ending a 100-node run with meshes of 1-3 (the clients it took instead had been
-    /// pruned at D_high and were in their minute's backoff).
+    /// pruned at D_high and were in their minute's backoff). Keeping every fellow instead
+    /// (49 of 75 relay slots with a fleet of 50) left the fleet so little room for clients,
+    /// who all come in through it, that 1,000 nodes took three times as long to bootstrap.
     pub fn surplus_by_kind(&self, connected: &Connected) -> Vec<PeerId> {
         let (relay_slots, service_slots) = self.slots();
         let inbound = |p: &&PeerId| connected.peers.get(*p).copied().unwrap_or(false);
         let mut out = Vec::new();
         let mut relay: Vec<PeerId> = connected.relay.iter().filter(inbound).copied().collect();
-        relay.sort_by_key(|p| {
-            let fleet_last = self.in_fleet == self.is_fleet(p);
-            (fleet_last, std::cmp::Reverse(connected.since.get(p).copied()), *p)
-        });
+        if self.in_fleet {
+            let since = |p: &PeerId| (connected.since.get(p).copied(), *p);
+            let dialled_fleet =
+                connected.relay.iter().filter(|p| self.is_fleet(p) && !inbound(p)).count();
+            let mut fleet: Vec<PeerId> =
+                relay.iter().filter(|p| self.is_fleet(p)).copied().collect();
+            fleet.sort_by_key(since);
+            let kept: HashSet<PeerId> = fleet
+                .into_iter()
+                .take(self.config.target_relay_peers.saturating_sub(dialled_fleet))
+                .collect();
+            relay.retain(|p| !kept.contains(p));
+            relay.sort_by_key(since);
+        } else {
+            relay.sort_by_key(|p| (!self.is_fleet(p), *p));
+        }
         let over = connected.relay.len().saturating_sub(relay_slots);
         out.extend(relay.into_iter().take(over));
         let mut service: Vec<PeerId> = connected.service.iter().filter(inbound).copied().collect();
@@ -1012,7 +1028,7 @@ mod tests {
     }
 
     #[test]
-    fn a_fleet_node_past_its_relay_slots_sheds_the_newest_clients_and_keeps_its_fleet() {
+    fn a_fleet_node_past_its_relay_slots_sheds_its_oldest_clients_and_keeps_its_fleet() {
         // 6 relay slots, 7 inbound connections at most.
         let config = PeerManagerConfig { max_connections: 12, ..PeerManagerConfig::default() };
         let mut pm = PeerManager::new(config, []);
@@ -1039,15 +1055,30 @@ mod tests {
         let shed = pm.surplus_by_kind(&connected);
         assert_eq!(shed.len(), 2);
         assert!(shed.iter().all(|p| fellows.contains(p)), "a client sheds fleet nodes first");
-        // A fleet node keeps them and drops the two clients that came last.
+        // A fleet node keeps them and drops the two clients it has held longest.
         pm.join_fleet();
         let shed = pm.surplus_by_kind(&connected);
-        assert_eq!(shed, vec![clients[5], clients[4]], "newest clients first");
+        assert_eq!(shed, vec![clients[0], clients[1]], "oldest clients first");
         // With its inbound share full it still takes a fellow fleet node, not a client.
         let fellow = PeerId::random();
         pm.add(fellow, vec![addr([10, 0, 0, 9])], Origin::Static);
         assert!(pm.admit_inbound(&PeerId::random(), None, &connected).is_err());
         assert_eq!(pm.admit_inbound(&fellow, None, &connected), Ok(()));
+        // Fleet peers past the relay target are shed like clients, oldest first: with 8
+        // fellows (the 6 oldest kept) and 6 clients for 6 slots, the 6 clients and the 2
+        // newest fellows go.
+        for i in 2..8u8 {
+            let p = PeerId::random();
+            pm.add(p, vec![addr([10, 0, 0, 10 + i])], Origin::Static);
+            connected.peers.insert(p, true);
+            connected.relay.insert(p);
+            connected.since.insert(p, start + Duration::from_secs(10 + u64::from(i)));
+            fellows.push(p);
+        }
+        let shed = pm.surplus_by_kind(&connected);
+        assert_eq!(shed.len(), 8, "{shed:?}");
+        assert_eq!(&shed[..6], &clients[..], "the clients, oldest first");
+        assert_eq!(&shed[6..], &fellows[6..], "then the fellows past the target");
     }
 
     #[test]

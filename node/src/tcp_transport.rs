@@ -89,6 +89,7 @@ pub struct Link {
 /// The links of a simulated network: what connects two addresses.
 pub trait LinkModel: Send + Sync + 'static {
     /// The link between `a` and `b`; it must not depend on their order, since each end asks.
+    /// Asked as bytes arrive, so a model may change its links while connections live.
     fn link(&self, a: IpAddr, b: IpAddr) -> Link;
 
     /// Whether the link between `a` and `b` is cut, as when a host crashes: from then on
@@ -126,8 +127,7 @@ impl Meter {
         let shaper = self.links.as_ref().and_then(|links| {
             let local = stream.0.local_addr().ok()?.ip();
             let remote = stream.0.peer_addr().ok()?.ip();
-            let link = links.link(local, remote);
-            Some(Box::new(Shaper::new(link, links.clone(), (local, remote))))
+            Some(Box::new(Shaper::new(links.clone(), (local, remote))))
         });
         Counted { inner: stream, counters: self.counters.clone(), shaper }
     }
@@ -282,7 +282,6 @@ thread_local! {
 /// The receiving end of a simulated link: every chunk read from the socket becomes readable
 /// once the link's rate has carried it and its one-way delay has passed.
 pub struct Shaper {
-    link: Link,
     links: Arc<dyn LinkModel>,
     /// (local, remote) addresses of the connection.
     ends: (IpAddr, IpAddr),
@@ -299,10 +298,9 @@ pub struct Shaper {
 }
 
 impl Shaper {
-    fn new(link: Link, links: Arc<dyn LinkModel>, ends: (IpAddr, IpAddr)) -> Self {
+    fn new(links: Arc<dyn LinkModel>, ends: (IpAddr, IpAddr)) -> Self {
         let now = tokio::time::Instant::now();
         Self {
-            link,
             links,
             ends,
             due: VecDeque::new(),
@@ -334,7 +332,8 @@ impl Shaper {
                 Poll::Ready(Ok(chunk)) => {
                     let n = chunk.len();
                     let now = tokio::time::Instant::now();
-                    let carried = match self.link.bytes_per_sec {
+                    let link = self.links.link(self.ends.0, self.ends.1);
+                    let carried = match link.bytes_per_sec {
                         Some(rate) if rate > 0 => {
                             let start = self.link_free.max(now);
                             start + Duration::from_secs_f64(n as f64 / rate as f64)
@@ -342,7 +341,7 @@ impl Shaper {
                         _ => now,
                     };
                     self.link_free = carried;
-                    self.due.push_back((carried + self.link.one_way, chunk));
+                    self.due.push_back((carried + link.one_way, chunk));
                     self.buffered += n;
                 }
                 Poll::Ready(Err(e)) => self.ended = Some(Err(e)),

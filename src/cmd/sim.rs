@@ -71,6 +71,15 @@ pub(crate) struct SimArgs {
     /// What each direction of a link carries, in Mbit/s (default: unlimited).
     #[arg(long)]
     link_mbit: Option<f64>,
+    /// Run the messages K times slower than real time (steady and shards): from the end of
+    /// the bootstrap every link's round trip × K and rate ÷ K, the messages K times further
+    /// apart and the settle × K; propagation and bandwidth are reported in the network's time
+    /// (divided back by K). Two cores running a thousand nodes queue every message behind
+    /// the others' work; slowed down, each node gets the CPU time a host of its own would, as
+    /// in simulators that charge none (Shadow). The bootstrap runs at full speed (its times
+    /// are wall-clock), and the nodes' own timers (gossipsub's 1 s heartbeat) are not slowed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    slowdown: u32,
     /// Seed of the links' round trips.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -174,6 +183,9 @@ struct Results {
     arrival_per_second: Option<f64>,
     /// Child processes the clients ran in (0: this one).
     workers: usize,
+    /// How many times slower than real time the network ran (`--slowdown`; 1: real time).
+    /// Propagation and bandwidth are in the network's time, bootstrap in wall-clock time.
+    slowdown: u32,
     /// Seconds between every node at its target and the first message (`--settle`).
     settle_seconds: f64,
     /// Each client's connection limit.
@@ -316,6 +328,9 @@ struct Messages {
     /// Arrivals that came only after the drain, when the sim looked again (counted as
     /// delivered): late, not lost.
     arrived_late: u64,
+    /// discv5 lookups per node per minute of wall-clock time while the messages flowed
+    /// (each checks the signature of every record it meets: a few hundred).
+    discv5_lookups_per_node_per_minute: f64,
     /// Arrivals that never came: how many, and the first few as (node, message index) with
     /// node indices as in the whole network.
     missing: u64,
@@ -420,7 +435,14 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     };
     // Churn's joiners come on hosts of their own, after the first nodes'.
     let host_count = if args.scenario == "churn" { args.nodes * 2 } else { args.nodes };
-    let links = SimLinks::new(args.rtt, link_rate, args.seed, host_count);
+    if args.slowdown > 1 && !["steady", "shards"].contains(&args.scenario.as_str()) {
+        bail!(
+            "--slowdown {}: only steady and shards run slowed down (the {} scenario's clocks are the nodes' own)",
+            args.slowdown,
+            args.scenario
+        );
+    }
+    let links = SimLinks::new(args.rtt, link_rate, args.seed, host_count).slowed(args.slowdown);
     // Always a model, even without delays: it is what crashes hosts.
     let link_model: Option<Arc<dyn LinkModel>> = Some(Arc::new(links.clone()));
     // Every address must be usable before anything starts.
@@ -466,6 +488,7 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
         rtt: args.rtt.to_string(),
         bytes_per_sec: link_rate,
         seed: args.seed,
+        slowdown: args.slowdown,
         hosts: host_count,
         plan,
         url: sim_fleet.url.clone(),
@@ -596,16 +619,30 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
     let traffic_cpu = super::sim_cpu::Phase::start(&hosts.pids())?;
     let traffic = match args.scenario.as_str() {
         "steady" | "shards" | "hostile" => {
-            tokio::time::sleep(args.settle).await;
+            let slowdown = args.slowdown;
+            if slowdown > 1 {
+                hosts.stretch_links().await?;
+            }
+            tokio::time::sleep(args.settle * slowdown).await;
             eprintln!(
-                "sim: {}, {} publishers, {} B messages, {}/s for {:?}, {shards} shard(s)",
+                "sim: {}, {} publishers, {} B messages, {}/s for {:?}, {shards} shard(s){}",
                 args.scenario,
                 load.publishers.len(),
                 load.size,
                 load.rate,
-                load.duration
+                load.duration,
+                if slowdown > 1 {
+                    format!(", {slowdown} times slower than real time")
+                } else {
+                    String::new()
+                }
             );
-            Some(super::sim_traffic::run(&nodes, &topics, &load).await?)
+            let wall_load = load.slowed(slowdown);
+            Some(
+                super::sim_traffic::run(&nodes, &topics, &wall_load)
+                    .await?
+                    .in_network_time(slowdown),
+            )
         }
         "fleet-loss" => {
             tokio::time::sleep(args.settle).await;
@@ -734,6 +771,12 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             println!(
                 "first arrival of each message anywhere: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
                 first.p50, first.p95, first.max
+            );
+        }
+        if let Some(m) = &results.messages {
+            println!(
+                "discovery while messages flowed: {:.2} discv5 lookups per node per minute",
+                m.discv5_lookups_per_node_per_minute
             );
         }
         if let Some(m) = results.messages.as_ref().filter(|m| m.arrived_late + m.missing > 0) {
@@ -887,6 +930,7 @@ fn add_traffic(
         first_arrival_ms: (!traffic.first_arrivals.is_empty())
             .then(|| spread_ms(&traffic.first_arrivals)),
         arrived_late: traffic.late,
+        discv5_lookups_per_node_per_minute: traffic.lookups_per_node_per_minute,
         missing: traffic.expected.saturating_sub(traffic.delivered),
         missing_listed: traffic.missing.iter().map(|(n, m)| (n + first_node, *m)).collect(),
     });
@@ -1168,6 +1212,7 @@ async fn measure(
         wall_seconds: wall.as_secs_f64(),
         arrival_per_second: args.arrival,
         workers: args.workers,
+        slowdown: args.slowdown,
         settle_seconds: args.settle.as_secs_f64(),
         max_connections: args.client_max_connections(),
         cpu_busy: None,

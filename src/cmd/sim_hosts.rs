@@ -119,6 +119,8 @@ pub(crate) struct Setup {
     pub rtt: String,
     pub bytes_per_sec: Option<u64>,
     pub seed: u64,
+    /// How many times slower than real time the network runs.
+    pub slowdown: u32,
     /// Hosts in the model (churn's joiners have hosts of their own).
     pub hosts: usize,
     pub plan: ShardPlan,
@@ -130,7 +132,7 @@ pub(crate) struct Setup {
 impl Setup {
     fn links(&self) -> anyhow::Result<SimLinks> {
         let rtt: RttModel = self.rtt.parse().map_err(|e: String| anyhow!(e))?;
-        Ok(SimLinks::new(rtt, self.bytes_per_sec, self.seed, self.hosts))
+        Ok(SimLinks::new(rtt, self.bytes_per_sec, self.seed, self.hosts).slowed(self.slowdown))
     }
 }
 
@@ -155,6 +157,7 @@ enum Request {
     StopRecording { index: usize },
     Crash { host: usize },
     Refuse { host: usize },
+    Stretch,
     Shutdown { index: usize },
 }
 
@@ -215,6 +218,8 @@ pub(crate) struct SimStats {
     pub dials_failed: u64,
     /// Inbound connections it refused (its limits, its inbound relay cap).
     pub refused_inbound: u64,
+    /// discv5 lookups it ran.
+    pub discv5_lookups: u64,
 }
 
 /// What one node's recorder saw: arrivals (hash, when) and events it missed.
@@ -301,6 +306,7 @@ impl Host {
                     bytes_sent: stats.bytes_sent,
                     dials_failed: stats.dials_failed,
                     refused_inbound: stats.refused_inbound,
+                    discv5_lookups: stats.discv5_lookups,
                 }))
             }
             Request::Describe { index } => {
@@ -379,6 +385,10 @@ impl Host {
             }
             Request::Refuse { host } => {
                 self.links.refuse_connections(host);
+                Ok(Reply::Done)
+            }
+            Request::Stretch => {
+                self.links.stretch();
                 Ok(Reply::Done)
             }
             Request::Shutdown { index } => {
@@ -731,6 +741,11 @@ impl Hosts {
         self.everywhere(|| Request::Refuse { host }).await
     }
 
+    /// Every link, in every process, runs `--slowdown` times slower from now on.
+    pub(crate) async fn stretch_links(&self) -> anyhow::Result<()> {
+        self.everywhere(|| Request::Stretch).await
+    }
+
     /// This process and the workers: where the sim's CPU time and memory are.
     pub(crate) fn pids(&self) -> Vec<u32> {
         std::iter::once(std::process::id()).chain(self.workers.iter().map(|w| w.pid)).collect()
@@ -785,6 +800,7 @@ mod tests {
         let setup = Setup {
             rtt: "none".to_owned(),
             bytes_per_sec: None,
+            slowdown: 1,
             seed: 1,
             hosts: 4,
             plan: ShardPlan { fleet: 1, shards: 1 },

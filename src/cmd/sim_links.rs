@@ -15,7 +15,7 @@ use std::{
     str::FromStr,
     sync::{
         Arc,
-        atomic::{AtomicU8, Ordering},
+        atomic::{AtomicBool, AtomicU8, Ordering},
     },
     time::Duration,
 };
@@ -100,6 +100,12 @@ pub(crate) struct SimLinks {
     pub rtt: RttModel,
     pub bytes_per_sec: Option<u64>,
     pub seed: u64,
+    /// How many times slower than real time the network runs (`--slowdown`) once
+    /// [`Self::stretch`] is called: from then on every delay on the wire stretched by it,
+    /// every rate divided by it.
+    pub slowdown: u32,
+    /// Whether the links are stretched yet (shared by every clone in the process).
+    stretched: Arc<AtomicBool>,
     /// Per host: [`CRASHED`] and [`REFUSES`].
     hosts: Arc<Vec<AtomicU8>>,
 }
@@ -113,7 +119,20 @@ impl SimLinks {
     /// Links among `hosts` hosts.
     pub(crate) fn new(rtt: RttModel, bytes_per_sec: Option<u64>, seed: u64, hosts: usize) -> Self {
         let hosts = Arc::new((0..hosts).map(|_| AtomicU8::new(0)).collect());
-        Self { rtt, bytes_per_sec, seed, hosts }
+        Self { rtt, bytes_per_sec, seed, slowdown: 1, stretched: Arc::default(), hosts }
+    }
+
+    /// The same links, to run `slowdown` times slower than real time (at least 1) once
+    /// stretched.
+    pub(crate) fn slowed(self, slowdown: u32) -> Self {
+        Self { slowdown: slowdown.max(1), ..self }
+    }
+
+    /// From now on the links run [`Self::slowdown`] times slower. The sim stretches them for
+    /// the messages only: a whole network's bootstrap over links four times slower (800 ms
+    /// round trips) left most of 1,000 nodes short of their relay target after two minutes.
+    pub(crate) fn stretch(&self) {
+        self.stretched.store(true, Ordering::Relaxed);
     }
 
     /// Host `index` crashes: from now on its links carry nothing, and its peers hear nothing.
@@ -159,7 +178,12 @@ impl SimLinks {
 
 impl LinkModel for SimLinks {
     fn link(&self, a: IpAddr, b: IpAddr) -> Link {
-        Link { one_way: self.rtt(a, b) / 2, bytes_per_sec: self.bytes_per_sec }
+        let slowdown =
+            if self.stretched.load(Ordering::Relaxed) { self.slowdown.max(1) } else { 1 };
+        Link {
+            one_way: self.rtt(a, b) * slowdown / 2,
+            bytes_per_sec: self.bytes_per_sec.map(|rate| (rate / u64::from(slowdown)).max(1)),
+        }
     }
 
     fn severed(&self, a: IpAddr, b: IpAddr) -> bool {
@@ -208,6 +232,26 @@ mod tests {
         // Another seed, other draws.
         let other = SimLinks::new(links.rtt, None, 8, 50);
         assert_ne!(other.rtt(ip(1), ip(2)), links.rtt(ip(1), ip(2)));
+    }
+
+    #[test]
+    fn a_slowed_network_stretches_every_delay_and_divides_every_rate() {
+        let ip = |i: u8| IpAddr::from([127, 16, i, 1]);
+        let real = SimLinks::new("40ms-130ms".parse().unwrap(), Some(1_000_000), 7, 10);
+        let slowed = real.clone().slowed(4);
+        // Until stretched the links are the network's own (the nodes bootstrap at full speed).
+        assert_eq!(slowed.link(ip(1), ip(2)).one_way, real.link(ip(1), ip(2)).one_way);
+        slowed.clone().stretch();
+        for (a, b) in [(1, 2), (3, 9)] {
+            let (fast, slow) = (real.link(ip(a), ip(b)), slowed.link(ip(a), ip(b)));
+            assert_eq!(slow.one_way, fast.one_way * 4);
+            assert_eq!(slow.bytes_per_sec, Some(250_000));
+            // The round trip the model draws is the network's own, the same in both.
+            assert_eq!(slowed.rtt(ip(a), ip(b)), real.rtt(ip(a), ip(b)));
+        }
+        let zero = real.slowed(0);
+        zero.stretch();
+        assert_eq!(zero.link(ip(1), ip(2)).one_way, slowed.link(ip(1), ip(2)).one_way / 4);
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub(crate) struct Traffic {
     pub bytes: Vec<Option<(u64, u64)>>,
     /// How long publishing took: the load's duration (or more, on a slow machine).
     pub seconds: f64,
+    /// discv5 lookups per node per minute of wall-clock time while publishing: what keeps
+    /// the cores busy besides the messages.
+    pub lookups_per_node_per_minute: f64,
     /// Message events a node's receiver missed because it fell behind.
     pub lagged: u64,
     /// Arrivals that came after the drain, within [`STRAGGLER_GRACE`] (counted as delivered,
@@ -99,7 +102,33 @@ pub(crate) fn check(size: usize, rate: f64, duration: Duration) -> anyhow::Resul
     Ok(())
 }
 
+impl Load {
+    /// The same messages in a network `slowdown` times slower than real time: as far apart
+    /// again, over as much longer, with as much longer to drain.
+    pub(crate) fn slowed(&self, slowdown: u32) -> Self {
+        let slowdown = slowdown.max(1);
+        Self {
+            rate: self.rate / f64::from(slowdown),
+            duration: self.duration * slowdown,
+            drain: self.drain * slowdown,
+            ..self.clone()
+        }
+    }
+}
+
 impl Traffic {
+    /// Wall-clock figures of a network `slowdown` times slower than real time in the
+    /// network's own time: every latency divided by it, and so the publishing time (which
+    /// multiplies the rates back).
+    pub(crate) fn in_network_time(mut self, slowdown: u32) -> Self {
+        let slowdown = slowdown.max(1);
+        for latency in self.latencies.iter_mut().chain(self.first_arrivals.iter_mut()) {
+            *latency /= slowdown;
+        }
+        self.seconds /= f64::from(slowdown);
+        self
+    }
+
     /// Per node that ran throughout, bytes per second received and sent while publishing.
     pub(crate) fn rates(&self) -> Vec<(f64, f64)> {
         let seconds = self.seconds.max(1e-3);
@@ -137,10 +166,13 @@ fn payload(index: u64, size: usize) -> Vec<u8> {
     bytes
 }
 
-/// Byte counters of every node: (received, sent); `None` for a node that has stopped.
-async fn byte_counts(nodes: &[SimNode]) -> Vec<Option<(u64, u64)>> {
+/// Byte counters of every node: (received, sent); `None` for a node that has stopped. And
+/// the discv5 lookups all of them ran.
+async fn byte_counts(nodes: &[SimNode]) -> (Vec<Option<(u64, u64)>>, u64) {
     let stats = futures::future::join_all(nodes.iter().map(SimNode::stats)).await;
-    stats.into_iter().map(|s| s.ok().map(|s| (s.bytes_received, s.bytes_sent))).collect()
+    let lookups = stats.iter().flatten().map(|s| s.discv5_lookups).sum();
+    let bytes = stats.into_iter().map(|s| s.ok().map(|s| (s.bytes_received, s.bytes_sent)));
+    (bytes.collect(), lookups)
 }
 
 /// Publishes `load` through `nodes` and measures what arrived where. Node `i` is counted as a
@@ -160,7 +192,7 @@ pub(crate) async fn run(
         recording.context("starting to record arrivals")?;
     }
 
-    let before = byte_counts(nodes).await;
+    let (before, lookups_before) = byte_counts(nodes).await;
     let started = Instant::now();
     let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
     let mut published: Published<'_> = HashMap::new();
@@ -195,7 +227,10 @@ pub(crate) async fn run(
     // seconds leaves one interval after it).
     tokio::time::sleep_until((started + load.duration).into()).await;
     let publishing = started.elapsed();
-    let after = byte_counts(nodes).await;
+    let (after, lookups_after) = byte_counts(nodes).await;
+    let lookups_per_node_per_minute = lookups_after.saturating_sub(lookups_before) as f64
+        / nodes.len().max(1) as f64
+        / (publishing.as_secs_f64() / 60.0).max(1e-3);
     tokio::time::sleep(load.drain).await;
     let mut counted = collect(nodes, &published, topics).await?;
     let mut late = 0;
@@ -235,6 +270,7 @@ pub(crate) async fn run(
         expected,
         bytes,
         seconds: publishing.as_secs_f64(),
+        lookups_per_node_per_minute,
         lagged,
         late,
         missing,

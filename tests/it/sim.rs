@@ -261,9 +261,17 @@ fn bad_arguments_are_refused_before_anything_starts() {
         "at least the relay target",
     );
     fails(dir.path(), &["sim", "--arrival", "NaN", "--out", "p"], "--arrival NaN");
+    fails(
+        dir.path(),
+        &["sim", "--scenario", "fleet-loss", "--slowdown", "2", "--out", "m"],
+        "only steady and shards run slowed down",
+    );
+    let out = crate::helpers::wakufleet(dir.path(), &["sim", "--slowdown", "0", "--out", "l"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("--slowdown"), "{stderr}");
     // So slow that the last start would be past any time there is: refused, not a panic.
     fails(dir.path(), &["sim", "--arrival", "1e-300", "--out", "n"], "clients started per second");
-    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r", "q", "p", "o", "n"] {
+    for out in ["x", "y", "z", "w", "v", "u", "t", "s", "r", "q", "p", "o", "n", "m", "l"] {
         assert!(!dir.path().join(out).exists(), "{out}: nothing written for a refused run");
     }
 }
@@ -286,12 +294,21 @@ fn forty_nodes_on_four_shards_deliver_each_message_to_its_shard() {
             "--rate",
             "2",
             "--rtt",
-            "none",
+            "100ms",
+            "--slowdown",
+            "2",
             "--arrival",
             "20",
         ],
     );
     assert!(out.contains("40 reached 6 relay peers"), "{out}");
+    // Run twice slower than real time: a hop of the 100 ms round trip took 100 ms of wall
+    // time and is reported as the network's 50 ms; the load is the network's 2 a second.
+    assert_eq!(results["slowdown"], 2, "{text}");
+    assert_eq!(results["messages"]["per_second"].as_f64(), Some(2.0), "{text}");
+    let first_hop = results["messages"]["first_arrival_ms"]["p50"].as_f64().unwrap();
+    assert!((50.0..100.0).contains(&first_hop), "one hop in the network's time: {text}");
+    assert!(results["propagation_ms"]["p50"].as_f64().unwrap() >= first_hop, "{text}");
     // The 37 clients arrived 20 a second: the last 1.8 s after the first, and the run lasted
     // at least that (the fleet starts first).
     assert_eq!(results["arrival_per_second"].as_f64(), Some(20.0), "{text}");

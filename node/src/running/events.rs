@@ -166,6 +166,9 @@ pub struct NodeStats {
     pub dns_discovered: u64,
     /// Records in the discv5 routing table (0 when discv5 is off).
     pub discv5_table_size: usize,
+    /// discv5 lookups run since the start: each checks the signature of every record it
+    /// meets, the largest CPU cost of a node at rest in a big network.
+    pub discv5_lookups: u64,
     /// Unusable records from discovery (bad tree entries, undecodable peer-exchange ENRs).
     pub invalid_records: u64,
     /// Store queries served.

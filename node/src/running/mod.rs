@@ -485,6 +485,7 @@ impl Service {
         stats.filter_subscribers = self.filter.subscribers.len();
         stats.archive_errors = self.store.archive_errors.load(std::sync::atomic::Ordering::Relaxed);
         stats.discv5_table_size = self.discovery.discv5.as_ref().map_or(0, Discovery::table_size);
+        stats.discv5_lookups = self.discovery.discv5.as_ref().map_or(0, Discovery::lookups);
         stats.mesh_per_topic = self
             .subscribed
             .iter()
