@@ -328,9 +328,9 @@ struct Messages {
     /// Arrivals that came only after the drain, when the sim looked again (counted as
     /// delivered): late, not lost.
     arrived_late: u64,
-    /// discv5 lookups per node per minute of wall-clock time while the messages flowed
-    /// (each checks the signature of every record it meets: a few hundred).
-    discv5_lookups_per_node_per_minute: f64,
+    /// discv5 lookups while the messages flowed, per minute of wall-clock time (each checks
+    /// the signature of every record it meets: a few hundred).
+    discv5_lookups: super::sim_traffic::Lookups,
     /// Arrivals that never came: how many, and the first few as (node, message index) with
     /// node indices as in the whole network.
     missing: u64,
@@ -774,9 +774,10 @@ pub(crate) async fn run(args: SimArgs) -> anyhow::Result<()> {
             );
         }
         if let Some(m) = &results.messages {
+            let lookups = &m.discv5_lookups;
             println!(
-                "discovery while messages flowed: {:.2} discv5 lookups per node per minute",
-                m.discv5_lookups_per_node_per_minute
+                "discovery while messages flowed: {:.2} discv5 lookups per node per minute; {} nodes looked, at most {} lookups each",
+                lookups.per_node_per_minute, lookups.nodes_looking, lookups.max_per_node
             );
         }
         if let Some(m) = results.messages.as_ref().filter(|m| m.arrived_late + m.missing > 0) {
@@ -930,7 +931,7 @@ fn add_traffic(
         first_arrival_ms: (!traffic.first_arrivals.is_empty())
             .then(|| spread_ms(&traffic.first_arrivals)),
         arrived_late: traffic.late,
-        discv5_lookups_per_node_per_minute: traffic.lookups_per_node_per_minute,
+        discv5_lookups: traffic.lookups,
         missing: traffic.expected.saturating_sub(traffic.delivered),
         missing_listed: traffic.missing.iter().map(|(n, m)| (n + first_node, *m)).collect(),
     });

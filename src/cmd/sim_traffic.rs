@@ -68,9 +68,9 @@ pub(crate) struct Traffic {
     pub bytes: Vec<Option<(u64, u64)>>,
     /// How long publishing took: the load's duration (or more, on a slow machine).
     pub seconds: f64,
-    /// discv5 lookups per node per minute of wall-clock time while publishing: what keeps
-    /// the cores busy besides the messages.
-    pub lookups_per_node_per_minute: f64,
+    /// discv5 lookups while publishing (wall-clock time): each checks the signature of
+    /// every record it meets, what keeps the cores busy besides the messages.
+    pub lookups: Lookups,
     /// Message events a node's receiver missed because it fell behind.
     pub lagged: u64,
     /// Arrivals that came after the drain, within [`STRAGGLER_GRACE`] (counted as delivered,
@@ -167,12 +167,35 @@ fn payload(index: u64, size: usize) -> Vec<u8> {
 }
 
 /// Byte counters of every node: (received, sent); `None` for a node that has stopped. And
-/// the discv5 lookups all of them ran.
-async fn byte_counts(nodes: &[SimNode]) -> (Vec<Option<(u64, u64)>>, u64) {
+/// the discv5 lookups each ran.
+async fn byte_counts(nodes: &[SimNode]) -> (Vec<Option<(u64, u64)>>, Vec<u64>) {
     let stats = futures::future::join_all(nodes.iter().map(SimNode::stats)).await;
-    let lookups = stats.iter().flatten().map(|s| s.discv5_lookups).sum();
+    let lookups = stats.iter().map(|s| s.as_ref().map_or(0, |s| s.discv5_lookups)).collect();
     let bytes = stats.into_iter().map(|s| s.ok().map(|s| (s.bytes_received, s.bytes_sent)));
     (bytes.collect(), lookups)
+}
+
+/// discv5 lookups while the messages flowed: per node per minute of wall-clock time, how
+/// many nodes looked at all, and the most one node ran.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub(crate) struct Lookups {
+    pub per_node_per_minute: f64,
+    pub nodes_looking: usize,
+    pub max_per_node: u64,
+}
+
+impl Lookups {
+    fn between(before: &[u64], after: &[u64], wall: Duration) -> Self {
+        let runs: Vec<u64> = before.iter().zip(after).map(|(b, a)| a.saturating_sub(*b)).collect();
+        let total: u64 = runs.iter().sum();
+        Self {
+            per_node_per_minute: total as f64
+                / runs.len().max(1) as f64
+                / (wall.as_secs_f64() / 60.0).max(1e-3),
+            nodes_looking: runs.iter().filter(|&&r| r > 0).count(),
+            max_per_node: runs.iter().copied().max().unwrap_or(0),
+        }
+    }
 }
 
 /// Publishes `load` through `nodes` and measures what arrived where. Node `i` is counted as a
@@ -228,9 +251,7 @@ pub(crate) async fn run(
     tokio::time::sleep_until((started + load.duration).into()).await;
     let publishing = started.elapsed();
     let (after, lookups_after) = byte_counts(nodes).await;
-    let lookups_per_node_per_minute = lookups_after.saturating_sub(lookups_before) as f64
-        / nodes.len().max(1) as f64
-        / (publishing.as_secs_f64() / 60.0).max(1e-3);
+    let lookups = Lookups::between(&lookups_before, &lookups_after, publishing);
     tokio::time::sleep(load.drain).await;
     let mut counted = collect(nodes, &published, topics).await?;
     let mut late = 0;
@@ -270,7 +291,7 @@ pub(crate) async fn run(
         expected,
         bytes,
         seconds: publishing.as_secs_f64(),
-        lookups_per_node_per_minute,
+        lookups,
         lagged,
         late,
         missing,
