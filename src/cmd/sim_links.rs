@@ -103,7 +103,7 @@ pub(crate) struct SimLinks {
     /// How many times slower than real time the network runs (`--slowdown`) once
     /// [`Self::stretch`] is called: from then on every delay on the wire stretched by it,
     /// every rate divided by it.
-    pub slowdown: u32,
+    slowdown: u32,
     /// Whether the links are stretched yet (shared by every clone in the process).
     stretched: Arc<AtomicBool>,
     /// Per host: [`CRASHED`] and [`REFUSES`].
@@ -178,8 +178,8 @@ impl SimLinks {
 
 impl LinkModel for SimLinks {
     fn link(&self, a: IpAddr, b: IpAddr) -> Link {
-        let slowdown =
-            if self.stretched.load(Ordering::Relaxed) { self.slowdown.max(1) } else { 1 };
+        // `slowed` keeps it at least 1.
+        let slowdown = if self.stretched.load(Ordering::Relaxed) { self.slowdown } else { 1 };
         Link {
             one_way: self.rtt(a, b) * slowdown / 2,
             bytes_per_sec: self.bytes_per_sec.map(|rate| (rate / u64::from(slowdown)).max(1)),

@@ -168,7 +168,7 @@ fn payload(index: u64, size: usize) -> Vec<u8> {
 
 /// Byte counters of every node: (received, sent); `None` for a node that has stopped. And
 /// the discv5 lookups each ran.
-async fn byte_counts(nodes: &[SimNode]) -> (Vec<Option<(u64, u64)>>, Vec<u64>) {
+async fn counters(nodes: &[SimNode]) -> (Vec<Option<(u64, u64)>>, Vec<u64>) {
     let stats = futures::future::join_all(nodes.iter().map(SimNode::stats)).await;
     let lookups = stats.iter().map(|s| s.as_ref().map_or(0, |s| s.discv5_lookups)).collect();
     let bytes = stats.into_iter().map(|s| s.ok().map(|s| (s.bytes_received, s.bytes_sent)));
@@ -215,7 +215,7 @@ pub(crate) async fn run(
         recording.context("starting to record arrivals")?;
     }
 
-    let (before, lookups_before) = byte_counts(nodes).await;
+    let (before, lookups_before) = counters(nodes).await;
     let started = Instant::now();
     let count = (load.duration.as_secs_f64() * load.rate).round().max(1.0) as u64;
     let mut published: Published<'_> = HashMap::new();
@@ -250,7 +250,7 @@ pub(crate) async fn run(
     // seconds leaves one interval after it).
     tokio::time::sleep_until((started + load.duration).into()).await;
     let publishing = started.elapsed();
-    let (after, lookups_after) = byte_counts(nodes).await;
+    let (after, lookups_after) = counters(nodes).await;
     let lookups = Lookups::between(&lookups_before, &lookups_after, publishing);
     tokio::time::sleep(load.drain).await;
     let mut counted = collect(nodes, &published, topics).await?;
